@@ -1,0 +1,166 @@
+{{ config(location=mart_location('user_features_daily')) }}
+
+{#- One end-of-day snapshot per user and day: event_timestamp is the midnight that ends the day
+    and every counter uses only events strictly before it. Snapshots run from the midnight that
+    starts the user's first day in the logs (all counters zero) to the midnight after the last
+    logged day, so a point-in-time join finds a row for any event in the window. -#}
+
+with
+
+users as (
+
+    select * from {{ ref('stg_raw__users') }}
+
+),
+
+watches as (
+
+    select * from {{ ref('int_watches_enriched') }}
+
+),
+
+impression_outcomes as (
+
+    select * from {{ ref('int_impression_outcomes') }}
+
+),
+
+event_window as (
+
+    select * from {{ ref('int_event_window') }}
+
+),
+
+user_days as (
+
+    select
+        users.user_id,
+        cast(
+            unnest(
+                generate_series(
+                    greatest(cast(users.signup_time as date), event_window.first_event_day) - 1,
+                    event_window.last_event_day,
+                    interval 1 day
+                )
+            ) as date
+        ) as activity_day
+    from users
+    cross join event_window
+
+),
+
+daily_watches as (
+
+    select
+        user_id,
+        cast(watch_time as date) as activity_day,
+        count(*) as watch_count,
+        sum(watch_seconds) as watch_seconds,
+        sum(watch_fraction) as watch_fraction_sum,
+        count_if(liked) as like_count
+    from watches
+    group by all
+
+),
+
+daily_impressions as (
+
+    select
+        user_id,
+        cast(impression_time as date) as activity_day,
+        count(*) as impression_count
+    from impression_outcomes
+    group by all
+
+),
+
+daily_clicks as (
+
+    -- a click counts on the day the user acted on it (the watch), not the day it was shown
+    select
+        user_id,
+        cast(click_time as date) as activity_day,
+        count(*) as click_count
+    from impression_outcomes
+    where clicked
+    group by all
+
+),
+
+daily as (
+
+    select
+        user_days.user_id,
+        user_days.activity_day,
+        coalesce(daily_watches.watch_count, 0) as watch_count,
+        coalesce(daily_watches.watch_seconds, 0.0) as watch_seconds,
+        coalesce(daily_watches.watch_fraction_sum, 0.0) as watch_fraction_sum,
+        coalesce(daily_watches.like_count, 0) as like_count,
+        coalesce(daily_impressions.impression_count, 0) as impression_count,
+        coalesce(daily_clicks.click_count, 0) as click_count
+    from user_days
+    left join daily_watches
+        on user_days.user_id = daily_watches.user_id
+        and user_days.activity_day = daily_watches.activity_day
+    left join daily_impressions
+        on user_days.user_id = daily_impressions.user_id
+        and user_days.activity_day = daily_impressions.activity_day
+    left join daily_clicks
+        on user_days.user_id = daily_clicks.user_id
+        and user_days.activity_day = daily_clicks.activity_day
+
+),
+
+rolling as (
+
+    -- the spine has every day, so a frame of n rows is a window of n days
+    select
+        user_id,
+        activity_day,
+        sum(watch_count) over last_28_days as watch_count_28d,
+        sum(watch_seconds) over last_28_days as watch_seconds_28d,
+        sum(watch_fraction_sum) over last_28_days as watch_fraction_sum_28d,
+        sum(like_count) over last_28_days as like_count_28d,
+        count_if(watch_count > 0) over last_28_days as active_days_28d,
+        sum(impression_count) over last_7_days as impressions_7d,
+        sum(click_count) over last_7_days as clicks_7d
+    from daily
+    window
+        last_28_days as (
+            partition by user_id order by activity_day rows between 27 preceding and current row
+        ),
+        last_7_days as (
+            partition by user_id order by activity_day rows between 6 preceding and current row
+        )
+
+),
+
+final as (
+
+    select
+        rolling.user_id,
+        cast(rolling.activity_day + interval 1 day as timestamp) as event_timestamp,
+        users.country,
+        users.device,
+        users.age_bucket,
+        users.gender,
+        cast(rolling.watch_count_28d as bigint) as watch_count_28d,
+        cast(rolling.watch_seconds_28d as double) as watch_seconds_28d,
+        cast(
+            case
+                when rolling.watch_count_28d > 0
+                    then rolling.watch_fraction_sum_28d / rolling.watch_count_28d
+                else 0.0
+            end as double
+        ) as mean_watch_fraction_28d,
+        cast(rolling.like_count_28d as bigint) as like_count_28d,
+        cast(rolling.active_days_28d as bigint) as active_days_28d,
+        cast(rolling.impressions_7d as bigint) as impressions_7d,
+        cast(rolling.clicks_7d as bigint) as clicks_7d
+    from rolling
+    inner join users
+        on rolling.user_id = users.user_id
+
+)
+
+select * from final

@@ -1,0 +1,48 @@
+"""Which model inputs a feature service provides, derived from its Feast definitions.
+
+Training (orchestration) and serving both ask this module, so the ranker's inputs are decided
+once, by the feature service's schema, and can never drift between the two code paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from feast import FeatureStore
+from feast.types import Array, PrimitiveFeastType
+
+# Features known only at request time (not stored in Feast) that the ranker also reads.
+REQUEST_CATEGORICAL_FEATURES = ("surface",)
+
+
+@dataclass(frozen=True)
+class FeatureColumns:
+    categorical: tuple[str, ...]
+    numeric: tuple[str, ...]
+    lists: tuple[str, ...]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric + self.lists
+
+
+def service_feature_columns(store: FeatureStore, service_name: str) -> FeatureColumns:
+    """Split a feature service's features into categorical, numeric and list-valued columns.
+
+    Strings and `*_id` integers are categorical (ids are identities, not magnitudes), arrays are
+    lists, everything else numeric. Order follows the service definition.
+    """
+    service = store.get_feature_service(service_name)
+    categorical: list[str] = []
+    numeric: list[str] = []
+    lists: list[str] = []
+    for projection in service.feature_view_projections:
+        for feature in projection.features:
+            dtype = feature.dtype
+            if isinstance(dtype, Array):
+                lists.append(feature.name)
+            elif dtype == PrimitiveFeastType.STRING or feature.name.endswith("_id"):
+                categorical.append(feature.name)
+            else:
+                numeric.append(feature.name)
+    return FeatureColumns(tuple(dict.fromkeys(categorical)), tuple(dict.fromkeys(numeric)), tuple(dict.fromkeys(lists)))

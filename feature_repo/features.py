@@ -1,0 +1,117 @@
+"""Feature views over the marts.
+
+TTLs follow the grain of each mart: daily snapshots are fresh for a couple of days (so a
+point-in-time join at any moment of day d finds the snapshot taken at the midnight starting it,
+with a day of slack), while event-grain history and slow-moving demographics stay valid long
+after the user's last event.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from feast import FeatureView, Field
+from feast.types import Array, Float64, Int64, String
+
+from feature_repo import data_sources
+from feature_repo.entities import user, video
+
+DAILY_SNAPSHOT_TTL = timedelta(days=2)
+PROFILE_TTL = timedelta(days=365)
+HISTORY_TTL = timedelta(days=365)
+
+
+def user_profile_view(marts_dir: Path) -> FeatureView:
+    return FeatureView(
+        name="user_profile",
+        description="Demographics of the user as of the latest daily snapshot.",
+        entities=[user],
+        ttl=PROFILE_TTL,
+        schema=[
+            Field(name="country", dtype=String),
+            Field(name="device", dtype=String),
+            Field(name="age_bucket", dtype=String),
+            Field(name="gender", dtype=String),
+        ],
+        source=data_sources.user_features_daily_source(marts_dir),
+        online=True,
+    )
+
+
+def user_activity_view(marts_dir: Path) -> FeatureView:
+    return FeatureView(
+        name="user_activity",
+        description=(
+            "The user's activity before the snapshot midnight: 28-day watch counters and 7-day "
+            "impressions / clicks (user_impressions_7d, user_clicks_7d)."
+        ),
+        entities=[user],
+        ttl=DAILY_SNAPSHOT_TTL,
+        schema=[
+            Field(name="watch_count_28d", dtype=Int64),
+            Field(name="watch_seconds_28d", dtype=Float64),
+            Field(name="mean_watch_fraction_28d", dtype=Float64),
+            Field(name="like_count_28d", dtype=Int64),
+            Field(name="active_days_28d", dtype=Int64),
+            Field(name="user_impressions_7d", dtype=Int64),
+            Field(name="user_clicks_7d", dtype=Int64),
+        ],
+        source=data_sources.user_features_daily_source(marts_dir),
+        online=True,
+    )
+
+
+def video_stats_view(marts_dir: Path) -> FeatureView:
+    return FeatureView(
+        name="video_stats",
+        description="Catalog facts and 7-day engagement of the video before the snapshot midnight.",
+        entities=[video],
+        ttl=DAILY_SNAPSHOT_TTL,
+        schema=[
+            Field(name="creator_id", dtype=Int64),
+            Field(name="category", dtype=String),
+            Field(name="duration_seconds", dtype=Float64),
+            Field(name="video_age_days", dtype=Float64),
+            Field(name="impressions_7d", dtype=Int64),
+            Field(name="clicks_7d", dtype=Int64),
+            Field(name="ctr_7d", dtype=Float64),
+            Field(name="watches_7d", dtype=Int64),
+            Field(name="watch_seconds_7d", dtype=Float64),
+            Field(name="mean_watch_fraction_7d", dtype=Float64),
+            Field(name="like_rate_7d", dtype=Float64),
+            Field(name="watch_count_total", dtype=Int64),
+        ],
+        source=data_sources.video_features_daily_source(marts_dir),
+        online=True,
+    )
+
+
+def user_watch_history_view(marts_dir: Path) -> FeatureView:
+    return FeatureView(
+        name="user_watch_history",
+        description=(
+            "The user's history as of their latest event: last watched video ids (oldest first), "
+            "recent search unigrams/bigrams and lifetime watch count; what retrieval serves from."
+        ),
+        entities=[user],
+        ttl=HISTORY_TTL,
+        schema=[
+            Field(name="recent_watch_video_ids", dtype=Array(Int64)),
+            Field(name="recent_search_tokens", dtype=Array(String)),
+            Field(name="watch_count_total", dtype=Int64),
+        ],
+        source=data_sources.user_watch_history_source(marts_dir),
+        online=True,
+    )
+
+
+def feature_views(marts_dir: Path) -> dict[str, FeatureView]:
+    """Every feature view, by name, reading the marts under `marts_dir`."""
+    views = (
+        user_profile_view(marts_dir),
+        user_activity_view(marts_dir),
+        video_stats_view(marts_dir),
+        user_watch_history_view(marts_dir),
+    )
+    return {view.name: view for view in views}

@@ -1,0 +1,25 @@
+"""Feature services: what a model asks for by name, in training and in serving alike."""
+
+from __future__ import annotations
+
+from feast import FeatureService, FeatureView
+
+RANKER_FEATURES = "ranker_features"
+RETRIEVAL_USER_FEATURES = "retrieval_user_features"
+
+
+def feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:
+    """The ranker's and the retrieval tower's feature services over `features.feature_views`."""
+    services = (
+        FeatureService(
+            name=RANKER_FEATURES,
+            features=[views["user_profile"], views["user_activity"], views["video_stats"]],
+            description="Per (user, video) inputs of the ranking model.",
+        ),
+        FeatureService(
+            name=RETRIEVAL_USER_FEATURES,
+            features=[views["user_profile"], views["user_watch_history"]],
+            description="Per user inputs of the retrieval (candidate generation) tower.",
+        ),
+    )
+    return {service.name: service for service in services}

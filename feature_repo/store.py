@@ -1,0 +1,90 @@
+"""The Feast store of a VidrecSettings: configuration, definitions and apply, all in code.
+
+Everything is built from the settings (marts under `settings.marts_dir`, registry and SQLite
+online store under `settings.feast_dir`), so pointing VIDREC_HOME elsewhere moves the whole store
+and no path is hard-coded. `feature_store.yaml` next to this module mirrors this for CLI users.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from feast import FeatureStore, RepoConfig
+from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
+from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
+from feast.errors import FeastExtrasDependencyImportError
+from feast.repo_config import FeastConfigBaseModel, RegistryConfig
+
+from feature_repo.entities import ENTITIES
+from feature_repo.features import feature_views
+from feature_repo.services import feature_services
+from vidrec.settings import VidrecSettings
+
+logger = logging.getLogger(__name__)
+
+PROJECT = "vidrec"
+
+
+def redis_connection_string(redis_url: str) -> str:
+    """`redis://[:password@]host:port/N` as Feast's `host:port,db=N[,password=...]` form."""
+    parts = urlsplit(redis_url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError(f"redis_url {redis_url!r} is not a redis://host:port/db URL")
+    database = parts.path.lstrip("/") or "0"
+    options = [f"{parts.hostname}:{parts.port or 6379}", f"db={database}"]
+    if parts.password:
+        options.append(f"password={parts.password}")
+    if parts.scheme == "rediss":
+        options.append("ssl=true")
+    return ",".join(options)
+
+
+def _redis_online_store_config(redis_url: str) -> FeastConfigBaseModel:
+    # imported here: the default profile must not need the redis client (feast[redis])
+    try:
+        from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+    except FeastExtrasDependencyImportError as error:
+        raise RuntimeError(
+            "profile 'production' keeps online features in Redis and needs the redis client: "
+            "pip install 'feast[redis]'"
+        ) from error
+    return RedisOnlineStoreConfig(connection_string=redis_connection_string(redis_url))
+
+
+def build_repo_config(settings: VidrecSettings) -> RepoConfig:
+    """Feast config: file offline store over the marts; SQLite online store, Redis in production."""
+    if settings.profile == "production":
+        online_store = _redis_online_store_config(settings.redis_url)
+    else:
+        online_store = SqliteOnlineStoreConfig(path=str(settings.feast_dir / "online_store.db"))
+    return RepoConfig(
+        project=PROJECT,
+        provider="local",
+        registry=RegistryConfig(path=str(settings.feast_dir / "registry.db"), cache_ttl_seconds=60),
+        offline_store=DaskOfflineStoreConfig(type="file"),
+        online_store=online_store,
+        entity_key_serialization_version=3,
+        repo_path=settings.feast_dir,
+    )
+
+
+def feature_store(settings: VidrecSettings) -> FeatureStore:
+    """A FeatureStore over the settings' registry (apply definitions first, once)."""
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(config=build_repo_config(settings), repo_path=str(settings.feast_dir))
+
+
+def feature_definitions(settings: VidrecSettings) -> list:
+    """Entities, feature views and feature services, reading the settings' marts."""
+    views = feature_views(settings.marts_dir)
+    return [*ENTITIES, *views.values(), *feature_services(views).values()]
+
+
+def apply_feature_definitions(settings: VidrecSettings) -> FeatureStore:
+    """Register every definition (idempotent: applying twice leaves the registry unchanged)."""
+    store = feature_store(settings)
+    definitions = feature_definitions(settings)
+    store.apply(definitions)
+    logger.info("applied %d Feast definitions to %s", len(definitions), settings.feast_dir / "registry.db")
+    return store

@@ -1,0 +1,88 @@
+"""Most-watched-recently recommender: the baseline every model must beat, and the fallback for
+users the candidate generator knows nothing about.
+
+"Recently" is a window of `recency_window_days` ending at the latest `first_watch_time` in the
+data (not wall-clock now), so a model fitted on an old log still recommends what was popular at
+the end of that log. Videos watched only before the window still rank, after every video watched
+inside it, by their all-time count, so `recommend(k)` can fill k slots when the window is thin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+_REQUIRED_COLUMNS = ("user_id", "video_id", "first_watch_time")
+
+
+@dataclass
+class PopularityConfig:
+    recency_window_days: float = 7.0
+
+
+class PopularityRecommender:
+    """Counts distinct users per video (one row of `watch_interactions` is one user × video)."""
+
+    def __init__(self, config: PopularityConfig | None = None):
+        self.config = config or PopularityConfig()
+        # (video_id, recent_count, total_count), best first; filled by fit/load.
+        self._ranking: list[tuple[int, float, float]] = []
+
+    def fit(self, interactions: pd.DataFrame) -> "PopularityRecommender":
+        """Fit on every row given; filter to the training split before calling to avoid leakage."""
+        missing = [column for column in _REQUIRED_COLUMNS if column not in interactions.columns]
+        if missing:
+            raise ValueError(f"interactions lacks columns {missing}; expected {list(_REQUIRED_COLUMNS)}")
+        if interactions.empty:
+            raise ValueError("interactions is empty; cannot compute popularity")
+        watch_time = pd.to_datetime(interactions["first_watch_time"])
+        window_start = watch_time.max() - pd.Timedelta(days=self.config.recency_window_days)
+        recent = interactions["video_id"][watch_time > window_start].value_counts()
+        total = interactions["video_id"].value_counts()
+        table = pd.DataFrame({"total": total}).join(pd.DataFrame({"recent": recent})).fillna(0.0)
+        table = table.rename_axis("video_id").reset_index()
+        table = table.sort_values(["recent", "total", "video_id"], ascending=[False, False, True])
+        self._ranking = [
+            (int(video), float(recent_count), float(total_count))
+            for video, recent_count, total_count in table[["video_id", "recent", "total"]].itertuples(index=False)
+        ]
+        logger.info(
+            "popularity fitted: %d videos, %d watched in the last %.1f days",
+            len(self._ranking), int((table["recent"] > 0).sum()), self.config.recency_window_days,
+        )
+        return self
+
+    def recommend(self, k: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, float]]:
+        """Top-k (video_id, score) skipping `exclude`; score = distinct users in the window."""
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if not self._ranking:
+            raise ValueError("PopularityRecommender is not fitted; call fit() or load() first")
+        picked = []
+        for video, recent_count, _ in self._ranking:
+            if video in exclude:
+                continue
+            picked.append((video, recent_count))
+            if len(picked) == k:
+                break
+        return picked
+
+    def save(self, path: str | Path) -> None:
+        payload = {
+            "config": asdict(self.config),
+            "ranking": [list(row) for row in self._ranking],
+        }
+        Path(path).write_text(json.dumps(payload))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PopularityRecommender":
+        payload = json.loads(Path(path).read_text())
+        recommender = cls(PopularityConfig(**payload["config"]))
+        recommender._ranking = [(int(v), float(r), float(t)) for v, r, t in payload["ranking"]]
+        return recommender

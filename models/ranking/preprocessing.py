@@ -1,0 +1,154 @@
+"""Feature preprocessing for the ranker, fitted on training data and saved with the model.
+
+Categorical features → vocabulary indices (values rarer than `category_min_count`, unseen values
+and missing values → 0, a zero embedding). Numeric features → their empirical CDF over the
+training data, x̃ ∈ [0, 1], interpolated between ~`num_quantiles` quantile boundaries (ties get
+their mid-rank), fed as x̃, x̃² and √x̃ (the paper's trick to let the net bend the curve cheaply),
+plus a missing indicator (NaN → x̃ = 0, indicator 1). Serving loads the JSON and applies exactly
+the same mapping, so training/serving skew cannot come from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.ranking.config import RankerConfig
+from models.retrieval.vocabulary import Vocabulary
+
+NUMERIC_EXPANSION = 4  # x̃, x̃², √x̃, missing
+
+
+@dataclass
+class RankerInputs:
+    categorical: torch.Tensor  # (n, categorical features) int64, 0 = unknown
+    numeric: torch.Tensor  # (n, numeric features × 4) float32
+
+    def __len__(self) -> int:
+        return self.categorical.shape[0]
+
+    def select(self, rows: torch.Tensor | slice) -> "RankerInputs":
+        return RankerInputs(self.categorical[rows], self.numeric[rows])
+
+
+@dataclass
+class QuantileTransform:
+    """Piecewise-linear empirical CDF: strictly increasing `boundaries` → non-decreasing `levels`."""
+
+    boundaries: np.ndarray
+    levels: np.ndarray
+
+    @classmethod
+    def fit(cls, values: np.ndarray, num_quantiles: int, name: str) -> "QuantileTransform":
+        values = values[~np.isnan(values)]
+        if values.size == 0:
+            raise ValueError(f"numeric feature {name!r} has no non-missing training values")
+        probabilities = np.linspace(0.0, 1.0, num_quantiles + 1)
+        quantiles = np.quantile(values, probabilities)
+        boundaries, group = np.unique(quantiles, return_inverse=True)
+        levels = np.bincount(group, probabilities) / np.bincount(group)  # mid-rank of tied quantiles
+        return cls(boundaries, levels)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """x̃ in [0, 1]; NaN stays NaN (the caller decides what missing means)."""
+        if self.boundaries.size == 1:  # a constant feature carries no information
+            return np.where(np.isnan(values), np.nan, 0.5)
+        return np.interp(values, self.boundaries, self.levels)
+
+
+class FeaturePreprocessor:
+    def __init__(self, categorical: dict[str, Vocabulary], numeric: dict[str, QuantileTransform]):
+        self.categorical = categorical
+        self.numeric = numeric
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, config: RankerConfig) -> "FeaturePreprocessor":
+        _require(frame, [*config.categorical_features, *config.numeric_features])
+        categorical = {
+            name: Vocabulary.build(_category_values(frame[name]), config.category_min_count)
+            for name in config.categorical_features
+        }
+        numeric = {
+            name: QuantileTransform.fit(_numeric_values(frame[name]), config.num_quantiles, name)
+            for name in config.numeric_features
+        }
+        return cls(categorical, numeric)
+
+    @property
+    def vocabulary_sizes(self) -> dict[str, int]:
+        return {name: len(vocabulary) for name, vocabulary in self.categorical.items()}
+
+    @property
+    def numeric_width(self) -> int:
+        return NUMERIC_EXPANSION * len(self.numeric)
+
+    def transform(self, frame: pd.DataFrame) -> RankerInputs:
+        _require(frame, [*self.categorical, *self.numeric])
+        categorical = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
+        for column, (name, vocabulary) in enumerate(self.categorical.items()):
+            categorical[:, column] = vocabulary.encode(_category_values(frame[name]))
+        blocks = []
+        for name, transform in self.numeric.items():
+            cdf = transform(_numeric_values(frame[name]))  # (n,)
+            missing = np.isnan(cdf)
+            cdf = np.where(missing, 0.0, cdf)
+            blocks.append(np.stack([cdf, cdf**2, np.sqrt(cdf), missing.astype(np.float64)], axis=1))
+        numeric = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+        return RankerInputs(torch.from_numpy(categorical), torch.from_numpy(numeric.astype(np.float32)))
+
+    def to_dict(self) -> dict:
+        return {
+            "categorical": {name: vocabulary.to_dict() for name, vocabulary in self.categorical.items()},
+            "numeric": {
+                name: {"boundaries": t.boundaries.tolist(), "levels": t.levels.tolist()}
+                for name, t in self.numeric.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "FeaturePreprocessor":
+        return cls(
+            {name: Vocabulary.from_dict(value) for name, value in payload["categorical"].items()},
+            {
+                name: QuantileTransform(np.asarray(value["boundaries"]), np.asarray(value["levels"]))
+                for name, value in payload["numeric"].items()
+            },
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeaturePreprocessor":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _require(frame: pd.DataFrame, columns: list[str]) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(f"ranking frame lacks feature columns {missing}")
+
+
+def _category_values(column: pd.Series) -> np.ndarray:
+    """Object array of Python values; integral floats (ids after a NaN-introducing join) → int."""
+    if column.dtype.kind in "iu":
+        return column.to_numpy(np.int64)
+    if column.dtype.kind == "f":
+        values = column.to_numpy(np.float64)
+        result = np.empty(len(values), dtype=object)
+        present = ~np.isnan(values)
+        result[present] = values[present].astype(np.int64) if np.all(values[present] % 1 == 0) else values[present]
+        result[~present] = None
+        return result
+    if column.dtype.kind == "b":
+        return column.astype(object).to_numpy()
+    return column.astype(object).where(column.notna(), None).to_numpy()
+
+
+def _numeric_values(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)

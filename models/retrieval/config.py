@@ -1,0 +1,50 @@
+"""Configuration of the candidate generator (the retrieval two-tower model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RetrievalConfig:
+    """Defaults train on ~100k examples / ~3k videos in well under a minute on 2 CPU cores.
+
+    `tower_widths` and `item_tower_widths` list every layer's output width; the last of each is
+    the shared embedding space, so both must end in `embedding_dim` (score = dot product).
+    """
+
+    embedding_dim: int = 64  # video id embeddings and the output of both towers
+    tower_widths: tuple[int, ...] = (256, 128, 64)  # user tower
+    item_tower_widths: tuple[int, ...] = (128, 64)  # video tower
+    feature_embedding_dim: int = 16  # country, device, age_bucket, gender, category, creator
+    token_embedding_dim: int = 32  # search tokens and title tokens (separate tables)
+    history_length: int = 50  # most recent watches kept
+    max_search_tokens: int = 32
+    max_title_tokens: int = 16
+    video_min_count: int = 1  # a video needs this many training watches for its own id embedding
+    token_min_count: int = 2
+    epochs: int = 4
+    batch_size: int = 512
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    num_uniform_negatives: int = 512
+    logq_correction: bool = True
+    temperature: float = 1.0  # logits = dot product / temperature
+    eval_ks: tuple[int, ...] = (10, 50, 100)
+    max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
+    seed: int = 0
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.tower_widths = tuple(self.tower_widths)
+        self.item_tower_widths = tuple(self.item_tower_widths)
+        self.eval_ks = tuple(self.eval_ks)
+        for name in ("tower_widths", "item_tower_widths"):
+            widths = getattr(self, name)
+            if not widths or widths[-1] != self.embedding_dim:
+                raise ValueError(
+                    f"{name}={widths} must end in embedding_dim={self.embedding_dim}: "
+                    "user and video vectors share one space"
+                )
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")

@@ -1,0 +1,105 @@
+"""The two-tower candidate generator (Covington et al. 2016, §3, plus a content-aware video tower).
+
+User tower: the paper's — averaged watch history, averaged search tokens, demographics and
+`example_age` → ReLU MLP → user vector u. Video tower: the video-id embedding (the SAME table the
+history averages over, as the paper shares embeddings) plus creator, category and title tokens →
+MLP → video vector v. The paper used free softmax weights as v; building v from content instead
+means a video nobody has watched yet (id index 0 → zero id embedding) still gets a useful vector.
+Score = u · v, so serving is a maximum-inner-product search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.features import UserInputs, VideoInputs
+
+
+@dataclass
+class VocabularySizes:
+    """Embedding-table sizes (each includes index 0), fixed by the vocabularies."""
+
+    video: int
+    search_token: int
+    title_token: int
+    creator: int
+    category: int
+    country: int
+    device: int
+    age_bucket: int
+    gender: int
+
+
+def masked_mean(embedding: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
+    """Mean of the embeddings of non-zero indices; all-padding rows give a zero vector."""
+    vectors = embedding(indices)  # (batch, length, dim)
+    mask = (indices != 0).unsqueeze(-1).to(vectors.dtype)  # (batch, length, 1)
+    return (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, dim)
+
+
+def mlp(input_width: int, widths: tuple[int, ...]) -> nn.Sequential:
+    """ReLU between layers, none after the last: output vectors need negative coordinates."""
+    layers: list[nn.Module] = []
+    for index, width in enumerate(widths):
+        layers.append(nn.Linear(input_width, width))
+        if index < len(widths) - 1:
+            layers.append(nn.ReLU())
+        input_width = width
+    return nn.Sequential(*layers)
+
+
+class CandidateGenerator(nn.Module):
+    def __init__(self, config: RetrievalConfig, sizes: VocabularySizes):
+        super().__init__()
+        dim, feature_dim, token_dim = config.embedding_dim, config.feature_embedding_dim, config.token_embedding_dim
+        self.video_embedding = nn.Embedding(sizes.video, dim, padding_idx=0)  # shared by both towers
+        self.search_token_embedding = nn.Embedding(sizes.search_token, token_dim, padding_idx=0)
+        self.user_feature_embeddings = nn.ModuleList(
+            nn.Embedding(size, feature_dim, padding_idx=0)
+            for size in (sizes.country, sizes.device, sizes.age_bucket, sizes.gender)
+        )
+        self.title_token_embedding = nn.Embedding(sizes.title_token, token_dim, padding_idx=0)
+        self.creator_embedding = nn.Embedding(sizes.creator, feature_dim, padding_idx=0)
+        self.category_embedding = nn.Embedding(sizes.category, feature_dim, padding_idx=0)
+        user_width = dim + token_dim + 4 * feature_dim + 1
+        self.user_tower = mlp(user_width, config.tower_widths)
+        self.video_tower = mlp(dim + 2 * feature_dim + token_dim, config.item_tower_widths)
+        for table in (self.video_embedding, self.search_token_embedding, self.title_token_embedding):
+            nn.init.normal_(table.weight, std=0.05)
+            with torch.no_grad():
+                table.weight[0].zero_()
+
+    def user_vectors(self, users: UserInputs) -> torch.Tensor:
+        demographics = [
+            table(users.categorical[:, column]) for column, table in enumerate(self.user_feature_embeddings)
+        ]  # 4 × (batch, feature_dim)
+        features = torch.cat(
+            [
+                masked_mean(self.video_embedding, users.history),  # (batch, dim)
+                masked_mean(self.search_token_embedding, users.search_tokens),  # (batch, token_dim)
+                *demographics,
+                users.example_age.unsqueeze(-1),  # (batch, 1)
+            ],
+            dim=-1,
+        )
+        return self.user_tower(features)  # (batch, dim)
+
+    def video_vectors(self, videos: VideoInputs) -> torch.Tensor:
+        features = torch.cat(
+            [
+                self.video_embedding(videos.video),  # (videos, dim); zero for never-watched videos
+                self.creator_embedding(videos.creator),  # (videos, feature_dim)
+                self.category_embedding(videos.category),  # (videos, feature_dim)
+                masked_mean(self.title_token_embedding, videos.title_tokens),  # (videos, token_dim)
+            ],
+            dim=-1,
+        )
+        return self.video_tower(features)  # (videos, dim)
+
+    def forward(self, users: UserInputs, videos: VideoInputs) -> torch.Tensor:
+        """Scores of every user against every video: (users, videos)."""
+        return self.user_vectors(users) @ self.video_vectors(videos).T

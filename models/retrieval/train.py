@@ -1,0 +1,186 @@
+"""Training the candidate generator: sampled softmax over in-batch and uniform negatives.
+
+Each example's positive is its label video; the negatives are the other labels in the batch
+(a popularity-skewed sample, since labels are watches) plus `num_uniform_negatives` videos drawn
+uniformly from the whole catalog (so the long tail and never-watched videos are pushed around
+too). With `logq_correction`, every candidate's logit is reduced by log of its expected number of
+copies among the candidates, B·p(label = j) + n/|V| (p from training label frequencies, B the batch
+size, n the uniform negatives, |V| the catalog). That is the per-source correction "log of the
+sampling probability" with both sources summed, because a video can arrive through either; it
+makes the sampled softmax an unbiased stand-in for the full softmax, which otherwise under-rates
+popular videos (they are over-represented as negatives). A candidate equal to a row's label
+(an "accidental hit") is masked out of that row, except the row's own positive.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from models.evaluation.metrics import evaluate_retrieval
+from models.retrieval.bundle import RetrievalBundle, vocabulary_sizes
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.features import (
+    CATALOG_COLUMNS,
+    USER_CATEGORICAL_FEATURES,
+    USER_COLUMNS,
+    as_lists,
+    encode_users,
+    encode_videos,
+    require_columns,
+)
+from models.retrieval.model import CandidateGenerator
+from models.retrieval.vocabulary import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+EXAMPLE_COLUMNS = ("user_id", "label_video_id", "example_age_days", "split", *USER_COLUMNS)
+
+
+def build_vocabularies(train: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig) -> dict[str, Vocabulary]:
+    """Video ids come from training watches (labels and histories), so a video nobody watched
+    maps to 0 and is represented by its content alone; content vocabularies come from the catalog."""
+    watched = np.concatenate(
+        [train["label_video_id"].to_numpy(np.int64)]
+        + [np.asarray(items, dtype=np.int64) for items in as_lists(train["history_video_ids"]) if len(items)]
+    )
+    vocabularies = {
+        "video": Vocabulary.build(watched.tolist(), config.video_min_count),
+        "search_token": Vocabulary.build(
+            (token for tokens in as_lists(train["history_search_tokens"]) for token in tokens), config.token_min_count
+        ),
+        "title_token": Vocabulary.build(
+            (token for tokens in as_lists(catalog["title_tokens"]) for token in tokens), config.token_min_count
+        ),
+        "creator": Vocabulary.build(catalog["creator_id"].tolist()),
+        "category": Vocabulary.build(catalog["category"].tolist()),
+    }
+    for name in USER_CATEGORICAL_FEATURES:
+        vocabularies[name] = Vocabulary.build(train[name].tolist())
+    return vocabularies
+
+
+def candidate_log_counts(label_positions: np.ndarray, num_videos: int, config: RetrievalConfig) -> torch.Tensor:
+    """(num_videos,) log of each video's expected copies among one batch's candidates."""
+    label_frequency = np.bincount(label_positions, minlength=num_videos) / len(label_positions)
+    expected = config.batch_size * label_frequency + config.num_uniform_negatives / num_videos
+    return torch.from_numpy(np.log(expected).astype(np.float32))
+
+
+def sampled_softmax_loss(
+    user_vectors: torch.Tensor,  # (batch, dim)
+    candidate_vectors: torch.Tensor,  # (batch + uniform, dim); the first `batch` are the labels
+    candidates: torch.Tensor,  # (batch + uniform,) catalog positions
+    log_counts: torch.Tensor | None,  # (num_videos,) or None without logQ correction
+    temperature: float,
+) -> torch.Tensor:
+    batch = user_vectors.shape[0]
+    logits = user_vectors @ candidate_vectors.T / temperature  # (batch, batch + uniform)
+    if log_counts is not None:
+        logits = logits - log_counts[candidates].unsqueeze(0)
+    accidental = candidates.unsqueeze(0) == candidates[:batch].unsqueeze(1)  # (batch, batch + uniform)
+    accidental[:, :batch].fill_diagonal_(False)
+    logits = logits.masked_fill(accidental, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(batch))
+
+
+def train_candidate_generator(
+    examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig | None = None
+) -> RetrievalBundle:
+    """Train on `split == 'train'` rows; report next-watch metrics on (a sample of) the holdout
+    rows in `bundle.metrics`. Labels missing from the catalog are dropped with a warning."""
+    config = config or RetrievalConfig()
+    require_columns(examples, EXAMPLE_COLUMNS, "examples")
+    require_columns(catalog, CATALOG_COLUMNS, "catalog")
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    started = time.perf_counter()
+
+    catalog = catalog.drop_duplicates("video_id").sort_values("video_id").reset_index(drop=True)
+    catalog_positions = pd.Index(catalog["video_id"].to_numpy(np.int64))
+    train = examples[examples["split"] == "train"]
+    train = train[catalog_positions.get_indexer(train["label_video_id"].to_numpy(np.int64)) >= 0]
+    if len(train) < len(examples[examples["split"] == "train"]):
+        logger.warning("dropped %d training rows whose label is not in the catalog",
+                       int((examples["split"] == "train").sum()) - len(train))
+    if train.empty:
+        raise ValueError("examples has no 'train' rows with a label in the catalog")
+
+    vocabularies = build_vocabularies(train, catalog, config)
+    example_age_scale = max(float(train["example_age_days"].max()), 1.0)
+    videos = encode_videos(catalog, vocabularies, config.max_title_tokens)
+    users = encode_users(train, vocabularies, config.history_length, config.max_search_tokens, example_age_scale)
+    label_positions = catalog_positions.get_indexer(train["label_video_id"].to_numpy(np.int64))
+    labels = torch.from_numpy(label_positions.astype(np.int64))
+    log_counts = candidate_log_counts(label_positions, len(catalog), config) if config.logq_correction else None
+
+    model = CandidateGenerator(config, vocabulary_sizes(vocabularies))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    metrics: dict[str, float] = {}
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    for epoch in range(config.epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        total_loss = 0.0
+        progress = tqdm(range(steps_per_epoch), desc=f"retrieval epoch {epoch + 1}/{config.epochs}",
+                        disable=not config.show_progress, leave=False)
+        for step in progress:
+            rows = order[step * config.batch_size:(step + 1) * config.batch_size]
+            uniform = torch.randint(0, len(catalog), (config.num_uniform_negatives,), generator=generator)
+            candidates = torch.cat([labels[rows], uniform])
+            loss = sampled_softmax_loss(
+                model.user_vectors(users.select(rows)),
+                model.video_vectors(videos.select(candidates)),
+                candidates,
+                log_counts,
+                config.temperature,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item()
+        metrics["train_loss"] = total_loss / steps_per_epoch
+        logger.info("retrieval epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
+
+    bundle = RetrievalBundle(
+        model=model.eval(),
+        vocabularies=vocabularies,
+        config=config,
+        catalog_video_ids=catalog["video_id"].to_numpy(np.int64),
+        catalog_inputs=videos,
+        example_age_scale=example_age_scale,
+    )
+    metrics.update(holdout_metrics(bundle, examples, config))
+    metrics["train_seconds"] = time.perf_counter() - started
+    bundle.metrics = metrics
+    logger.info("retrieval training done: %s", metrics)
+    return bundle
+
+
+def holdout_metrics(bundle: RetrievalBundle, examples: pd.DataFrame, config: RetrievalConfig) -> dict[str, float]:
+    """Next-watch metrics: for each holdout row, is its label in the top K of the whole catalog?
+
+    One relevant item per row, so recall@K equals hit_rate@K. Nothing is excluded (users rewatch),
+    and `example_age_days` is set to 0 as at serving time.
+    """
+    holdout = examples[examples["split"] == "holdout"]
+    if holdout.empty:
+        logger.warning("no holdout rows; skipping retrieval evaluation")
+        return {}
+    if len(holdout) > config.max_eval_examples:
+        holdout = holdout.sample(config.max_eval_examples, random_state=config.seed)
+    user_vectors = torch.from_numpy(bundle.user_embeddings(holdout.drop(columns=["example_age_days"])))
+    video_ids, video_vectors = bundle.video_embeddings()
+    k = min(max(config.eval_ks), len(video_ids))
+    top = torch.topk(user_vectors @ torch.from_numpy(video_vectors).T, k, dim=1).indices.numpy()
+    recommendations = {row: video_ids[top[row]].tolist() for row in range(len(holdout))}
+    relevant = {row: {int(label)} for row, label in enumerate(holdout["label_video_id"])}
+    scores = evaluate_retrieval(recommendations, relevant, config.eval_ks)
+    return {f"holdout_{name}": value for name, value in scores.items()}

@@ -1,0 +1,86 @@
+"""Token ↔ index maps for embedding tables, saved with every model that uses them.
+
+Index 0 is reserved for "unknown or padding": anything below `min_count` at build time, anything
+new at serving time, `None` and padding all map to 0, and the embedding tables use
+`padding_idx=0`, so they contribute a zero vector (and are left out of averages). Serving must
+load the exact vocabulary training built, or every index shifts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OOV_INDEX = 0
+
+
+class Vocabulary:
+    def __init__(self, tokens: Sequence[Hashable]):
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("vocabulary tokens must be unique")
+        self.tokens: list[Hashable] = list(tokens)  # tokens[i] has index i + 1
+        self._index = pd.Index(self.tokens, dtype=object)
+
+    @classmethod
+    def build(cls, values: Iterable[Hashable], min_count: int = 1) -> "Vocabulary":
+        """Keep values seen at least `min_count` times, most frequent first (ties by value)."""
+        counts = Counter(value for value in values if not _is_missing(value))
+        kept = [(token, count) for token, count in counts.items() if count >= min_count]
+        kept.sort(key=lambda pair: (-pair[1], str(pair[0])))
+        return cls([_plain(token) for token, _ in kept])
+
+    def __len__(self) -> int:
+        """Size of the embedding table: the tokens plus index 0."""
+        return len(self.tokens) + 1
+
+    def __contains__(self, token: Hashable) -> bool:
+        return self.index(token) != OOV_INDEX
+
+    def index(self, token: Hashable) -> int:
+        return int(self.encode([token])[0])
+
+    def encode(self, values: Sequence[Hashable] | np.ndarray) -> np.ndarray:
+        """Indices (int64) of `values`; unknown and missing values get 0."""
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.int64)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+            array = values  # fast path for id columns: no per-element conversion
+        else:
+            array = np.empty(len(values), dtype=object)
+            array[:] = [_plain(value) for value in values]
+        positions = self._index.get_indexer(array)  # -1 when unknown
+        return (positions + 1).astype(np.int64)
+
+    def to_dict(self) -> dict:
+        return {"tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "Vocabulary":
+        return cls(payload["tokens"])
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Vocabulary":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _is_missing(value: Hashable) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _plain(value: Hashable) -> Hashable:
+    """numpy scalars → Python scalars, so 7, np.int64(7) and (JSON-loaded) 7 are one token."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

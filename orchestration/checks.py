@@ -1,0 +1,112 @@
+"""Great Expectations suites run as blocking Dagster asset checks.
+
+A failing check stops the assets downstream of the checked asset in the same run, and its
+metadata shows the failing expectations with example values, so the UI says what is wrong.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+
+from expectations.raw_logs import validate_raw_table
+from expectations.skew import compare_feature_distributions
+from expectations.training_frames import validate_ranking_frame, validate_retrieval_frame
+from expectations.validation import ValidationOutcome
+from feature_repo.feature_columns import service_feature_columns
+from feature_repo.store import feature_store
+from orchestration.assets.features import (
+    RANKER_SERVICE,
+    online_feature_store,
+    ranking_frame_path,
+    ranking_training_frame,
+    retrieval_frame_path,
+    retrieval_training_frame,
+)
+from orchestration.assets.raw import RAW_ASSET_KEYS
+from orchestration.resources import VidrecResource
+from vidrec.rawlog import read_raw_table
+
+SKEW_SAMPLE_ENTITIES = 300
+
+
+def _result(outcome: ValidationOutcome) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=outcome.success,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "suite": outcome.suite_name,
+            "failed_expectations": len(outcome.failures),
+            "report": MetadataValue.md(outcome.as_markdown()),
+        },
+    )
+
+
+def _raw_check(table_name: str):
+    @asset_check(
+        asset=RAW_ASSET_KEYS[table_name],
+        name=f"raw_{table_name}_expectations",
+        blocking=True,
+        description=f"Great Expectations suite for raw {table_name}: schema, keys, value ranges.",
+    )
+    def _check(context: AssetCheckExecutionContext, vidrec: VidrecResource) -> AssetCheckResult:
+        frame = read_raw_table(table_name, vidrec.settings().raw_dir)
+        return _result(validate_raw_table(table_name, frame))
+
+    return _check
+
+
+raw_log_checks = [_raw_check(name) for name in RAW_ASSET_KEYS]
+
+
+@asset_check(asset=ranking_training_frame, blocking=True, description="Labels, feature coverage and ranges of the ranking frame.")
+def ranking_training_frame_expectations(vidrec: VidrecResource) -> AssetCheckResult:
+    settings = vidrec.settings()
+    frame = pd.read_parquet(ranking_frame_path(settings))
+    columns = service_feature_columns(feature_store(settings), RANKER_SERVICE)
+    # Every stored numeric ranker feature is a count, a duration or an age (>= 0) or a rate in [0, 1].
+    rates = [name for name in columns.numeric if any(word in name for word in ("ctr", "rate", "fraction"))]
+    non_negative = [name for name in columns.numeric if name not in rates]
+    return _result(validate_ranking_frame(frame, count_features=non_negative, rate_features=rates))
+
+
+@asset_check(asset=retrieval_training_frame, blocking=True, description="Rollback labels, histories and example ages.")
+def retrieval_training_frame_expectations(vidrec: VidrecResource) -> AssetCheckResult:
+    settings = vidrec.settings()
+    frame = pd.read_parquet(retrieval_frame_path(settings))
+    return _result(validate_retrieval_frame(frame, max_history_length=settings.history_length))
+
+
+@asset_check(
+    asset=online_feature_store,
+    blocking=True,
+    additional_deps=[ranking_training_frame],
+    description="Training-serving skew: online ranker features vs the last training day (PSI, null rates).",
+)
+def online_features_match_training(vidrec: VidrecResource) -> AssetCheckResult:
+    """Compare what serving will read now with what training saw on its most recent day."""
+    settings = vidrec.settings()
+    store = feature_store(settings)
+    columns = service_feature_columns(store, RANKER_SERVICE)
+    training = pd.read_parquet(ranking_frame_path(settings))
+    last_day = pd.to_datetime(training["event_timestamp"]).dt.floor("D").max()
+    recent = training[pd.to_datetime(training["event_timestamp"]).dt.floor("D") == last_day]
+    sample = recent.sample(n=min(SKEW_SAMPLE_ENTITIES, len(recent)), random_state=0)
+    serving = pd.DataFrame(
+        store.get_online_features(
+            features=store.get_feature_service(RANKER_SERVICE),
+            entity_rows=sample[["user_id", "video_id"]].astype(int).to_dict("records"),
+        ).to_dict()
+    )
+    outcome = compare_feature_distributions(
+        sample, serving, numeric_features=columns.numeric, categorical_features=[c for c in columns.categorical if not c.endswith("_id")]
+    )
+    return _result(outcome)
+
+
+all_checks = [
+    *raw_log_checks,
+    ranking_training_frame_expectations,
+    retrieval_training_frame_expectations,
+    online_features_match_training,
+]

@@ -1,0 +1,29 @@
+"""The composition root: one Definitions object with every asset, check, job, schedule, sensor.
+
+Resources come from `VidrecSettings` (environment variables with embedded defaults), so
+`dagster dev -m orchestration.definitions` and `vidrec pipeline` act on the same state.
+"""
+
+from dagster import Definitions, load_assets_from_modules
+
+from orchestration.assets import deployment, features, models, raw, transform
+from orchestration.checks import all_checks
+from orchestration.jobs import refresh_everything
+from orchestration.resources import build_resources
+from orchestration.schedules import daily_retrain
+from orchestration.sensors import raw_logs_changed
+from vidrec.settings import VidrecSettings
+
+
+def build_definitions(settings: VidrecSettings | None = None) -> Definitions:
+    return Definitions(
+        assets=load_assets_from_modules([raw, transform, features, models, deployment]),
+        asset_checks=all_checks,
+        jobs=[refresh_everything],
+        schedules=[daily_retrain],
+        sensors=[raw_logs_changed],
+        resources=build_resources(settings or VidrecSettings()),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,71 @@
+"""Dagster resources, all configured from the one `VidrecSettings` object.
+
+`VidrecResource` carries the two settings that select a whole environment (home directory and
+profile); everything else is derived by `VidrecSettings`, so the UI shows exactly which state a
+run touches and tests point a whole run at a temporary directory with one value.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+from dagster import ConfigurableResource
+from dagster_dbt import DbtCliResource
+
+from vidrec.settings import VidrecSettings
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+MLFLOW_EXPERIMENT = "vidrec"
+
+
+class VidrecResource(ConfigurableResource):
+    """Where this deployment's state lives (VIDREC_HOME) and which profile it runs."""
+
+    home: str
+    profile: str = "default"
+
+    def settings(self) -> VidrecSettings:
+        settings = VidrecSettings(home=Path(self.home), profile=self.profile)
+        settings.ensure_dirs()
+        return settings
+
+
+class MlflowResource(ConfigurableResource):
+    """MLflow tracking + registry at the settings' URI, one experiment for the whole pipeline."""
+
+    tracking_uri: str
+    artifact_location: str
+    experiment_name: str = MLFLOW_EXPERIMENT
+
+    def configure(self) -> str:
+        """Point the MLflow client at this deployment; returns the experiment id."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        experiment = mlflow.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            return mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+        return experiment.experiment_id
+
+    @contextmanager
+    def start_run(self, run_name: str, tags: dict[str, str]) -> Iterator[mlflow.ActiveRun]:
+        experiment_id = self.configure()
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            yield run
+
+
+def build_resources(settings: VidrecSettings) -> dict[str, object]:
+    """The resource set for a deployment described by `settings` (definitions and tests use it)."""
+    # dbt reads the warehouse path from the environment (profiles.yml); the dbt subprocess inherits it.
+    os.environ["VIDREC_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    os.environ["VIDREC_HOME"] = str(settings.home)
+    return {
+        "vidrec": VidrecResource(home=str(settings.home), profile=settings.profile),
+        "mlflow_tracking": MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifact_location
+        ),
+        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR)),
+    }

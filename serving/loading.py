@@ -1,0 +1,51 @@
+"""Loading the champion artifacts from the MLflow registry at service start-up."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from models.index import VideoIndex
+from models.popularity import PopularityRecommender
+from models.ranking.bundle import RankerBundle
+from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, champion_version, download_champion
+from models.retrieval.bundle import RetrievalBundle
+from serving.recommender import ServingModels
+from vidrec.settings import VidrecSettings
+
+logger = logging.getLogger(__name__)
+
+
+def load_champion_models(settings: VidrecSettings) -> ServingModels:
+    """Download every champion bundle into a fresh cache directory and load it.
+
+    Raises LookupError naming the missing model when the pipeline has not promoted one yet.
+    """
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    cache = settings.home / "serving_cache"
+    if cache.exists():
+        shutil.rmtree(cache)
+    client = MlflowClient()
+    paths: dict[str, Path] = {}
+    versions: dict[str, str] = {}
+    for key, artifact in (
+        ("candidate_generator", CANDIDATE_GENERATOR),
+        ("video_index", VIDEO_INDEX),
+        ("ranker", RANKER),
+        ("popularity", POPULARITY),
+    ):
+        paths[key] = download_champion(artifact, cache / key)
+        versions[artifact.name] = str(champion_version(client, artifact))
+    logger.info("loaded champions %s", versions)
+    return ServingModels(
+        retrieval=RetrievalBundle.load(paths["candidate_generator"]),
+        index=VideoIndex.load(paths["video_index"]),
+        ranker=RankerBundle.load(paths["ranker"]),
+        popularity=PopularityRecommender.load(paths["popularity"] / "popularity.json"),
+        versions=versions,
+    )

@@ -1,0 +1,106 @@
+"""The request path: embed the user, retrieve with faiss, fetch features, rank, answer.
+
+Plain Python, no BentoML, so it is tested without a server; the service only wires it up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.index import VideoIndex
+from models.popularity import PopularityRecommender
+from models.ranking.bundle import RankerBundle
+from models.retrieval.bundle import RetrievalBundle
+from serving.online_features import OnlineFeatureReader
+from serving.schemas import RecommendationResponse, RecommendedVideo, Surface
+
+logger = logging.getLogger(__name__)
+
+PROFILE_COLUMNS = ("country", "device", "age_bucket", "gender")
+
+
+@dataclass
+class ServingModels:
+    """The champion artifacts one service instance answers with."""
+
+    retrieval: RetrievalBundle
+    index: VideoIndex
+    ranker: RankerBundle
+    popularity: PopularityRecommender
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    video_id: int
+    source: str
+    retrieval_score: float
+
+
+class Recommender:
+    def __init__(self, models: ServingModels, features: OnlineFeatureReader, candidates_per_request: int = 200):
+        self.models = models
+        self.features = features
+        self.candidates_per_request = candidates_per_request
+
+    def recommend(self, user_id: int, k: int, surface: Surface) -> RecommendationResponse:
+        user = self.features.user_features(user_id)
+        if user is None:
+            items = [
+                RecommendedVideo(video_id=video, score=score, source="popular", retrieval_score=score)
+                for video, score in self.models.popularity.recommend(k)
+            ]
+            return self._response(user_id, surface, known_user=False, items=items)
+        watched = {int(video) for video in (user.get("recent_watch_video_ids") or [])}
+        candidates = self._retrieve(user, watched, max(k, self.candidates_per_request))
+        if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
+            taken = watched | {candidate.video_id for candidate in candidates}
+            candidates += [
+                Candidate(video, "popular", score)
+                for video, score in self.models.popularity.recommend(k - len(candidates), exclude=taken)
+            ]
+        ranked = self._rank(user_id, surface, candidates)[:k]
+        return self._response(user_id, surface, known_user=True, items=ranked)
+
+    def _retrieve(self, user: dict[str, object], watched: set[int], count: int) -> list[Candidate]:
+        query = pd.DataFrame(
+            [
+                {
+                    "history_video_ids": list(user.get("recent_watch_video_ids") or []),
+                    "history_search_tokens": list(user.get("recent_search_tokens") or []),
+                    "example_age_days": 0.0,
+                    **{column: user.get(column) for column in PROFILE_COLUMNS},
+                }
+            ]
+        )
+        vector = self.models.retrieval.user_embeddings(query)
+        ids, scores = self.models.index.search(vector, count + len(watched))
+        return [
+            Candidate(int(video), "ann", float(score))
+            for video, score in zip(ids[0], scores[0])
+            if video >= 0 and int(video) not in watched
+        ][:count]
+
+    def _rank(self, user_id: int, surface: Surface, candidates: list[Candidate]) -> list[RecommendedVideo]:
+        frame = self.features.ranking_features(user_id, [candidate.video_id for candidate in candidates])
+        frame["surface"] = surface
+        scores = self.models.ranker.score(frame)
+        order = np.argsort(-scores, kind="stable")
+        return [
+            RecommendedVideo(
+                video_id=candidates[position].video_id,
+                score=float(scores[position]),
+                source=candidates[position].source,
+                retrieval_score=candidates[position].retrieval_score,
+            )
+            for position in order
+        ]
+
+    def _response(self, user_id: int, surface: Surface, known_user: bool, items: list[RecommendedVideo]):
+        return RecommendationResponse(
+            user_id=user_id, surface=surface, known_user=known_user, items=items, model_versions=self.models.versions
+        )

@@ -1,0 +1,25 @@
+"""Request and response models of the recommendation API (they are the OpenAPI spec)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Surface = Literal["home", "watch_next", "search"]
+Source = Literal["ann", "popular"]
+
+
+class RecommendedVideo(BaseModel):
+    video_id: int
+    score: float = Field(description="Ranker score (expected watch seconds) or popularity score for fallbacks.")
+    source: Source = Field(description="Which retrieval source nominated the video.")
+    retrieval_score: float = Field(description="The score the nominating source gave it.")
+
+
+class RecommendationResponse(BaseModel):
+    user_id: int
+    surface: Surface
+    known_user: bool = Field(description="False when the user has no features yet and got the popularity fallback.")
+    items: list[RecommendedVideo]
+    model_versions: dict[str, str] = Field(description="Registry versions of the models that served this answer.")

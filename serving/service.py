@@ -1,0 +1,54 @@
+"""The BentoML service: POST /recommend, plus BentoML's own GET /healthz, /livez and /readyz.
+
+`__init__` loads the champion models from the MLflow registry and opens the Feast online store
+once; requests only run the recommender. Without champions (the pipeline has not run) the service
+still starts, `/readyz` answers 503 and `/recommend` says what to do, rather than crash-looping.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import bentoml
+from pydantic import Field
+
+from feature_repo.store import feature_store
+from serving.loading import load_champion_models
+from serving.online_features import OnlineFeatureReader
+from serving.recommender import Recommender
+from serving.schemas import RecommendationResponse, Surface
+from vidrec.settings import VidrecSettings
+
+logger = logging.getLogger(__name__)
+
+
+@bentoml.service(name="vidrec_recommender", traffic={"timeout": 30}, workers=1)
+class RecommendationService:
+    def __init__(self) -> None:
+        settings = VidrecSettings()
+        self.recommender: Recommender | None = None
+        self.not_ready_reason = ""
+        try:
+            models = load_champion_models(settings)
+            features = OnlineFeatureReader(feature_store(settings))
+        except LookupError as error:
+            self.not_ready_reason = str(error)
+            logger.error("service not ready: %s", error)
+            return
+        self.recommender = Recommender(models, features, settings.candidates_per_request)
+
+    def __is_ready__(self) -> bool:
+        return self.recommender is not None
+
+    @bentoml.api(route="/recommend")
+    def recommend(
+        self,
+        user_id: Annotated[int, Field(ge=0, description="The user to recommend for; unknown users get popular videos.")],
+        k: Annotated[int, Field(ge=1, le=500, description="How many videos to return.")] = 10,
+        surface: Surface = "home",
+    ) -> RecommendationResponse:
+        """Top-k videos for a user on a surface, each with its score and retrieval source."""
+        if self.recommender is None:
+            raise bentoml.exceptions.ServiceUnavailable(f"models not loaded: {self.not_ready_reason}")
+        return self.recommender.recommend(user_id, k, surface)

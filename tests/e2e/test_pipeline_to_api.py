@@ -1,0 +1,81 @@
+"""From raw logs to a live API, end to end, on a tiny simulated dataset."""
+
+from __future__ import annotations
+
+import httpx
+import pandas as pd
+from dagster import AssetKey
+from mlflow.tracking import MlflowClient
+
+from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, champion_version
+
+
+def test_every_asset_and_check_succeeds(pipeline_run):
+    _, result, _, definitions = pipeline_run
+    assert result.success
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    for key in ["raw/watches", "user_watch_history", "ranking_training_examples", "feast_registry",
+                "online_feature_store", "candidate_generator", "video_index", "ranking_model",
+                "champion_models", "recommendation_bento"]:
+        assert AssetKey.from_user_string(key) in materialized, key
+    checks = result.get_asset_check_evaluations()
+    assert checks, "no asset checks ran"
+    failed = [evaluation.check_name for evaluation in checks if not evaluation.passed]
+    assert failed == []
+    assert any(evaluation.check_name == "raw_watches_expectations" for evaluation in checks)
+
+
+def test_champions_are_registered_with_run_lineage(pipeline_run):
+    settings, result, _, _ = pipeline_run
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    for artifact in (CANDIDATE_GENERATOR, VIDEO_INDEX, RANKER, POPULARITY):
+        version = champion_version(client, artifact)
+        assert version is not None, artifact.name
+        run = client.get_run(client.get_model_version(artifact.name, version).run_id)
+        assert run.data.tags["dagster_run_id"] == result.run_id
+        assert run.data.tags["data_snapshot"]
+
+
+def test_known_user_gets_ranked_personal_recommendations(pipeline_run, service_url):
+    settings = pipeline_run[0]
+    history = pd.read_parquet(settings.marts_dir / "user_watch_history.parquet")
+    user = int(history.sort_values("event_timestamp")["user_id"].iloc[-1])
+    watched = set(history[history["user_id"] == user].iloc[-1]["recent_watch_video_ids"])
+
+    response = httpx.post(f"{service_url}/recommend", json={"user_id": user, "k": 5, "surface": "home"}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["known_user"] is True
+    assert len(body["items"]) == 5
+    scores = [item["score"] for item in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert {item["source"] for item in body["items"]} <= {"ann", "popular"}
+    assert not watched & {item["video_id"] for item in body["items"]}
+
+
+def test_unknown_user_gets_popular_videos(service_url):
+    response = httpx.post(f"{service_url}/recommend", json={"user_id": 987654321, "k": 3}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["known_user"] is False
+    assert [item["source"] for item in body["items"]] == ["popular"] * 3
+
+
+def test_malformed_request_is_rejected_naming_the_field(service_url):
+    response = httpx.post(f"{service_url}/recommend", json={"user_id": "not-a-number", "k": 5}, timeout=30)
+    assert 400 <= response.status_code < 500
+    assert "user_id" in response.text
+
+    response = httpx.post(f"{service_url}/recommend", json={"user_id": 1, "surface": "billboard"}, timeout=30)
+    assert 400 <= response.status_code < 500
+    assert "surface" in response.text
+
+
+def test_health_and_readiness(service_url):
+    assert httpx.get(f"{service_url}/healthz", timeout=5).status_code == 200
+    assert httpx.get(f"{service_url}/readyz", timeout=5).status_code == 200

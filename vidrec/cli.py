@@ -1,0 +1,239 @@
+"""The `vidrec` command line: simulate data, run the pipeline, serve, ask for recommendations.
+
+The CLI is a thin launcher. It never imports the layers above `vidrec/` (orchestration, serving):
+it starts them the way an operator would, through the `dagster` and `bentoml` commands, with the
+environment derived from the one settings object. That keeps the dependency arrows pointing one
+way and means what the CLI runs is exactly what cron, CI or a container would run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+
+from vidrec.settings import VidrecSettings
+
+REFRESH_JOB = "refresh_everything"
+DEFINITIONS_MODULE = "orchestration.definitions"
+SERVICE_TARGET = "serving.service:RecommendationService"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings() -> VidrecSettings:
+    return VidrecSettings()
+
+
+def _environment(settings: VidrecSettings) -> dict[str, str]:
+    """The child-process environment: every layer reads the same resolved settings."""
+    settings.ensure_dirs()
+    environment = dict(os.environ)
+    environment.update(
+        {
+            "VIDREC_HOME": str(settings.home),
+            "DAGSTER_HOME": str(settings.dagster_home),
+            "BENTOML_HOME": str(settings.home / "bentoml"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return environment
+
+
+def _bin(name: str) -> str:
+    """A console script of the running interpreter's environment (the project's .venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """vidrec: build, evaluate and serve two-stage video recommendations.
+
+    Settings come from VIDREC_* environment variables (see docs/operations.md); all state lives
+    under VIDREC_HOME (default ./.vidrec).
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--users", type=click.IntRange(min=10), help="Number of users (default from settings: 2000).")
+@click.option("--videos", type=click.IntRange(min=20), help="Number of videos (default 3000).")
+@click.option("--days", type=click.IntRange(min=4), help="Number of simulated days (default 28).")
+@click.option("--seed", type=int, help="Random seed (default 7).")
+def simulate(users: int | None, videos: int | None, days: int | None, seed: int | None) -> None:
+    """Write the seeded simulated raw logs (and their ground truth) under VIDREC_HOME/raw.
+
+    Replaces any raw data already there, table by table and atomically.
+    """
+    from vidrec.simulator import SimulationConfig, simulate as run_simulation
+
+    settings = _settings()
+    base = SimulationConfig.from_settings(settings)
+    config = SimulationConfig(
+        users=users or base.users,
+        videos=videos or base.videos,
+        days=days or base.days,
+        seed=base.seed if seed is None else seed,
+        start_date=base.start_date,
+    )
+    summary = run_simulation(settings, config)
+    for table, rows in summary.row_counts.items():
+        click.echo(f"{table:>14}: {rows:>9,} rows")
+    click.echo(f"raw logs written to {settings.raw_dir}")
+
+
+@main.command()
+@click.option("--job", default=REFRESH_JOB, show_default=True, help="Dagster job to execute.")
+def pipeline(job: str) -> None:
+    """Materialize the whole asset graph headlessly (for cron and CI).
+
+    Runs the Dagster job in-process against the instance in VIDREC_HOME/dagster, so the run and its
+    asset materializations show up in the Dagster UI afterwards.
+    """
+    settings = _settings()
+    command = [_bin("dagster"), "job", "execute", "-m", DEFINITIONS_MODULE, "-j", job]
+    result = subprocess.run(command, env=_environment(settings), cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise click.ClickException(f"pipeline job {job!r} failed (exit code {result.returncode}); see the log above")
+    click.echo(f"pipeline job {job!r} succeeded")
+
+
+@main.command()
+@click.option("--port", type=int, help="Port (default VIDREC_SERVE_PORT or 3000).")
+def serve(port: int | None) -> None:
+    """Serve the champion models with BentoML (POST /recommend, GET /healthz, GET /readyz)."""
+    settings = _settings()
+    port = port or settings.serve_port
+    command = [_bin("bentoml"), "serve", SERVICE_TARGET, "--host", settings.serve_host, "--port", str(port)]
+    _run_foreground(command, _environment(settings))
+
+
+@main.command()
+def ui() -> None:
+    """Start the Dagster UI (webserver + daemon, so schedules and sensors run)."""
+    settings = _settings()
+    command = [
+        _bin("dagster"), "dev", "-m", DEFINITIONS_MODULE, "-h", settings.serve_host, "-p", str(settings.ui_port)
+    ]
+    _run_foreground(command, _environment(settings))
+
+
+@main.command()
+@click.argument("user_id", type=int)
+@click.option("-k", "--k", "k", default=10, show_default=True, type=click.IntRange(1, 500), help="How many videos.")
+@click.option("--surface", default="home", show_default=True, type=click.Choice(["home", "watch_next", "search"]))
+@click.option("--url", help="Service URL (default http://VIDREC_SERVE_HOST:VIDREC_SERVE_PORT).")
+def recommend(user_id: int, k: int, surface: str, url: str | None) -> None:
+    """Ask the running service for USER_ID's recommendations and print them as JSON."""
+    url = url or _settings().api_url
+    try:
+        response = httpx.post(f"{url}/recommend", json={"user_id": user_id, "k": k, "surface": surface}, timeout=30)
+    except httpx.HTTPError as error:
+        raise click.ClickException(f"cannot reach the service at {url} ({error}); start it with `vidrec serve`")
+    if response.status_code != 200:
+        raise click.ClickException(f"service answered {response.status_code}: {response.text}")
+    click.echo(json.dumps(response.json(), indent=2))
+
+
+@main.command()
+@click.option("--skip-pipeline", is_flag=True, help="Start the services on what is already materialized.")
+def up(skip_pipeline: bool) -> None:
+    """Run the pipeline, then start the API and the Dagster UI until Ctrl-C (what `make run` does)."""
+    settings = _settings()
+    environment = _environment(settings)
+    if not skip_pipeline:
+        click.get_current_context().invoke(pipeline)
+    processes = [
+        subprocess.Popen(
+            [_bin("bentoml"), "serve", SERVICE_TARGET, "--host", settings.serve_host, "--port", str(settings.serve_port)],
+            env=environment, cwd=PROJECT_ROOT, start_new_session=True,
+        ),
+        subprocess.Popen(
+            [_bin("dagster"), "dev", "-m", DEFINITIONS_MODULE, "-h", settings.serve_host, "-p", str(settings.ui_port)],
+            env=environment, cwd=PROJECT_ROOT, start_new_session=True,
+        ),
+    ]
+    try:
+        _wait_until_ready(f"{settings.api_url}/readyz", processes)
+        example_user = _example_user(settings)
+        click.echo("")
+        click.echo(f"Recommendation API: {settings.api_url}  (OpenAPI docs at {settings.api_url}/docs)")
+        click.echo(f"Dagster UI:         http://{settings.serve_host}:{settings.ui_port}")
+        click.echo("Try:")
+        click.echo(
+            f"  curl -s -X POST {settings.api_url}/recommend -H 'content-type: application/json' "
+            f"-d '{{\"user_id\": {example_user}, \"k\": 5, \"surface\": \"home\"}}'"
+        )
+        click.echo("Press Ctrl-C to stop both.")
+        while all(process.poll() is None for process in processes):
+            time.sleep(1)
+        raise click.ClickException("a service exited unexpectedly; see its log above")
+    except KeyboardInterrupt:
+        click.echo("stopping...")
+    finally:
+        _stop(processes)
+
+
+def _example_user(settings: VidrecSettings) -> int:
+    """A user id that exists in the raw logs, for the printed curl example."""
+    users_dir = settings.raw_dir / "users"
+    first = next(iter(sorted(users_dir.glob("day=*/*.parquet"))), None)
+    if first is None:
+        return 1
+    import pyarrow.parquet as pq
+
+    return int(pq.read_table(first, columns=["user_id"]).column(0)[0].as_py())
+
+
+def _wait_until_ready(url: str, processes: list[subprocess.Popen], timeout_seconds: float = 180) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in processes):
+            raise click.ClickException("a service exited during start-up; see its log above")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise click.ClickException(f"the service at {url} was not ready after {timeout_seconds:.0f} s")
+
+
+def _run_foreground(command: list[str], environment: dict[str, str]) -> None:
+    process = subprocess.Popen(command, env=environment, cwd=PROJECT_ROOT, start_new_session=True)
+    try:
+        returncode = process.wait()
+    except KeyboardInterrupt:
+        _stop([process])
+        return
+    if returncode != 0:
+        raise click.ClickException(f"{command[0]} exited with code {returncode}")
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """Stop each process group (the servers start workers of their own)."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 20
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The raw event schema: the one definition of what a raw log table holds.
+
+Everything that writes raw logs (the simulator, the importers) validates against these schemas,
+and dbt's sources read exactly these columns. Tables are Parquet, partitioned by the UTC day of
+their `partition_column`: `<raw_dir>/<table>/day=YYYY-MM-DD/part-0.parquet`. Timestamps are
+timezone-naive UTC with microsecond precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("us")
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    schema: pa.Schema
+    partition_column: str
+    primary_key: tuple[str, ...]
+    description: str
+
+
+USERS = RawTable(
+    name="users",
+    schema=pa.schema(
+        [
+            ("user_id", pa.int64()),
+            ("signup_time", TIMESTAMP),
+            ("country", pa.string()),
+            ("device", pa.string()),
+            ("age_bucket", pa.string()),
+            ("gender", pa.string()),
+        ]
+    ),
+    partition_column="signup_time",
+    primary_key=("user_id",),
+    description="One row per registered user with slowly changing demographics.",
+)
+
+VIDEOS = RawTable(
+    name="videos",
+    schema=pa.schema(
+        [
+            ("video_id", pa.int64()),
+            ("creator_id", pa.int64()),
+            ("category", pa.string()),
+            ("duration_seconds", pa.float64()),
+            ("upload_time", TIMESTAMP),
+            ("title_tokens", pa.list_(pa.string())),
+        ]
+    ),
+    partition_column="upload_time",
+    primary_key=("video_id",),
+    description="One row per uploaded video.",
+)
+
+IMPRESSIONS = RawTable(
+    name="impressions",
+    schema=pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("user_id", pa.int64()),
+            ("video_id", pa.int64()),
+            ("surface", pa.string()),
+            ("position", pa.int32()),
+            ("impression_time", TIMESTAMP),
+        ]
+    ),
+    partition_column="impression_time",
+    primary_key=("request_id", "video_id"),
+    description="A video shown to a user at a position of a surface (home, watch_next, search).",
+)
+
+WATCHES = RawTable(
+    name="watches",
+    schema=pa.schema(
+        [
+            ("user_id", pa.int64()),
+            ("video_id", pa.int64()),
+            ("watch_time", TIMESTAMP),
+            ("watch_seconds", pa.float64()),
+            ("liked", pa.bool_()),
+            ("shared", pa.bool_()),
+            ("disliked", pa.bool_()),
+        ]
+    ),
+    partition_column="watch_time",
+    primary_key=("user_id", "video_id", "watch_time"),
+    description="Every watch, recommendation-driven or organic (the paper trains on all of them).",
+)
+
+SEARCHES = RawTable(
+    name="searches",
+    schema=pa.schema(
+        [
+            ("user_id", pa.int64()),
+            ("search_time", TIMESTAMP),
+            ("query_tokens", pa.list_(pa.string())),
+        ]
+    ),
+    partition_column="search_time",
+    primary_key=("user_id", "search_time"),
+    description="A search query, already tokenised.",
+)
+
+SUBSCRIPTIONS = RawTable(
+    name="subscriptions",
+    schema=pa.schema(
+        [
+            ("user_id", pa.int64()),
+            ("creator_id", pa.int64()),
+            ("subscribed_time", TIMESTAMP),
+        ]
+    ),
+    partition_column="subscribed_time",
+    primary_key=("user_id", "creator_id"),
+    description="A user subscribing to a creator.",
+)
+
+RAW_TABLES: dict[str, RawTable] = {
+    table.name: table for table in (USERS, VIDEOS, IMPRESSIONS, WATCHES, SEARCHES, SUBSCRIPTIONS)
+}
+
+SURFACES = ("home", "watch_next", "search")
+CATEGORIES = (
+    "music",
+    "gaming",
+    "news",
+    "sports",
+    "comedy",
+    "education",
+    "science",
+    "cooking",
+    "travel",
+    "fashion",
+    "film",
+    "autos",
+)
+COUNTRIES = ("US", "IN", "BR", "GB", "DE", "JP", "MX", "FR")
+DEVICES = ("mobile", "desktop", "tv", "tablet")
+AGE_BUCKETS = ("13-17", "18-24", "25-34", "35-44", "45-54", "55+")
+GENDERS = ("female", "male", "unknown")

@@ -1,0 +1,134 @@
+"""One typed settings object for the whole platform.
+
+Every path, URI and tunable that more than one layer needs is read here, from `VIDREC_*`
+environment variables with embedded defaults, so the default profile runs on a bare machine with
+nothing but local files (DuckDB, SQLite, Parquet) and the production profile swaps in PostgreSQL
+and Redis without any other code knowing.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class VidrecSettings(BaseSettings):
+    """Where everything lives and how big the default data is.
+
+    Derived locations (raw logs, marts, Feast, MLflow, Dagster) sit under `home` unless overridden,
+    so pointing `VIDREC_HOME` at a temporary directory isolates a whole pipeline run (tests do).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VIDREC_", extra="ignore", frozen=True)
+
+    profile: Literal["default", "production"] = Field(
+        "default",
+        description="default: embedded DuckDB/SQLite/local files; production: PostgreSQL + Redis.",
+    )
+    home: Path = Field(Path(".vidrec"), description="Root directory of all generated state.")
+
+    # Simulation (the embedded default data).
+    sim_users: int = Field(2000, ge=10)
+    sim_videos: int = Field(3000, ge=20)
+    sim_days: int = Field(28, ge=4)
+    sim_seed: int = 7
+    sim_start_date: str = "2026-01-01"
+
+    # Evaluation protocol: the last `holdout_days` days of events are the temporal holdout.
+    holdout_days: int = Field(3, ge=1)
+    # Rollback examples kept per user (Covington et al.: equal weight per user).
+    max_examples_per_user: int = Field(60, ge=1)
+    history_length: int = Field(50, ge=1)
+
+    # Serving.
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 3000
+    ui_port: int = 3001
+    candidates_per_request: int = Field(200, ge=1)
+
+    # Production profile endpoints (only read when profile == "production").
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/vidrec"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Optional explicit overrides.
+    mlflow_tracking_uri_override: str | None = Field(None, alias="VIDREC_MLFLOW_TRACKING_URI")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, home: Path) -> Path:
+        return home.expanduser().resolve()
+
+    # ---- derived locations -------------------------------------------------------------
+    @cached_property
+    def raw_dir(self) -> Path:
+        """Raw event logs: `<table>/day=YYYY-MM-DD/part-0.parquet`."""
+        return self.home / "raw"
+
+    @cached_property
+    def ground_truth_dir(self) -> Path:
+        """The simulator's hidden truth (latent tastes), never read by training."""
+        return self.home / "ground_truth"
+
+    @cached_property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @cached_property
+    def marts_dir(self) -> Path:
+        """dbt's external marts (Parquet), the hand-off to Feast file sources."""
+        return self.home / "marts"
+
+    @cached_property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
+    @cached_property
+    def artifacts_dir(self) -> Path:
+        """Working copies of model bundles and indexes before they go to MLflow."""
+        return self.home / "artifacts"
+
+    @cached_property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @cached_property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @cached_property
+    def mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri_override:
+            return self.mlflow_tracking_uri_override
+        if self.profile == "production":
+            return self.postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @cached_property
+    def mlflow_artifact_location(self) -> str:
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.serve_host}:{self.serve_port}"
+
+    def ensure_dirs(self) -> None:
+        """Create every local directory the pipeline writes into (idempotent)."""
+        for path in (
+            self.raw_dir,
+            self.ground_truth_dir,
+            self.marts_dir,
+            self.feast_dir,
+            self.artifacts_dir,
+            self.dagster_home,
+            self.mlflow_dir,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides: object) -> VidrecSettings:
+    """Read settings from the environment, with explicit overrides winning (used by tests)."""
+    return VidrecSettings(**overrides)
