@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from feast import FeatureView, Field
+from feast import FeatureView, Field, FileSource
 from feast.types import Array, Float64, Int64, String
 
 from feature_repo import data_sources
@@ -22,7 +22,7 @@ PROFILE_TTL = timedelta(days=365)
 HISTORY_TTL = timedelta(days=365)
 
 
-def user_profile_view(marts_dir: Path) -> FeatureView:
+def user_profile_view(source: FileSource) -> FeatureView:
     return FeatureView(
         name="user_profile",
         description="Demographics of the user as of the latest daily snapshot.",
@@ -34,12 +34,12 @@ def user_profile_view(marts_dir: Path) -> FeatureView:
             Field(name="age_bucket", dtype=String),
             Field(name="gender", dtype=String),
         ],
-        source=data_sources.user_features_daily_source(marts_dir),
+        source=source,
         online=True,
     )
 
 
-def user_activity_view(marts_dir: Path) -> FeatureView:
+def user_activity_view(source: FileSource) -> FeatureView:
     return FeatureView(
         name="user_activity",
         description=(
@@ -57,12 +57,12 @@ def user_activity_view(marts_dir: Path) -> FeatureView:
             Field(name="user_impressions_7d", dtype=Int64),
             Field(name="user_clicks_7d", dtype=Int64),
         ],
-        source=data_sources.user_features_daily_source(marts_dir),
+        source=source,
         online=True,
     )
 
 
-def video_stats_view(marts_dir: Path) -> FeatureView:
+def video_stats_view(source: FileSource) -> FeatureView:
     return FeatureView(
         name="video_stats",
         description="Catalog facts and 7-day engagement of the video before the snapshot midnight.",
@@ -82,12 +82,12 @@ def video_stats_view(marts_dir: Path) -> FeatureView:
             Field(name="like_rate_7d", dtype=Float64),
             Field(name="watch_count_total", dtype=Int64),
         ],
-        source=data_sources.video_features_daily_source(marts_dir),
+        source=source,
         online=True,
     )
 
 
-def user_watch_history_view(marts_dir: Path) -> FeatureView:
+def user_watch_history_view(source: FileSource) -> FeatureView:
     return FeatureView(
         name="user_watch_history",
         description=(
@@ -101,17 +101,19 @@ def user_watch_history_view(marts_dir: Path) -> FeatureView:
             Field(name="recent_search_tokens", dtype=Array(String)),
             Field(name="watch_count_total", dtype=Int64),
         ],
-        source=data_sources.user_watch_history_source(marts_dir),
+        source=source,
         online=True,
     )
 
 
 def feature_views(marts_dir: Path) -> dict[str, FeatureView]:
     """Every feature view, by name, reading the marts under `marts_dir`."""
+    # one source object per mart: Feast rejects two sources of the same name
+    user_days = data_sources.user_features_daily_source(marts_dir)
     views = (
-        user_profile_view(marts_dir),
-        user_activity_view(marts_dir),
-        video_stats_view(marts_dir),
-        user_watch_history_view(marts_dir),
+        user_profile_view(user_days),
+        user_activity_view(user_days),
+        video_stats_view(data_sources.video_features_daily_source(marts_dir)),
+        user_watch_history_view(data_sources.user_watch_history_source(marts_dir)),
     )
     return {view.name: view for view in views}

@@ -3,6 +3,11 @@
 Everything is built from the settings (marts under `settings.marts_dir`, registry and SQLite
 online store under `settings.feast_dir`), so pointing VIDREC_HOME elsewhere moves the whole store
 and no path is hard-coded. `feature_store.yaml` next to this module mirrors this for CLI users.
+
+Loading the online store: the marts' timestamps are those of the logs (simulated days may lie in
+the past), so use `store.materialize(start, end)` over the marts' event-time range. A first
+`materialize_incremental(end)` starts at *wall-clock now* - ttl and would skip past daily
+snapshots; later calls continue from the previous end, as expected.
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ import logging
 from urllib.parse import urlsplit
 
 from feast import FeatureStore, RepoConfig
+from feast.errors import FeastExtrasDependencyImportError
 from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
-from feast.errors import FeastExtrasDependencyImportError
 from feast.repo_config import FeastConfigBaseModel, RegistryConfig
 
 from feature_repo.entities import ENTITIES

@@ -18,6 +18,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+INDEX_FILE = "index.faiss"  # the file name a saved index gets inside a bundle directory
+
 
 class VideoIndex:
     def __init__(self, exact_threshold: int = 50_000, hnsw_m: int = 32, ef_construction: int = 200,
@@ -31,7 +33,7 @@ class VideoIndex:
 
     @property
     def is_exact(self) -> bool:
-        return isinstance(self._require().index, faiss.IndexFlat)
+        return isinstance(faiss.downcast_index(self._require().index), faiss.IndexFlat)
 
     def __len__(self) -> int:
         return 0 if self._index is None else self._index.ntotal
@@ -91,10 +93,11 @@ class VideoIndex:
         if not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"{path} holds a {type(index).__name__}, expected an IndexIDMap2")
         video_index = cls(exact_threshold=exact_threshold)
-        if isinstance(index.index, faiss.IndexHNSW):
-            video_index.hnsw_m = index.index.hnsw.nb_neighbors(1)
-            video_index.ef_construction = index.index.hnsw.efConstruction
-            video_index.ef_search = index.index.hnsw.efSearch
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            video_index.hnsw_m = inner.hnsw.nb_neighbors(1)
+            video_index.ef_construction = inner.hnsw.efConstruction
+            video_index.ef_search = inner.hnsw.efSearch
         video_index._index = index
         video_index._ids = set(faiss.vector_to_array(index.id_map).tolist())
         return video_index

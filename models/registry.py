@@ -36,7 +36,7 @@ class RegisteredArtifact:
 
 CANDIDATE_GENERATOR = RegisteredArtifact("vidrec-candidate-generator", "holdout_ndcg_at_10")
 VIDEO_INDEX = RegisteredArtifact("vidrec-video-index", "holdout_ndcg_at_10")
-RANKER = RegisteredArtifact("vidrec-ranker", "holdout_auc")
+RANKER = RegisteredArtifact("vidrec-ranker", "holdout_auc_watch_weighted")
 POPULARITY = RegisteredArtifact("vidrec-popularity", "holdout_ndcg_at_10")
 
 

@@ -5,9 +5,9 @@ profile); everything else is derived by `VidrecSettings`, so the UI shows exactl
 run touches and tests point a whole run at a temporary directory with one value.
 """
 
-from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,5 +67,10 @@ def build_resources(settings: VidrecSettings) -> dict[str, object]:
         "mlflow_tracking": MlflowResource(
             tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifact_location
         ),
-        "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR)),
+        "dbt": DbtCliResource(
+            project_dir=str(DBT_PROJECT_DIR),
+            profiles_dir=str(DBT_PROJECT_DIR),
+            # The dbt of this interpreter's environment: PATH need not include the virtualenv.
+            dbt_executable=str(Path(sys.executable).parent / "dbt"),
+        ),
     }

@@ -1,6 +1,5 @@
 """Sensors: react to new raw data without waiting for the nightly schedule."""
 
-from __future__ import annotations
 
 import hashlib
 

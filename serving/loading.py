@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from models.index import VideoIndex
+from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
 from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, champion_version, download_champion
@@ -44,7 +44,7 @@ def load_champion_models(settings: VidrecSettings) -> ServingModels:
     logger.info("loaded champions %s", versions)
     return ServingModels(
         retrieval=RetrievalBundle.load(paths["candidate_generator"]),
-        index=VideoIndex.load(paths["video_index"]),
+        index=VideoIndex.load(paths["video_index"] / INDEX_FILE),
         ranker=RankerBundle.load(paths["ranker"]),
         popularity=PopularityRecommender.load(paths["popularity"] / "popularity.json"),
         versions=versions,

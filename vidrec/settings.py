@@ -43,6 +43,9 @@ class VidrecSettings(BaseSettings):
     # Rollback examples kept per user (Covington et al.: equal weight per user).
     max_examples_per_user: int = Field(60, ge=1)
     history_length: int = Field(50, ge=1)
+    # Share of non-clicked impressions kept in the ranking training frame (clicks are all kept;
+    # kept non-clicks get weight 1/rate). Feast's file offline store joins ~2k rows/s here.
+    ranking_negative_sample_rate: float = Field(0.1, gt=0, le=1)
 
     # Serving.
     serve_host: str = "127.0.0.1"

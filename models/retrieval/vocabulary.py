@@ -48,8 +48,9 @@ class Vocabulary:
         """Indices (int64) of `values`; unknown and missing values get 0."""
         if len(values) == 0:
             return np.zeros(0, dtype=np.int64)
-        if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
-            array = values  # fast path for id columns: no per-element conversion
+        if isinstance(values, np.ndarray):
+            # Fast path: pandas hashes 7, 7.0 and np.int64(7) alike, and NaN/None match nothing.
+            array = values if values.dtype.kind in "iu" else values.astype(object)
         else:
             array = np.empty(len(values), dtype=object)
             array[:] = [_plain(value) for value in values]

@@ -5,7 +5,6 @@ better version takes the `champion` alias, so a re-run on unchanged data changes
 faiss index is promoted with the candidate generator whose embeddings it holds, never alone.
 """
 
-from __future__ import annotations
 
 import os
 import subprocess

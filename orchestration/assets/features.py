@@ -4,10 +4,10 @@ Training frames come only from `get_historical_features` through the same featur
 serving reads with `get_online_features`: one feature definition for both paths.
 """
 
-from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
@@ -59,19 +59,48 @@ def online_feature_store(context: AssetExecutionContext, vidrec: VidrecResource)
     """
     settings = vidrec.settings()
     store = feature_store(settings)
-    start, end = _event_time_range(settings)
+    start, end = event_time_range(settings)
     store.materialize(start_date=start - timedelta(days=1), end_date=end + timedelta(seconds=1))
     context.log.info("materialized online features for %s .. %s", start, end)
     return MaterializeResult(metadata={"event_time_start": str(start), "event_time_end": str(end)})
 
 
-def _event_time_range(settings: VidrecSettings) -> tuple[pd.Timestamp, pd.Timestamp]:
+def event_time_range(settings: VidrecSettings) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last feature event time (UTC) over the marts behind the feature views."""
     starts, ends = [], []
     for mart in FEATURE_MARTS:
         times = _utc(pd.read_parquet(settings.marts_dir / f"{mart}.parquet", columns=["event_timestamp"])["event_timestamp"])
         starts.append(times.min())
         ends.append(times.max())
     return min(starts).to_pydatetime(), max(ends).to_pydatetime()
+
+
+def sample_ranking_examples(examples: pd.DataFrame, negative_rate: float, seed: int = 0) -> pd.DataFrame:
+    """Every click plus a seeded share of non-clicks, with `example_weight` = 1/rate on those.
+
+    Negatives are down-sampled because Feast's file offline store joins only a few thousand rows
+    a second here; the weight keeps losses and metrics unbiased for the full impression log.
+    """
+    keep_negative = np.random.default_rng(seed).random(len(examples)) < negative_rate
+    sampled = examples[examples["clicked"].astype(bool) | keep_negative].copy()
+    sampled["example_weight"] = np.where(sampled["clicked"].astype(bool), 1.0, 1.0 / negative_rate)
+    return sampled.reset_index(drop=True)
+
+
+def historical_features(store, examples: pd.DataFrame, join_keys: list[str], features) -> pd.DataFrame:
+    """Point-in-time features for `examples` via Feast, keeping every example row, column and order.
+
+    Only the join keys and timestamp go through Feast (wide entity frames, list columns above
+    all, make its dask join much slower); the rest is put back by row number. Feast's file store
+    drops an entity row whose feature rows are all later or expired; such rows come back with
+    null features instead of vanishing.
+    """
+    entity_df = examples[join_keys + ["event_timestamp"]].copy()
+    entity_df["example_row"] = np.arange(len(entity_df))
+    joined = store.get_historical_features(entity_df=entity_df, features=features).to_df()
+    joined = joined.drop(columns=[*join_keys, "event_timestamp"])
+    framed = examples.reset_index(drop=True).assign(example_row=np.arange(len(examples)))
+    return framed.merge(joined, on="example_row", how="left").drop(columns=["example_row"])
 
 
 @asset(group_name=FEATURES_GROUP, deps=[feast_registry, AssetKey("ranking_training_examples")], kinds={"feast", "parquet"})
@@ -81,16 +110,19 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     store = feature_store(settings)
     examples = pd.read_parquet(settings.marts_dir / "ranking_training_examples.parquet")
     examples["event_timestamp"] = _utc(examples["event_timestamp"])
-    frame = store.get_historical_features(
-        entity_df=examples, features=store.get_feature_service(RANKER_SERVICE)
-    ).to_df()
+    sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
+    context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
+                     len(sampled), len(examples), 100 * settings.ranking_negative_sample_rate)
+    frame = historical_features(store, sampled, ["user_id", "video_id"], store.get_feature_service(RANKER_SERVICE))
     columns = service_feature_columns(store, RANKER_SERVICE)
     path = ranking_frame_path(settings)
     frame.to_parquet(path, index=False)
     return MaterializeResult(
         metadata={
             "rows": len(frame),
-            "click_rate": float(frame["clicked"].mean()),
+            "impressions": len(examples),
+            "negative_sample_rate": settings.ranking_negative_sample_rate,
+            "click_rate_in_frame": float(frame["clicked"].mean()),
             "categorical_features": ", ".join(columns.categorical + REQUEST_CATEGORICAL_FEATURES),
             "numeric_features": ", ".join(columns.numeric),
             "path": str(path),
@@ -106,7 +138,7 @@ def retrieval_training_frame(context: AssetExecutionContext, vidrec: VidrecResou
     store = feature_store(settings)
     examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
     examples["event_timestamp"] = _utc(examples["label_time"])
-    frame = store.get_historical_features(entity_df=examples, features=USER_PROFILE_FEATURES).to_df()
+    frame = historical_features(store, examples, ["user_id"], USER_PROFILE_FEATURES)
     path = retrieval_frame_path(settings)
     frame.to_parquet(path, index=False)
     return MaterializeResult(

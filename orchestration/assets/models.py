@@ -5,7 +5,6 @@ Dagster run id and the data snapshot it saw). Promotion to `champion` is the dep
 decision, not the trainer's: see `orchestration/assets/deployment.py`.
 """
 
-from __future__ import annotations
 
 import hashlib
 import shutil
@@ -27,7 +26,7 @@ from models.evaluation.temporal_holdout import (
     evaluate_embeddings,
     evaluate_ranked_lists,
 )
-from models.index import VideoIndex
+from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.config import RankerConfig
 from models.ranking.train import train_ranker
@@ -52,7 +51,7 @@ RECALL_AT_K_FOR_INDEX = 100
 def holdout_start(settings: VidrecSettings) -> pd.Timestamp:
     """The temporal cut dbt computed (int_event_window), so Python and SQL agree on one split."""
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
-        return pd.Timestamp(connection.sql("select holdout_start from int_event_window").fetchone()[0])
+        return pd.Timestamp(connection.execute("select holdout_start from int_event_window").fetchone()[0])
 
 
 def data_snapshot(settings: VidrecSettings) -> str:
@@ -181,7 +180,8 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_t
     settings = vidrec.settings()
     bundle = RetrievalBundle.load(settings.artifacts_dir / "candidate_generator")
     video_ids, vectors = bundle.video_embeddings()
-    index = VideoIndex.build(video_ids, vectors)
+    index = VideoIndex().build(video_ids, vectors)
+    index_type = "exact (IndexFlatIP)" if index.is_exact else "HNSW"
     task = holdout_task(settings)
     queries = bundle.user_embeddings(task.queries) if len(task.queries) else vectors[:100]
     recall = index.recall_against_exact(queries, RECALL_AT_K_FOR_INDEX)
@@ -191,17 +191,17 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_t
     generator_version = str(generator["mlflow_version"])
     ndcg = float(generator["holdout_ndcg_at_10"])
     bundle_dir = _fresh_dir(settings.artifacts_dir / "video_index")
-    index.save(bundle_dir)
+    index.save(bundle_dir / INDEX_FILE)
     metrics = {f"recall_at_{RECALL_AT_K_FOR_INDEX}_vs_exact": recall, "videos": float(len(video_ids)),
                "holdout_ndcg_at_10": ndcg}
     with mlflow_tracking.start_run("video_index", run_tags(context, settings)):
-        mlflow.log_params({"index_type": index.index_type, "dimension": vectors.shape[1]})
+        mlflow.log_params({"index_type": index_type, "dimension": vectors.shape[1]})
         mlflow.log_metrics(metrics)
         ref = log_bundle(VIDEO_INDEX, bundle_dir, metrics, tags={"candidate_generator_version": generator_version})
     return MaterializeResult(
         metadata={
             **_registration_metadata(ref),
-            "index_type": index.index_type,
+            "index_type": index_type,
             "videos": len(video_ids),
             f"recall_at_{RECALL_AT_K_FOR_INDEX}_vs_exact": recall,
             "candidate_generator_version": generator_version,

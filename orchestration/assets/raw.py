@@ -5,7 +5,6 @@ importer) and must stay mutually consistent. Their asset keys (`raw/<table>`) ar
 dagster-dbt gives the dbt sources of the same names, so the lineage graph connects by itself.
 """
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 

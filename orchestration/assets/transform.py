@@ -4,23 +4,37 @@ dbt runs `build` (models and their tests in DAG order), so a failing test stops 
 downstream of it inside dbt, and the failed step stops the Python assets downstream in Dagster.
 """
 
-from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.dbt_project import using_dagster_dev
 
 from orchestration.resources import DBT_PROJECT_DIR, VidrecResource
 
 TRANSFORM_GROUP = "transform"
 
 vidrec_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-if not vidrec_dbt_project.manifest_path.exists():
-    # `dagster dev` prepares the manifest itself; headless runs and tests parse once here.
-    vidrec_dbt_project.preparer.prepare(vidrec_dbt_project)
+
+
+def _parse_dbt_project() -> None:
+    """Write target/manifest.json with this environment's dbt (PATH need not include the venv)."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet",
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+        check=True,
+    )
+
+
+if using_dagster_dev() or not vidrec_dbt_project.manifest_path.exists():
+    # Under `dagster dev` re-parse so SQL edits show up; elsewhere parse once.
+    _parse_dbt_project()
 
 
 class VidrecDbtTranslator(DagsterDbtTranslator):

@@ -6,7 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from conftest import BuiltMarts, t
+
+
+def t(text: str) -> datetime:
+    """A naive UTC timestamp from 'YYYY-MM-DD HH:MM' (the marts' timestamps are naive UTC)."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M")
+
 
 MARTS = (
     "video_catalog",
@@ -19,7 +24,7 @@ MARTS = (
 )
 
 
-def test_dbt_build_passes_every_model_and_test(built_marts: BuiltMarts) -> None:
+def test_dbt_build_passes_every_model_and_test(built_marts) -> None:
     results = built_marts.result.result.results
     failures = [(r.node.unique_id, r.status, r.message) for r in results if r.status not in ("success", "pass")]
     assert built_marts.result.success, failures
@@ -30,11 +35,11 @@ def test_dbt_build_passes_every_model_and_test(built_marts: BuiltMarts) -> None:
 
 
 @pytest.mark.parametrize("mart", MARTS)
-def test_every_mart_is_written_as_parquet(built_marts: BuiltMarts, mart: str) -> None:
+def test_every_mart_is_written_as_parquet(built_marts, mart: str) -> None:
     assert (built_marts.marts_dir / f"{mart}.parquet").is_file()
 
 
-def test_mart_columns_follow_the_contract(built_marts: BuiltMarts) -> None:
+def test_mart_columns_follow_the_contract(built_marts) -> None:
     columns = {
         mart: [row[0] for row in built_marts.query(f"describe select * from '{{marts}}/{mart}.parquet'")]
         for mart in MARTS
@@ -54,7 +59,7 @@ def test_mart_columns_follow_the_contract(built_marts: BuiltMarts) -> None:
     assert "day" not in columns["video_catalog"]
 
 
-def test_user_watch_history_is_the_state_after_each_event(built_marts: BuiltMarts) -> None:
+def test_user_watch_history_is_the_state_after_each_event(built_marts) -> None:
     history = built_marts.rows("user_watch_history", where="user_id = 2")
     assert [
         (row["event_timestamp"], row["recent_watch_video_ids"], row["watch_count_total"])
@@ -68,7 +73,7 @@ def test_user_watch_history_is_the_state_after_each_event(built_marts: BuiltMart
     assert {tuple(row["recent_search_tokens"]) for row in history} == {("cat", "cat video", "video")}
 
 
-def test_rollback_examples_take_the_history_strictly_before_the_label(built_marts: BuiltMarts) -> None:
+def test_rollback_examples_take_the_history_strictly_before_the_label(built_marts) -> None:
     examples = built_marts.rows("retrieval_training_examples", where="user_id = 1")
     assert [
         (
@@ -86,7 +91,7 @@ def test_rollback_examples_take_the_history_strictly_before_the_label(built_mart
     ]
 
 
-def test_example_age_counts_days_to_the_end_of_its_split_window(built_marts: BuiltMarts) -> None:
+def test_example_age_counts_days_to_the_end_of_its_split_window(built_marts) -> None:
     ages = {
         (row["user_id"], row["label_video_id"]): row["example_age_days"]
         for row in built_marts.rows("retrieval_training_examples")
@@ -97,7 +102,7 @@ def test_example_age_counts_days_to_the_end_of_its_split_window(built_marts: Bui
     assert ages[(2, 14)] == 0.0
 
 
-def test_simultaneous_watches_do_not_see_each_other(built_marts: BuiltMarts) -> None:
+def test_simultaneous_watches_do_not_see_each_other(built_marts) -> None:
     examples = built_marts.rows("retrieval_training_examples", where="user_id = 2 and split = 'train'")
     # the 09:05 watch only has a search before it: no example; the 11:00 pair share one history
     assert [(row["label_video_id"], row["history_video_ids"]) for row in examples] == [
@@ -106,7 +111,7 @@ def test_simultaneous_watches_do_not_see_each_other(built_marts: BuiltMarts) -> 
     ]
 
 
-def test_examples_are_capped_to_the_most_recent_per_user_and_split(built_marts: BuiltMarts) -> None:
+def test_examples_are_capped_to_the_most_recent_per_user_and_split(built_marts) -> None:
     examples = built_marts.rows("retrieval_training_examples", where="user_id = 4", order_by="label_time")
     # 5 watches -> 4 candidate examples, max_examples_per_user=2 keeps the last two
     assert [(row["label_time"], row["history_video_ids"]) for row in examples] == [
@@ -115,7 +120,7 @@ def test_examples_are_capped_to_the_most_recent_per_user_and_split(built_marts: 
     ]
 
 
-def test_a_watch_within_30_minutes_of_an_impression_is_a_click(built_marts: BuiltMarts) -> None:
+def test_a_watch_within_30_minutes_of_an_impression_is_a_click(built_marts) -> None:
     outcomes = {
         (row["request_id"], row["video_id"]): (row["clicked"], row["watch_seconds"], row["liked"], row["split"])
         for row in built_marts.rows("ranking_training_examples")
@@ -129,7 +134,7 @@ def test_a_watch_within_30_minutes_of_an_impression_is_a_click(built_marts: Buil
     }
 
 
-def test_watch_interactions_split_on_the_first_watch(built_marts: BuiltMarts) -> None:
+def test_watch_interactions_split_on_the_first_watch(built_marts) -> None:
     pairs = {
         (row["user_id"], row["video_id"]): (row["watch_count"], row["watch_seconds_total"], row["split"])
         for row in built_marts.rows("watch_interactions")
@@ -140,7 +145,7 @@ def test_watch_interactions_split_on_the_first_watch(built_marts: BuiltMarts) ->
     assert len(pairs) == 11
 
 
-def test_user_features_use_only_events_before_the_snapshot(built_marts: BuiltMarts) -> None:
+def test_user_features_use_only_events_before_the_snapshot(built_marts) -> None:
     snapshots = {row["event_timestamp"]: row for row in built_marts.rows("user_features_daily", where="user_id = 1")}
     assert min(snapshots) == t("2026-01-01 00:00") and max(snapshots) == t("2026-01-07 00:00")
     assert snapshots[t("2026-01-01 00:00")]["watch_count_28d"] == 0
@@ -157,7 +162,7 @@ def test_user_features_use_only_events_before_the_snapshot(built_marts: BuiltMar
     assert first_of_user_2["event_timestamp"] == t("2026-01-02 00:00")
 
 
-def test_video_features_start_at_the_upload_day(built_marts: BuiltMarts) -> None:
+def test_video_features_start_at_the_upload_day(built_marts) -> None:
     snapshots = {row["event_timestamp"]: row for row in built_marts.rows("video_features_daily", where="video_id = 14")}
     assert min(snapshots) == t("2026-01-03 00:00")
     assert snapshots[t("2026-01-03 00:00")]["video_age_days"] == 0.0

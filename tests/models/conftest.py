@@ -97,3 +97,8 @@ def retrieval_data():
     unwatched = make_catalog(2, rng).assign(video_id=[9001, 9002], category=["music", "gaming"],
                                             creator_id=[0, 10], title_tokens=[["music"], ["gaming"]])
     return examples, pd.concat([catalog, unwatched], ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def ranking_frame():
+    return make_ranking_frame(30_000, np.random.default_rng(11))

@@ -1,0 +1,36 @@
+"""The definitions as module-level objects, for the Feast CLI (`feast -c feature_repo apply`).
+
+Feast's CLI imports every module of the repo and collects the Feast objects it finds at module
+level; code calls `feature_repo.store.feature_definitions(settings)` instead. The marts are
+read from `VIDREC_HOME` through vidrec.settings, like everywhere else. `.feastignore` keeps the
+CLI from importing the other modules a second time under top-level names.
+"""
+
+from __future__ import annotations
+
+from feature_repo.entities import user, video
+from feature_repo.features import feature_views
+from feature_repo.services import feature_services
+from vidrec.settings import load_settings
+
+_views = feature_views(load_settings().marts_dir)
+_services = feature_services(_views)
+
+user_profile = _views["user_profile"]
+user_activity = _views["user_activity"]
+video_stats = _views["video_stats"]
+user_watch_history = _views["user_watch_history"]
+
+ranker_features = _services["ranker_features"]
+retrieval_user_features = _services["retrieval_user_features"]
+
+__all__ = [
+    "user",
+    "video",
+    "user_profile",
+    "user_activity",
+    "video_stats",
+    "user_watch_history",
+    "ranker_features",
+    "retrieval_user_features",
+]

@@ -1,0 +1,27 @@
+import numpy as np
+import torch
+
+from models.retrieval.vocabulary import OOV_INDEX, Vocabulary
+
+
+def test_index_zero_is_reserved_for_unknown_missing_and_rare_tokens(tmp_path):
+    vocabulary = Vocabulary.build(["a", "b", "a", "c", None, "a", "b"], min_count=2)
+    assert vocabulary.tokens == ["a", "b"]  # most frequent first; "c" is below min_count
+    assert len(vocabulary) == 3
+    assert vocabulary.encode(["a", "b", "c", "never-seen", None]).tolist() == [1, 2, 0, 0, 0]
+    vocabulary.save(tmp_path / "vocabulary.json")
+    assert Vocabulary.load(tmp_path / "vocabulary.json").encode(["b", "zzz"]).tolist() == [2, OOV_INDEX]
+
+
+def test_integer_ids_match_whatever_their_numeric_type():
+    vocabulary = Vocabulary.build([7, 7, 8])
+    assert vocabulary.encode(np.array([7, 8, 9], dtype=np.int64)).tolist() == [1, 2, 0]
+    assert vocabulary.encode([np.int32(8), 7.0]).tolist() == [2, 1]
+
+
+def test_unknown_token_gets_a_zero_embedding():
+    vocabulary = Vocabulary.build(["x", "y"])
+    table = torch.nn.Embedding(len(vocabulary), 4, padding_idx=0)
+    vectors = table(torch.from_numpy(vocabulary.encode(["x", "unknown"])))
+    assert torch.count_nonzero(vectors[1]) == 0
+    assert torch.count_nonzero(vectors[0]) > 0
