@@ -116,7 +116,7 @@ def is_better_than_champion(client: MlflowClient, artifact: RegisteredArtifact, 
 
 def champion_version(client: MlflowClient, artifact: RegisteredArtifact) -> str | None:
     try:
-        return client.get_model_version_by_alias(artifact.name, CHAMPION_ALIAS).version
+        return str(client.get_model_version_by_alias(artifact.name, CHAMPION_ALIAS).version)
     except MlflowException:
         return None
 

@@ -14,10 +14,10 @@ from expectations.training_frames import validate_ranking_frame, validate_retrie
 from expectations.validation import ValidationOutcome
 from feature_repo.feature_columns import service_feature_columns
 from feature_repo.store import feature_store
+from feature_repo.training_frames import historical_features
 from orchestration.assets.features import (
     RANKER_SERVICE,
     event_time_range,
-    historical_features,
     online_feature_store,
     ranking_frame_path,
     ranking_training_frame,
@@ -98,8 +98,7 @@ def online_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
     sample = training.drop_duplicates().sample(n=min(SKEW_SAMPLE_ENTITIES, len(training)), random_state=0)
     _, latest = event_time_range(settings)
     offline = historical_features(
-        store, sample.assign(event_timestamp=pd.Timestamp(latest)), ["user_id", "video_id"],
-        store.get_feature_service(RANKER_SERVICE),
+        store, sample.assign(event_timestamp=pd.Timestamp(latest)), store.get_feature_service(RANKER_SERVICE)
     )
     online = pd.DataFrame(
         store.get_online_features(

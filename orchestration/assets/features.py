@@ -13,6 +13,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from feature_repo.feature_columns import REQUEST_CATEGORICAL_FEATURES, service_feature_columns
 from feature_repo.store import apply_feature_definitions, feature_store
+from feature_repo.training_frames import historical_features
 from orchestration.resources import VidrecResource
 from vidrec.settings import VidrecSettings
 
@@ -87,22 +88,6 @@ def sample_ranking_examples(examples: pd.DataFrame, negative_rate: float, seed: 
     return sampled.reset_index(drop=True)
 
 
-def historical_features(store, examples: pd.DataFrame, join_keys: list[str], features) -> pd.DataFrame:
-    """Point-in-time features for `examples` via Feast, keeping every example row, column and order.
-
-    Only the join keys and timestamp go through Feast (wide entity frames, list columns above
-    all, make its dask join much slower); the rest is put back by row number. Feast's file store
-    drops an entity row whose feature rows are all later or expired; such rows come back with
-    null features instead of vanishing.
-    """
-    entity_df = examples[join_keys + ["event_timestamp"]].copy()
-    entity_df["example_row"] = np.arange(len(entity_df))
-    joined = store.get_historical_features(entity_df=entity_df, features=features).to_df()
-    joined = joined.drop(columns=[*join_keys, "event_timestamp"])
-    framed = examples.reset_index(drop=True).assign(example_row=np.arange(len(examples)))
-    return framed.merge(joined, on="example_row", how="left").drop(columns=["example_row"])
-
-
 @asset(group_name=FEATURES_GROUP, deps=[feast_registry, AssetKey("ranking_training_examples")], kinds={"feast", "parquet"})
 def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
     """Impressions with their outcomes and point-in-time-correct ranker features."""
@@ -113,7 +98,7 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
                      len(sampled), len(examples), 100 * settings.ranking_negative_sample_rate)
-    frame = historical_features(store, sampled, ["user_id", "video_id"], store.get_feature_service(RANKER_SERVICE))
+    frame = historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
     columns = service_feature_columns(store, RANKER_SERVICE)
     path = ranking_frame_path(settings)
     frame.to_parquet(path, index=False)
@@ -138,7 +123,7 @@ def retrieval_training_frame(context: AssetExecutionContext, vidrec: VidrecResou
     store = feature_store(settings)
     examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
     examples["event_timestamp"] = _utc(examples["label_time"])
-    frame = historical_features(store, examples, ["user_id"], USER_PROFILE_FEATURES)
+    frame = historical_features(store, examples, USER_PROFILE_FEATURES)
     path = retrieval_frame_path(settings)
     frame.to_parquet(path, index=False)
     return MaterializeResult(

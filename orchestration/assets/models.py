@@ -152,7 +152,7 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource, 
     metrics = {
         **_prefixed(model_metrics, "holdout"),
         **_prefixed(popularity_metrics, "popularity_holdout"),
-        **{f"training_{name}": value for name, value in bundle.metrics.items()},
+        **_prefixed(bundle.metrics, "training"),
     }
     bundle_dir = _fresh_dir(settings.artifacts_dir / "candidate_generator")
     bundle.save(bundle_dir)

@@ -196,6 +196,5 @@ def test_production_profile_keeps_online_features_in_redis(tmp_path: Path) -> No
     assert redis_connection_string("redis://:secret@cache:6380/2") == "cache:6380,db=2,password=secret"
     with pytest.raises(ValueError, match="postgresql://x"):
         redis_connection_string("postgresql://x")
-    pytest.importorskip("redis")
     config = build_repo_config(VidrecSettings(home=tmp_path, profile="production", redis_url="redis://cache:6379/1"))
     assert config.online_store.connection_string == "cache:6379,db=1"

@@ -1,0 +1,88 @@
+"""Training frames keep every example, even where Feast's file store would drop or merge rows."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from feature_repo.services import RANKER_FEATURES
+from feature_repo.store import apply_feature_definitions
+from feature_repo.training_frames import historical_features
+from vidrec.settings import VidrecSettings
+
+
+def _user_day(user_id: int, day: str, watch_count_28d: int) -> dict:
+    return dict(
+        user_id=user_id, event_timestamp=pd.Timestamp(f"{day} 00:00").to_pydatetime(), country="US",
+        device="mobile", age_bucket="18-24", gender="female", watch_count_28d=watch_count_28d,
+        watch_seconds_28d=10.0, mean_watch_fraction_28d=0.5, like_count_28d=1, active_days_28d=1,
+        impressions_7d=5, clicks_7d=1,
+    )
+
+
+def _video_day(video_id: int, day: str, impressions_7d: int) -> dict:
+    return dict(
+        video_id=video_id, event_timestamp=pd.Timestamp(f"{day} 00:00").to_pydatetime(), creator_id=7,
+        category="music", duration_seconds=60.0, video_age_days=1.0, impressions_7d=impressions_7d, clicks_7d=0,
+        ctr_7d=0.05, watches_7d=0, watch_seconds_7d=0.0, mean_watch_fraction_7d=0.0, like_rate_7d=0.0,
+        watch_count_total=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    settings = VidrecSettings(home=tmp_path_factory.mktemp("frames_home"))
+    settings.marts_dir.mkdir(parents=True)
+    marts = {
+        "user_features_daily": [_user_day(1, "2026-01-02", 4), _user_day(1, "2026-01-03", 9)],
+        "video_features_daily": [_video_day(10, "2026-01-02", 3), _video_day(11, "2026-01-02", 8)],
+        "user_watch_history": [
+            dict(user_id=1, event_timestamp=pd.Timestamp("2026-01-02 10:00").to_pydatetime(),
+                 recent_watch_video_ids=[10], recent_search_tokens=[], watch_count_total=1)
+        ],
+    }
+    for mart, rows in marts.items():
+        pq.write_table(pa.Table.from_pylist(rows), settings.marts_dir / f"{mart}.parquet")
+    return apply_feature_definitions(settings)
+
+
+def test_impressions_of_one_user_at_one_instant_all_get_features(store):
+    """A slate logged with one timestamp: the user-keyed views must serve every row."""
+    slate = pd.DataFrame(
+        {
+            "user_id": [1, 1, 1],
+            "video_id": [11, 10, 11],
+            "event_timestamp": pd.to_datetime(["2026-01-02 12:00"] * 2 + ["2026-01-03 08:00"], utc=True),
+            "clicked": [True, False, False],
+        }
+    )
+
+    frame = historical_features(store, slate, store.get_feature_service(RANKER_FEATURES))
+
+    assert frame["video_id"].tolist() == [11, 10, 11]  # order and every row kept
+    assert frame["clicked"].tolist() == [True, False, False]
+    assert frame["watch_count_28d"].tolist() == [4, 4, 9]
+    assert frame["impressions_7d"].tolist() == [8, 3, 8]
+    assert frame["country"].tolist() == ["US", "US", "US"]
+
+
+def test_examples_without_feature_rows_keep_their_row_with_nulls(store):
+    examples = pd.DataFrame(
+        {"user_id": [1, 99], "video_id": [10, 10],
+         "event_timestamp": pd.to_datetime(["2026-01-02 12:00", "2026-01-02 12:00"], utc=True)}
+    )
+
+    frame = historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
+
+    assert frame["user_id"].tolist() == [1, 99]
+    assert frame["watch_count_28d"].iloc[0] == 4
+    assert pd.isna(frame["watch_count_28d"].iloc[1])
+    assert frame["impressions_7d"].tolist() == [3, 3]
+
+
+def test_missing_join_key_is_named(store):
+    examples = pd.DataFrame({"user_id": [1], "event_timestamp": pd.to_datetime(["2026-01-02 12:00"], utc=True)})
+    with pytest.raises(ValueError, match=r"lack join key\(s\) \['video_id'\]"):
+        historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
