@@ -44,7 +44,6 @@ class MlflowResource(ConfigurableResource):
     def configure(self) -> str:
         """Point the MLflow client at this deployment; returns the experiment id."""
         mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
         experiment = mlflow.get_experiment_by_name(self.experiment_name)
         if experiment is None:
             return mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location)

@@ -26,7 +26,6 @@ def load_champion_models(settings: VidrecSettings) -> ServingModels:
     Raises LookupError naming the missing model when the pipeline has not promoted one yet.
     """
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     cache = settings.home / "serving_cache"
     if cache.exists():
         shutil.rmtree(cache)

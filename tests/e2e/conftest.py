@@ -31,7 +31,7 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vid
         settings = VidrecSettings()
         definitions = build_definitions(settings)
         instance = DagsterInstance.ephemeral()
-        result = definitions.get_job_def("refresh_everything").execute_in_process(instance=instance)
+        result = definitions.resolve_job_def("refresh_everything").execute_in_process(instance=instance)
         yield settings, result, instance, definitions
     finally:
         for key, value in saved.items():
