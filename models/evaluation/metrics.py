@@ -151,3 +151,13 @@ def log_loss(labels, probabilities, sample_weight=None, eps: float = 1e-15) -> f
     clipped = np.clip(probabilities, eps, 1.0 - eps)
     losses = -(labels * np.log(clipped) + (1.0 - labels) * np.log(1.0 - clipped))
     return float(np.sum(weights * losses) / weights.sum())
+
+
+def catalog_coverage(recommendations: Mapping[int, Sequence[int]], catalog_size: int, k: int) -> float:
+    """Share of the catalog that appears in at least one user's top k (0 when nothing is recommended)."""
+    if catalog_size < 1:
+        raise ValueError(f"catalog_size must be a positive integer, got {catalog_size!r}")
+    if k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    shown = {item for ranked in recommendations.values() for item in list(ranked)[:k]}
+    return len(shown) / catalog_size

@@ -1,8 +1,12 @@
-"""Configuration of the ranker."""
+"""Configuration of the ranker: features, architecture, heads, calibration and the product's score."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+HEADS = ("watch_time", "click", "like", "skip")
+PROBABILITY_HEADS = ("click", "like", "skip")  # calibrated; watch_time is a weighted-LR odds
+ARCHITECTURES = ("shared_bottom", "mmoe")
 
 
 @dataclass
@@ -12,6 +16,17 @@ class RankerConfig:
     The defaults are the unambiguous columns of `ranking_training_examples`, `user_features_daily`
     and `video_features_daily`; user- and video-level columns that share a name (impressions_7d,
     clicks_7d) are left out until the frame builder gives them distinct names. Override freely.
+
+    Heads (all trained jointly, one logit each; see models/ranking/train.py for the labels):
+    `watch_time` (watch-time-weighted LR, e^f ≈ expected watch seconds per impression), `click`
+    (P(click | impression)), `like` (P(like | impression), on every impression), `skip`
+    (P(short watch | impression): clicked and watched < `skip_watch_fraction` of the video or
+    < `skip_watch_seconds`).
+
+    `score_weights` is product configuration, not a learned quantity: the served score is
+    Σ weight × value over heads, where the value is e^f in seconds for `watch_time` and the
+    calibrated probability for the others. The unit is therefore "watch seconds": the default
+    says a like is worth 30 watch seconds and a skip costs 30.
     """
 
     categorical_features: list[str] = field(
@@ -28,7 +43,29 @@ class RankerConfig:
     embedding_dims: dict[str, int] = field(default_factory=lambda: {"video_id": 32, "creator_id": 16})
     category_min_count: int = 5  # rarer values share the unknown (0, zero-vector) embedding
     num_quantiles: int = 100
-    hidden_widths: tuple[int, ...] = (128, 64)
+    # Architecture: "shared_bottom" (one MLP trunk, a linear head per task) or "mmoe" (num_experts
+    # MLP experts, a softmax gate per task mixing them, a linear head per task).
+    architecture: str = "shared_bottom"
+    hidden_widths: tuple[int, ...] = (128, 64)  # the trunk, or each expert under MMoE
+    num_experts: int = 4
+    heads: tuple[str, ...] = HEADS
+    task_weights: dict[str, float] = field(default_factory=dict)  # loss weight per head, default 1
+    watch_time_weighted: bool = True  # False: the watch_time head is a plain (equal-weight) LR on clicks
+    # Position/bias tower: a linear term per head from (position, surface) added to the logits in
+    # training only; serving and evaluation use position `serving_position` (the top slot).
+    position_column: str | None = "position"
+    bias_surface_feature: str | None = "surface"  # a categorical feature; None or absent: position only
+    num_positions: int = 10  # positions ≥ this share the last bucket
+    serving_position: int = 0
+    # Labels.
+    skip_watch_fraction: float = 0.2
+    skip_watch_seconds: float = 10.0
+    # Calibration of PROBABILITY_HEADS on the last `calibration_share` of train rows (by time).
+    calibration_share: float = 0.1
+    calibration_bins: int = 15  # equal-frequency (weighted) bins for ECE and reliability diagrams
+    score_weights: dict[str, float] = field(
+        default_factory=lambda: {"watch_time": 1.0, "like": 30.0, "skip": -30.0}
+    )
     epochs: int = 3
     batch_size: int = 1024
     learning_rate: float = 2e-3
@@ -40,11 +77,26 @@ class RankerConfig:
         self.categorical_features = list(self.categorical_features)
         self.numeric_features = list(self.numeric_features)
         self.hidden_widths = tuple(self.hidden_widths)
+        self.heads = tuple(self.heads)
         if not self.categorical_features and not self.numeric_features:
             raise ValueError("RankerConfig needs at least one categorical or numeric feature")
         overlap = set(self.categorical_features) & set(self.numeric_features)
         if overlap:
             raise ValueError(f"features listed as both categorical and numeric: {sorted(overlap)}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        unknown = [head for head in (*self.heads, *self.score_weights, *self.task_weights) if head not in HEADS]
+        if unknown:
+            raise ValueError(f"unknown heads {unknown}; known heads are {HEADS}")
+        unscored = [head for head in self.score_weights if head not in self.heads]
+        if unscored:
+            raise ValueError(f"score_weights name heads {unscored} that are not in heads {self.heads}")
+        if not 0.0 <= self.calibration_share < 1.0:
+            raise ValueError(f"calibration_share must be in [0, 1), got {self.calibration_share}")
 
     def embedding_dim_of(self, feature: str) -> int:
         return self.embedding_dims.get(feature, self.embedding_dim)
+
+    @property
+    def uses_bias_surface(self) -> bool:
+        return self.bias_surface_feature is not None and self.bias_surface_feature in self.categorical_features

@@ -1,9 +1,16 @@
-"""The ranker: embeddings of categorical features and quantile-normalised numerics → ReLU MLP →
-one logit per head.
+"""The ranker: embeddings of categorical features and quantile-normalised numerics → a shared
+representation → one logit per head, plus a shallow position/bias tower used only in training.
 
-There is one head today, `watch_time` (a watch-time-weighted logistic regression, so e^logit
-estimates expected watch time). Heads live in a ModuleDict over a shared trunk so the multi-task
-version (click, like, share, ...) adds entries rather than changing the shape of the model.
+Two architectures from one config (`RankerConfig.architecture`):
+- `shared_bottom`: one ReLU MLP trunk; every head is a linear layer on its output.
+- `mmoe` (Ma et al., 2018): `num_experts` ReLU MLPs over the same input; each head has a softmax
+  gate (a linear layer on the input) that mixes the experts' outputs, then a linear layer.
+
+The bias tower (Covington et al. feed position as a feature in training and a fixed value at
+serving) adds, per head, a learned offset for the impression's position bucket and surface. At
+serving the position is unknown, so `forward` without `positions` uses `serving_position` (the
+top slot) for every row: within one request every candidate gets the same offset, so the ranking
+is position-free and the calibrators (fit on these serving-mode logits) absorb the constant.
 """
 
 from __future__ import annotations
@@ -17,24 +24,96 @@ from models.ranking.preprocessing import RankerInputs
 WATCH_TIME_HEAD = "watch_time"
 
 
+def _mlp(width: int, hidden_widths: tuple[int, ...]) -> tuple[nn.Sequential, int]:
+    layers: list[nn.Module] = []
+    for hidden in hidden_widths:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    return nn.Sequential(*layers), width
+
+
+class MixtureOfExperts(nn.Module):
+    """MMoE: experts (num_experts, hidden) mixed by one softmax gate per head."""
+
+    def __init__(self, width: int, hidden_widths: tuple[int, ...], num_experts: int, heads: tuple[str, ...]):
+        super().__init__()
+        experts = [_mlp(width, hidden_widths) for _ in range(num_experts)]
+        self.experts = nn.ModuleList(expert for expert, _ in experts)
+        self.output_width = experts[0][1]
+        self.gates = nn.ModuleDict({name: nn.Linear(width, num_experts) for name in heads})
+
+    def gate_weights(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: torch.softmax(gate(features), dim=-1) for name, gate in self.gates.items()}  # each (batch, experts)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        expert_outputs = torch.stack([expert(features) for expert in self.experts], dim=1)  # (batch, experts, hidden)
+        return {
+            name: torch.einsum("be,beh->bh", weights, expert_outputs)  # (batch, hidden)
+            for name, weights in self.gate_weights(features).items()
+        }
+
+
+class BiasTower(nn.Module):
+    """Per-head additive logit from (position bucket, surface): a linear model, deliberately shallow."""
+
+    def __init__(self, num_positions: int, num_surfaces: int, num_heads: int):
+        super().__init__()
+        self.num_positions = num_positions
+        self.position = nn.Embedding(num_positions, num_heads)
+        self.surface = nn.Embedding(num_surfaces, num_heads) if num_surfaces else None
+        nn.init.zeros_(self.position.weight)
+        if self.surface is not None:
+            nn.init.zeros_(self.surface.weight)
+
+    def forward(self, positions: torch.Tensor, surfaces: torch.Tensor | None) -> torch.Tensor:
+        bias = self.position(positions.clamp(0, self.num_positions - 1))  # (batch, heads)
+        if self.surface is not None and surfaces is not None:
+            bias = bias + self.surface(surfaces)
+        return bias
+
+
 class Ranker(nn.Module):
     def __init__(self, config: RankerConfig, vocabulary_sizes: dict[str, int], numeric_width: int,
-                 heads: tuple[str, ...] = (WATCH_TIME_HEAD,)):
+                 heads: tuple[str, ...] | None = None):
         super().__init__()
+        self.head_names = tuple(heads or config.heads)
+        self.serving_position = config.serving_position
         self.embeddings = nn.ModuleList(
             nn.Embedding(vocabulary_sizes[name], config.embedding_dim_of(name), padding_idx=0)
             for name in config.categorical_features
         )
         width = sum(table.embedding_dim for table in self.embeddings) + numeric_width
-        layers: list[nn.Module] = []
-        for hidden in config.hidden_widths:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        self.trunk = nn.Sequential(*layers)
-        self.heads = nn.ModuleDict({name: nn.Linear(width, 1) for name in heads})
+        if config.architecture == "mmoe":
+            self.trunk = None
+            self.mixture = MixtureOfExperts(width, config.hidden_widths, config.num_experts, self.head_names)
+            output_width = self.mixture.output_width
+        else:
+            self.mixture = None
+            self.trunk, output_width = _mlp(width, config.hidden_widths)
+        self.heads = nn.ModuleDict({name: nn.Linear(output_width, 1) for name in self.head_names})
+        self.surface_column = (
+            config.categorical_features.index(config.bias_surface_feature) if config.uses_bias_surface else None
+        )
+        num_surfaces = vocabulary_sizes[config.bias_surface_feature] if config.uses_bias_surface else 0
+        self.bias_tower = BiasTower(config.num_positions, num_surfaces, len(self.head_names))
 
-    def forward(self, inputs: RankerInputs) -> dict[str, torch.Tensor]:
+    def features(self, inputs: RankerInputs) -> torch.Tensor:
         embedded = [table(inputs.categorical[:, column]) for column, table in enumerate(self.embeddings)]
-        features = torch.cat([*embedded, inputs.numeric], dim=-1)  # (batch, embeddings + numerics)
-        hidden = self.trunk(features)  # (batch, hidden_widths[-1])
-        return {name: head(hidden).squeeze(-1) for name, head in self.heads.items()}  # each (batch,)
+        return torch.cat([*embedded, inputs.numeric], dim=-1)  # (batch, embeddings + numerics)
+
+    def forward(self, inputs: RankerInputs, positions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Logits per head, each (batch,). `positions` (batch,) int64 in training; None at serving."""
+        features = self.features(inputs)
+        if self.mixture is not None:
+            hidden = self.mixture(features)  # head → (batch, hidden)
+        else:
+            shared = self.trunk(features)  # (batch, hidden_widths[-1])
+            hidden = {name: shared for name in self.head_names}
+        if positions is None:
+            positions = torch.full((len(inputs),), self.serving_position, dtype=torch.int64)
+        surfaces = inputs.categorical[:, self.surface_column] if self.surface_column is not None else None
+        bias = self.bias_tower(positions, surfaces)  # (batch, heads)
+        return {
+            name: self.heads[name](hidden[name]).squeeze(-1) + bias[:, column]
+            for column, name in enumerate(self.head_names)
+        }

@@ -1,23 +1,23 @@
-"""Training the ranker with the paper's watch-time-weighted logistic regression.
+"""Training the multi-task ranker, calibrating its probabilistic heads and reporting holdout metrics.
 
-Clicked impressions are positives weighted by their watch seconds; unclicked impressions are
-negatives with weight 1. The learned odds e^f then approximate Σ watch seconds / #negatives, i.e.
-E[watch seconds] / (1 − P(click)) ≈ E[watch seconds per impression] when clicks are rare, which is
-the quantity the ranker orders by. A click with 0 watch seconds carries no weight. Weights are
-divided by their training mean, which leaves the optimum unchanged and keeps the loss near 1.
+Rows: `split == 'train'` sorted by `event_timestamp`; the last `calibration_share` of them (by
+time) are held out of training and fit one calibrator per probabilistic head (Platt or isotonic,
+whichever has the lower log loss on the later 30 % of those rows). `split == 'holdout'` is only
+evaluated. Heads and their labels: models/ranking/labels.py. The loss is Σ_head task_weight ×
+weighted BCE, each head's weights divided by their training mean (leaves each optimum unchanged,
+keeps losses near 1). The bias tower sees the impression's position in training only.
 
-What the holdout metrics mean (they are reported honestly, not as a calibrated click model):
-- `holdout_auc_clicked`: AUC of the logit against `clicked`. The model is not trained for clicks,
-  but a good watch-time model should still separate clicked from unclicked impressions.
-- `holdout_auc_watch_weighted`: the same with each positive weighted by its watch seconds: the
-  chance a random watched second outranks a random unclicked impression. This is what the loss
-  optimises.
-- `holdout_weighted_log_loss`: the training objective on the holdout.
-- `holdout_log_loss_clicked`: log loss of sigmoid(f) against `clicked`. sigmoid(f) is NOT a click
-  probability (the odds are inflated by watch time), so this is large and only useful to compare
-  runs of this same model; calibrate separately if a click probability is needed.
-- `holdout_predicted_over_actual_watch_seconds`: Σ e^f / Σ watch seconds, ≈ 1 / (1 − CTR) when
-  the model is well fitted.
+Holdout metrics (`holdout_` + the keys of models/ranking/evaluate.py::ranking_report on the final
+score and the calibrated heads), plus, for continuity with format 1:
+- `holdout_auc_watch_weighted`: AUC of the watch_time logit with positives weighted by watch
+  seconds (the chance a random watched second outranks a random unclicked impression); the
+  orchestrator's selection metric.
+- `holdout_auc_clicked`: AUC of the watch_time logit against clicked.
+- `holdout_weighted_log_loss`: the watch_time training objective on the holdout.
+- `holdout_log_loss_clicked`: log loss of the calibrated click head (format 1 reported the
+  uncalibrated sigmoid of the watch_time logit here).
+- `holdout_predicted_over_actual_watch_seconds`: Σ e^f / Σ watch seconds (≈ 1 / (1 − CTR)).
+- `holdout_ece_before_<head>`: ECE of the uncalibrated sigmoid, for the calibration report.
 """
 
 from __future__ import annotations
@@ -32,45 +32,41 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from models.evaluation.metrics import log_loss, roc_auc
+from models.calibration import fit_calibrator
+from models.evaluation.ranking_metrics import expected_calibration_error, log_loss, reliability_bins, roc_auc
 from models.ranking.bundle import RankerBundle
-from models.ranking.config import RankerConfig
+from models.ranking.config import PROBABILITY_HEADS, RankerConfig
+from models.ranking.evaluate import ranking_report
+from models.ranking.labels import (  # noqa: F401  (example_weights, watch_time_labels: public API)
+    example_weights, head_labels, watch_time_labels,
+)
 from models.ranking.model import WATCH_TIME_HEAD, Ranker
 from models.ranking.preprocessing import FeaturePreprocessor
 
 logger = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("clicked", "watch_seconds", "split")
-EXAMPLE_WEIGHT_COLUMN = "example_weight"
 
 
-def example_weights(frame: pd.DataFrame) -> np.ndarray:
-    """Per-row weights that undo negative down-sampling (`example_weight` column; 1 when absent).
-
-    A frame that keeps every click but only a share r of non-clicks gives each kept non-click the
-    weight 1/r, so losses and metrics estimate what the full impression log would give.
-    """
-    if EXAMPLE_WEIGHT_COLUMN not in frame.columns:
-        return np.ones(len(frame))
-    weights = frame[EXAMPLE_WEIGHT_COLUMN].fillna(1.0).to_numpy(np.float64)
-    if np.any(weights <= 0):
-        raise ValueError(f"{EXAMPLE_WEIGHT_COLUMN} must be positive, found minimum {weights.min()}")
-    return weights
+def position_index(frame: pd.DataFrame, config: RankerConfig) -> torch.Tensor:
+    """(n,) int64 positions for the bias tower; missing column or values → serving_position."""
+    if config.position_column is None or config.position_column not in frame.columns:
+        return torch.full((len(frame),), config.serving_position, dtype=torch.int64)
+    positions = pd.to_numeric(frame[config.position_column], errors="coerce").fillna(config.serving_position)
+    return torch.from_numpy(positions.to_numpy(np.int64).clip(0, config.num_positions - 1))
 
 
-def watch_time_labels(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(clicked float64 0/1, weight float64): positives weigh their watch seconds, negatives 1,
-    each times its `example_weight` (negative down-sampling correction)."""
-    clicked = frame["clicked"].fillna(False).astype(bool).to_numpy()
-    watch_seconds = frame["watch_seconds"].fillna(0.0).to_numpy(np.float64)
-    if np.any(watch_seconds < 0):
-        raise ValueError(f"watch_seconds must be non-negative, found minimum {watch_seconds.min()}")
-    weights = np.where(clicked, watch_seconds, 1.0) * example_weights(frame)
-    return clicked.astype(np.float64), weights
+def split_calibration_rows(train: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit rows, calibration rows): the last `share` of `train` by event_timestamp (row order
+    when there is no timestamp)."""
+    if "event_timestamp" in train.columns:
+        train = train.sort_values("event_timestamp", kind="stable")
+    cut = len(train) - int(round(len(train) * share))
+    return train.iloc[:cut], train.iloc[cut:]
 
 
 def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> RankerBundle:
-    """Fit the preprocessor and the model on `split == 'train'`, report metrics on 'holdout'."""
+    """Fit on `split == 'train'` (less its calibration tail), calibrate, report on 'holdout'."""
     config = config or RankerConfig()
     missing = [column for column in LABEL_COLUMNS if column not in frame.columns]
     if missing:
@@ -81,29 +77,35 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     train = frame[frame["split"] == "train"]
     if train.empty:
         raise ValueError("ranking frame has no 'train' rows")
+    fit_rows, calibration_rows = split_calibration_rows(train, config.calibration_share)
 
-    preprocessor = FeaturePreprocessor.fit(train, config)
-    inputs = preprocessor.transform(train)
-    clicked, weights = watch_time_labels(train)
-    if weights[clicked == 1].sum() <= 0:
+    preprocessor = FeaturePreprocessor.fit(fit_rows, config)
+    inputs = preprocessor.transform(fit_rows)
+    positions = position_index(fit_rows, config)
+    labels = head_labels(fit_rows, config)
+    if WATCH_TIME_HEAD in labels and labels[WATCH_TIME_HEAD][1][labels[WATCH_TIME_HEAD][0] == 1].sum() <= 0:
         raise ValueError("no clicked training row has positive watch_seconds; nothing to learn")
-    labels = torch.from_numpy(clicked.astype(np.float32))
-    scaled_weights = torch.from_numpy((weights / weights.mean()).astype(np.float32))
+    targets = {head: torch.from_numpy(y.astype(np.float32)) for head, (y, _) in labels.items()}
+    weights = {head: torch.from_numpy((w / w.mean()).astype(np.float32)) for head, (_, w) in labels.items()}
 
     model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     metrics: dict[str, float] = {}
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    steps_per_epoch = math.ceil(len(fit_rows) / config.batch_size)
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(len(train), generator=generator)
+        order = torch.randperm(len(fit_rows), generator=generator)
         total_loss = 0.0
         progress = tqdm(range(steps_per_epoch), desc=f"ranker epoch {epoch + 1}/{config.epochs}",
                         disable=not config.show_progress, leave=False)
         for step in progress:
             rows = order[step * config.batch_size:(step + 1) * config.batch_size]
-            logits = model(inputs.select(rows))[WATCH_TIME_HEAD]  # (batch,)
-            loss = F.binary_cross_entropy_with_logits(logits, labels[rows], weight=scaled_weights[rows])
+            logits = model(inputs.select(rows), positions[rows])  # head → (batch,)
+            loss = sum(
+                config.task_weights.get(head, 1.0)
+                * F.binary_cross_entropy_with_logits(logits[head], targets[head][rows], weight=weights[head][rows])
+                for head in model.head_names
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -112,6 +114,7 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
 
     bundle = RankerBundle(model=model.eval(), preprocessor=preprocessor, config=config)
+    calibrate(bundle, calibration_rows)
     metrics.update(holdout_metrics(bundle, frame[frame["split"] == "holdout"]))
     metrics["train_seconds"] = time.perf_counter() - started
     bundle.metrics = metrics
@@ -119,26 +122,57 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     return bundle
 
 
+def calibrate(bundle: RankerBundle, calibration_rows: pd.DataFrame) -> None:
+    """Fit `bundle.calibrators` on serving-mode logits of the (time-ordered) calibration rows."""
+    heads = [head for head in bundle.model.head_names if head in PROBABILITY_HEADS]
+    if calibration_rows.empty or not heads:
+        logger.warning("no calibration rows; probabilistic heads serve the uncalibrated sigmoid")
+        return
+    logits = bundle.all_logits(calibration_rows)
+    labels = head_labels(calibration_rows, bundle.config)
+    for head in heads:
+        y, w = labels[head]
+        try:
+            bundle.calibrators[head], report = fit_calibrator(logits[head], y, w)
+        except ValueError as error:
+            logger.warning("cannot calibrate head %s: %s", head, error)
+            continue
+        bundle.calibration[head] = report
+
+
 def holdout_metrics(bundle: RankerBundle, holdout: pd.DataFrame) -> dict[str, float]:
     if holdout.empty:
         logger.warning("no holdout rows; skipping ranker evaluation")
         return {}
-    clicked, weights = watch_time_labels(holdout)
-    logits = bundle.logits(holdout)
-    metrics = {
-        "holdout_rows": float(len(holdout)),
-        "holdout_predicted_over_actual_watch_seconds": float(
-            (np.exp(logits) * example_weights(holdout)).sum() / max(holdout["watch_seconds"].fillna(0.0).sum(), 1e-12)
-        ),
-    }
-    if 0 < clicked.sum() < len(clicked):
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-        row_weights = example_weights(holdout)
-        metrics["holdout_auc_clicked"] = roc_auc(clicked, logits, sample_weight=row_weights)
-        metrics["holdout_log_loss_clicked"] = log_loss(clicked, probabilities, sample_weight=row_weights)
-        if weights[clicked == 1].sum() > 0:
-            metrics["holdout_auc_watch_weighted"] = roc_auc(clicked, logits, sample_weight=weights)
-            metrics["holdout_weighted_log_loss"] = log_loss(clicked, probabilities, sample_weight=weights)
-    else:
-        logger.warning("holdout has only one click class; skipping AUC and log loss")
-    return metrics
+    logits = bundle.all_logits(holdout)
+    values = bundle._values(logits)
+    labels = head_labels(holdout, bundle.config)
+    bins = bundle.config.calibration_bins
+    row_weights = example_weights(holdout)
+    probabilities = {head: (labels[head][0], values[head]) for head in bundle.model.head_names
+                     if head in PROBABILITY_HEADS}
+    metrics = {f"holdout_{key}": value
+               for key, value in ranking_report(holdout, bundle.combine(values), probabilities, bins).items()}
+    for head, (y, calibrated) in probabilities.items():
+        if head not in bundle.calibration or not 0 < y.sum() < len(y):
+            continue
+        raw = 1.0 / (1.0 + np.exp(-logits[head]))
+        entry = bundle.calibration[head]
+        entry["ece_before"] = expected_calibration_error(y, raw, row_weights, bins)
+        entry["ece_after"] = expected_calibration_error(y, calibrated, row_weights, bins)
+        entry["bins_before"] = reliability_bins(y, raw, row_weights, bins).to_dict(orient="list")
+        entry["bins_after"] = reliability_bins(y, calibrated, row_weights, bins).to_dict(orient="list")
+        metrics[f"holdout_ece_before_{head}"] = entry["ece_before"]
+    if WATCH_TIME_HEAD in logits:
+        clicked, weights = watch_time_labels(holdout)
+        watch_logits = logits[WATCH_TIME_HEAD]
+        metrics["holdout_predicted_over_actual_watch_seconds"] = float(
+            (np.exp(watch_logits) * row_weights).sum() / max(holdout["watch_seconds"].fillna(0.0).sum(), 1e-12))
+        if 0 < clicked.sum() < len(clicked) and weights[clicked == 1].sum() > 0:
+            metrics["holdout_auc_clicked"] = roc_auc(clicked, watch_logits, sample_weight=row_weights)
+            metrics["holdout_auc_watch_weighted"] = roc_auc(clicked, watch_logits, sample_weight=weights)
+            metrics["holdout_weighted_log_loss"] = log_loss(
+                clicked, 1.0 / (1.0 + np.exp(-watch_logits)), sample_weight=weights)
+    if "holdout_log_loss_click" in metrics:
+        metrics["holdout_log_loss_clicked"] = metrics["holdout_log_loss_click"]
+    return {key: value for key, value in metrics.items() if not (isinstance(value, float) and math.isnan(value))}

@@ -30,6 +30,8 @@ class RetrievalConfig:
     num_uniform_negatives: int = 512
     logq_correction: bool = True
     temperature: float = 1.0  # logits = dot product / temperature
+    normalize_embeddings: bool = False  # L2-normalise both towers' outputs (cosine scores; pair with a low temperature)
+    video_id_output_embedding: bool = False  # add a free per-video vector to the video tower's output (paper's softmax weights)
     eval_ks: tuple[int, ...] = (10, 50, 100)
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
     seed: int = 0

@@ -68,7 +68,15 @@ class CandidateGenerator(nn.Module):
         user_width = dim + token_dim + 4 * feature_dim + 1
         self.user_tower = mlp(user_width, config.tower_widths)
         self.video_tower = mlp(dim + 2 * feature_dim + token_dim, config.item_tower_widths)
-        for table in (self.video_embedding, self.search_token_embedding, self.title_token_embedding):
+        self.normalize_embeddings = config.normalize_embeddings
+        # Optional free output vector per video, as the paper's softmax weights; zero for never-watched videos.
+        self.video_output_embedding = (
+            nn.Embedding(sizes.video, dim, padding_idx=0) if config.video_id_output_embedding else None
+        )
+        tables = [self.video_embedding, self.search_token_embedding, self.title_token_embedding]
+        if self.video_output_embedding is not None:
+            tables.append(self.video_output_embedding)
+        for table in tables:
             nn.init.normal_(table.weight, std=0.05)
             with torch.no_grad():
                 table.weight[0].zero_()
@@ -86,7 +94,8 @@ class CandidateGenerator(nn.Module):
             ],
             dim=-1,
         )
-        return self.user_tower(features)  # (batch, dim)
+        vectors = self.user_tower(features)  # (batch, dim)
+        return nn.functional.normalize(vectors, dim=-1) if self.normalize_embeddings else vectors
 
     def video_vectors(self, videos: VideoInputs) -> torch.Tensor:
         features = torch.cat(
@@ -98,7 +107,10 @@ class CandidateGenerator(nn.Module):
             ],
             dim=-1,
         )
-        return self.video_tower(features)  # (videos, dim)
+        vectors = self.video_tower(features)  # (videos, dim)
+        if self.video_output_embedding is not None:
+            vectors = vectors + self.video_output_embedding(videos.video)
+        return nn.functional.normalize(vectors, dim=-1) if self.normalize_embeddings else vectors
 
     def forward(self, users: UserInputs, videos: VideoInputs) -> torch.Tensor:
         """Scores of every user against every video: (users, videos)."""

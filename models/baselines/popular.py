@@ -1,0 +1,29 @@
+"""Most-popular: `models.popularity.PopularityRecommender` behind the shared interface."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from models.popularity import PopularityConfig, PopularityRecommender
+
+
+class MostPopular:
+    """Distinct users per video within `recency_window_days` of the last train interaction (ties
+    and the rest by all-time count); `float('inf')` is plain all-time popularity."""
+
+    def __init__(self, recency_window_days: float = float("inf")):
+        self.recency_window_days = recency_window_days
+
+    def fit(self, train: pd.DataFrame) -> "MostPopular":
+        frame = train.rename(columns={"time": "first_watch_time"})
+        if not pd.api.types.is_datetime64_any_dtype(frame["first_watch_time"]):
+            raise ValueError("MostPopular needs a datetime `time` column")
+        span_days = (frame["first_watch_time"].max() - frame["first_watch_time"].min()) / pd.Timedelta(days=1)
+        window = min(self.recency_window_days, span_days + 1.0)  # inf → every interaction is "recent"
+        self.popularity = PopularityRecommender(PopularityConfig(recency_window_days=window)).fit(frame)
+        return self
+
+    def recommend(self, user_ids: Sequence[int], k: int, exclude: Mapping[int, set[int]]) -> list[list[int]]:
+        return [[video for video, _ in self.popularity.recommend(k, exclude.get(int(user), set()))] for user in user_ids]
