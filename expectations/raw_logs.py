@@ -26,21 +26,23 @@ from vidrec.schema import (
     GENDERS,
     RAW_TABLES,
     SURFACES,
+    UNKNOWN,
     RawTable,
 )
 
-# YouTube's first upload was in April 2005: nothing older is a plausible event.
-EARLIEST_PLAUSIBLE_TIME = datetime(2005, 1, 1)
+# Imported public datasets reach back to MovieLens' first ratings (1995); nothing older is a
+# plausible event in any source vidrec reads.
+EARLIEST_PLAUSIBLE_TIME = datetime(1995, 1, 1)
 
 # Columns whose values must come from the schema's vocabularies, per table.
 _VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
     "users": {
-        "country": COUNTRIES,
-        "device": DEVICES,
-        "age_bucket": AGE_BUCKETS,
+        "country": (*COUNTRIES, UNKNOWN),
+        "device": (*DEVICES, UNKNOWN),
+        "age_bucket": (*AGE_BUCKETS, UNKNOWN),
         "gender": GENDERS,
     },
-    "videos": {"category": CATEGORIES},
+    "videos": {"category": (*CATEGORIES, UNKNOWN)},
     "impressions": {"surface": SURFACES},
 }
 # Numeric columns that must not be negative (min 0) or must be positive, per table.

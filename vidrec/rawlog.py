@@ -23,6 +23,7 @@ from vidrec.schema import RAW_TABLES, RawTable
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "_manifest.json"
+EMPTY_PARTITION = "_empty"
 
 
 class RawLogError(ValueError):
@@ -56,6 +57,10 @@ def write_raw_table(table: RawTable, frame: pd.DataFrame, raw_dir: Path) -> int:
     staging.mkdir()
     try:
         day_values = days.to_numpy()
+        if len(frame) == 0:
+            # Readers glob `<table>/*/*.parquet`; an empty table still needs one file with the schema.
+            (staging / EMPTY_PARTITION).mkdir()
+            pq.write_table(arrow_table, staging / EMPTY_PARTITION / "part-0.parquet")
         for day in sorted(set(day_values)):
             mask = pa.array(day_values == day)
             partition_dir = staging / f"day={day}"
@@ -85,7 +90,7 @@ def read_raw_table(table_name: str, raw_dir: Path) -> pd.DataFrame:
     if table_name not in RAW_TABLES:
         raise RawLogError(f"unknown raw table {table_name!r}; expected one of {sorted(RAW_TABLES)}")
     table = RAW_TABLES[table_name]
-    files = sorted((raw_dir / table_name).glob("day=*/*.parquet"))
+    files = sorted((raw_dir / table_name).glob("*/*.parquet"))
     if not files:
         raise RawLogError(f"no raw data for table {table_name!r} under {raw_dir}")
     arrow_table = pa.concat_tables(pq.read_table(path, schema=table.schema) for path in files)

@@ -126,6 +126,8 @@ RAW_TABLES: dict[str, RawTable] = {
 }
 
 SURFACES = ("home", "watch_next", "search")
+# Importers write this where a source lacks a demographic or category (the simulator never does).
+UNKNOWN = "unknown"
 CATEGORIES = (
     "music",
     "gaming",

@@ -89,8 +89,13 @@ def head_labels(frame: pd.DataFrame, config: RankerConfig) -> dict[str, tuple[np
 
 
 def request_groups(frame: pd.DataFrame) -> np.ndarray:
-    """The unit of one ranked list: `request_id`, else user × calendar day of the impression."""
+    """The unit of one ranked list: `request_id`, else user × calendar day of the impression,
+    else the user, else the whole frame."""
     if "request_id" in frame.columns:
         return frame["request_id"].astype(str).to_numpy()
+    if "user_id" not in frame.columns:
+        return np.zeros(len(frame), dtype=np.int64)
+    if "event_timestamp" not in frame.columns:
+        return frame["user_id"].to_numpy()
     day = pd.to_datetime(frame["event_timestamp"]).dt.strftime("%Y-%m-%d")
     return (frame["user_id"].astype(str) + "@" + day).to_numpy()

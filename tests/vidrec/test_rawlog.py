@@ -55,3 +55,11 @@ def test_rewrite_replaces_the_table(tmp_path):
 def test_unknown_table_is_rejected(tmp_path):
     with pytest.raises(RawLogError, match="unknown raw table 'clicks'"):
         read_raw_table("clicks", tmp_path)
+
+
+def test_empty_table_is_written_with_its_schema_and_reads_back_empty(tmp_path):
+    write_raw_table(SUBSCRIPTIONS, _subscriptions([]), tmp_path)
+
+    assert list((tmp_path / "subscriptions").glob("*/*.parquet"))
+    frame = read_raw_table("subscriptions", tmp_path)
+    assert frame.empty and list(frame.columns) == SUBSCRIPTIONS.schema.names

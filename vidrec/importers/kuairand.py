@@ -77,15 +77,15 @@ def load_kuairand(path: Path, limit_users: int | None = None, seed: int = 7) -> 
     video_features["video_duration"] = numeric_column(video_features, "video_duration", video_path, allow_missing=True)
 
     notes = list(NOTES)
-    user_ids = sample_user_ids(np.concatenate([user_features["user_id"], logs["user_id"]]), limit_users, seed)
-    logs = logs[logs["user_id"].isin(user_ids)]
+    silent_users = np.setdiff1d(user_features["user_id"], logs["user_id"])
+    if len(silent_users):
+        notes.append(f"users: {len(silent_users)} user(s) of {user_path.name} without any logged event are left out")
+    logs = logs[logs["user_id"].isin(sample_user_ids(logs["user_id"], limit_users, seed))]
     videos, dropped = _videos(logs, video_features.drop_duplicates("video_id").set_index("video_id"))
     if dropped:
         notes.append(f"videos: {dropped} video(s) without an author or a positive duration are left out, with their events")
         logs = logs[logs["video_id"].isin(videos["video_id"] - ID_OFFSET)]
     users = _users(logs)
-    if len(users) < len(user_ids):
-        notes.append(f"users: {len(user_ids) - len(users)} user(s) without any logged event are left out")
     if limit_users is not None:
         notes.append(f"sample: {len(users)} user(s) drawn with seed {seed} (--limit-users {limit_users}); their events only")
     frames = {

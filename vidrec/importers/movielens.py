@@ -230,8 +230,8 @@ def _read_headerless(path: Path, columns: list[str], separator: str) -> pd.DataF
         raise DatasetImportError(f"{path}: cannot read: {error}") from error
     if frame.shape[1] < len(columns):
         raise DatasetImportError(
-            f"{path.name}: missing column(s) {columns[frame.shape[1]:]}; expected {len(columns)} "
-            f"{'tab' if separator == chr(9) else repr(separator)}-separated fields {columns}, found {frame.shape[1]} (file {path})"
+            f"{path.name}: missing column(s) {columns[frame.shape[1]:]}; expected {len(columns)} fields "
+            f"{columns} separated by {separator!r}, found {frame.shape[1]} (file {path})"
         )
     frame = frame.iloc[:, : len(columns)]
     frame.columns = columns
