@@ -213,6 +213,10 @@ def up(skip_pipeline: bool) -> None:
     """Run the pipeline, then start the API and the Dagster UI until Ctrl-C (what `make run` does)."""
     settings = _settings()
     environment = _environment(settings)
+    # Ctrl-C and `kill` both stop everything this command started (a shell may have left SIGINT
+    # ignored for a background job, so install the handler explicitly).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     if not skip_pipeline:
         click.get_current_context().invoke(pipeline)
     processes = [
@@ -244,6 +248,10 @@ def up(skip_pipeline: bool) -> None:
         click.echo("stopping...")
     finally:
         _stop(processes)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _example_user(settings: VidrecSettings) -> int:
@@ -283,16 +291,20 @@ def _run_foreground(command: list[str], environment: dict[str, str]) -> None:
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
-    """Stop each process group (the servers start workers of their own)."""
+    """Ask each server to shut down (it stops its own workers), then clean up its process group."""
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-    deadline = time.monotonic() + 20
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 30
     for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever the server left behind
+        except ProcessLookupError:
+            pass
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
+from threadpoolctl import threadpool_limits
 
 from models.baselines.base import ScoringRecommender
 
@@ -19,7 +20,8 @@ class _Factorization(ScoringRecommender):
         return self.user_factors[rows] @ self.item_factors.T
 
     def _fit_model(self, model, matrix: sp.csr_matrix) -> None:
-        model.fit(matrix, show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit's own threads; a BLAS pool underneath only thrashes
+            model.fit(matrix, show_progress=False)
         self.user_factors = np.asarray(model.user_factors)
         self.item_factors = np.asarray(model.item_factors)
 

