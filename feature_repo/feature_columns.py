@@ -6,9 +6,10 @@ once, by the feature service's schema, and can never drift between the two code 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
-from feast import FeatureStore
+from feast import FeatureService, FeatureStore
 from feast.types import Array, PrimitiveFeastType
 
 # Features known only at request time (not stored in Feast) that the ranker also reads.
@@ -46,3 +47,17 @@ def service_feature_columns(store: FeatureStore, service_name: str) -> FeatureCo
             else:
                 numeric.append(feature.name)
     return FeatureColumns(tuple(dict.fromkeys(categorical)), tuple(dict.fromkeys(numeric)), tuple(dict.fromkeys(lists)))
+
+
+def feature_refs_by_join_keys(store: FeatureStore, features: FeatureService | list[str]) -> dict[tuple[str, ...], list[str]]:
+    """Group `view:feature` references by the join keys of their feature view."""
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    if isinstance(features, FeatureService):
+        for projection in features.feature_view_projections:
+            keys = tuple(store.get_feature_view(projection.name).join_keys)
+            groups[keys] += [f"{projection.name_to_use()}:{feature.name}" for feature in projection.features]
+    else:
+        for reference in features:
+            view_name = reference.split(":", 1)[0]
+            groups[tuple(store.get_feature_view(view_name).join_keys)].append(reference)
+    return dict(groups)

@@ -14,26 +14,12 @@ place that handles them:
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
+from feature_repo.feature_columns import feature_refs_by_join_keys
+
 TIMESTAMP = "event_timestamp"
-
-
-def feature_refs_by_join_keys(store: FeatureStore, features: FeatureService | list[str]) -> dict[tuple[str, ...], list[str]]:
-    """Group `view:feature` references by the join keys of their feature view."""
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    if isinstance(features, FeatureService):
-        for projection in features.feature_view_projections:
-            keys = tuple(store.get_feature_view(projection.name).join_keys)
-            groups[keys] += [f"{projection.name_to_use()}:{feature.name}" for feature in projection.features]
-    else:
-        for reference in features:
-            view_name = reference.split(":", 1)[0]
-            groups[tuple(store.get_feature_view(view_name).join_keys)].append(reference)
-    return dict(groups)
 
 
 def historical_features(

@@ -1,11 +1,21 @@
-"""Reading features at request time through the same Feast feature services training used."""
+"""Reading features at request time through the same Feast feature services training used.
+
+A request needs the user's features once and every candidate's video features. User features
+(history, activity) change with every watch, so they are read from the online store on every
+request and never cached. Video features are daily aggregates shared by all users, so they are
+kept in-process for `video_ttl_seconds`: a warm request then costs one online-store read for one
+entity instead of one per candidate.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 from feast import FeatureStore
+
+from feature_repo.feature_columns import feature_refs_by_join_keys
 
 RETRIEVAL_USER_SERVICE = "retrieval_user_features"
 RANKER_SERVICE = "ranker_features"
@@ -14,28 +24,68 @@ VIDEO_KEY = "video_id"
 
 
 class OnlineFeatureReader:
-    """Thin, request-path wrapper over `FeatureStore.get_online_features`.
-
-    Feature services are resolved once at start-up, not per request.
-    """
-
-    def __init__(self, store: FeatureStore):
+    def __init__(
+        self,
+        store: FeatureStore,
+        video_ttl_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._store = store
-        self._user_service = store.get_feature_service(RETRIEVAL_USER_SERVICE)
-        self._ranker_service = store.get_feature_service(RANKER_SERVICE)
+        ranker = feature_refs_by_join_keys(store, store.get_feature_service(RANKER_SERVICE))
+        retrieval = feature_refs_by_join_keys(store, store.get_feature_service(RETRIEVAL_USER_SERVICE))
+        unexpected = (set(ranker) | set(retrieval)) - {(USER_KEY,), (VIDEO_KEY,)}
+        if unexpected:
+            raise ValueError(f"feature views keyed on {sorted(unexpected)}: serving joins only user_id and video_id")
+        self._user_refs = list(dict.fromkeys(retrieval.get((USER_KEY,), []) + ranker.get((USER_KEY,), [])))
+        self._video_refs = ranker.get((VIDEO_KEY,), [])
+        self.video_feature_names = [reference.split(":", 1)[1] for reference in self._video_refs]
+        self._video_ttl_seconds = video_ttl_seconds
+        self._clock = clock
+        self._video_cache: dict[int, tuple[float, tuple]] = {}
 
     def user_features(self, user_id: int) -> dict[str, object] | None:
-        """The user's profile and watch history, or None when the online store has nothing for them."""
+        """Every user-keyed feature either service needs, or None when the store has nothing."""
         values = self._store.get_online_features(
-            features=self._user_service, entity_rows=[{USER_KEY: user_id}]
+            features=self._user_refs, entity_rows=[{USER_KEY: user_id}]
         ).to_dict()
         row = {name: column[0] for name, column in values.items()}
         if all(value is None for name, value in row.items() if name != USER_KEY):
             return None
         return row
 
-    def ranking_features(self, user_id: int, video_ids: Sequence[int]) -> pd.DataFrame:
-        """One row per candidate with every ranker feature (user features repeated per row)."""
-        rows = [{USER_KEY: user_id, VIDEO_KEY: int(video_id)} for video_id in video_ids]
-        values = self._store.get_online_features(features=self._ranker_service, entity_rows=rows).to_dict()
-        return pd.DataFrame(values)
+    def video_features(self, video_ids: Sequence[int]) -> pd.DataFrame:
+        """One row per id (in order) of video features, from the cache where still fresh."""
+        now = self._clock()
+        stale = [
+            video for video in dict.fromkeys(int(video) for video in video_ids)
+            if video not in self._video_cache or self._video_cache[video][0] <= now
+        ]
+        if stale:
+            self._fetch_videos(stale, now)
+        rows = [self._video_cache[int(video)][1] for video in video_ids]
+        return pd.DataFrame(rows, columns=self.video_feature_names).assign(**{VIDEO_KEY: list(video_ids)})
+
+    def warm_video_cache(self, video_ids: Sequence[int], batch_size: int = 1000) -> None:
+        """Load every given video's features at start-up so the first requests are fast too."""
+        now = self._clock()
+        for start in range(0, len(video_ids), batch_size):
+            self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], now)
+
+    def ranking_features(self, user: dict[str, object], user_id: int, video_ids: Sequence[int]) -> pd.DataFrame:
+        """One row per candidate: its video features plus the request user's features."""
+        frame = self.video_features(video_ids)
+        # Scalars only: list-valued user features (histories) feed retrieval, not the ranker.
+        user_columns = {
+            name: value for name, value in user.items() if name not in frame.columns and not isinstance(value, list)
+        }
+        user_columns[USER_KEY] = user_id
+        return frame.assign(**{name: [value] * len(frame) for name, value in user_columns.items()})
+
+    def _fetch_videos(self, video_ids: list[int], now: float) -> None:
+        values = self._store.get_online_features(
+            features=self._video_refs, entity_rows=[{VIDEO_KEY: video} for video in video_ids]
+        ).to_dict()
+        columns = [values[name] for name in self.video_feature_names]
+        expires = now + self._video_ttl_seconds
+        for position, video in enumerate(video_ids):
+            self._video_cache[video] = (expires, tuple(column[position] for column in columns))

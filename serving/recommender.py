@@ -63,7 +63,7 @@ class Recommender:
                 Candidate(video, "popular", score)
                 for video, score in self.models.popularity.recommend(k - len(candidates), exclude=taken)
             ]
-        ranked = self._rank(user_id, surface, candidates)[:k]
+        ranked = self._rank(user, user_id, surface, candidates)[:k]
         return self._response(user_id, surface, known_user=True, items=ranked)
 
     def _retrieve(self, user: dict[str, object], watched: set[int], count: int) -> list[Candidate]:
@@ -85,8 +85,10 @@ class Recommender:
             if video >= 0 and int(video) not in watched
         ][:count]
 
-    def _rank(self, user_id: int, surface: Surface, candidates: list[Candidate]) -> list[RecommendedVideo]:
-        frame = self.features.ranking_features(user_id, [candidate.video_id for candidate in candidates])
+    def _rank(
+        self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate]
+    ) -> list[RecommendedVideo]:
+        frame = self.features.ranking_features(user, user_id, [candidate.video_id for candidate in candidates])
         frame["surface"] = surface
         scores = self.models.ranker.score(frame)
         order = np.argsort(-scores, kind="stable")

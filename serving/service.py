@@ -11,6 +11,7 @@ import logging
 from typing import Annotated
 
 import bentoml
+import faiss
 from pydantic import Field
 
 from feature_repo.store import feature_store
@@ -27,11 +28,13 @@ logger = logging.getLogger(__name__)
 class RecommendationService:
     def __init__(self) -> None:
         settings = VidrecSettings()
+        faiss.omp_set_num_threads(1)  # one query per request: threads only add start-up overhead
         self.recommender: Recommender | None = None
         self.not_ready_reason = ""
         try:
             models = load_champion_models(settings)
-            features = OnlineFeatureReader(feature_store(settings))
+            features = OnlineFeatureReader(feature_store(settings), settings.video_feature_ttl_seconds)
+            features.warm_video_cache(models.retrieval.catalog_video_ids.tolist())
         except LookupError as error:
             self.not_ready_reason = str(error)
             logger.error("service not ready: %s", error)

@@ -52,6 +52,8 @@ class VidrecSettings(BaseSettings):
     serve_port: int = 3000
     ui_port: int = 3001
     candidates_per_request: int = Field(200, ge=1)
+    # Video features are daily aggregates: serving keeps them in-process this long.
+    video_feature_ttl_seconds: float = Field(300.0, ge=0)
 
     # Production profile endpoints (only read when profile == "production").
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/vidrec"

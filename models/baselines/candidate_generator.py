@@ -5,7 +5,10 @@ interaction with at least one earlier interaction of that user is a label, its h
 `history_length` previous items (oldest first), at most `max_examples_per_user` per user (the most
 recent). `example_age_days` is measured from the last train interaction; searches (tokens of the
 user's last 10 searches strictly before the label) and demographics are used when given.
-The query is each user's full train history as of the end of train, with example age 0.
+The query is each user's train history (its last `history_length` items). Its example age is 0
+("now" = the end of train, right for a global cut-off) or, with `query_at_last_interaction` (right
+for the per-user split, where each user's test starts after their OWN last train interaction), the
+age of the user's last train interaction, so the model is asked what that user watched next then.
 """
 
 from __future__ import annotations
@@ -31,17 +34,21 @@ class CandidateGeneratorRecommender:
         demographics: pd.DataFrame | None = None,  # user_id + country, device, age_bucket, gender
         searches: pd.DataFrame | None = None,  # user_id, search_time, query_tokens
         max_examples_per_user: int = 200,
+        query_at_last_interaction: bool = False,
     ):
         self.catalog = catalog
         self.config = config or RetrievalConfig(show_progress=False)
         self.demographics = demographics
         self.searches = searches
         self.max_examples_per_user = max_examples_per_user
+        self.query_at_last_interaction = query_at_last_interaction
 
     def fit(self, train: pd.DataFrame) -> "CandidateGeneratorRecommender":
         examples, queries = rollback_examples(
             train, self.config.history_length, self.max_examples_per_user, self.searches
         )
+        if not self.query_at_last_interaction:
+            queries["example_age_days"] = 0.0
         self.bundle = train_candidate_generator(self._with_demographics(examples), self.catalog, self.config)
         self.queries = self._with_demographics(queries).set_index("user_id", drop=False)
         return self
@@ -63,7 +70,9 @@ class CandidateGeneratorRecommender:
 def rollback_examples(
     train: pd.DataFrame, history_length: int, max_examples_per_user: int, searches: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training examples, one query row per user) from interactions sorted by user then time."""
+    """(training examples, one query row per user) from interactions (user_id, video_id, time).
+
+    A query row's `example_age_days` is the age of the user's last train interaction."""
     train = train.sort_values(["user_id", "time", "video_id"], kind="stable")
     window_end = train["time"].max()
     search_index = _search_index(searches)
@@ -79,14 +88,19 @@ def rollback_examples(
                 _tokens_before(user_searches, times[position]),
                 (window_end - times[position]) / np.timedelta64(1, "D"),
             ))
-        query_rows.append((int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True)))
+        query_rows.append((
+            int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True),
+            (window_end - times[-1]) / np.timedelta64(1, "D"),
+        ))
     examples = pd.DataFrame(example_rows, columns=[
         "user_id", "label_video_id", "history_video_ids", "history_search_tokens", "example_age_days",
     ])
     examples["example_age_days"] = examples["example_age_days"].astype(np.float64)
     examples["split"] = "train"
-    queries = pd.DataFrame(query_rows, columns=["user_id", "history_video_ids", "history_search_tokens"])
-    queries["example_age_days"] = 0.0
+    queries = pd.DataFrame(
+        query_rows, columns=["user_id", "history_video_ids", "history_search_tokens", "example_age_days"]
+    )
+    queries["example_age_days"] = queries["example_age_days"].astype(np.float64)
     return examples, queries
 
 

@@ -5,7 +5,8 @@ time) are held out of training and fit one calibrator per probabilistic head (Pl
 whichever has the lower log loss on the later 30 % of those rows). `split == 'holdout'` is only
 evaluated. Heads and their labels: models/ranking/labels.py. The loss is Σ_head task_weight ×
 weighted BCE, each head's weights divided by their training mean (leaves each optimum unchanged,
-keeps losses near 1). The bias tower sees the impression's position in training only.
+keeps losses near 1); the watch_time head's positive weights are further divided by their mean
+(see `_watch_seconds_scale`). The bias tower sees the impression's position in training only.
 
 Holdout metrics (`holdout_` + the keys of models/ranking/evaluate.py::ranking_report on the final
 score and the calibrated heads), plus, for continuity with format 1:
@@ -85,6 +86,10 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     labels = head_labels(fit_rows, config)
     if WATCH_TIME_HEAD in labels and labels[WATCH_TIME_HEAD][1][labels[WATCH_TIME_HEAD][0] == 1].sum() <= 0:
         raise ValueError("no clicked training row has positive watch_seconds; nothing to learn")
+    watch_scale = _watch_seconds_scale(labels, config)
+    if watch_scale != 1.0:
+        y, w = labels[WATCH_TIME_HEAD]
+        labels[WATCH_TIME_HEAD] = (y, np.where(y == 1, w / watch_scale, w))
     targets = {head: torch.from_numpy(y.astype(np.float32)) for head, (y, _) in labels.items()}
     weights = {head: torch.from_numpy((w / w.mean()).astype(np.float32)) for head, (_, w) in labels.items()}
 
@@ -113,6 +118,9 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
         metrics["train_loss"] = total_loss / steps_per_epoch
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
 
+    if watch_scale != 1.0:
+        with torch.no_grad():  # undo the conditioning: e^f is in watch seconds again
+            model.heads[WATCH_TIME_HEAD].bias += math.log(watch_scale)
     bundle = RankerBundle(model=model.eval(), preprocessor=preprocessor, config=config)
     calibrate(bundle, calibration_rows)
     metrics.update(holdout_metrics(bundle, frame[frame["split"] == "holdout"]))
@@ -120,6 +128,17 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     bundle.metrics = metrics
     logger.info("ranker training done: %s", metrics)
     return bundle
+
+
+def _watch_seconds_scale(labels: dict[str, tuple[np.ndarray, np.ndarray]], config: RankerConfig) -> float:
+    """Mean watch-seconds weight of a positive. Positives weighing hundreds of times a negative
+    saturate the sigmoid and train slowly; dividing positive weights by this constant c only
+    divides the optimal odds by c, so training uses weights/c and the head's bias gets + log c."""
+    if WATCH_TIME_HEAD not in labels or not config.watch_time_weighted:
+        return 1.0
+    y, w = labels[WATCH_TIME_HEAD]
+    positive = (y == 1) & (w > 0)
+    return float(w[positive].mean() / w[~positive].mean()) if positive.any() and (~positive).any() else 1.0
 
 
 def calibrate(bundle: RankerBundle, calibration_rows: pd.DataFrame) -> None:
