@@ -6,7 +6,6 @@ run touches and tests point a whole run at a temporary directory with one value.
 """
 
 
-import os
 import sys
 from contextlib import contextmanager
 from collections.abc import Iterator
@@ -58,9 +57,6 @@ class MlflowResource(ConfigurableResource):
 
 def build_resources(settings: VidrecSettings) -> dict[str, object]:
     """The resource set for a deployment described by `settings` (definitions and tests use it)."""
-    # dbt reads the warehouse path from the environment (profiles.yml); the dbt subprocess inherits it.
-    os.environ["VIDREC_WAREHOUSE_PATH"] = str(settings.warehouse_path)
-    os.environ["VIDREC_HOME"] = str(settings.home)
     return {
         "vidrec": VidrecResource(home=str(settings.home), profile=settings.profile),
         "mlflow_tracking": MlflowResource(

@@ -24,13 +24,8 @@ from models.registry import (
     set_champion,
 )
 from orchestration.assets.features import online_feature_store
-from orchestration.assets.models import (
-    candidate_generator,
-    latest_metadata,
-    popularity_model,
-    ranking_model,
-    video_index,
-)
+from orchestration.assets.models import candidate_generator, popularity_model, ranking_model, video_index
+from orchestration.model_runs import latest_metadata
 from orchestration.resources import MlflowResource, VidrecResource
 
 DEPLOYMENT_GROUP = "deployment"

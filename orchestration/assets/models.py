@@ -6,12 +6,8 @@ decision, not the trainer's: see `orchestration/assets/deployment.py`.
 """
 
 
-import hashlib
-import shutil
 from dataclasses import asdict
-from pathlib import Path
 
-import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -19,18 +15,12 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from feature_repo.feature_columns import REQUEST_CATEGORICAL_FEATURES, service_feature_columns
 from feature_repo.store import feature_store
-from models.evaluation.temporal_holdout import (
-    DEFAULT_KS,
-    HoldoutTask,
-    build_holdout_task,
-    evaluate_embeddings,
-    evaluate_ranked_lists,
-)
+from models.evaluation.temporal_holdout import DEFAULT_KS, evaluate_embeddings, evaluate_ranked_lists
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.config import RankerConfig
 from models.ranking.train import train_ranker
-from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, RegisteredArtifact, log_bundle
+from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, log_bundle
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.train import train_candidate_generator
@@ -41,75 +31,19 @@ from orchestration.assets.features import (
     retrieval_frame_path,
     retrieval_training_frame,
 )
+from orchestration.model_runs import (
+    fresh_dir,
+    holdout_task,
+    latest_metadata,
+    metric_table,
+    prefixed_metrics,
+    registration_metadata,
+    run_tags,
+)
 from orchestration.resources import MlflowResource, VidrecResource
-from vidrec.settings import VidrecSettings
 
 MODELS_GROUP = "models"
 RECALL_AT_K_FOR_INDEX = 100
-
-
-def holdout_start(settings: VidrecSettings) -> pd.Timestamp:
-    """The temporal cut dbt computed (int_event_window), so Python and SQL agree on one split."""
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
-        return pd.Timestamp(connection.execute("select holdout_start from int_event_window").fetchone()[0])
-
-
-def data_snapshot(settings: VidrecSettings) -> str:
-    """An id of the raw data a model saw: a hash of the raw manifest plus the holdout cut."""
-    manifest = (settings.raw_dir / "_manifest.json").read_bytes()
-    digest = hashlib.sha256(manifest + str(holdout_start(settings)).encode()).hexdigest()
-    return digest[:16]
-
-
-def run_tags(context: AssetExecutionContext, settings: VidrecSettings) -> dict[str, str]:
-    return {
-        "dagster_run_id": context.run.run_id,
-        "dagster_asset": context.asset_key.to_user_string(),
-        "data_snapshot": data_snapshot(settings),
-        "holdout_start": str(holdout_start(settings)),
-    }
-
-
-def holdout_task(settings: VidrecSettings) -> HoldoutTask:
-    marts = settings.marts_dir
-    return build_holdout_task(
-        interactions=pd.read_parquet(marts / "watch_interactions.parquet"),
-        history=pd.read_parquet(marts / "user_watch_history.parquet"),
-        profiles=pd.read_parquet(
-            marts / "user_features_daily.parquet",
-            columns=["user_id", "event_timestamp", "country", "device", "age_bucket", "gender"],
-        ),
-        holdout_start=holdout_start(settings),
-    )
-
-
-def _fresh_dir(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
-
-
-def _prefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    return {f"{prefix}_{name.replace('@', '_at_')}": float(value) for name, value in metrics.items()}
-
-
-def _metric_table(rows: dict[str, dict[str, float]], keys: list[str]) -> str:
-    header = "| method | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n"
-    body = "".join(
-        f"| {method} | " + " | ".join(f"{values.get(key, float('nan')):.4f}" for key in keys) + " |\n"
-        for method, values in rows.items()
-    )
-    return header + body
-
-
-def _registration_metadata(ref) -> dict[str, object]:
-    return {
-        "mlflow_model": ref.name,
-        "mlflow_version": ref.version,
-        "mlflow_run_id": ref.run_id,
-        "selection_metric": ref.metric_value,
-    }
 
 
 @asset(group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions")], kinds={"python", "mlflow"})
@@ -120,19 +54,19 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlf
     train = interactions[interactions["split"] == "train"]
     model = PopularityRecommender().fit(train)
     task = holdout_task(settings)
-    metrics = _prefixed(evaluate_ranked_lists(task, lambda user, seen, k: [v for v, _ in model.recommend(k, seen)], DEFAULT_KS), "holdout")
-    bundle_dir = _fresh_dir(settings.artifacts_dir / "popularity")
+    metrics = prefixed_metrics(evaluate_ranked_lists(task, lambda user, seen, k: [v for v, _ in model.recommend(k, seen)], DEFAULT_KS), "holdout")
+    bundle_dir = fresh_dir(settings.artifacts_dir / "popularity")
     model.save(bundle_dir / "popularity.json")
     with mlflow_tracking.start_run("popularity_model", run_tags(context, settings)):
         mlflow.log_params(asdict(model.config))
         mlflow.log_metrics(metrics)
         ref = log_bundle(POPULARITY, bundle_dir, metrics)
-    return MaterializeResult(metadata={**metrics, **_registration_metadata(ref)})
+    return MaterializeResult(metadata={**metrics, **registration_metadata(ref)})
 
 
 @asset(
     group_name=MODELS_GROUP,
-    deps=[retrieval_training_frame, AssetKey("video_catalog"), AssetKey("watch_interactions"), AssetKey("user_watch_history")],
+    deps=[retrieval_training_frame, popularity_model, AssetKey("video_catalog"), AssetKey("user_watch_history")],
     kinds={"pytorch", "mlflow"},
 )
 def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
@@ -146,26 +80,29 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource, 
     task = holdout_task(settings)
     video_ids, video_vectors = bundle.video_embeddings()
     model_metrics = evaluate_embeddings(task, bundle.user_embeddings(task.queries), video_ids, video_vectors)
-    interactions = pd.read_parquet(settings.marts_dir / "watch_interactions.parquet")
-    popularity = PopularityRecommender().fit(interactions[interactions["split"] == "train"])
-    popularity_metrics = evaluate_ranked_lists(task, lambda user, seen, k: [v for v, _ in popularity.recommend(k, seen)])
-    metrics = {
-        **_prefixed(model_metrics, "holdout"),
-        **_prefixed(popularity_metrics, "popularity_holdout"),
-        **_prefixed(bundle.metrics, "training"),
+    # The baseline was scored on the same task by popularity_model; its metrics sit beside ours.
+    popularity = latest_metadata(context, popularity_model.key)
+    popularity_metrics = {
+        name.removeprefix("holdout_").replace("_at_", "@"): float(value)
+        for name, value in popularity.items() if name.startswith("holdout_")
     }
-    bundle_dir = _fresh_dir(settings.artifacts_dir / "candidate_generator")
+    metrics = {
+        **prefixed_metrics(model_metrics, "holdout"),
+        **prefixed_metrics(popularity_metrics, "popularity_holdout"),
+        **prefixed_metrics(bundle.metrics, "training"),
+    }
+    bundle_dir = fresh_dir(settings.artifacts_dir / "candidate_generator")
     bundle.save(bundle_dir)
     with mlflow_tracking.start_run("candidate_generator", run_tags(context, settings)):
         mlflow.log_params({key: str(value) for key, value in asdict(config).items()})
         mlflow.log_metrics(metrics)
-        table = _metric_table({"candidate_generator": model_metrics, "popularity": popularity_metrics},
+        table = metric_table({"candidate_generator": model_metrics, "popularity": popularity_metrics},
                               ["recall@10", "recall@50", "recall@100", "ndcg@10", "mrr"])
         mlflow.log_text(table, "holdout_metrics.md")
         ref = log_bundle(CANDIDATE_GENERATOR, bundle_dir, metrics)
     return MaterializeResult(
         metadata={
-            **_registration_metadata(ref),
+            **registration_metadata(ref),
             "holdout_users": int(model_metrics["num_users"]),
             "holdout_metrics": MetadataValue.md(table),
             "holdout_recall_at_50": metrics["holdout_recall_at_50"],
@@ -190,7 +127,7 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_t
     generator = latest_metadata(context, candidate_generator.key)
     generator_version = str(generator["mlflow_version"])
     ndcg = float(generator["holdout_ndcg_at_10"])
-    bundle_dir = _fresh_dir(settings.artifacts_dir / "video_index")
+    bundle_dir = fresh_dir(settings.artifacts_dir / "video_index")
     index.save(bundle_dir / INDEX_FILE)
     metrics = {f"recall_at_{RECALL_AT_K_FOR_INDEX}_vs_exact": recall, "videos": float(len(video_ids)),
                "holdout_ndcg_at_10": ndcg}
@@ -200,7 +137,7 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_t
         ref = log_bundle(VIDEO_INDEX, bundle_dir, metrics, tags={"candidate_generator_version": generator_version})
     return MaterializeResult(
         metadata={
-            **_registration_metadata(ref),
+            **registration_metadata(ref),
             "index_type": index_type,
             "videos": len(video_ids),
             f"recall_at_{RECALL_AT_K_FOR_INDEX}_vs_exact": recall,
@@ -222,25 +159,10 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow
     )
     bundle = train_ranker(frame, config)
     metrics = {name: float(value) for name, value in bundle.metrics.items() if np.isscalar(value)}
-    bundle_dir = _fresh_dir(settings.artifacts_dir / "ranker")
+    bundle_dir = fresh_dir(settings.artifacts_dir / "ranker")
     bundle.save(bundle_dir)
     with mlflow_tracking.start_run("ranking_model", run_tags(context, settings)):
         mlflow.log_params({key: str(value) for key, value in asdict(config).items()})
         mlflow.log_metrics(metrics)
         ref = log_bundle(RANKER, bundle_dir, metrics)
-    return MaterializeResult(metadata={**_registration_metadata(ref), **metrics, "rows": len(frame)})
-
-
-MODEL_ASSETS: dict[str, tuple[AssetKey, RegisteredArtifact]] = {
-    "candidate_generator": (candidate_generator.key, CANDIDATE_GENERATOR),
-    "video_index": (video_index.key, VIDEO_INDEX),
-    "ranker": (ranking_model.key, RANKER),
-    "popularity": (popularity_model.key, POPULARITY),
-}
-
-
-def latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict[str, object]:
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        raise LookupError(f"{key.to_user_string()} has never been materialized")
-    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
+    return MaterializeResult(metadata={**registration_metadata(ref), **metrics, "rows": len(frame)})

@@ -6,6 +6,7 @@ downstream of it inside dbt, and the failed step stops the Python assets downstr
 
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,4 +56,6 @@ def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: V
         "history_length": settings.history_length,
         "max_examples_per_user": settings.max_examples_per_user,
     }
+    # profiles.yml reads the warehouse path from the environment, which the dbt subprocess inherits.
+    os.environ["VIDREC_WAREHOUSE_PATH"] = str(settings.warehouse_path)
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

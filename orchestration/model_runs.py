@@ -1,0 +1,89 @@
+"""What every model asset records with its MLflow run, and the shared holdout evaluation task.
+
+Lineage tags (Dagster run id, data snapshot, holdout cut) and the temporal-holdout queries are
+computed here once so every model is logged and judged the same way.
+"""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from dagster import AssetExecutionContext, AssetKey
+
+from models.evaluation.temporal_holdout import HoldoutTask, build_holdout_task
+from models.registry import ModelVersionRef
+from vidrec.settings import VidrecSettings
+
+
+def holdout_start(settings: VidrecSettings) -> pd.Timestamp:
+    """The temporal cut dbt computed (int_event_window), so Python and SQL agree on one split."""
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        return pd.Timestamp(connection.execute("select holdout_start from int_event_window").fetchone()[0])
+
+
+def data_snapshot(settings: VidrecSettings) -> str:
+    """An id of the raw data a model saw: a hash of the raw manifest plus the holdout cut."""
+    manifest = (settings.raw_dir / "_manifest.json").read_bytes()
+    digest = hashlib.sha256(manifest + str(holdout_start(settings)).encode()).hexdigest()
+    return digest[:16]
+
+
+def run_tags(context: AssetExecutionContext, settings: VidrecSettings) -> dict[str, str]:
+    return {
+        "dagster_run_id": context.run.run_id,
+        "dagster_asset": context.asset_key.to_user_string(),
+        "data_snapshot": data_snapshot(settings),
+        "holdout_start": str(holdout_start(settings)),
+    }
+
+
+def holdout_task(settings: VidrecSettings) -> HoldoutTask:
+    marts = settings.marts_dir
+    return build_holdout_task(
+        interactions=pd.read_parquet(marts / "watch_interactions.parquet"),
+        history=pd.read_parquet(marts / "user_watch_history.parquet"),
+        profiles=pd.read_parquet(
+            marts / "user_features_daily.parquet",
+            columns=["user_id", "event_timestamp", "country", "device", "age_bucket", "gender"],
+        ),
+        holdout_start=holdout_start(settings),
+    )
+
+
+def fresh_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def prefixed_metrics(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    return {f"{prefix}_{name.replace('@', '_at_')}": float(value) for name, value in metrics.items()}
+
+
+def metric_table(rows: dict[str, dict[str, float]], keys: list[str]) -> str:
+    header = "| method | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n"
+    body = "".join(
+        f"| {method} | " + " | ".join(f"{values.get(key, float('nan')):.4f}" for key in keys) + " |\n"
+        for method, values in rows.items()
+    )
+    return header + body
+
+
+def registration_metadata(ref: ModelVersionRef) -> dict[str, object]:
+    return {
+        "mlflow_model": ref.name,
+        "mlflow_version": ref.version,
+        "mlflow_run_id": ref.run_id,
+        "selection_metric": ref.metric_value,
+    }
+
+
+def latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict[str, object]:
+    """The metadata of an asset's latest materialization (how assets read an upstream's results)."""
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        raise LookupError(f"{key.to_user_string()} has never been materialized")
+    return {name: value.value for name, value in event.asset_materialization.metadata.items()}
