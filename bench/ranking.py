@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.ranking.config import PROBABILITY_HEADS, RankerConfig
+from models.ranking.config import RankerConfig
 from models.ranking.evaluate import ranking_report
 from models.ranking.labels import watch_time_labels
 from models.ranking.preprocessing import FeaturePreprocessor
@@ -65,12 +65,13 @@ def _count_and_sum_before(keys: np.ndarray, values: np.ndarray, group: np.ndarra
 
 
 def movielens_ranking_frame(data_dir: Path, negatives_per_rating: int = 4, holdout_share: float = 0.2,
-                            seed: int = 0) -> pd.DataFrame:
+                            seed: int = 0, max_sampling_rounds: int = 30) -> pd.DataFrame:
     """A ranking frame from MovieLens 100k, leak-free by construction.
 
     Impressions are derived: each rating event is one request holding the rated movie (clicked)
-    and `negatives_per_rating` movies the user never rated, drawn from earlier rating events (so
-    proportionally to popularity so far, among movies already rated by someone). Labels: a rating
+    and `negatives_per_rating` distinct movies the user never rated, drawn from earlier rating
+    events (so proportionally to popularity so far, among movies already rated by someone);
+    rejected draws are redrawn (up to `max_sampling_rounds`), so slates have a fixed size. Labels: a rating
     is a click; watch_seconds = WATCH_FRACTION_BY_RATING[rating] × 6000 s (1★ → 10 %, a skip);
     liked = rating ≥ 4. Features use only ratings strictly before the event's timestamp: the
     user's count and mean rating so far, the share of those in the movie's genre, the movie's
@@ -87,16 +88,29 @@ def movielens_ranking_frame(data_dir: Path, negatives_per_rating: int = 4, holdo
     items["category"] = np.array(GENRES)[np.where(genre_flags.any(axis=1), genre_flags.argmax(axis=1), 0)]
     items["release_seconds"] = pd.to_datetime(items["release"], format="%d-%b-%Y").astype("int64") // 10**9
 
-    # Impressions: the rated movie plus sampled unrated ones from earlier events.
-    event = np.arange(len(ratings))
+    # Impressions: the rated movie plus sampled unrated ones from earlier events. Rejected draws
+    # (already rated by the user, or a repeat) are redrawn, so every slate holds
+    # 1 + negatives_per_rating movies and the click rate stays 1 / (1 + negatives_per_rating)
+    # over time instead of drifting with users' rating counts.
     rated = set((ratings["user_id"] * 10_000 + ratings["video_id"]).tolist())
-    request = np.repeat(event, negatives_per_rating)
-    request = request[request > 0]
-    candidate = ratings["video_id"].to_numpy()[(rng.random(len(request)) * request).astype(np.int64)]
-    candidate_key = ratings["user_id"].to_numpy()[request] * 10_000 + candidate
-    keep = ~pd.Series(candidate_key).isin(rated).to_numpy()
-    negatives = pd.DataFrame({"event": request[keep], "video_id": candidate[keep]}).drop_duplicates()
-    positives = pd.DataFrame({"event": event, "video_id": ratings["video_id"].to_numpy()})
+    user_of_event = ratings["user_id"].to_numpy()
+    item_of_event = ratings["video_id"].to_numpy()
+    pending = np.repeat(np.arange(1, len(ratings)), negatives_per_rating)  # one entry per missing negative
+    chosen: list[pd.DataFrame] = []
+    taken: set[int] = set()
+    for _ in range(max_sampling_rounds):
+        if pending.size == 0:
+            break
+        candidate = item_of_event[(rng.random(pending.size) * pending).astype(np.int64)]
+        draws = pd.DataFrame({"event": pending, "video_id": candidate})
+        pair = draws["event"].to_numpy() * 10_000 + candidate
+        valid = ~pd.Series(user_of_event[pending] * 10_000 + candidate).isin(rated).to_numpy()
+        valid &= ~pd.Series(pair).isin(taken).to_numpy() & ~pd.Series(pair).duplicated().to_numpy()
+        chosen.append(draws[valid])
+        taken.update(pair[valid].tolist())
+        pending = pending[~valid]
+    negatives = pd.concat(chosen, ignore_index=True)
+    positives = pd.DataFrame({"event": np.arange(len(ratings)), "video_id": ratings["video_id"].to_numpy()})
     frame = pd.concat([positives.assign(clicked=True), negatives.assign(clicked=False)], ignore_index=True)
     frame = frame.join(ratings[["user_id", "timestamp"]], on="event")
     frame["rating"] = np.where(frame["clicked"], ratings["rating"].to_numpy()[frame["event"]], 0)
@@ -114,7 +128,7 @@ def movielens_ranking_frame(data_dir: Path, negatives_per_rating: int = 4, holdo
         history["video_id"].to_numpy() * scale + history["timestamp"].to_numpy(), history["rating"].to_numpy(float),
         frame["video_id"].to_numpy(), times, scale)
     genre_code = {genre: code for code, genre in enumerate(GENRES)}
-    user_genre = lambda table: table["user_id"].to_numpy() * 100 + table["category"].map(genre_code).to_numpy()  # noqa: E731
+    user_genre = lambda table: table["user_id"].to_numpy() * 100 + table["category"].map(genre_code).to_numpy()
     genre_count, _ = _count_and_sum_before(
         user_genre(history) * scale + history["timestamp"].to_numpy(), np.ones(len(history)),
         user_genre(frame), times, scale)
@@ -242,6 +256,7 @@ def main() -> None:
     parser.add_argument("--frame", type=Path, help="ranking frame Parquet (simulated); default under VIDREC_HOME")
     parser.add_argument("--data-dir", type=Path, default=Path("/work/shared/data/ml-100k"))
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="the rankers' seed (baselines are deterministic)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the latency budget assumes ≤ 2)")
     parser.add_argument("--mlflow-uri", default=None)
     parser.add_argument("--no-mlflow", action="store_true")
@@ -261,8 +276,7 @@ def main() -> None:
         config = RankerConfig(categorical_features=MOVIELENS_CATEGORICAL, numeric_features=MOVIELENS_NUMERIC,
                               position_column=None, bias_surface_feature=None, show_progress=False)
         source = f"{args.data_dir} (impressions derived: rated movie + sampled unrated movies per rating)"
-    if args.epochs:
-        config = replace(config, epochs=args.epochs)
+    config = replace(config, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
     print(f"dataset: {args.dataset} from {source}; {len(frame)} rows, "
           f"{(frame['split'] == 'holdout').sum()} holdout; torch threads {args.threads}")
 
@@ -286,10 +300,10 @@ def main() -> None:
         import mlflow
 
         mlflow.set_tracking_uri(args.mlflow_uri or settings.mlflow_tracking_uri)
-        mlflow.set_experiment("vidrec-benchmarks")
+        mlflow.set_experiment(experiment_id=_experiment_id("vidrec-benchmarks", _artifact_location(args.mlflow_uri, settings)))
         with mlflow.start_run(run_name=f"ranking-{args.dataset}"):
             mlflow.log_params({"dataset": args.dataset, "source": source[:250], "epochs": config.epochs,
-                               "threads": args.threads})
+                               "threads": args.threads, "seed": args.seed})
             for name, metrics in results.items():
                 slug = name.split(" (")[0].replace(" ", "_").replace("-", "_")
                 mlflow.log_metrics({f"{slug}.{key}": value for key, value in metrics.items() if np.isfinite(value)})
@@ -298,6 +312,25 @@ def main() -> None:
             for head, entry in bundles["ranker shared-bottom"].calibration_report().items():
                 if "diagram_png" in entry:
                     mlflow.log_image(_png_to_array(entry["diagram_png"]), f"reliability_{head}.png")
+
+
+def _artifact_location(mlflow_uri: str | None, settings: VidrecSettings) -> str | None:
+    """The settings' artifact store; beside the database for `--mlflow-uri sqlite:///…/x.db`
+    (never MLflow's default ./mlruns in the working directory)."""
+    if mlflow_uri is None:
+        return settings.mlflow_artifact_location
+    if mlflow_uri.startswith("sqlite:///"):
+        return (Path(mlflow_uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+    return None
+
+
+def _experiment_id(name: str, artifact_location: str | None) -> str:
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
 
 
 def _png_to_array(png: bytes) -> np.ndarray:

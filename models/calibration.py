@@ -36,7 +36,7 @@ class PlattCalibrator:
     method = "platt"
 
     @classmethod
-    def fit(cls, logits: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> "PlattCalibrator":
+    def fit(cls, logits: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> PlattCalibrator:
         from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=1e6, max_iter=1000)
@@ -59,7 +59,7 @@ class IsotonicCalibrator:
     method = "isotonic"
 
     @classmethod
-    def fit(cls, logits: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> "IsotonicCalibrator":
+    def fit(cls, logits: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> IsotonicCalibrator:
         from sklearn.isotonic import IsotonicRegression
 
         model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")

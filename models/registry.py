@@ -38,6 +38,7 @@ CANDIDATE_GENERATOR = RegisteredArtifact("vidrec-candidate-generator", "holdout_
 VIDEO_INDEX = RegisteredArtifact("vidrec-video-index", "holdout_ndcg_at_10")
 RANKER = RegisteredArtifact("vidrec-ranker", "holdout_auc_watch_weighted")
 POPULARITY = RegisteredArtifact("vidrec-popularity", "holdout_ndcg_at_10")
+RETRIEVAL_SOURCES = RegisteredArtifact("vidrec-retrieval-sources", "holdout_union_recall")
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):

@@ -12,8 +12,17 @@ from mlflow.tracking import MlflowClient
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
-from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, champion_version, download_champion
+from models.registry import (
+    CANDIDATE_GENERATOR,
+    POPULARITY,
+    RANKER,
+    RETRIEVAL_SOURCES,
+    VIDEO_INDEX,
+    champion_version,
+    download_champion,
+)
 from models.retrieval.bundle import RetrievalBundle
+from models.sources import MultiSourceRetriever
 from serving.recommender import ServingModels
 from vidrec.settings import VidrecSettings
 
@@ -37,6 +46,7 @@ def load_champion_models(settings: VidrecSettings) -> ServingModels:
         ("video_index", VIDEO_INDEX),
         ("ranker", RANKER),
         ("popularity", POPULARITY),
+        ("retrieval_sources", RETRIEVAL_SOURCES),
     ):
         paths[key] = download_champion(artifact, cache / key)
         versions[artifact.name] = str(champion_version(client, artifact))
@@ -46,5 +56,6 @@ def load_champion_models(settings: VidrecSettings) -> ServingModels:
         index=VideoIndex.load(paths["video_index"] / INDEX_FILE),
         ranker=RankerBundle.load(paths["ranker"]),
         popularity=PopularityRecommender.load(paths["popularity"] / "popularity.json"),
+        sources=MultiSourceRetriever.load(paths["retrieval_sources"]),
         versions=versions,
     )

@@ -15,6 +15,7 @@ from models.index import VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
 from models.retrieval.bundle import RetrievalBundle
+from models.sources import Candidate, MultiSourceRetriever
 from serving.online_features import OnlineFeatureReader
 from serving.schemas import RecommendationResponse, RecommendedVideo, Surface
 
@@ -31,14 +32,8 @@ class ServingModels:
     index: VideoIndex
     ranker: RankerBundle
     popularity: PopularityRecommender
+    sources: MultiSourceRetriever
     versions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    video_id: int
-    source: str
-    retrieval_score: float
 
 
 class Recommender:
@@ -55,10 +50,10 @@ class Recommender:
                 for video, score in self.models.popularity.recommend(k)
             ]
             return self._response(user_id, surface, known_user=False, items=items)
-        watched = {int(video) for video in (user.get("recent_watch_video_ids") or [])}
-        candidates = self._retrieve(user, watched, max(k, self.candidates_per_request))
+        history = [int(video) for video in (user.get("recent_watch_video_ids") or [])]
+        candidates = self._retrieve(user_id, user, history, max(k, self.candidates_per_request))
         if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
-            taken = watched | {candidate.video_id for candidate in candidates}
+            taken = set(history) | {candidate.video_id for candidate in candidates}
             candidates += [
                 Candidate(video, "popular", score)
                 for video, score in self.models.popularity.recommend(k - len(candidates), exclude=taken)
@@ -66,7 +61,8 @@ class Recommender:
         ranked = self._rank(user, user_id, surface, candidates)[:k]
         return self._response(user_id, surface, known_user=True, items=ranked)
 
-    def _retrieve(self, user: dict[str, object], watched: set[int], count: int) -> list[Candidate]:
+    def _retrieve(self, user_id: int, user: dict[str, object], history: list[int], count: int) -> list[Candidate]:
+        """ANN over the user embedding plus every other source, deduplicated, each tagged."""
         query = pd.DataFrame(
             [
                 {
@@ -78,12 +74,12 @@ class Recommender:
             ]
         )
         vector = self.models.retrieval.user_embeddings(query)
+        watched = set(history)
         ids, scores = self.models.index.search(vector, count + len(watched))
-        return [
-            Candidate(int(video), "ann", float(score))
-            for video, score in zip(ids[0], scores[0])
-            if video >= 0 and int(video) not in watched
+        ann = [
+            (int(video), float(score)) for video, score in zip(ids[0], scores[0]) if video >= 0 and int(video) not in watched
         ][:count]
+        return self.models.sources.retrieve(user_id, history, watched, precomputed={"ann": ann})
 
     def _rank(
         self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate]
@@ -97,7 +93,7 @@ class Recommender:
                 video_id=candidates[position].video_id,
                 score=float(scores[position]),
                 source=candidates[position].source,
-                retrieval_score=candidates[position].retrieval_score,
+                retrieval_score=candidates[position].source_score,
             )
             for position in order
         ]

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Surface = Literal["home", "watch_next", "search"]
-Source = Literal["ann", "popular"]
+Source = Literal["ann", "co_watch", "subscriptions", "trending", "fresh", "exploration", "popular"]
 
 
 class RecommendedVideo(BaseModel):

@@ -35,6 +35,7 @@ class CandidateGeneratorRecommender:
         searches: pd.DataFrame | None = None,  # user_id, search_time, query_tokens
         max_examples_per_user: int = 200,
         query_at_last_interaction: bool = False,
+        future_labels: int = 1,
     ):
         self.catalog = catalog
         self.config = config or RetrievalConfig(show_progress=False)
@@ -42,10 +43,11 @@ class CandidateGeneratorRecommender:
         self.searches = searches
         self.max_examples_per_user = max_examples_per_user
         self.query_at_last_interaction = query_at_last_interaction
+        self.future_labels = future_labels
 
     def fit(self, train: pd.DataFrame) -> "CandidateGeneratorRecommender":
         examples, queries = rollback_examples(
-            train, self.config.history_length, self.max_examples_per_user, self.searches
+            train, self.config.history_length, self.max_examples_per_user, self.searches, self.future_labels
         )
         if not self.query_at_last_interaction:
             queries["example_age_days"] = 0.0
@@ -68,11 +70,17 @@ class CandidateGeneratorRecommender:
 
 
 def rollback_examples(
-    train: pd.DataFrame, history_length: int, max_examples_per_user: int, searches: pd.DataFrame | None = None
+    train: pd.DataFrame,
+    history_length: int,
+    max_examples_per_user: int,
+    searches: pd.DataFrame | None = None,
+    future_labels: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training examples, one query row per user) from interactions (user_id, video_id, time).
 
-    A query row's `example_age_days` is the age of the user's last train interaction."""
+    With `future_labels` = n > 1 each history prefix is also paired with the n - 1 items after its
+    next one (more examples per user; the target becomes "soon", not only "next"). A query row's
+    `example_age_days` is the age of the user's last train interaction."""
     train = train.sort_values(["user_id", "time", "video_id"], kind="stable")
     window_end = train["time"].max()
     search_index = _search_index(searches)
@@ -83,11 +91,11 @@ def rollback_examples(
         user_searches = search_index.get(int(user))
         first_label = max(1, len(items) - max_examples_per_user)
         for position in range(first_label, len(items)):
-            example_rows.append((
-                int(user), items[position], items[max(0, position - history_length):position],
-                _tokens_before(user_searches, times[position]),
-                (window_end - times[position]) / np.timedelta64(1, "D"),
-            ))
+            history = items[max(0, position - history_length):position]
+            tokens = _tokens_before(user_searches, times[position])
+            age = (window_end - times[position]) / np.timedelta64(1, "D")
+            for label in items[position:position + future_labels]:
+                example_rows.append((int(user), label, history, tokens, age))
         query_rows.append((
             int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True),
             (window_end - times[-1]) / np.timedelta64(1, "D"),

@@ -27,8 +27,15 @@ import pandas as pd
 
 from models.evaluation.metrics import log_loss, roc_auc
 
-__all__ = ["roc_auc", "log_loss", "group_auc", "expected_calibration_error", "reliability_bins",
-           "ndcg_at_k_by_group", "watch_time_weighted_pairwise_loss"]
+__all__ = [
+    "expected_calibration_error",
+    "group_auc",
+    "log_loss",
+    "ndcg_at_k_by_group",
+    "reliability_bins",
+    "roc_auc",
+    "watch_time_weighted_pairwise_loss",
+]
 
 
 def _weights(sample_weight, size: int) -> np.ndarray:
@@ -106,7 +113,7 @@ def ndcg_at_k_by_group(gains, scores, groups, k: int = 10) -> float:
     frame = frame[frame.groupby("group")["gain"].transform("sum") > 0]
     if frame.empty:
         raise ValueError("ndcg_at_k_by_group needs at least one group with a positive gain")
-    discount = lambda rank: 1.0 / np.log2(rank + 1.0)  # noqa: E731
+    discount = lambda rank: 1.0 / np.log2(rank + 1.0)
     model_rank = frame.sort_values(["group", "score", "gain"], ascending=[True, False, True]).groupby("group").cumcount() + 1
     ideal_rank = frame.sort_values(["group", "gain"], ascending=[True, False]).groupby("group").cumcount() + 1
     frame["dcg"] = np.where(model_rank <= k, frame["gain"] * discount(model_rank), 0.0)

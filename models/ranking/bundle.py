@@ -116,22 +116,29 @@ class RankerBundle:
         (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "RankerBundle":
+    def load(cls, directory: str | Path) -> RankerBundle:
+        """Reads format 2 and, for a champion registered before the multi-task ranker, format 1
+        (a single watch_time head, no bias tower, no calibrators: scores e^f as it did)."""
         directory = Path(directory)
         metadata = json.loads((directory / "metadata.json").read_text())
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{directory} holds ranker bundle format {metadata.get('format_version')!r}, "
-                f"this code reads format {FORMAT_VERSION}"
-            )
-        config = RankerConfig(**json.loads((directory / "config.json").read_text()))
+        version = metadata.get("format_version")
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(f"{directory} holds ranker bundle format {version!r}, this code reads formats 1 and "
+                             f"{FORMAT_VERSION}")
+        config_fields = json.loads((directory / "config.json").read_text())
+        if version == 1:
+            config_fields.update(heads=tuple(metadata["heads"]), score_weights={WATCH_TIME_HEAD: 1.0},
+                                 position_column=None, bias_surface_feature=None)
+        config = RankerConfig(**config_fields)
         preprocessor = FeaturePreprocessor.load(directory / "preprocessor.json")
         model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
                        heads=tuple(metadata["heads"]))
-        model.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
+        # Format 1 has no bias tower; its zero-initialised offsets leave the logits unchanged.
+        model.load_state_dict(torch.load(directory / "model.pt", weights_only=True), strict=version == FORMAT_VERSION)
         model.eval()
+        calibration_path = directory / "calibration.json"
         calibrators = {head: calibrator_from_dict(payload)
-                       for head, payload in json.loads((directory / "calibration.json").read_text()).items()}
+                       for head, payload in json.loads(calibration_path.read_text()).items()} if calibration_path.exists() else {}
         metrics = {key: float(value) for key, value in metadata["metrics"].items()}
         return cls(model=model, preprocessor=preprocessor, config=config, metrics=metrics,
                    calibrators=calibrators, calibration=metadata.get("calibration", {}))

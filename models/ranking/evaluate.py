@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 
 from models.evaluation.ranking_metrics import (
-    expected_calibration_error, group_auc, log_loss, ndcg_at_k_by_group, roc_auc,
+    expected_calibration_error,
+    group_auc,
+    log_loss,
+    ndcg_at_k_by_group,
+    roc_auc,
     watch_time_weighted_pairwise_loss,
 )
 from models.ranking.labels import example_weights, request_groups, watch_time_labels

@@ -32,7 +32,7 @@ class RankerInputs:
     def __len__(self) -> int:
         return self.categorical.shape[0]
 
-    def select(self, rows: torch.Tensor | slice) -> "RankerInputs":
+    def select(self, rows: torch.Tensor | slice) -> RankerInputs:
         return RankerInputs(self.categorical[rows], self.numeric[rows])
 
 
@@ -44,7 +44,7 @@ class QuantileTransform:
     levels: np.ndarray
 
     @classmethod
-    def fit(cls, values: np.ndarray, num_quantiles: int, name: str) -> "QuantileTransform":
+    def fit(cls, values: np.ndarray, num_quantiles: int, name: str) -> QuantileTransform:
         values = values[~np.isnan(values)]
         if values.size == 0:
             raise ValueError(f"numeric feature {name!r} has no non-missing training values")
@@ -67,7 +67,7 @@ class FeaturePreprocessor:
         self.numeric = numeric
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, config: RankerConfig) -> "FeaturePreprocessor":
+    def fit(cls, frame: pd.DataFrame, config: RankerConfig) -> FeaturePreprocessor:
         _require(frame, [*config.categorical_features, *config.numeric_features])
         categorical = {
             name: Vocabulary.build(_category_values(frame[name]), config.category_min_count)
@@ -117,7 +117,7 @@ class FeaturePreprocessor:
         }
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "FeaturePreprocessor":
+    def from_dict(cls, payload: dict) -> FeaturePreprocessor:
         return cls(
             {name: Vocabulary.from_dict(value) for name, value in payload["categorical"].items()},
             {
@@ -130,7 +130,7 @@ class FeaturePreprocessor:
         Path(path).write_text(json.dumps(self.to_dict()))
 
     @classmethod
-    def load(cls, path: str | Path) -> "FeaturePreprocessor":
+    def load(cls, path: str | Path) -> FeaturePreprocessor:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -34,12 +34,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from models.calibration import fit_calibrator
-from models.evaluation.ranking_metrics import expected_calibration_error, log_loss, reliability_bins, roc_auc
+from models.evaluation.ranking_metrics import (
+    expected_calibration_error,
+    log_loss,
+    reliability_bins,
+    roc_auc,
+)
 from models.ranking.bundle import RankerBundle
 from models.ranking.config import PROBABILITY_HEADS, RankerConfig
 from models.ranking.evaluate import ranking_report
-from models.ranking.labels import (  # noqa: F401  (example_weights, watch_time_labels: public API)
-    example_weights, head_labels, watch_time_labels,
+from models.ranking.labels import (
+    example_weights,
+    head_labels,
+    watch_time_labels,
 )
 from models.ranking.model import WATCH_TIME_HEAD, Ranker
 from models.ranking.preprocessing import FeaturePreprocessor
@@ -62,7 +69,7 @@ def split_calibration_rows(train: pd.DataFrame, share: float) -> tuple[pd.DataFr
     when there is no timestamp)."""
     if "event_timestamp" in train.columns:
         train = train.sort_values("event_timestamp", kind="stable")
-    cut = len(train) - int(round(len(train) * share))
+    cut = len(train) - round(len(train) * share)
     return train.iloc[:cut], train.iloc[cut:]
 
 

@@ -18,13 +18,20 @@ from models.registry import (
     CANDIDATE_GENERATOR,
     POPULARITY,
     RANKER,
+    RETRIEVAL_SOURCES,
     VIDEO_INDEX,
     champion_version,
     is_better_than_champion,
     set_champion,
 )
 from orchestration.assets.features import online_feature_store
-from orchestration.assets.models import candidate_generator, popularity_model, ranking_model, video_index
+from orchestration.assets.models import (
+    candidate_generator,
+    popularity_model,
+    ranking_model,
+    retrieval_sources,
+    video_index,
+)
 from orchestration.model_runs import latest_metadata
 from orchestration.resources import MlflowResource, VidrecResource
 
@@ -34,7 +41,7 @@ SERVING_DIR = Path(__file__).resolve().parents[2] / "serving"
 
 @asset(
     group_name=DEPLOYMENT_GROUP,
-    deps=[candidate_generator, video_index, ranking_model, popularity_model, online_feature_store],
+    deps=[candidate_generator, video_index, retrieval_sources, ranking_model, popularity_model, online_feature_store],
     kinds={"mlflow"},
 )
 def champion_models(context: AssetExecutionContext, mlflow_tracking: MlflowResource) -> MaterializeResult:
@@ -50,6 +57,10 @@ def champion_models(context: AssetExecutionContext, mlflow_tracking: MlflowResou
         decisions += [(CANDIDATE_GENERATOR, generator, True), (VIDEO_INDEX, index, True)]
     else:
         decisions += [(CANDIDATE_GENERATOR, generator, False), (VIDEO_INDEX, index, False)]
+    # Retrieval sources are lists of what is current (trending, fresh): the newest version serves.
+    sources = latest_metadata(context, retrieval_sources.key)
+    set_champion(client, RETRIEVAL_SOURCES, str(sources["mlflow_version"]))
+    decisions.append((RETRIEVAL_SOURCES, sources, True))
     for artifact, asset_def in ((RANKER, ranking_model), (POPULARITY, popularity_model)):
         metadata = latest_metadata(context, asset_def.key)
         promoted = is_better_than_champion(client, artifact, float(metadata["selection_metric"]))

@@ -8,6 +8,7 @@ decision, not the trainer's: see `orchestration/assets/deployment.py`.
 
 from dataclasses import asdict
 
+import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -20,7 +21,9 @@ from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.config import RankerConfig
 from models.ranking.train import train_ranker
-from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, log_bundle
+from models.evaluation.metrics import evaluate_retrieval
+from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, RETRIEVAL_SOURCES, VIDEO_INDEX, log_bundle
+from models.sources import MultiSourceRetriever
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.train import train_candidate_generator
@@ -33,6 +36,7 @@ from orchestration.assets.features import (
 )
 from orchestration.model_runs import (
     fresh_dir,
+    holdout_start,
     holdout_task,
     latest_metadata,
     metric_table,
@@ -166,3 +170,78 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow
         mlflow.log_metrics(metrics)
         ref = log_bundle(RANKER, bundle_dir, metrics)
     return MaterializeResult(metadata={**registration_metadata(ref), **metrics, "rows": len(frame)})
+
+
+def _staged_logs(settings) -> dict[str, pd.DataFrame]:
+    """The deduplicated, typed logs dbt staged (the same rows the marts are built from)."""
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        return {
+            "watches": connection.execute("select user_id, video_id, watch_time from stg_raw__watches").df(),
+            "impressions": connection.execute("select video_id, impression_time from stg_raw__impressions").df(),
+            "subscriptions": connection.execute(
+                "select user_id, creator_id, subscribed_time from stg_raw__subscriptions"
+            ).df(),
+        }
+
+
+def _fit_sources(logs: dict[str, pd.DataFrame], catalog: pd.DataFrame, now: pd.Timestamp) -> MultiSourceRetriever:
+    """Fit every non-ANN source on what happened strictly before `now`."""
+    impressions = logs["impressions"]
+    shown = impressions[impressions["impression_time"] < now]["video_id"].value_counts()
+    return MultiSourceRetriever().fit(
+        watches=logs["watches"],
+        catalog=catalog,
+        subscriptions=logs["subscriptions"],
+        impression_counts=shown.rename("impressions").rename_axis("video_id").reset_index(),
+        now=now,
+    )
+
+
+@asset(
+    group_name=MODELS_GROUP,
+    deps=[AssetKey("stg_raw__watches"), AssetKey("stg_raw__impressions"), AssetKey("stg_raw__subscriptions"),
+          AssetKey("video_catalog"), AssetKey("user_watch_history")],
+    kinds={"python", "mlflow"},
+)
+def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
+    """The non-ANN retrieval sources: co-watch, subscriptions, trending, fresh, exploration.
+
+    Evaluated fitted at the holdout cut (each source's recall on the holdout, and the union's);
+    then refitted on all data up to the latest watch, which is what serving gets: trending and
+    fresh lists are only useful when they are current.
+    """
+    settings = vidrec.settings()
+    logs = _staged_logs(settings)
+    catalog = pd.read_parquet(settings.marts_dir / "video_catalog.parquet")
+    task = holdout_task(settings)
+    evaluated = _fit_sources(logs, catalog, holdout_start(settings))
+    recalls = {}
+    union = {}
+    for user, history in zip(task.queries["user_id"], task.queries["history_video_ids"]):
+        seen = task.seen.get(int(user), set())
+        history = [int(video) for video in history]
+        for name, ranked in evaluated.source_lists(int(user), history, seen | set(history)).items():
+            recalls.setdefault(name, {})[int(user)] = [video for video, _ in ranked]
+        union[int(user)] = [candidate.video_id for candidate in evaluated.retrieve(int(user), history, seen)]
+    quotas = evaluated.config.quotas()
+    metrics = {
+        f"holdout_{name}_recall": evaluate_retrieval(lists, task.relevant, (quotas[name],))[f"recall@{quotas[name]}"]
+        for name, lists in recalls.items()
+    }
+    union_size = max(len(videos) for videos in union.values())
+    metrics["holdout_union_recall"] = evaluate_retrieval(union, task.relevant, (union_size,))[f"recall@{union_size}"]
+
+    served = _fit_sources(logs, catalog, logs["watches"]["watch_time"].max() + pd.Timedelta(microseconds=1))
+    bundle_dir = fresh_dir(settings.artifacts_dir / "retrieval_sources")
+    served.save(bundle_dir)
+    with mlflow_tracking.start_run("retrieval_sources", run_tags(context, settings)):
+        mlflow.log_params({"quotas": str(quotas), "served_now": str(served.now)})
+        mlflow.log_metrics(metrics)
+        ref = log_bundle(RETRIEVAL_SOURCES, bundle_dir, metrics)
+    table = "| source | quota | holdout recall |\n|---|---|---|\n" + "".join(
+        f"| {name} | {quotas.get(name, union_size)} | {metrics[f'holdout_{name}_recall']:.4f} |\n"
+        for name in [*recalls, "union"]
+    )
+    return MaterializeResult(
+        metadata={**registration_metadata(ref), **served.summary(), "holdout_recall": MetadataValue.md(table)}
+    )

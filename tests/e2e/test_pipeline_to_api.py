@@ -7,7 +7,14 @@ import pandas as pd
 from dagster import AssetKey
 from mlflow.tracking import MlflowClient
 
-from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, VIDEO_INDEX, champion_version
+from models.registry import (
+    CANDIDATE_GENERATOR,
+    POPULARITY,
+    RANKER,
+    RETRIEVAL_SOURCES,
+    VIDEO_INDEX,
+    champion_version,
+)
 
 
 def test_every_asset_and_check_succeeds(pipeline_run):
@@ -15,7 +22,7 @@ def test_every_asset_and_check_succeeds(pipeline_run):
     assert result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     for key in ["raw/watches", "user_watch_history", "ranking_training_examples", "feast_registry",
-                "online_feature_store", "candidate_generator", "video_index", "ranking_model",
+                "online_feature_store", "candidate_generator", "video_index", "retrieval_sources", "ranking_model",
                 "champion_models", "recommendation_bento"]:
         assert AssetKey.from_user_string(key) in materialized, key
     checks = result.get_asset_check_evaluations()
@@ -31,7 +38,7 @@ def test_champions_are_registered_with_run_lineage(pipeline_run):
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
-    for artifact in (CANDIDATE_GENERATOR, VIDEO_INDEX, RANKER, POPULARITY):
+    for artifact in (CANDIDATE_GENERATOR, VIDEO_INDEX, RETRIEVAL_SOURCES, RANKER, POPULARITY):
         version = champion_version(client, artifact)
         assert version is not None, artifact.name
         run = client.get_run(client.get_model_version(artifact.name, version).run_id)
@@ -53,7 +60,9 @@ def test_known_user_gets_ranked_personal_recommendations(pipeline_run, service_u
     assert len(body["items"]) == 5
     scores = [item["score"] for item in body["items"]]
     assert scores == sorted(scores, reverse=True)
-    assert {item["source"] for item in body["items"]} <= {"ann", "popular"}
+    assert {item["source"] for item in body["items"]} <= {
+        "ann", "co_watch", "subscriptions", "trending", "fresh", "exploration", "popular"
+    }
     assert not watched & {item["video_id"] for item in body["items"]}
 
 

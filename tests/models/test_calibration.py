@@ -2,9 +2,16 @@ import numpy as np
 import pytest
 
 from models.calibration import (
-    IsotonicCalibrator, PlattCalibrator, calibrator_from_dict, fit_calibrator, reliability_diagram_png,
+    IsotonicCalibrator,
+    PlattCalibrator,
+    calibrator_from_dict,
+    fit_calibrator,
+    reliability_diagram_png,
 )
-from models.evaluation.ranking_metrics import expected_calibration_error, reliability_bins
+from models.evaluation.ranking_metrics import (
+    expected_calibration_error,
+    reliability_bins,
+)
 
 
 def _overconfident_head(num_rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ CONFIG = RankerConfig(
     categorical_features=["surface", "country"], numeric_features=["quality", "noise"],
     category_min_count=1, hidden_widths=(32, 16), epochs=4, batch_size=512, learning_rate=5e-3,
     show_progress=False, seed=1, heads=("watch_time",), score_weights={"watch_time": 1.0},
-    calibration_share=0.0, bias_surface_feature=None,  # the single-head model of format 1
+    calibration_share=0.0,  # train on every train row, as format 1 did
 )
 
 
@@ -81,3 +81,25 @@ def test_bundle_round_trip_scores_identically(trained, ranking_frame, tmp_path):
 def test_training_rejects_a_frame_without_labels(ranking_frame):
     with pytest.raises(ValueError, match="watch_seconds"):
         train_ranker(ranking_frame.drop(columns=["watch_seconds"]), CONFIG)
+
+
+def test_a_format_1_bundle_still_loads_and_scores_e_to_the_f(trained, ranking_frame, tmp_path):
+    import json
+
+    import torch
+
+    directory = tmp_path / "format1"
+    trained.save(directory)
+    state = {key: value for key, value in trained.model.state_dict().items() if not key.startswith("bias_tower")}
+    torch.save(state, directory / "model.pt")
+    (directory / "calibration.json").unlink()
+    config = json.loads((directory / "config.json").read_text())
+    for key in ("heads", "score_weights", "position_column", "bias_surface_feature", "architecture"):
+        config.pop(key)
+    (directory / "config.json").write_text(json.dumps(config))
+    metadata = json.loads((directory / "metadata.json").read_text())
+    (directory / "metadata.json").write_text(json.dumps({"format_version": 1, "heads": ["watch_time"],
+                                                         "metrics": metadata["metrics"]}))
+    loaded = RankerBundle.load(directory)
+    sample = ranking_frame.head(100)
+    np.testing.assert_allclose(loaded.score(sample), np.exp(trained.logits(sample)), rtol=1e-6)

@@ -2,7 +2,11 @@ import numpy as np
 import pytest
 
 from models.evaluation.ranking_metrics import (
-    expected_calibration_error, group_auc, ndcg_at_k_by_group, reliability_bins, watch_time_weighted_pairwise_loss,
+    expected_calibration_error,
+    group_auc,
+    ndcg_at_k_by_group,
+    reliability_bins,
+    watch_time_weighted_pairwise_loss,
 )
 
 
