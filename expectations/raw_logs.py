@@ -33,6 +33,8 @@ from vidrec.schema import (
 # Imported public datasets reach back to MovieLens' first ratings (1995); nothing older is a
 # plausible event in any source vidrec reads.
 EARLIEST_PLAUSIBLE_TIME = datetime(1995, 1, 1)
+# The first films date from the 1880s; nothing in a catalogue is older.
+EARLIEST_PUBLICATION_TIME = datetime(1880, 1, 1)
 
 # Columns whose values must come from the schema's vocabularies, per table.
 _VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -139,9 +141,12 @@ def _type_expectations(
     if column == "request_id":
         return [gxe.ExpectColumnValuesToNotBeNull(column=column)]
     if pa.types.is_timestamp(dtype):
+        # A catalogue can hold content published long before any logged event (MovieLens lists
+        # films from the 1920s): only events, not publication dates, are bounded by `earliest`.
+        lower = EARLIEST_PUBLICATION_TIME if column == "upload_time" else earliest
         return [
             gxe.ExpectColumnValuesToNotBeNull(column=column),
-            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=earliest, max_value=latest),
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=lower, max_value=latest),
         ]
     if pa.types.is_boolean(dtype) or pa.types.is_list(dtype):
         return [gxe.ExpectColumnValuesToNotBeNull(column=column)]

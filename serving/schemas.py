@@ -12,7 +12,10 @@ Source = Literal["ann", "co_watch", "subscriptions", "trending", "fresh", "explo
 
 class RecommendedVideo(BaseModel):
     video_id: int
-    score: float = Field(description="Ranker score (expected watch seconds) or popularity score for fallbacks.")
+    score: float = Field(
+        description="Ranker score in watch-second equivalents (expected watch seconds + weighted calibrated "
+        "P(like) − P(skip)), or the popularity score for the unknown-user fallback."
+    )
     source: Source = Field(description="Which retrieval source nominated the video.")
     retrieval_score: float = Field(description="The score the nominating source gave it.")
 

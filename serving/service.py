@@ -12,6 +12,7 @@ from typing import Annotated
 
 import bentoml
 import faiss
+import torch
 from pydantic import Field
 
 from feature_repo.store import feature_store
@@ -28,7 +29,9 @@ logger = logging.getLogger(__name__)
 class RecommendationService:
     def __init__(self) -> None:
         settings = VidrecSettings()
-        faiss.omp_set_num_threads(1)  # one query per request: threads only add start-up overhead
+        # One request is one small batch: extra threads only add overhead and fight the server.
+        faiss.omp_set_num_threads(1)
+        torch.set_num_threads(1)
         self.recommender: Recommender | None = None
         self.not_ready_reason = ""
         try:

@@ -5,10 +5,8 @@ interaction with at least one earlier interaction of that user is a label, its h
 `history_length` previous items (oldest first), at most `max_examples_per_user` per user (the most
 recent). `example_age_days` is measured from the last train interaction; searches (tokens of the
 user's last 10 searches strictly before the label) and demographics are used when given.
-The query is each user's train history (its last `history_length` items). Its example age is 0
-("now" = the end of train, right for a global cut-off) or, with `query_at_last_interaction` (right
-for the per-user split, where each user's test starts after their OWN last train interaction), the
-age of the user's last train interaction, so the model is asked what that user watched next then.
+The query is each user's train history (the model keeps its last `history_length` items) with
+example age 0, as serving asks.
 """
 
 from __future__ import annotations
@@ -34,23 +32,17 @@ class CandidateGeneratorRecommender:
         demographics: pd.DataFrame | None = None,  # user_id + country, device, age_bucket, gender
         searches: pd.DataFrame | None = None,  # user_id, search_time, query_tokens
         max_examples_per_user: int = 200,
-        query_at_last_interaction: bool = False,
-        future_labels: int = 1,
     ):
         self.catalog = catalog
         self.config = config or RetrievalConfig(show_progress=False)
         self.demographics = demographics
         self.searches = searches
         self.max_examples_per_user = max_examples_per_user
-        self.query_at_last_interaction = query_at_last_interaction
-        self.future_labels = future_labels
 
     def fit(self, train: pd.DataFrame) -> "CandidateGeneratorRecommender":
         examples, queries = rollback_examples(
-            train, self.config.history_length, self.max_examples_per_user, self.searches, self.future_labels
+            train, self.config.history_length, self.max_examples_per_user, self.searches
         )
-        if not self.query_at_last_interaction:
-            queries["example_age_days"] = 0.0
         self.bundle = train_candidate_generator(self._with_demographics(examples), self.catalog, self.config)
         self.queries = self._with_demographics(queries).set_index("user_id", drop=False)
         return self
@@ -74,13 +66,10 @@ def rollback_examples(
     history_length: int,
     max_examples_per_user: int,
     searches: pd.DataFrame | None = None,
-    future_labels: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training examples, one query row per user) from interactions (user_id, video_id, time).
 
-    With `future_labels` = n > 1 each history prefix is also paired with the n - 1 items after its
-    next one (more examples per user; the target becomes "soon", not only "next"). A query row's
-    `example_age_days` is the age of the user's last train interaction."""
+    Query rows have example age 0 ("now")."""
     train = train.sort_values(["user_id", "time", "video_id"], kind="stable")
     window_end = train["time"].max()
     search_index = _search_index(searches)
@@ -91,24 +80,19 @@ def rollback_examples(
         user_searches = search_index.get(int(user))
         first_label = max(1, len(items) - max_examples_per_user)
         for position in range(first_label, len(items)):
-            history = items[max(0, position - history_length):position]
-            tokens = _tokens_before(user_searches, times[position])
-            age = (window_end - times[position]) / np.timedelta64(1, "D")
-            for label in items[position:position + future_labels]:
-                example_rows.append((int(user), label, history, tokens, age))
-        query_rows.append((
-            int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True),
-            (window_end - times[-1]) / np.timedelta64(1, "D"),
-        ))
+            example_rows.append((
+                int(user), items[position], items[max(0, position - history_length):position],
+                _tokens_before(user_searches, times[position]),
+                (window_end - times[position]) / np.timedelta64(1, "D"),
+            ))
+        query_rows.append((int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True)))
     examples = pd.DataFrame(example_rows, columns=[
         "user_id", "label_video_id", "history_video_ids", "history_search_tokens", "example_age_days",
     ])
     examples["example_age_days"] = examples["example_age_days"].astype(np.float64)
     examples["split"] = "train"
-    queries = pd.DataFrame(
-        query_rows, columns=["user_id", "history_video_ids", "history_search_tokens", "example_age_days"]
-    )
-    queries["example_age_days"] = queries["example_age_days"].astype(np.float64)
+    queries = pd.DataFrame(query_rows, columns=["user_id", "history_video_ids", "history_search_tokens"])
+    queries["example_age_days"] = 0.0
     return examples, queries
 
 

@@ -6,6 +6,7 @@ decision, not the trainer's: see `orchestration/assets/deployment.py`.
 """
 
 
+import base64
 from dataclasses import asdict
 
 import duckdb
@@ -152,7 +153,10 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_t
 
 @asset(group_name=MODELS_GROUP, deps=[ranking_training_frame], kinds={"pytorch", "mlflow"})
 def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
-    """The ranker: an MLP over Feast features with watch-time-weighted logistic loss."""
+    """The multi-task ranker over Feast features: watch-time-weighted LR plus calibrated heads.
+
+    Logs every head's calibration method, ECE before/after and reliability diagram with the run.
+    """
     settings = vidrec.settings()
     frame = pd.read_parquet(ranking_frame_path(settings))
     columns = service_feature_columns(feature_store(settings), RANKER_SERVICE)
@@ -165,11 +169,23 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow
     metrics = {name: float(value) for name, value in bundle.metrics.items() if np.isscalar(value)}
     bundle_dir = fresh_dir(settings.artifacts_dir / "ranker")
     bundle.save(bundle_dir)
+    report = bundle.calibration_report()
+    diagrams = bundle.write_reliability_diagrams(fresh_dir(settings.artifacts_dir / "ranker_reliability"))
     with mlflow_tracking.start_run("ranking_model", run_tags(context, settings)):
         mlflow.log_params({key: str(value) for key, value in asdict(config).items()})
+        mlflow.log_params({f"calibration_{head}_method": entry["method"] for head, entry in report.items()})
         mlflow.log_metrics(metrics)
+        for path in diagrams.values():
+            mlflow.log_artifact(str(path), "reliability")
         ref = log_bundle(RANKER, bundle_dir, metrics)
-    return MaterializeResult(metadata={**registration_metadata(ref), **metrics, "rows": len(frame)})
+    reliability = {
+        f"reliability_{head}": MetadataValue.md(
+            f"![{head}](data:image/png;base64,{base64.b64encode(entry['diagram_png']).decode()})"
+        )
+        for head, entry in report.items()
+        if entry.get("diagram_png")
+    }
+    return MaterializeResult(metadata={**registration_metadata(ref), **metrics, "rows": len(frame), **reliability})
 
 
 def _staged_logs(settings) -> dict[str, pd.DataFrame]:

@@ -91,3 +91,22 @@ def test_every_raw_table_has_a_suite_over_its_schema_columns(table_name):
 def test_unknown_table_is_rejected_with_the_valid_names():
     with pytest.raises(ValueError, match="unknown raw table 'clicks'.*watches"):
         raw_suite("clicks")
+
+
+def test_old_publication_dates_pass_but_old_events_do_not():
+    from datetime import datetime
+
+    import pandas as pd
+
+    from expectations.raw_logs import validate_raw_table
+
+    videos = pd.DataFrame(
+        {"video_id": [1], "creator_id": [1], "category": ["film"], "duration_seconds": [7200.0],
+         "upload_time": [datetime(1922, 1, 1)], "title_tokens": [["nosferatu"]]}
+    )
+    assert validate_raw_table("videos", videos, now=datetime(2026, 1, 1)).success
+
+    subscriptions = pd.DataFrame({"user_id": [1], "creator_id": [1], "subscribed_time": [datetime(1922, 1, 1)]})
+    outcome = validate_raw_table("subscriptions", subscriptions, now=datetime(2026, 1, 1))
+    assert not outcome.success
+    assert "subscribed_time" in outcome.failing_columns()
