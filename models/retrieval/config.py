@@ -31,7 +31,6 @@ class RetrievalConfig:
     logq_correction: bool = True
     temperature: float = 1.0  # logits = dot product / temperature
     normalize_embeddings: bool = False  # L2-normalise both towers' outputs (cosine scores; pair with a low temperature)
-    last_watch_feature: bool = False  # also feed the user tower the most recent history video's embedding
     video_id_output_embedding: bool = False  # add a free per-video vector to the video tower's output (paper's softmax weights)
     eval_ks: tuple[int, ...] = (10, 50, 100)
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training

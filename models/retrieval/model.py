@@ -41,13 +41,6 @@ def masked_mean(embedding: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
     return (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, dim)
 
 
-def last_item(embedding: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
-    """Embedding of each row's last non-zero index (histories are oldest first, right-padded)."""
-    positions = torch.arange(indices.shape[1], device=indices.device).expand_as(indices)
-    last = torch.where(indices != 0, positions, -1).max(dim=1).values.clamp(min=0)  # (batch,)
-    return embedding(indices.gather(1, last.unsqueeze(1)).squeeze(1))  # (batch, dim); zero when empty
-
-
 def mlp(input_width: int, widths: tuple[int, ...]) -> nn.Sequential:
     """ReLU between layers, none after the last: output vectors need negative coordinates."""
     layers: list[nn.Module] = []
@@ -72,8 +65,7 @@ class CandidateGenerator(nn.Module):
         self.title_token_embedding = nn.Embedding(sizes.title_token, token_dim, padding_idx=0)
         self.creator_embedding = nn.Embedding(sizes.creator, feature_dim, padding_idx=0)
         self.category_embedding = nn.Embedding(sizes.category, feature_dim, padding_idx=0)
-        self.last_watch_feature = config.last_watch_feature
-        user_width = dim * (2 if config.last_watch_feature else 1) + token_dim + 4 * feature_dim + 1
+        user_width = dim + token_dim + 4 * feature_dim + 1
         self.user_tower = mlp(user_width, config.tower_widths)
         self.video_tower = mlp(dim + 2 * feature_dim + token_dim, config.item_tower_widths)
         self.normalize_embeddings = config.normalize_embeddings
@@ -96,7 +88,6 @@ class CandidateGenerator(nn.Module):
         features = torch.cat(
             [
                 masked_mean(self.video_embedding, users.history),  # (batch, dim)
-                *([last_item(self.video_embedding, users.history)] if self.last_watch_feature else []),
                 masked_mean(self.search_token_embedding, users.search_tokens),  # (batch, token_dim)
                 *demographics,
                 users.example_age.unsqueeze(-1),  # (batch, 1)

@@ -18,7 +18,7 @@ def test_import_movielens_writes_raw_logs_and_says_what_it_derived(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "watches:         5 rows" in result.output
-    assert "impressions: none (MovieLens logs no exposures)" in result.output
+    assert "impressions: sampled, not logged" in result.output
     assert RawManifest.read(tmp_path / "raw").source == "movielens"
 
 

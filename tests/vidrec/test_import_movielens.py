@@ -32,8 +32,11 @@ def ml100k():
 def test_ml100k_keeps_every_user_movie_and_rating(ml100k):
     assert ml100k.source == "movielens"
     assert ml100k.row_counts == {
-        "users": 943, "videos": 1682, "impressions": 0, "watches": 100_000, "searches": 0, "subscriptions": 0,
+        "users": 943, "videos": 1682, "impressions": ml100k.row_counts["impressions"], "watches": 100_000,
+        "searches": 0, "subscriptions": 0,
     }  # fmt: skip
+    # every rating is shown once in its sampled slate, beside 4 movies the user never rated
+    assert 99_000 * 5 <= ml100k.row_counts["impressions"] <= 100_000 * 5
 
 
 @needs_ml100k
@@ -94,7 +97,7 @@ def test_csv_layout_maps_ratings_tags_and_movies():
     users = logs.frames["users"].set_index("user_id")
     assert users.loc[2, "signup_time"] == pd.Timestamp(1445714835, unit="s")
     assert set(users["age_bucket"]) == {"unknown"} and set(users["gender"]) == {"unknown"}
-    assert logs.row_counts["impressions"] == 0 and logs.row_counts["subscriptions"] == 0
+    assert logs.row_counts["subscriptions"] == 0
 
 
 def test_import_writes_tables_and_a_manifest_naming_the_source(tmp_path):
@@ -104,9 +107,10 @@ def test_import_writes_tables_and_a_manifest_naming_the_source(tmp_path):
     assert manifest.source == "movielens"
     assert manifest.parameters["layout"] == "csv"
     assert manifest.row_counts["watches"] == 5
-    assert any(note.startswith("impressions: none") for note in manifest.notes)
+    assert any(note.startswith("impressions: sampled, not logged") for note in manifest.notes)
     assert sorted(read_raw_table("watches", tmp_path)["video_id"]) == [1, 1, 2, 2, 3]
-    assert not list((tmp_path / "impressions").glob("day=*/*.parquet"))  # empty: no partition
+    assert read_raw_table("impressions", tmp_path)["request_id"].nunique() == 5  # one sampled slate per rating
+    assert not list((tmp_path / "subscriptions").glob("day=*/*.parquet"))  # empty: no day partition
 
 
 def test_limit_users_draws_a_seeded_sample():
@@ -160,3 +164,16 @@ def test_frame_that_does_not_fit_the_schema_is_rejected_before_any_write(tmp_pat
     with pytest.raises(DatasetImportError, match=r"watches: missing column\(s\) \['liked'\]"):
         write_imported(logs, tmp_path)
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+@needs_ml100k
+def test_ml100k_sampled_slates_show_the_rated_movie_among_unrated_ones(ml100k):
+    impressions = ml100k.frames["impressions"]
+    watches = ml100k.frames["watches"]
+    assert not impressions.duplicated(["request_id", "video_id"]).any()
+    rated = set(zip(watches["user_id"], watches["video_id"]))
+    slate = impressions[impressions["request_id"] == impressions["request_id"].iloc[0]]
+    assert sorted(slate["position"]) == [0, 1, 2, 3, 4]
+    assert sum((user, video) in rated for user, video in zip(slate["user_id"], slate["video_id"])) == 1
+    released = ml100k.frames["videos"].set_index("video_id")["upload_time"]
+    assert (impressions["impression_time"].to_numpy() >= released.loc[impressions["video_id"]].to_numpy()).mean() > 0.99

@@ -32,6 +32,9 @@ SOURCE = "movielens"
 MAX_RATING = 5.0
 # A nominal feature-film length: a rating of r stands for watching r / 5 of it.
 NOMINAL_MOVIE_SECONDS = 7200.0
+# Unrated movies shown beside each rated one in a sampled slate (ranking needs shown-not-watched).
+SAMPLED_NEGATIVES_PER_RATING = 4
+IMPRESSION_LEAD_SECONDS = 60
 COUNTRY = "US"  # GroupLens's site; MovieLens records no country (zip codes are not used).
 DEVICE = "desktop"  # MovieLens is a web site; it records no device.
 
@@ -51,7 +54,9 @@ NOTES = {
     "videos": "videos: every movie; creator_id = video_id (MovieLens has no creators); duration_seconds = "
     f"{NOMINAL_MOVIE_SECONDS:.0f} (nominal); category = first genre mapped: Comedy->comedy, Musical->music, "
     "Documentary->education, any other genre or none->film; title_tokens = lower-cased title words without the year",
-    "impressions": "impressions: none (MovieLens logs no exposures); the table is empty",
+    "impressions": "impressions: sampled, not logged (MovieLens has no exposures): each rating becomes a "
+    f"home slate of the rated movie plus {SAMPLED_NEGATIVES_PER_RATING} movies the user never rated, drawn "
+    "uniformly from movies released by then, shown 60 s before the rating; the rated movie's position is random",
     "subscriptions": "subscriptions: none in MovieLens; the table is empty",
     "users": f"users: country = {COUNTRY!r} and device = {DEVICE!r} for everyone (constants, not data); "
     "signup_time = the user's first rating or tag",
@@ -204,10 +209,11 @@ def _imported(
     if limit_users is not None:
         notes = [*notes, f"sample: {len(users)} user(s) drawn with seed {seed} (--limit-users {limit_users}); "
                  "their ratings and tags only, the whole movie catalog"]  # fmt: skip
+    videos = _videos(catalog, watches)
     frames = {
         "users": users[["user_id", "signup_time", "country", "device", "age_bucket", "gender"]].reset_index(drop=True),
-        "videos": _videos(catalog, watches),
-        "impressions": empty_frame("impressions"),
+        "videos": videos,
+        "impressions": sampled_impressions(watches, videos, SAMPLED_NEGATIVES_PER_RATING, seed),
         "watches": watches,
         "searches": searches,
         "subscriptions": empty_frame("subscriptions"),
@@ -218,8 +224,62 @@ def _imported(
         "limit_users": limit_users,
         "seed": seed,
         "nominal_movie_seconds": NOMINAL_MOVIE_SECONDS,
+        "sampled_negatives_per_rating": SAMPLED_NEGATIVES_PER_RATING,
     }
     return ImportedLogs(source=SOURCE, frames=frames, parameters=parameters, notes=notes)
+
+
+def sampled_impressions(watches: pd.DataFrame, videos: pd.DataFrame, negatives: int, seed: int) -> pd.DataFrame:
+    """One home slate per rating: the rated movie and `negatives` movies the user never rated.
+
+    Negatives are drawn uniformly among movies released by the rating's time (rejection-sampled
+    against the user's ratings, a few rounds; a slate may come out shorter when a user rated
+    almost everything released). The slate is shown IMPRESSION_LEAD_SECONDS before the rating, so
+    the rating reads as the click on it.
+    """
+    rng = np.random.default_rng(seed)
+    by_release = videos.sort_values("upload_time")
+    released_ids = by_release["video_id"].to_numpy(np.int64)
+    released_times = by_release["upload_time"].to_numpy()
+    rated = set(zip(watches["user_id"].to_numpy().tolist(), watches["video_id"].to_numpy().tolist()))
+    users = np.repeat(watches["user_id"].to_numpy(np.int64), negatives)
+    times = np.repeat(watches["watch_time"].to_numpy(), negatives)
+    available = np.maximum(np.searchsorted(released_times, times, side="right"), 1)
+    drawn = np.zeros(len(users), dtype=np.int64)
+    pending = np.arange(len(users))
+    for _ in range(10):
+        if not len(pending):
+            break
+        candidates = released_ids[(rng.random(len(pending)) * available[pending]).astype(np.int64)]
+        accepted = np.fromiter(
+            ((user, video) not in rated for user, video in zip(users[pending].tolist(), candidates.tolist())),
+            dtype=bool, count=len(pending),
+        )
+        drawn[pending[accepted]] = candidates[accepted]
+        pending = pending[~accepted]
+    slate = np.repeat(np.arange(len(watches)), negatives)
+    keep = drawn > 0
+    # One request per rating (a user can rate several movies within one second).
+    request_ids = ("ml-" + watches["user_id"].astype(str) + "-" + pd.Series(np.arange(len(watches))).astype(str)).to_numpy()
+    shown_time = watches["watch_time"].to_numpy() - np.timedelta64(IMPRESSION_LEAD_SECONDS, "s")
+    rated_position = rng.integers(0, negatives + 1, len(watches))
+    negatives_frame = pd.DataFrame({"slate": slate[keep], "video_id": drawn[keep]})
+    negatives_frame["rank"] = negatives_frame.groupby("slate").cumcount()
+    negatives_frame["position"] = negatives_frame["rank"] + (negatives_frame["rank"] >= rated_position[negatives_frame["slate"]])
+    positives_frame = pd.DataFrame({"slate": np.arange(len(watches)), "video_id": watches["video_id"].to_numpy(np.int64),
+                                    "position": rated_position})
+    shown = pd.concat([positives_frame, negatives_frame[["slate", "video_id", "position"]]], ignore_index=True)
+    shown = shown.drop_duplicates(["slate", "video_id"]).sort_values(["slate", "position"])
+    return pd.DataFrame(
+        {
+            "request_id": request_ids[shown["slate"]],
+            "user_id": watches["user_id"].to_numpy(np.int64)[shown["slate"]],
+            "video_id": shown["video_id"].to_numpy(np.int64),
+            "surface": "home",
+            "position": shown["position"].to_numpy(np.int32),
+            "impression_time": shown_time[shown["slate"]],
+        }
+    ).reset_index(drop=True)
 
 
 def _read_headerless(path: Path, columns: list[str], separator: str) -> pd.DataFrame:
