@@ -37,7 +37,7 @@ ui: $(VENV)/.installed
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/pipeline.py
-	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/api_latency.py
 
 clean:
 	rm -rf .vidrec dbt_project/target dbt_project/logs

@@ -23,17 +23,17 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit's ALS runs badly over a BLAS thread pool
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular  # noqa: E402
-from models.baselines.candidate_generator import CandidateGeneratorRecommender  # noqa: E402
-from models.baselines.harness import MethodSpec, run_harness  # noqa: E402
-from models.retrieval.config import RetrievalConfig  # noqa: E402
+from models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular
+from models.baselines.candidate_generator import CandidateGeneratorRecommender
+from models.baselines.harness import MethodSpec, run_harness
+from models.retrieval.config import RetrievalConfig
 
 EXPERIMENT = "vidrec-benchmarks"
 ML100K_AGE_BUCKETS = ((18, "13-17"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (200, "55+"))
@@ -227,9 +227,11 @@ def main() -> None:
     table = result.table
     train, test = result.split.train, result.split.test
     report = "\n".join([
-        f"dataset {args.dataset}: {len(interactions)} interactions → {len(train)} train / {len(test)} test "
-        f"first interactions, {train['user_id'].nunique()} users, catalog {len(catalog_ids)}; split {args.split}, "
-        f"tuned on validation {args.tuning_metric}",
+        (
+            f"dataset {args.dataset}: {len(interactions)} interactions → {len(train)} train / {len(test)} test "
+            f"first interactions, {test['user_id'].nunique()} test users, catalog {len(catalog_ids)}; "
+            f"split {args.split}, tuned on validation {args.tuning_metric}"
+        ),
         "",
         markdown_table(table),
         "",

@@ -13,7 +13,7 @@ from models.evaluation.protocol import rank_by_scores
 
 
 class Recommender(Protocol):
-    def fit(self, train: pd.DataFrame) -> "Recommender":
+    def fit(self, train: pd.DataFrame) -> Recommender:
         """Learn from interactions (user_id, video_id, time)."""
 
     def recommend(self, user_ids: Sequence[int], k: int, exclude: Mapping[int, set[int]]) -> list[list[int]]:
@@ -49,7 +49,7 @@ class ScoringRecommender:
 
     data: InteractionMatrix
 
-    def fit(self, train: pd.DataFrame) -> "ScoringRecommender":
+    def fit(self, train: pd.DataFrame) -> ScoringRecommender:
         self.data = InteractionMatrix(train)
         self._fit(self.data.matrix)
         return self

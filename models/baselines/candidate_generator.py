@@ -39,7 +39,7 @@ class CandidateGeneratorRecommender:
         self.searches = searches
         self.max_examples_per_user = max_examples_per_user
 
-    def fit(self, train: pd.DataFrame) -> "CandidateGeneratorRecommender":
+    def fit(self, train: pd.DataFrame) -> CandidateGeneratorRecommender:
         examples, queries = rollback_examples(
             train, self.config.history_length, self.max_examples_per_user, self.searches
         )

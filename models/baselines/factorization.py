@@ -29,8 +29,8 @@ class _Factorization(ScoringRecommender):
 class ALS(_Factorization):
     def __init__(self, factors: int = 64, regularization: float = 0.01, alpha: float = 1.0, iterations: int = 15,
                  seed: int = 0, num_threads: int = 1):
-        self.params = dict(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
-                           random_state=seed, num_threads=num_threads)
+        self.params = {"factors": factors, "regularization": regularization, "alpha": alpha,
+                       "iterations": iterations, "random_state": seed, "num_threads": num_threads}
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self._fit_model(AlternatingLeastSquares(**self.params), matrix)
@@ -39,8 +39,8 @@ class ALS(_Factorization):
 class BPR(_Factorization):
     def __init__(self, factors: int = 64, learning_rate: float = 0.01, regularization: float = 0.01,
                  iterations: int = 100, seed: int = 0, num_threads: int = 1):
-        self.params = dict(factors=factors, learning_rate=learning_rate, regularization=regularization,
-                           iterations=iterations, random_state=seed, num_threads=num_threads)
+        self.params = {"factors": factors, "learning_rate": learning_rate, "regularization": regularization,
+                       "iterations": iterations, "random_state": seed, "num_threads": num_threads}
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self._fit_model(BayesianPersonalizedRanking(**self.params), matrix)

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from models.baselines.base import Recommender
-from models.evaluation.protocol import TemporalSplit, evaluate, temporal_split, validation_split
+from models.evaluation.protocol import (
+    TemporalSplit,
+    evaluate,
+    temporal_split,
+    validation_split,
+)
 
 logger = logging.getLogger(__name__)
 

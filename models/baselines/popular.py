@@ -16,7 +16,7 @@ class MostPopular:
     def __init__(self, recency_window_days: float = float("inf")):
         self.recency_window_days = recency_window_days
 
-    def fit(self, train: pd.DataFrame) -> "MostPopular":
+    def fit(self, train: pd.DataFrame) -> MostPopular:
         frame = train.rename(columns={"time": "first_watch_time"})
         if not pd.api.types.is_datetime64_any_dtype(frame["first_watch_time"]):
             raise ValueError("MostPopular needs a datetime `time` column")

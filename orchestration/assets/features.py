@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
 from feature_repo.feature_columns import REQUEST_CATEGORICAL_FEATURES, service_feature_columns
 from feature_repo.store import apply_feature_definitions, feature_store
@@ -94,6 +94,11 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     settings = vidrec.settings()
     store = feature_store(settings)
     examples = pd.read_parquet(settings.marts_dir / "ranking_training_examples.parquet")
+    if examples.empty:
+        raise Failure(
+            description="ranking_training_examples is empty: the raw logs hold no impressions, and the ranker "
+            "learns from shown-vs-clicked. Import a dataset with exposures (or MovieLens, which samples them)."
+        )
     examples["event_timestamp"] = _utc(examples["event_timestamp"])
     sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",

@@ -3,7 +3,10 @@ import pandas as pd
 import pytest
 
 from models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular
-from models.baselines.candidate_generator import CandidateGeneratorRecommender, rollback_examples
+from models.baselines.candidate_generator import (
+    CandidateGeneratorRecommender,
+    rollback_examples,
+)
 from models.baselines.harness import MethodSpec, run_harness
 from models.evaluation.protocol import METRIC_NAMES, evaluate, temporal_split
 from models.retrieval.config import RetrievalConfig

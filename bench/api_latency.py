@@ -1,7 +1,7 @@
 """Latency of sequential POST /recommend calls against a running service.
 
     .venv/bin/vidrec serve &        # after `vidrec pipeline`
-    .venv/bin/python bench/serving.py [--url http://127.0.0.1:3000] [--calls 200] [--k 10]
+    .venv/bin/python bench/api_latency.py [--url http://127.0.0.1:3000] [--calls 200] [--k 10]
 
 Users are drawn (seeded) from the raw logs' users, so most are known (personalised path);
 `--unknown-share` mixes in unknown users (popularity path).

@@ -1,0 +1,69 @@
+"""Cost of ranking N candidates inside the service's request path, feature lookup included.
+
+    VIDREC_HOME=<home of a finished pipeline> .venv/bin/python bench/ranking_latency.py [--candidates 500]
+
+Loads the champion models and the online store exactly as the service does (one torch and faiss
+thread, video-feature cache warmed), then times, per request: the user's online features, the
+ranking frame for N candidates (cached video features + the user's), and the ranker's score.
+Candidates are N random catalog videos; users are drawn (seeded) from the raw logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import faiss
+import numpy as np
+import pandas as pd
+import torch
+
+from feature_repo.store import feature_store
+from serving.loading import load_champion_models
+from serving.online_features import OnlineFeatureReader
+from vidrec.settings import VidrecSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    settings = VidrecSettings()
+    models = load_champion_models(settings)
+    features = OnlineFeatureReader(feature_store(settings), settings.video_feature_ttl_seconds)
+    catalog = models.retrieval.catalog_video_ids.tolist()
+    features.warm_video_cache(catalog)
+    users = pd.read_parquet(settings.raw_dir / "users", columns=["user_id"])["user_id"].tolist()
+    rng = random.Random(args.seed)
+
+    lookups, frames, scores, totals = [], [], [], []
+    for _ in range(args.requests + 5):
+        user_id = rng.choice(users)
+        candidates = rng.sample(catalog, min(args.candidates, len(catalog)))
+        started = time.perf_counter()
+        user = features.user_features(user_id) or {}
+        looked_up = time.perf_counter()
+        frame = features.ranking_features(user, user_id, candidates)
+        frame["surface"] = "home"
+        framed = time.perf_counter()
+        models.ranker.score(frame)
+        scored = time.perf_counter()
+        lookups.append(looked_up - started)
+        frames.append(framed - looked_up)
+        scores.append(scored - framed)
+        totals.append(scored - started)
+    print(f"| step ({args.candidates} candidates, {args.requests} requests) | p50 ms | p99 ms |")
+    print("|---|---|---|")
+    for name, values in (("user features (online store)", lookups), ("ranking frame (cached video features)", frames),
+                         ("ranker score (all heads, calibrated)", scores), ("total", totals)):
+        values_ms = np.array(values[5:]) * 1000  # the first requests warm caches
+        print(f"| {name} | {np.percentile(values_ms, 50):.2f} | {np.percentile(values_ms, 99):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
