@@ -49,67 +49,7 @@ user_days as (
 
 ),
 
-daily_watches as (
-
-    select
-        user_id,
-        cast(watch_time as date) as activity_day,
-        count(*) as watch_count,
-        sum(watch_seconds) as watch_seconds,
-        sum(watch_fraction) as watch_fraction_sum,
-        count_if(liked) as like_count
-    from watches
-    group by all
-
-),
-
-daily_impressions as (
-
-    select
-        user_id,
-        cast(impression_time as date) as activity_day,
-        count(*) as impression_count
-    from impression_outcomes
-    group by all
-
-),
-
-daily_clicks as (
-
-    -- a click counts on the day the user acted on it (the watch), not the day it was shown
-    select
-        user_id,
-        cast(click_time as date) as activity_day,
-        count(*) as click_count
-    from impression_outcomes
-    where clicked
-    group by all
-
-),
-
-daily as (
-
-    select
-        user_days.user_id,
-        user_days.activity_day,
-        coalesce(daily_watches.watch_count, 0) as watch_count,
-        coalesce(daily_watches.watch_seconds, 0.0) as watch_seconds,
-        coalesce(daily_watches.watch_fraction_sum, 0.0) as watch_fraction_sum,
-        coalesce(daily_watches.like_count, 0) as like_count,
-        coalesce(daily_impressions.impression_count, 0) as impression_count,
-        coalesce(daily_clicks.click_count, 0) as click_count
-    from user_days
-    left join daily_watches
-        on user_days.user_id = daily_watches.user_id
-        and user_days.activity_day = daily_watches.activity_day
-    left join daily_impressions
-        on user_days.user_id = daily_impressions.user_id
-        and user_days.activity_day = daily_impressions.activity_day
-    left join daily_clicks
-        on user_days.user_id = daily_clicks.user_id
-        and user_days.activity_day = daily_clicks.activity_day
-
-),
+{{ daily_activity_ctes('user_days', 'user_id') }},
 
 rolling as (
 

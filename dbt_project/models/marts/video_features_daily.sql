@@ -50,66 +50,7 @@ video_days as (
 
 ),
 
-daily_watches as (
-
-    select
-        video_id,
-        cast(watch_time as date) as activity_day,
-        count(*) as watch_count,
-        sum(watch_seconds) as watch_seconds,
-        sum(watch_fraction) as watch_fraction_sum,
-        count_if(liked) as like_count
-    from watches
-    group by all
-
-),
-
-daily_impressions as (
-
-    select
-        video_id,
-        cast(impression_time as date) as activity_day,
-        count(*) as impression_count
-    from impression_outcomes
-    group by all
-
-),
-
-daily_clicks as (
-
-    select
-        video_id,
-        cast(click_time as date) as activity_day,
-        count(*) as click_count
-    from impression_outcomes
-    where clicked
-    group by all
-
-),
-
-daily as (
-
-    select
-        video_days.video_id,
-        video_days.activity_day,
-        coalesce(daily_watches.watch_count, 0) as watch_count,
-        coalesce(daily_watches.watch_seconds, 0.0) as watch_seconds,
-        coalesce(daily_watches.watch_fraction_sum, 0.0) as watch_fraction_sum,
-        coalesce(daily_watches.like_count, 0) as like_count,
-        coalesce(daily_impressions.impression_count, 0) as impression_count,
-        coalesce(daily_clicks.click_count, 0) as click_count
-    from video_days
-    left join daily_watches
-        on video_days.video_id = daily_watches.video_id
-        and video_days.activity_day = daily_watches.activity_day
-    left join daily_impressions
-        on video_days.video_id = daily_impressions.video_id
-        and video_days.activity_day = daily_impressions.activity_day
-    left join daily_clicks
-        on video_days.video_id = daily_clicks.video_id
-        and video_days.activity_day = daily_clicks.activity_day
-
-),
+{{ daily_activity_ctes('video_days', 'video_id') }},
 
 rolling as (
 
