@@ -36,6 +36,7 @@ class RetrievalConfig:
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
     seed: int = 0
     show_progress: bool = True
+    device: str = "cpu"  # where training runs ("cuda" on a GPU machine); the bundle is always on the CPU
 
     def __post_init__(self) -> None:
         self.tower_widths = tuple(self.tower_widths)

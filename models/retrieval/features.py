@@ -35,6 +35,12 @@ class UserInputs:
             self.history[rows], self.search_tokens[rows], self.categorical[rows], self.example_age[rows]
         )
 
+    def to(self, device: torch.device | str) -> "UserInputs":
+        return UserInputs(
+            self.history.to(device), self.search_tokens.to(device), self.categorical.to(device),
+            self.example_age.to(device),
+        )
+
 
 @dataclass
 class VideoInputs:
@@ -48,6 +54,11 @@ class VideoInputs:
 
     def select(self, rows: torch.Tensor | slice) -> "VideoInputs":
         return VideoInputs(self.video[rows], self.creator[rows], self.category[rows], self.title_tokens[rows])
+
+    def to(self, device: torch.device | str) -> "VideoInputs":
+        return VideoInputs(
+            self.video.to(device), self.creator.to(device), self.category.to(device), self.title_tokens.to(device)
+        )
 
 
 def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:

@@ -88,7 +88,7 @@ def sampled_softmax_loss(
     accidental = candidates.unsqueeze(0) == candidates[:batch].unsqueeze(1)  # (batch, batch + uniform)
     accidental[:, :batch].fill_diagonal_(False)
     logits = logits.masked_fill(accidental, float("-inf"))
-    return F.cross_entropy(logits, torch.arange(batch))
+    return F.cross_entropy(logits, torch.arange(batch, device=logits.device))
 
 
 def train_candidate_generator(
@@ -121,10 +121,14 @@ def train_candidate_generator(
     labels = torch.from_numpy(label_positions.astype(np.int64))
     log_counts = candidate_log_counts(label_positions, len(catalog), config) if config.logq_correction else None
 
-    model = CandidateGenerator(config, vocabulary_sizes(vocabularies))
+    device = torch.device(config.device)
+    model = CandidateGenerator(config, vocabulary_sizes(vocabularies)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    train_users, train_videos, train_labels = users.to(device), videos.to(device), labels.to(device)
+    train_log_counts = log_counts.to(device) if log_counts is not None else None
     metrics: dict[str, float] = {}
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    loop_started = time.perf_counter()
     for epoch in range(config.epochs):
         model.train()
         order = torch.randperm(len(train), generator=generator)
@@ -132,14 +136,14 @@ def train_candidate_generator(
         progress = tqdm(range(steps_per_epoch), desc=f"retrieval epoch {epoch + 1}/{config.epochs}",
                         disable=not config.show_progress, leave=False)
         for step in progress:
-            rows = order[step * config.batch_size:(step + 1) * config.batch_size]
+            rows = order[step * config.batch_size:(step + 1) * config.batch_size].to(device)
             uniform = torch.randint(0, len(catalog), (config.num_uniform_negatives,), generator=generator)
-            candidates = torch.cat([labels[rows], uniform])
+            candidates = torch.cat([train_labels[rows], uniform.to(device)])
             loss = sampled_softmax_loss(
-                model.user_vectors(users.select(rows)),
-                model.video_vectors(videos.select(candidates)),
+                model.user_vectors(train_users.select(rows)),
+                model.video_vectors(train_videos.select(candidates)),
                 candidates,
-                log_counts,
+                train_log_counts,
                 config.temperature,
             )
             optimizer.zero_grad(set_to_none=True)
@@ -148,6 +152,8 @@ def train_candidate_generator(
             total_loss += loss.item()
         metrics["train_loss"] = total_loss / steps_per_epoch
         logger.info("retrieval epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
+    metrics["train_examples_per_second"] = len(train) * config.epochs / (time.perf_counter() - loop_started)
+    model = model.cpu()
 
     bundle = RetrievalBundle(
         model=model.eval(),
