@@ -48,7 +48,7 @@ def measure(path: Path, device: str, batch_sizes: list[int], epochs: int) -> Non
     payload = json.loads(path.read_text())
     examples, catalog = pd.DataFrame(payload["examples"]), pd.DataFrame(payload["catalog"])
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"| device | batch size | epochs | examples | examples/s | seconds |")
+    print("| device | batch size | epochs | examples | examples/s | seconds |")
     print("|---|---|---|---|---|---|")
     for batch_size in batch_sizes:
         config = dict(device=device, batch_size=batch_size, show_progress=False, max_eval_examples=1)

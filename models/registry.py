@@ -40,6 +40,15 @@ RANKER = RegisteredArtifact("vidrec-ranker", "holdout_auc_watch_weighted")
 POPULARITY = RegisteredArtifact("vidrec-popularity", "holdout_ndcg_at_10")
 RETRIEVAL_SOURCES = RegisteredArtifact("vidrec-retrieval-sources", "holdout_union_recall")
 
+# Everything the recommendation service loads, by the role it plays there.
+SERVED_ARTIFACTS: dict[str, RegisteredArtifact] = {
+    "candidate_generator": CANDIDATE_GENERATOR,
+    "video_index": VIDEO_INDEX,
+    "retrieval_sources": RETRIEVAL_SOURCES,
+    "ranker": RANKER,
+    "popularity": POPULARITY,
+}
+
 
 class BundleModel(mlflow.pyfunc.PythonModel):
     """A pyfunc face for a bundle directory.

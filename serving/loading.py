@@ -12,15 +12,7 @@ from mlflow.tracking import MlflowClient
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
-from models.registry import (
-    CANDIDATE_GENERATOR,
-    POPULARITY,
-    RANKER,
-    RETRIEVAL_SOURCES,
-    VIDEO_INDEX,
-    champion_version,
-    download_champion,
-)
+from models.registry import SERVED_ARTIFACTS, champion_version, download_champion
 from models.retrieval.bundle import RetrievalBundle
 from models.sources import MultiSourceRetriever
 from serving.recommender import ServingModels
@@ -41,13 +33,7 @@ def load_champion_models(settings: VidrecSettings) -> ServingModels:
     client = MlflowClient()
     paths: dict[str, Path] = {}
     versions: dict[str, str] = {}
-    for key, artifact in (
-        ("candidate_generator", CANDIDATE_GENERATOR),
-        ("video_index", VIDEO_INDEX),
-        ("ranker", RANKER),
-        ("popularity", POPULARITY),
-        ("retrieval_sources", RETRIEVAL_SOURCES),
-    ):
+    for key, artifact in SERVED_ARTIFACTS.items():
         paths[key] = download_champion(artifact, cache / key)
         versions[artifact.name] = str(champion_version(client, artifact))
     logger.info("loaded champions %s", versions)

@@ -7,14 +7,7 @@ import pandas as pd
 from dagster import AssetKey
 from mlflow.tracking import MlflowClient
 
-from models.registry import (
-    CANDIDATE_GENERATOR,
-    POPULARITY,
-    RANKER,
-    RETRIEVAL_SOURCES,
-    VIDEO_INDEX,
-    champion_version,
-)
+from models.registry import SERVED_ARTIFACTS, champion_version
 
 
 def test_every_asset_and_check_succeeds(pipeline_run):
@@ -38,7 +31,7 @@ def test_champions_are_registered_with_run_lineage(pipeline_run):
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     client = MlflowClient()
-    for artifact in (CANDIDATE_GENERATOR, VIDEO_INDEX, RETRIEVAL_SOURCES, RANKER, POPULARITY):
+    for artifact in SERVED_ARTIFACTS.values():
         version = champion_version(client, artifact)
         assert version is not None, artifact.name
         run = client.get_run(client.get_model_version(artifact.name, version).run_id)
