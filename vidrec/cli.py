@@ -233,7 +233,10 @@ def up(skip_pipeline: bool) -> None:
         _wait_until_ready(f"{settings.api_url}/readyz", processes)
         example_user = _example_user(settings)
         click.echo("")
-        click.echo(f"Recommendation API: {settings.api_url}  (OpenAPI docs at {settings.api_url}/docs)")
+        click.echo(
+            f"Recommendation API: {settings.api_url}  "
+            f"(Swagger UI at {settings.api_url}/, OpenAPI spec at {settings.api_url}/docs.json)"
+        )
         click.echo(f"Dagster UI:         http://{settings.serve_host}:{settings.ui_port}")
         click.echo("Try:")
         click.echo(

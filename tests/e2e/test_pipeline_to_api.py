@@ -78,6 +78,8 @@ def test_malformed_request_is_rejected_naming_the_field(service_url):
     assert "surface" in response.text
 
 
-def test_health_and_readiness(service_url):
+def test_health_readiness_and_openapi_spec(service_url):
     assert httpx.get(f"{service_url}/healthz", timeout=5).status_code == 200
     assert httpx.get(f"{service_url}/readyz", timeout=5).status_code == 200
+    spec = httpx.get(f"{service_url}/docs.json", timeout=5).json()
+    assert "/recommend" in spec["paths"]
