@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 import httpx
+from pydantic import ValidationError
 
 from vidrec.settings import VidrecSettings
 
@@ -29,7 +30,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings() -> VidrecSettings:
-    return VidrecSettings()
+    """The settings from the environment; a bad VIDREC_* value is a usage error naming the variable."""
+    try:
+        return VidrecSettings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"VIDREC_{'_'.join(str(part) for part in issue['loc']).upper()}={issue.get('input')!r}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        raise click.UsageError(f"invalid setting(s): {problems}") from None
 
 
 def _environment(settings: VidrecSettings) -> dict[str, str]:

@@ -43,3 +43,10 @@ def test_recommend_says_how_to_start_the_service_when_it_is_down():
     result = CliRunner().invoke(main, ["recommend", "1", "--url", f"http://127.0.0.1:{port}"])
     assert result.exit_code == 1
     assert "vidrec serve" in result.output
+
+
+def test_a_bad_setting_is_a_usage_error_naming_the_variable(tmp_path):
+    result = CliRunner().invoke(main, ["simulate"], env={"VIDREC_HOME": str(tmp_path), "VIDREC_SIM_USERS": "many"})
+    assert result.exit_code == 2
+    assert "VIDREC_SIM_USERS='many'" in result.output
+    assert "Traceback" not in result.output
