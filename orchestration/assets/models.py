@@ -222,8 +222,9 @@ def _fit_sources(logs: dict[str, pd.DataFrame], catalog: pd.DataFrame, now: pd.T
 def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
     """The non-ANN retrieval sources: co-watch, subscriptions, trending, fresh, exploration.
 
-    Evaluated fitted at the holdout cut (each source's recall on the holdout, and the union's);
-    then refitted on all data up to the latest watch, which is what serving gets: trending and
+    Evaluated fitted at the holdout cut: each source's recall on the holdout at its quota, and the
+    recall of their union without ANN (ANN's own quality is the candidate generator's metrics).
+    Then refitted on all data up to the latest watch, which is what serving gets: trending and
     fresh lists are only useful when they are current.
     """
     settings = vidrec.settings()
