@@ -99,6 +99,9 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
             description="ranking_training_examples is empty: the raw logs hold no impressions, and the ranker "
             "learns from shown-vs-clicked. Import a dataset with exposures (or MovieLens, which samples them)."
         )
+    # dbt writes marts with parallel threads, so row order varies between runs; a fixed order
+    # keeps the seeded sampling and training (and so champion decisions) reproducible.
+    examples = examples.sort_values(["event_timestamp", "request_id", "video_id"], kind="stable").reset_index(drop=True)
     examples["event_timestamp"] = _utc(examples["event_timestamp"])
     sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
@@ -127,6 +130,7 @@ def retrieval_training_frame(context: AssetExecutionContext, vidrec: VidrecResou
     settings = vidrec.settings()
     store = feature_store(settings)
     examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
+    examples = examples.sort_values(["user_id", "label_time", "label_video_id"], kind="stable").reset_index(drop=True)
     examples["event_timestamp"] = _utc(examples["label_time"])
     frame = historical_features(store, examples, USER_PROFILE_FEATURES)
     path = retrieval_frame_path(settings)
