@@ -100,6 +100,7 @@ def user_watch_history_view(source: FileSource) -> FeatureView:
             Field(name="recent_watch_video_ids", dtype=Array(Int64)),
             Field(name="recent_search_tokens", dtype=Array(String)),
             Field(name="watch_count_total", dtype=Int64),
+            Field(name="last_watched_video_id", dtype=Int64),
         ],
         source=source,
         online=True,

@@ -13,7 +13,12 @@ def feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]
     services = (
         FeatureService(
             name=RANKER_FEATURES,
-            features=[views["user_profile"], views["user_activity"], views["video_stats"]],
+            features=[
+                views["user_profile"],
+                views["user_activity"],
+                views["video_stats"],
+                views["user_watch_history"][["last_watched_video_id"]],
+            ],
             description="Per (user, video) inputs of the ranking model.",
         ),
         FeatureService(

@@ -8,8 +8,10 @@ place that handles them:
   one of them). So each group of views is joined on its own *distinct* (join keys, timestamp)
   rows, and the results are merged back onto every example. That is also much faster, since the
   store's dask join costs about half a millisecond per entity row on this hardware.
-* Feast's file store drops an entity row whose feature rows are all later or expired; such
-  examples keep their row, with null features.
+* Feast's file store drops an entity row when any view in the call has no row for it yet (all
+  later, or expired), taking the other views' values with it. So views are only joined together
+  when they read the same source (whose rows exist together); examples keep their row, with
+  null features where a source has nothing for them yet.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def historical_features(
         raise ValueError(f"examples need an {TIMESTAMP!r} column; have {list(examples.columns)}")
     frame = examples.reset_index(drop=True)
     frame[TIMESTAMP] = _utc_nanoseconds(frame[TIMESTAMP])
-    for keys, references in feature_refs_by_join_keys(store, features).items():
+    for (keys, _source), references in _refs_by_join_keys_and_source(store, features).items():
         missing = [key for key in keys if key not in frame.columns]
         if missing:
             raise ValueError(f"examples lack join key(s) {missing} needed by {references[0].split(':')[0]}")
@@ -42,6 +44,18 @@ def historical_features(
         joined[TIMESTAMP] = _utc_nanoseconds(joined[TIMESTAMP])
         frame = frame.merge(joined, on=[*keys, TIMESTAMP], how="left", validate="many_to_one")
     return frame
+
+
+def _refs_by_join_keys_and_source(
+    store: FeatureStore, features: FeatureService | list[str]
+) -> dict[tuple[tuple[str, ...], str], list[str]]:
+    """The join-key groups split further by each view's batch source (see the module docstring)."""
+    groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    for keys, references in feature_refs_by_join_keys(store, features).items():
+        for reference in references:
+            source = store.get_feature_view(reference.split(":", 1)[0]).batch_source.name
+            groups.setdefault((keys, source), []).append(reference)
+    return groups
 
 
 def _utc_nanoseconds(timestamps: pd.Series) -> pd.Series:

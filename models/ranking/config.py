@@ -41,6 +41,9 @@ class RankerConfig:
     )
     embedding_dim: int = 16  # for every categorical feature not in embedding_dims
     embedding_dims: dict[str, int] = field(default_factory=lambda: {"video_id": 32, "creator_id": 16})
+    # Features that look up another feature's table (one id space, different roles: the paper's
+    # shared embeddings). Applies only when both features are inputs.
+    shared_embeddings: dict[str, str] = field(default_factory=lambda: {"last_watched_video_id": "video_id"})
     category_min_count: int = 5  # rarer values share the unknown (0, zero-vector) embedding
     num_quantiles: int = 100
     # Architecture: "shared_bottom" (one MLP trunk, a linear head per task) or "mmoe" (num_experts
@@ -95,7 +98,12 @@ class RankerConfig:
             raise ValueError(f"calibration_share must be in [0, 1), got {self.calibration_share}")
 
     def embedding_dim_of(self, feature: str) -> int:
-        return self.embedding_dims.get(feature, self.embedding_dim)
+        return self.embedding_dims.get(self.table_of(feature), self.embedding_dim)
+
+    def table_of(self, feature: str) -> str:
+        """The feature whose vocabulary and embedding table `feature` uses (itself unless shared)."""
+        owner = self.shared_embeddings.get(feature, feature)
+        return owner if owner in self.categorical_features else feature
 
     @property
     def uses_bias_surface(self) -> bool:

@@ -78,10 +78,13 @@ class Ranker(nn.Module):
         super().__init__()
         self.head_names = tuple(heads or config.heads)
         self.serving_position = config.serving_position
-        self.embeddings = nn.ModuleList(
-            nn.Embedding(vocabulary_sizes[name], config.embedding_dim_of(name), padding_idx=0)
+        tables = {
+            name: nn.Embedding(vocabulary_sizes[name], config.embedding_dim_of(name), padding_idx=0)
             for name in config.categorical_features
-        )
+            if config.table_of(name) == name
+        }
+        # A shared feature reuses its owner's table object: one set of parameters, two roles.
+        self.embeddings = nn.ModuleList(tables[config.table_of(name)] for name in config.categorical_features)
         width = sum(table.embedding_dim for table in self.embeddings) + numeric_width
         if config.architecture == "mmoe":
             self.trunk = None

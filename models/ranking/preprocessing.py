@@ -69,10 +69,12 @@ class FeaturePreprocessor:
     @classmethod
     def fit(cls, frame: pd.DataFrame, config: RankerConfig) -> FeaturePreprocessor:
         _require(frame, [*config.categorical_features, *config.numeric_features])
-        categorical = {
+        owned = {
             name: Vocabulary.build(_category_values(frame[name]), config.category_min_count)
             for name in config.categorical_features
+            if config.table_of(name) == name
         }
+        categorical = {name: owned[config.table_of(name)] for name in config.categorical_features}
         numeric = {
             name: QuantileTransform.fit(_numeric_values(frame[name]), config.num_quantiles, name)
             for name in config.numeric_features

@@ -50,7 +50,7 @@ def test_mart_columns_follow_the_contract(built_marts) -> None:
     ]
     assert columns["user_watch_history"] == [
         "user_id", "event_timestamp", "recent_watch_video_ids", "recent_search_tokens",
-        "watch_count_total",
+        "watch_count_total", "last_watched_video_id",
     ]
     assert columns["ranking_training_examples"] == [
         "request_id", "user_id", "video_id", "surface", "position", "event_timestamp", "clicked",
@@ -174,3 +174,12 @@ def test_video_features_start_at_the_upload_day(built_marts) -> None:
     assert (comedy["creator_id"], comedy["category"]) == (101, "comedy")
     assert (comedy["impressions_7d"], comedy["clicks_7d"], comedy["watches_7d"]) == (1, 1, 1)
     assert comedy["ctr_7d"] == pytest.approx(2 / 21)
+
+
+def test_last_watched_video_is_the_newest_history_entry(built_marts) -> None:
+    rows = built_marts.query(
+        "select recent_watch_video_ids, last_watched_video_id from '{marts}/user_watch_history.parquet'"
+    )
+    assert rows, "user_watch_history is empty"
+    for history, last_watched in rows:
+        assert last_watched == (history[-1] if history else None)

@@ -61,11 +61,11 @@ MARTS = {
     ],
     "user_watch_history": [
         dict(user_id=1, event_timestamp=naive("2026-01-02 10:00"), recent_watch_video_ids=[10],
-             recent_search_tokens=[], watch_count_total=1),
+             recent_search_tokens=[], watch_count_total=1, last_watched_video_id=10),
         dict(user_id=1, event_timestamp=naive("2026-01-02 12:00"), recent_watch_video_ids=[10, 11],
-             recent_search_tokens=["cat", "cat video", "video"], watch_count_total=2),
+             recent_search_tokens=["cat", "cat video", "video"], watch_count_total=2, last_watched_video_id=11),
         dict(user_id=2, event_timestamp=naive("2026-01-02 09:00"), recent_watch_video_ids=[],
-             recent_search_tokens=["news"], watch_count_total=0),
+             recent_search_tokens=["news"], watch_count_total=0, last_watched_video_id=None),
     ],
 }
 

@@ -43,7 +43,7 @@ def production_settings(tmp_path) -> VidrecSettings:
     pq.write_table(
         pa.Table.from_pylist([
             dict(user_id=7, event_timestamp=day, recent_watch_video_ids=[5, 6], recent_search_tokens=["news"],
-                 watch_count_total=2)
+                 watch_count_total=2, last_watched_video_id=6)
         ]),
         settings.marts_dir / "user_watch_history.parquet",
     )

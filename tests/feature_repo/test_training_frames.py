@@ -40,7 +40,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         "video_features_daily": [_video_day(10, "2026-01-02", 3), _video_day(11, "2026-01-02", 8)],
         "user_watch_history": [
             dict(user_id=1, event_timestamp=pd.Timestamp("2026-01-02 10:00").to_pydatetime(),
-                 recent_watch_video_ids=[10], recent_search_tokens=[], watch_count_total=1)
+                 recent_watch_video_ids=[10], recent_search_tokens=[], watch_count_total=1, last_watched_video_id=10)
         ],
     }
     for mart, rows in marts.items():
@@ -86,3 +86,18 @@ def test_missing_join_key_is_named(store):
     examples = pd.DataFrame({"user_id": [1], "event_timestamp": pd.to_datetime(["2026-01-02 12:00"], utc=True)})
     with pytest.raises(ValueError, match=r"lack join key\(s\) \['video_id'\]"):
         historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
+
+
+def test_a_view_without_data_yet_does_not_blank_the_other_views(store):
+    """Before the user's first watch the history view has no row; profile and activity still join."""
+    examples = pd.DataFrame(
+        {"user_id": [1, 1], "video_id": [10, 10],
+         "event_timestamp": pd.to_datetime(["2026-01-02 08:00", "2026-01-02 12:00"], utc=True)}
+    )
+
+    frame = historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
+
+    assert frame["watch_count_28d"].tolist() == [4, 4]
+    assert frame["country"].tolist() == ["US", "US"]
+    assert pd.isna(frame["last_watched_video_id"].iloc[0])
+    assert frame["last_watched_video_id"].iloc[1] == 10

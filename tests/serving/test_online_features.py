@@ -44,7 +44,7 @@ def store(tmp_path):
         "user_features_daily": [_user_row(7, 3)],
         "video_features_daily": [_video_row(5, 0.2), _video_row(6, 0.1)],
         "user_watch_history": [dict(user_id=7, event_timestamp=DAY, recent_watch_video_ids=[5],
-                                    recent_search_tokens=["news"], watch_count_total=1)],
+                                    recent_search_tokens=["news"], watch_count_total=1, last_watched_video_id=5)],
     }
     for mart, rows in marts.items():
         pq.write_table(pa.Table.from_pylist(rows), settings.marts_dir / f"{mart}.parquet")
