@@ -142,18 +142,26 @@ def download_champion(artifact: RegisteredArtifact, destination: Path) -> Path:
 
     Raises LookupError naming the model when no champion exists yet (run the pipeline first).
     """
-    client = MlflowClient()
-    try:
-        champion = client.get_model_version_by_alias(artifact.name, CHAMPION_ALIAS)
-    except MlflowException as error:
+    return download_version(artifact, required_champion_version(MlflowClient(), artifact), destination)
+
+
+def required_champion_version(client: MlflowClient, artifact: RegisteredArtifact) -> str:
+    """The champion's version; LookupError naming the model when there is none yet."""
+    version = champion_version(client, artifact)
+    if version is None:
         raise LookupError(
             f"no '{CHAMPION_ALIAS}' version of registered model {artifact.name!r}; run `vidrec pipeline` first"
-        ) from error
+        )
+    return version
+
+
+def download_version(artifact: RegisteredArtifact, version: str, destination: Path) -> Path:
+    """Download one registered version's bundle directory; returns its local path."""
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{artifact.name}/{champion.version}", dst_path=str(destination)
+        artifact_uri=f"models:/{artifact.name}/{version}", dst_path=str(destination)
     )
     # pyfunc stores each artifact under artifacts/<basename of the logged directory>.
     bundles = [path for path in (Path(local) / "artifacts").glob("*") if path.is_dir()]
     if len(bundles) != 1:
-        raise LookupError(f"{artifact.name} v{champion.version}: expected one bundle directory, found {bundles}")
+        raise LookupError(f"{artifact.name} v{version}: expected one bundle directory, found {bundles}")
     return bundles[0]

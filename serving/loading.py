@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
-from models.registry import SERVED_ARTIFACTS, champion_version, download_champion
+from models.registry import SERVED_ARTIFACTS, download_version, required_champion_version
 from models.retrieval.bundle import RetrievalBundle
 from models.sources import MultiSourceRetriever
 from serving.recommender import ServingModels
@@ -34,8 +34,10 @@ def load_champion_models(settings: VidrecSettings) -> ServingModels:
     paths: dict[str, Path] = {}
     versions: dict[str, str] = {}
     for key, artifact in SERVED_ARTIFACTS.items():
-        paths[key] = download_champion(artifact, cache / key)
-        versions[artifact.name] = str(champion_version(client, artifact))
+        # Resolve the alias once, so the version reported is the one downloaded.
+        version = required_champion_version(client, artifact)
+        paths[key] = download_version(artifact, version, cache / key)
+        versions[artifact.name] = version
     logger.info("loaded champions %s", versions)
     return ServingModels(
         retrieval=RetrievalBundle.load(paths["candidate_generator"]),

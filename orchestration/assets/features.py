@@ -102,7 +102,6 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     # dbt writes marts with parallel threads, so row order varies between runs; a fixed order
     # keeps the seeded sampling and training (and so champion decisions) reproducible.
     examples = examples.sort_values(["event_timestamp", "request_id", "video_id"], kind="stable").reset_index(drop=True)
-    examples["event_timestamp"] = _utc(examples["event_timestamp"])
     sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
                      len(sampled), len(examples), 100 * settings.ranking_negative_sample_rate)
@@ -131,7 +130,7 @@ def retrieval_training_frame(context: AssetExecutionContext, vidrec: VidrecResou
     store = feature_store(settings)
     examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
     examples = examples.sort_values(["user_id", "label_time", "label_video_id"], kind="stable").reset_index(drop=True)
-    examples["event_timestamp"] = _utc(examples["label_time"])
+    examples["event_timestamp"] = examples["label_time"]  # historical_features reads it as UTC
     frame = historical_features(store, examples, USER_PROFILE_FEATURES)
     path = retrieval_frame_path(settings)
     frame.to_parquet(path, index=False)
