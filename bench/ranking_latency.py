@@ -5,7 +5,9 @@
 Loads the champion models and the online store exactly as the service does (one torch and faiss
 thread, video-feature cache warmed), then times, per request: the user's online features, the
 ranking frame for N candidates (cached video features + the user's), and the ranker's score.
-Candidates are N random catalog videos; users are drawn (seeded) from the raw logs.
+Candidates are N random catalog videos, each tagged with a random retrieval source and rank; users
+are drawn (seeded) from the raw logs. The on-demand cross features (the user's engagement with
+each candidate, its creator and category) are computed in the frame step, as in the service.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ import torch
 
 from feature_repo.store import feature_store
 from serving.loading import load_champion_models
+from models.sources import SOURCE_PRIORITY
+from models.sources.candidate import rank_score
 from serving.online_features import OnlineFeatureReader
+from serving.request_clock import request_clock
 from vidrec.settings import VidrecSettings
 
 
@@ -35,7 +40,9 @@ def main() -> None:
     faiss.omp_set_num_threads(1)
     settings = VidrecSettings()
     models = load_champion_models(settings)
-    features = OnlineFeatureReader(feature_store(settings), settings.video_feature_ttl_seconds)
+    store = feature_store(settings)
+    features = OnlineFeatureReader(store, settings.video_feature_ttl_seconds)
+    clock = request_clock(settings, store)
     catalog = models.retrieval.catalog_video_ids.tolist()
     features.warm_video_cache(catalog)
     users = pd.read_parquet(settings.raw_dir / "users", columns=["user_id"])["user_id"].tolist()
@@ -48,7 +55,10 @@ def main() -> None:
         started = time.perf_counter()
         user = features.user_features(user_id) or {}
         looked_up = time.perf_counter()
-        frame = features.ranking_features(user, user_id, candidates)
+        sources = [rng.choice(SOURCE_PRIORITY) for _ in candidates]
+        frame = features.ranking_features(
+            user, user_id, candidates, clock(), sources, [rank_score(rank) for rank in range(len(candidates))]
+        )
         frame["surface"] = "home"
         framed = time.perf_counter()
         models.ranker.score(frame)
@@ -59,7 +69,7 @@ def main() -> None:
         totals.append(scored - started)
     print(f"| step ({args.candidates} candidates, {args.requests} requests) | p50 ms | p99 ms |")
     print("|---|---|---|")
-    for name, values in (("user features (online store)", lookups), ("ranking frame (cached video features)", frames),
+    for name, values in (("user features (online store)", lookups), ("ranking frame (cached video features + cross features)", frames),
                          ("ranker score (all heads, calibrated)", scores), ("total", totals)):
         values_ms = np.array(values[5:]) * 1000  # the first requests warm caches
         print(f"| {name} | {np.percentile(values_ms, 50):.2f} | {np.percentile(values_ms, 99):.2f} |")

@@ -4,7 +4,8 @@ Every table gets: exactly the schema's column set; primary-key columns not null 
 together; id columns (`*_id`, except the string `request_id`) not null and positive; timestamps
 not null and between `earliest` and `now` (a raw event cannot come from the future); booleans not
 null. Then the table's own rules: watch_seconds ≥ 0, position ≥ 0, surface in SURFACES, video
-durations positive, demographic and category columns within the schema's vocabularies.
+durations positive, demographic and category columns within the schema's vocabularies, and an
+impression's source_score (nullable: not every log records it) a rank score in (0, 1].
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ _NON_NEGATIVE: dict[str, tuple[str, ...]] = {
     "watches": ("watch_seconds",),
 }
 _POSITIVE: dict[str, tuple[str, ...]] = {"videos": ("duration_seconds",)}
+# Optional scores (null = not logged) that are rank scores 1 / (1 + rank): within (0, 1].
+_RANK_SCORES: dict[str, tuple[str, ...]] = {"impressions": ("source_score",)}
 
 
 def raw_suite(
@@ -90,6 +93,10 @@ def raw_suite(
             gxe.ExpectColumnValuesToNotBeNull(column=column),
             gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True),
         ]
+    for column in _RANK_SCORES.get(table.name, ()):
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, max_value=1, strict_min=True)
+        )
     return gx.ExpectationSuite(name=f"raw_{table.name}", expectations=_deduplicated(expectations))
 
 

@@ -36,12 +36,15 @@ def ranking_suite(
     mostly: float = 0.95,
     min_click_rate: float = 0.001,
     max_click_rate: float = 0.9,
+    optional_features: Sequence[str] = (),
 ) -> gx.ExpectationSuite:
     """The ranking training frame's suite.
 
     Every feature in `numeric_features`, `count_features` and `rate_features` must be present and
-    non-null in at least `mostly` of rows; counts must be ≥ 0 and rates (ctr, like rate, watch
-    fraction) within [0, 1]. Extra columns (request_id, surface, ...) are allowed.
+    non-null in at least `mostly` of rows, except `optional_features`, which are null by design
+    where there is nothing to measure (days since the user last watched a creator they never
+    watched); counts must be ≥ 0 and rates (ctr, like rate, watch fraction) within [0, 1].
+    Extra columns (request_id, surface, ...) are allowed.
     """
     features = list(dict.fromkeys([*numeric_features, *count_features, *rate_features]))
     expectations: list[Expectation] = [
@@ -67,7 +70,8 @@ def ranking_suite(
         *_split_expectations(),
     ]
     for feature in features:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=feature, mostly=mostly))
+        if feature not in optional_features:
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=feature, mostly=mostly))
     for feature in count_features:
         expectations.append(gxe.ExpectColumnValuesToBeBetween(column=feature, min_value=0))
     for feature in rate_features:
@@ -118,9 +122,10 @@ def validate_ranking_frame(
     mostly: float = 0.95,
     min_click_rate: float = 0.001,
     max_click_rate: float = 0.9,
+    optional_features: Sequence[str] = (),
 ) -> ValidationOutcome:
     suite = ranking_suite(
-        numeric_features, count_features, rate_features, mostly, min_click_rate, max_click_rate
+        numeric_features, count_features, rate_features, mostly, min_click_rate, max_click_rate, optional_features
     )
     return validate_frame(frame, suite)
 

@@ -57,3 +57,11 @@ def user_watch_history_source(marts_dir: Path) -> FileSource:
         "user_watch_history",
         "A user's recent watches and search tokens after every watch or search.",
     )
+
+
+def user_engagement_history_source(marts_dir: Path) -> FileSource:
+    return _mart_source(
+        marts_dir,
+        "user_engagement_history",
+        "A user's recent watches and impressions as of each request start and after the last event.",
+    )

@@ -50,14 +50,22 @@ def service_feature_columns(store: FeatureStore, service_name: str) -> FeatureCo
 
 
 def feature_refs_by_join_keys(store: FeatureStore, features: FeatureService | list[str]) -> dict[tuple[str, ...], list[str]]:
-    """Group `view:feature` references by the join keys of their feature view."""
+    """Group the stored features' `view:feature` references by the join keys of their view.
+
+    On-demand views have no join keys and are left out: see `feature_repo.on_demand`.
+    """
+    on_demand = {view.name for view in store.list_on_demand_feature_views()}
     groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     if isinstance(features, FeatureService):
         for projection in features.feature_view_projections:
+            if projection.name in on_demand:
+                continue
             keys = tuple(store.get_feature_view(projection.name).join_keys)
             groups[keys] += [f"{projection.name_to_use()}:{feature.name}" for feature in projection.features]
     else:
         for reference in features:
             view_name = reference.split(":", 1)[0]
+            if view_name in on_demand:
+                continue
             groups[tuple(store.get_feature_view(view_name).join_keys)].append(reference)
     return dict(groups)

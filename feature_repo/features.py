@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from feast import FeatureView, Field, FileSource
+from feast import FeatureView, Field, FileSource, OnDemandFeatureView
 from feast.types import Array, Float64, Int64, String
 
 from feature_repo import data_sources
 from feature_repo.entities import user, video
+from feature_repo.on_demand import candidate_engagement_view
 
 DAILY_SNAPSHOT_TTL = timedelta(days=2)
 PROFILE_TTL = timedelta(days=365)
@@ -107,8 +108,33 @@ def user_watch_history_view(source: FileSource) -> FeatureView:
     )
 
 
-def feature_views(marts_dir: Path) -> dict[str, FeatureView]:
-    """Every feature view, by name, reading the marts under `marts_dir`."""
+def user_engagement_view(source: FileSource) -> FeatureView:
+    return FeatureView(
+        name="user_engagement",
+        description=(
+            "The user's recent engagement log as of each request start: the last watches (video, "
+            "creator, category, Unix time, watched fraction) and the last impressions (video, Unix "
+            "time), oldest first. The ranker's cross features are computed from it per candidate by "
+            "the candidate_engagement on-demand view."
+        ),
+        entities=[user],
+        ttl=HISTORY_TTL,
+        schema=[
+            Field(name="watch_log_video_ids", dtype=Array(Int64)),
+            Field(name="watch_log_creator_ids", dtype=Array(Int64)),
+            Field(name="watch_log_categories", dtype=Array(String)),
+            Field(name="watch_log_unix_seconds", dtype=Array(Float64)),
+            Field(name="watch_log_fractions", dtype=Array(Float64)),
+            Field(name="impression_log_video_ids", dtype=Array(Int64)),
+            Field(name="impression_log_unix_seconds", dtype=Array(Float64)),
+        ],
+        source=source,
+        online=True,
+    )
+
+
+def feature_views(marts_dir: Path) -> dict[str, FeatureView | OnDemandFeatureView]:
+    """Every feature view (on-demand ones included), by name, reading the marts under `marts_dir`."""
     # one source object per mart: Feast rejects two sources of the same name
     user_days = data_sources.user_features_daily_source(marts_dir)
     views = (
@@ -116,5 +142,9 @@ def feature_views(marts_dir: Path) -> dict[str, FeatureView]:
         user_activity_view(user_days),
         video_stats_view(data_sources.video_features_daily_source(marts_dir)),
         user_watch_history_view(data_sources.user_watch_history_source(marts_dir)),
+        user_engagement_view(data_sources.user_engagement_history_source(marts_dir)),
     )
-    return {view.name: view for view in views}
+    by_name: dict[str, FeatureView | OnDemandFeatureView] = {view.name: view for view in views}
+    engagement = candidate_engagement_view(by_name["user_engagement"], by_name["video_stats"])
+    by_name[engagement.name] = engagement
+    return by_name

@@ -9,6 +9,7 @@ CLI from importing the other modules a second time under top-level names.
 from __future__ import annotations
 
 from feature_repo.entities import user, video
+from feature_repo.on_demand import candidate_request
 from feature_repo.features import feature_views
 from feature_repo.services import feature_services
 from vidrec.settings import load_settings
@@ -20,6 +21,8 @@ user_profile = _views["user_profile"]
 user_activity = _views["user_activity"]
 video_stats = _views["video_stats"]
 user_watch_history = _views["user_watch_history"]
+user_engagement = _views["user_engagement"]
+candidate_engagement = _views["candidate_engagement"]
 
 ranker_features = _services["ranker_features"]
 retrieval_user_features = _services["retrieval_user_features"]
@@ -27,10 +30,13 @@ retrieval_user_features = _services["retrieval_user_features"]
 __all__ = [
     "user",
     "video",
+    "candidate_request",
     "user_profile",
     "user_activity",
     "video_stats",
     "user_watch_history",
+    "user_engagement",
+    "candidate_engagement",
     "ranker_features",
     "retrieval_user_features",
 ]

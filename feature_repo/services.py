@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from feast import FeatureService, FeatureView
+from feast import FeatureService, FeatureView, OnDemandFeatureView
 
 RANKER_FEATURES = "ranker_features"
 RETRIEVAL_USER_FEATURES = "retrieval_user_features"
 
 
-def feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]:
+def feature_services(views: dict[str, FeatureView | OnDemandFeatureView]) -> dict[str, FeatureService]:
     """The ranker's and the retrieval tower's feature services over `features.feature_views`."""
     services = (
         FeatureService(
@@ -18,8 +18,12 @@ def feature_services(views: dict[str, FeatureView]) -> dict[str, FeatureService]
                 views["user_activity"],
                 views["video_stats"],
                 views["user_watch_history"][["last_watched_video_id"]],
+                views["candidate_engagement"],
             ],
-            description="Per (user, video) inputs of the ranking model.",
+            description=(
+                "Per (user, video) inputs of the ranking model. candidate_engagement needs the request "
+                "data of feature_repo.on_demand.candidate_request with every entity row."
+            ),
         ),
         FeatureService(
             name=RETRIEVAL_USER_FEATURES,

@@ -20,6 +20,7 @@ import pandas as pd
 from feast import FeatureService, FeatureStore
 
 from feature_repo.feature_columns import feature_refs_by_join_keys
+from feature_repo.on_demand import on_demand_requests
 
 TIMESTAMP = "event_timestamp"
 
@@ -29,21 +30,42 @@ def historical_features(
 ) -> pd.DataFrame:
     """`examples` (with join keys and a UTC `event_timestamp`) plus point-in-time-correct features.
 
-    Every example row, column and the row order are kept.
+    Every example row, column and the row order are kept. On-demand views are computed on the
+    joined stored features, by the view's own transformation; the request data they need must be
+    columns of `examples`. Stored inputs of an on-demand view that were not asked for are dropped.
     """
     if TIMESTAMP not in examples.columns:
         raise ValueError(f"examples need an {TIMESTAMP!r} column; have {list(examples.columns)}")
     frame = examples.reset_index(drop=True)
     frame[TIMESTAMP] = _utc_nanoseconds(frame[TIMESTAMP])
-    for (keys, _source), references in _refs_by_join_keys_and_source(store, features).items():
+    on_demand = on_demand_requests(store, features)
+    stored = _stored_refs(store, features)
+    inputs_only = [ref for request in on_demand for ref in request.input_refs if ref not in stored]
+    stored += list(dict.fromkeys(inputs_only))
+    groups = _refs_by_join_keys_and_source(store, stored)
+    # fail before the slow joins, not after
+    for (keys, _source), references in groups.items():
         missing = [key for key in keys if key not in frame.columns]
         if missing:
             raise ValueError(f"examples lack join key(s) {missing} needed by {references[0].split(':')[0]}")
+    for request in on_demand:
+        missing = [name for name in request.request_fields if name not in frame.columns]
+        if missing:
+            raise ValueError(f"examples lack request data {missing} needed by on-demand view {request.view.name!r}")
+    for (keys, _source), references in groups.items():
         entity_rows = frame[[*keys, TIMESTAMP]].drop_duplicates().reset_index(drop=True)
         joined = store.get_historical_features(entity_df=entity_rows, features=references).to_df()
         joined[TIMESTAMP] = _utc_nanoseconds(joined[TIMESTAMP])
         frame = frame.merge(joined, on=[*keys, TIMESTAMP], how="left", validate="many_to_one")
-    return frame
+    for request in on_demand:
+        frame = request.apply(frame)
+    helper_columns = {ref.split(":", 1)[1] for ref in inputs_only} - set(examples.columns)
+    return frame.drop(columns=sorted(helper_columns))
+
+
+def _stored_refs(store: FeatureStore, features: FeatureService | list[str]) -> list[str]:
+    """The `view:feature` references of stored (not on-demand) features."""
+    return [reference for references in feature_refs_by_join_keys(store, features).values() for reference in references]
 
 
 def _refs_by_join_keys_and_source(

@@ -14,6 +14,15 @@ from expectations.training_frames import validate_ranking_frame, validate_retrie
 from expectations.validation import ValidationOutcome
 from feature_repo.feature_columns import service_feature_columns
 from feature_repo.store import feature_store
+from feature_repo.engagement import (
+    CANDIDATE_SOURCE_SCORE,
+    DAYS_SINCE_FEATURES,
+    FRACTION_FEATURES,
+    REQUEST_TIME,
+    RETRIEVAL_SOURCE,
+    RETRIEVAL_SOURCE_SCORE,
+)
+from feature_repo.on_demand import unix_seconds
 from feature_repo.training_frames import historical_features
 from orchestration.assets.features import (
     RANKER_SERVICE,
@@ -57,6 +66,10 @@ def _raw_check(table_name: str):
     return _check
 
 
+# Null by design where there is nothing to measure: recencies and fractions of never-watched
+# creators / categories / videos, and source scores of logs that record none (MovieLens).
+OPTIONAL_RANKER_FEATURES = (*DAYS_SINCE_FEATURES, *FRACTION_FEATURES, CANDIDATE_SOURCE_SCORE)
+
 raw_log_checks = [_raw_check(name) for name in RAW_ASSET_KEYS]
 
 
@@ -68,7 +81,11 @@ def ranking_training_frame_expectations(vidrec: VidrecResource) -> AssetCheckRes
     # Every stored numeric ranker feature is a count, a duration or an age (>= 0) or a rate in [0, 1].
     rates = [name for name in columns.numeric if any(word in name for word in ("ctr", "rate", "fraction"))]
     non_negative = [name for name in columns.numeric if name not in rates]
-    return _result(validate_ranking_frame(frame, count_features=non_negative, rate_features=rates))
+    return _result(
+        validate_ranking_frame(
+            frame, count_features=non_negative, rate_features=rates, optional_features=OPTIONAL_RANKER_FEATURES
+        )
+    )
 
 
 @asset_check(asset=retrieval_training_frame, blocking=True, description="Rollback labels, histories and example ages.")
@@ -94,17 +111,30 @@ def online_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
     settings = vidrec.settings()
     store = feature_store(settings)
     columns = service_feature_columns(store, RANKER_SERVICE)
-    training = pd.read_parquet(ranking_frame_path(settings), columns=["user_id", "video_id"])
-    sample = training.drop_duplicates().sample(n=min(SKEW_SAMPLE_ENTITIES, len(training)), random_state=0)
+    # the request data the on-demand view needs travels with each pair, as it does at serving
+    training = pd.read_parquet(
+        ranking_frame_path(settings), columns=["user_id", "video_id", RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE]
+    )
+    sample = training.drop_duplicates(["user_id", "video_id"]).sample(
+        n=min(SKEW_SAMPLE_ENTITIES, len(training)), random_state=0
+    )
     _, latest = event_time_range(settings)
+    sample[REQUEST_TIME] = unix_seconds(pd.Timestamp(latest))
     offline = historical_features(
         store, sample.assign(event_timestamp=pd.Timestamp(latest)), store.get_feature_service(RANKER_SERVICE)
     )
+    entity_rows = [
+        {
+            "user_id": int(row.user_id),
+            "video_id": int(row.video_id),
+            REQUEST_TIME: float(getattr(row, REQUEST_TIME)),
+            RETRIEVAL_SOURCE: getattr(row, RETRIEVAL_SOURCE),
+            RETRIEVAL_SOURCE_SCORE: getattr(row, RETRIEVAL_SOURCE_SCORE),
+        }
+        for row in sample.itertuples(index=False)
+    ]
     online = pd.DataFrame(
-        store.get_online_features(
-            features=store.get_feature_service(RANKER_SERVICE),
-            entity_rows=sample[["user_id", "video_id"]].astype(int).to_dict("records"),
-        ).to_dict()
+        store.get_online_features(features=store.get_feature_service(RANKER_SERVICE), entity_rows=entity_rows).to_dict()
     )
     outcome = compare_feature_distributions(
         offline, online, numeric_features=columns.numeric,

@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 from feast import FeatureStore
 
+from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
 from feature_repo.feature_columns import feature_refs_by_join_keys
+from feature_repo.on_demand import on_demand_requests
 
 RETRIEVAL_USER_SERVICE = "retrieval_user_features"
 RANKER_SERVICE = "ranker_features"
@@ -34,10 +36,17 @@ class OnlineFeatureReader:
         ranker = feature_refs_by_join_keys(store, store.get_feature_service(RANKER_SERVICE))
         retrieval = feature_refs_by_join_keys(store, store.get_feature_service(RETRIEVAL_USER_SERVICE))
         unexpected = (set(ranker) | set(retrieval)) - {(USER_KEY,), (VIDEO_KEY,)}
+        # On-demand views of the ranker service are computed here, from stored inputs read below.
+        self._on_demand = on_demand_requests(store, store.get_feature_service(RANKER_SERVICE))
+        inputs = feature_refs_by_join_keys(store, [ref for request in self._on_demand for ref in request.input_refs])
+        unexpected |= set(inputs) - {(USER_KEY,), (VIDEO_KEY,)}
         if unexpected:
             raise ValueError(f"feature views keyed on {sorted(unexpected)}: serving joins only user_id and video_id")
-        self._user_refs = list(dict.fromkeys(retrieval.get((USER_KEY,), []) + ranker.get((USER_KEY,), [])))
-        self._video_refs = ranker.get((VIDEO_KEY,), [])
+        self._user_refs = list(
+            dict.fromkeys(retrieval.get((USER_KEY,), []) + ranker.get((USER_KEY,), []) + inputs.get((USER_KEY,), []))
+        )
+        self._video_refs = list(dict.fromkeys(ranker.get((VIDEO_KEY,), []) + inputs.get((VIDEO_KEY,), [])))
+        self._user_log_names = [reference.split(":", 1)[1] for reference in inputs.get((USER_KEY,), [])]
         self.video_feature_names = [reference.split(":", 1)[1] for reference in self._video_refs]
         self._video_ttl_seconds = video_ttl_seconds
         self._clock = clock
@@ -71,15 +80,48 @@ class OnlineFeatureReader:
         for start in range(0, len(video_ids), batch_size):
             self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], now)
 
-    def ranking_features(self, user: dict[str, object], user_id: int, video_ids: Sequence[int]) -> pd.DataFrame:
-        """One row per candidate: its video features plus the request user's features."""
+    def ranking_features(
+        self,
+        user: dict[str, object],
+        user_id: int,
+        video_ids: Sequence[int],
+        request_unix_seconds: float,
+        retrieval_sources: Sequence[str | None] | None = None,
+        retrieval_source_scores: Sequence[float] | None = None,
+    ) -> pd.DataFrame:
+        """One row per candidate: its video features, the user's features and the on-demand ones.
+
+        The on-demand views (cross features) run their own Feast transformation on the user's
+        stored log and the request data: the request time and what retrieval said of each
+        candidate (unknown where not given).
+        """
         frame = self.video_features(video_ids)
-        # Scalars only: list-valued user features (histories) feed retrieval, not the ranker.
+        size = len(frame)
+        # Scalars only: list-valued user features (histories, logs) feed retrieval and the
+        # on-demand views, not the ranker directly.
         user_columns = {
-            name: value for name, value in user.items() if name not in frame.columns and not isinstance(value, list)
+            name: value
+            for name, value in user.items()
+            if name not in frame.columns and name not in self._user_log_names and not isinstance(value, list)
         }
         user_columns[USER_KEY] = user_id
-        return frame.assign(**{name: [value] * len(frame) for name, value in user_columns.items()})
+        frame = frame.assign(**{name: [value] * size for name, value in user_columns.items()})
+        if not self._on_demand:
+            return frame
+        request_data = {
+            REQUEST_TIME: float(request_unix_seconds),
+            RETRIEVAL_SOURCE: list(retrieval_sources) if retrieval_sources is not None else [None] * size,
+            RETRIEVAL_SOURCE_SCORE: (
+                list(retrieval_source_scores) if retrieval_source_scores is not None else [float("nan")] * size
+            ),
+        }
+        # a user the log has nothing on yet (None) has an empty log
+        logs = {name: user.get(name) or [] for name in self._user_log_names}
+        # one shared object per log column: the transformation folds each distinct log once
+        inputs = frame.assign(**request_data, **{name: [value] * size for name, value in logs.items()})
+        for request in self._on_demand:
+            inputs = request.apply(inputs)
+        return inputs.drop(columns=list(logs))
 
     def _fetch_videos(self, video_ids: list[int], now: float) -> None:
         values = self._store.get_online_features(

@@ -6,6 +6,8 @@ Plain Python, no BentoML, so it is tested without a server; the service only wir
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,10 +39,18 @@ class ServingModels:
 
 
 class Recommender:
-    def __init__(self, models: ServingModels, features: OnlineFeatureReader, candidates_per_request: int = 200):
+    def __init__(
+        self,
+        models: ServingModels,
+        features: OnlineFeatureReader,
+        candidates_per_request: int = 200,
+        request_clock: Callable[[], float] = time.time,
+    ):
+        """`request_clock` gives a request's time in Unix seconds (see `serving.request_clock`)."""
         self.models = models
         self.features = features
         self.candidates_per_request = candidates_per_request
+        self.request_clock = request_clock
 
     def recommend(self, user_id: int, k: int, surface: Surface) -> RecommendationResponse:
         user = self.features.user_features(user_id)
@@ -55,8 +65,10 @@ class Recommender:
         if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
             taken = set(history) | {candidate.video_id for candidate in candidates}
             candidates += [
-                Candidate(video, "popular", score)
-                for video, score in self.models.popularity.recommend(k - len(candidates), exclude=taken)
+                Candidate(video, "popular", score, ("popular",), rank)
+                for rank, (video, score) in enumerate(
+                    self.models.popularity.recommend(k - len(candidates), exclude=taken)
+                )
             ]
         ranked = self._rank(user, user_id, surface, candidates)[:k]
         return self._response(user_id, surface, known_user=True, items=ranked)
@@ -84,7 +96,14 @@ class Recommender:
     def _rank(
         self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate]
     ) -> list[RecommendedVideo]:
-        frame = self.features.ranking_features(user, user_id, [candidate.video_id for candidate in candidates])
+        frame = self.features.ranking_features(
+            user,
+            user_id,
+            [candidate.video_id for candidate in candidates],
+            request_unix_seconds=self.request_clock(),
+            retrieval_sources=[candidate.source for candidate in candidates],
+            retrieval_source_scores=[candidate.rank_score for candidate in candidates],
+        )
         frame["surface"] = surface
         scores = self.models.ranker.score(frame)
         order = np.argsort(-scores, kind="stable")

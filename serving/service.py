@@ -19,6 +19,7 @@ from feature_repo.store import feature_store
 from serving.loading import load_champion_models
 from serving.online_features import OnlineFeatureReader
 from serving.recommender import Recommender
+from serving.request_clock import request_clock
 from serving.schemas import RecommendationResponse, Surface
 from vidrec.settings import VidrecSettings
 
@@ -36,13 +37,16 @@ class RecommendationService:
         self.not_ready_reason = ""
         try:
             models = load_champion_models(settings)
-            features = OnlineFeatureReader(feature_store(settings), settings.video_feature_ttl_seconds)
+            store = feature_store(settings)
+            features = OnlineFeatureReader(store, settings.video_feature_ttl_seconds)
             features.warm_video_cache(models.retrieval.catalog_video_ids.tolist())
         except LookupError as error:
             self.not_ready_reason = str(error)
             logger.error("service not ready: %s", error)
             return
-        self.recommender = Recommender(models, features, settings.candidates_per_request)
+        self.recommender = Recommender(
+            models, features, settings.candidates_per_request, request_clock=request_clock(settings, store)
+        )
 
     def __is_ready__(self) -> bool:
         return self.recommender is not None

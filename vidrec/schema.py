@@ -68,6 +68,12 @@ IMPRESSIONS = RawTable(
             ("surface", pa.string()),
             ("position", pa.int32()),
             ("impression_time", TIMESTAMP),
+            # What the serving system logged about why the video was a candidate: the retrieval
+            # source that nominated it and that source's rank score, 1 / (1 + its 0-based rank in
+            # the source's ordering). Null where the log does not say (MovieLens, KuaiRand's
+            # standard logs).
+            ("source", pa.string()),
+            ("source_score", pa.float64()),
         ]
     ),
     partition_column="impression_time",

@@ -43,6 +43,8 @@ class VidrecSettings(BaseSettings):
     # Rollback examples kept per user (Covington et al.: equal weight per user).
     max_examples_per_user: int = Field(60, ge=1)
     history_length: int = Field(50, ge=1)
+    # Impressions kept in the ranker's engagement log (churn: shown again without a click).
+    impression_history_length: int = Field(100, ge=1)
     # Share of non-clicked impressions kept in the ranking training frame (clicks are all kept;
     # kept non-clicks get weight 1/rate). Feast's file offline store joins ~2k rows/s here.
     ranking_negative_sample_rate: float = Field(0.1, gt=0, le=1)
@@ -54,6 +56,11 @@ class VidrecSettings(BaseSettings):
     candidates_per_request: int = Field(200, ge=1)
     # Video features are daily aggregates: serving keeps them in-process this long.
     video_feature_ttl_seconds: float = Field(300.0, ge=0)
+    # What "now" is for request-time features (days since the user last watched a creator, ...):
+    # "wall" = the system clock; "data" = the end of the online store's last materialization, for
+    # logs that lie in the past (the embedded simulated data). Unset: "data" in the default
+    # profile, "wall" in production.
+    serving_clock: Literal["wall", "data"] | None = None
 
     # Production profile endpoints (only read when profile == "production").
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/vidrec"
@@ -115,6 +122,12 @@ class VidrecSettings(BaseSettings):
     @cached_property
     def mlflow_artifact_location(self) -> str:
         return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def effective_serving_clock(self) -> Literal["wall", "data"]:
+        if self.serving_clock is not None:
+            return self.serving_clock
+        return "wall" if self.profile == "production" else "data"
 
     @property
     def api_url(self) -> str:

@@ -238,7 +238,8 @@ def _show_slate(
     slate_size = min(slate_size, len(candidate_videos))
     affinity = world.affinity_matrix(users, candidate_videos)  # (requests, candidates)
     # The logging policy: popular and somewhat relevant videos, with noise (Gumbel top-k sampling).
-    policy_logit = 0.6 * np.log(world.video_popularity[candidate_videos])[None, :] + 0.5 * affinity
+    popularity_logit = 0.6 * np.log(world.video_popularity[candidate_videos])[None, :]
+    policy_logit = popularity_logit + 0.5 * affinity
     if extra_logit is not None:
         policy_logit = policy_logit + extra_logit
     gumbel = rng.gumbel(size=policy_logit.shape)
@@ -248,6 +249,9 @@ def _show_slate(
     slate_videos = candidate_videos[slate_columns]  # (requests, slate)
     slate_affinity = np.take_along_axis(affinity, slate_columns, axis=1)
 
+    sources, source_scores = _logged_sources(
+        slate_columns, policy_logit, [popularity_logit, 0.5 * affinity, extra_logit], surface
+    )
     positions = np.broadcast_to(np.arange(slate_size), slate_videos.shape)
     request_ids = np.char.add(request_prefix, np.arange(n_requests).astype(str))
     shown_times = times[:, None] + (positions * 400_000).astype("timedelta64[us]")
@@ -260,6 +264,8 @@ def _show_slate(
                 "surface": surface,
                 "position": positions.ravel().astype(np.int32),
                 "impression_time": shown_times.ravel(),
+                "source": sources.ravel(),
+                "source_score": source_scores.ravel(),
             }
         )
     )
@@ -271,6 +277,47 @@ def _show_slate(
     click_times = shown_times[clicked] + (rng.uniform(2, 30, clicked.sum()) * 1e6).astype("timedelta64[us]")
     _record_watches(world, rng, log, click_users, click_videos, click_times, slate_affinity[clicked])
     return click_users, click_videos, click_times
+
+
+# The source the logging policy names for a shown video: the term of its logit that stood out most.
+POPULARITY_SOURCE = "trending"
+AFFINITY_SOURCE = "ann"
+EXTRA_LOGIT_SOURCES = {"home": "fresh", "watch_next": "co_watch", "search": "search"}
+
+
+def _logged_sources(
+    slate_columns: np.ndarray,
+    policy_logit: np.ndarray,
+    terms: list[np.ndarray | None],
+    surface: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the production system logs with each shown video: its source and source score.
+
+    The source is the policy term (popularity -> trending, affinity -> ann, the surface's extra
+    term -> fresh / co_watch / search) in which the video stands furthest above the candidates'
+    mean, in standard deviations: the reason it was shown. The score is the rank score serving
+    logs too, 1 / (1 + the video's 0-based rank by the noise-free policy logit), so logged and
+    served scores mean the same thing.
+    """
+    names = [POPULARITY_SOURCE, AFFINITY_SOURCE, EXTRA_LOGIT_SOURCES[surface]]
+    standardised = []
+    for term in terms:
+        if term is None:
+            standardised.append(np.full(slate_columns.shape, -np.inf))
+            continue
+        term = np.broadcast_to(term, policy_logit.shape)
+        spread = term.std(axis=1, keepdims=True)
+        z = (term - term.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+        standardised.append(np.where(spread > 0, np.take_along_axis(z, slate_columns, axis=1), -np.inf))
+    sources = np.array(names, dtype=object)[np.argmax(np.stack(standardised), axis=0)]
+    shown_logit = np.take_along_axis(policy_logit, slate_columns, axis=1)
+    rank = np.concatenate(
+        [
+            (policy_logit[start:start + 256, None, :] > shown_logit[start:start + 256, :, None]).sum(axis=2)
+            for start in range(0, len(policy_logit), 256)
+        ]
+    )
+    return sources, 1.0 / (1.0 + rank)
 
 
 def _record_watches(

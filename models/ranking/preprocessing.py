@@ -11,6 +11,7 @@ the same mapping, so training/serving skew cannot come from here.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import torch
 
 from models.ranking.config import RankerConfig
 from models.retrieval.vocabulary import Vocabulary
+
+logger = logging.getLogger(__name__)
 
 NUMERIC_EXPANSION = 4  # x̃, x̃², √x̃, missing
 
@@ -47,7 +50,10 @@ class QuantileTransform:
     def fit(cls, values: np.ndarray, num_quantiles: int, name: str) -> QuantileTransform:
         values = values[~np.isnan(values)]
         if values.size == 0:
-            raise ValueError(f"numeric feature {name!r} has no non-missing training values")
+            # e.g. retrieval source scores of a log that records none: only the missing
+            # indicator is left, so the feature is carried as a constant rather than refused
+            logger.warning("numeric feature %r has no non-missing training values: treated as constant", name)
+            return cls(np.array([0.0]), np.array([0.5]))
         probabilities = np.linspace(0.0, 1.0, num_quantiles + 1)
         quantiles = np.quantile(values, probabilities)
         boundaries, group = np.unique(quantiles, return_inverse=True)

@@ -21,12 +21,27 @@ from models.sources._common import take_top
 SOURCE_PRIORITY = ("ann", "co_watch", "subscriptions", "trending", "fresh", "exploration")
 
 
+def rank_score(rank: int) -> float:
+    """A source score on one scale for every source: 1 / (1 + the 0-based rank in the source).
+
+    Raw scores are not comparable between sources (inner products, PMI, watch velocity), nor with
+    what the logging policy logged; ranks are. The ranker reads this as `retrieval_source_score`,
+    and the impression logs (`source_score`, vidrec/schema.py) record the same quantity.
+    """
+    return 1.0 / (1.0 + rank)
+
+
 @dataclass(frozen=True)
 class Candidate:
     video_id: int
     source: str  # the nominating source first in priority
     source_score: float  # that source's score; scales differ between sources (see each source)
     sources: tuple[str, ...] = ()  # every source that nominated the video, in priority order
+    source_rank: int = 0  # 0-based position in that source's list (watched videos excluded)
+
+    @property
+    def rank_score(self) -> float:
+        return rank_score(self.source_rank)
 
 
 def union_candidates(
@@ -46,18 +61,18 @@ def union_candidates(
     unquoted = [source for source in ranked_by_source if source not in quotas]
     if unquoted:
         raise ValueError(f"sources {unquoted} have no quota; quotas given: {dict(quotas)}")
-    chosen: dict[int, tuple[str, float]] = {}
+    chosen: dict[int, tuple[str, float, int]] = {}
     nominated_by: dict[int, list[str]] = {}
     for source in priority:
         if source not in ranked_by_source:
             continue
-        for video, score in take_top(ranked_by_source[source], exclude, quotas[source]):
+        for rank, (video, score) in enumerate(take_top(ranked_by_source[source], exclude, quotas[source])):
             if video not in chosen:
-                chosen[video] = (source, score)
+                chosen[video] = (source, score, rank)
                 nominated_by[video] = [source]
             elif source not in nominated_by[video]:
                 nominated_by[video].append(source)
     return [
-        Candidate(video, source, float(score), tuple(nominated_by[video]))
-        for video, (source, score) in chosen.items()
+        Candidate(video, source, float(score), tuple(nominated_by[video]), rank)
+        for video, (source, score, rank) in chosen.items()
     ]

@@ -13,6 +13,8 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from feature_repo.feature_columns import REQUEST_CATEGORICAL_FEATURES, service_feature_columns
 from feature_repo.store import apply_feature_definitions, feature_store
+from feature_repo.engagement import REQUEST_TIME
+from feature_repo.on_demand import unix_seconds
 from feature_repo.training_frames import historical_features
 from orchestration.resources import VidrecResource
 from vidrec.settings import VidrecSettings
@@ -21,7 +23,7 @@ FEATURES_GROUP = "features"
 RANKER_SERVICE = "ranker_features"
 RETRIEVAL_USER_SERVICE = "retrieval_user_features"
 USER_PROFILE_FEATURES = ["user_profile:country", "user_profile:device", "user_profile:age_bucket", "user_profile:gender"]
-FEATURE_MARTS = ("user_features_daily", "video_features_daily", "user_watch_history")
+FEATURE_MARTS = ("user_features_daily", "video_features_daily", "user_watch_history", "user_engagement_history")
 
 
 def ranking_frame_path(settings: VidrecSettings):
@@ -105,6 +107,8 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
                      len(sampled), len(examples), 100 * settings.ranking_negative_sample_rate)
+    # an impression's request time is when it was shown: the on-demand cross features use it
+    sampled[REQUEST_TIME] = unix_seconds(sampled["event_timestamp"])
     frame = historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
     columns = service_feature_columns(store, RANKER_SERVICE)
     path = ranking_frame_path(settings)

@@ -33,8 +33,24 @@ def _parse_dbt_project() -> None:
     )
 
 
-if using_dagster_dev() or not vidrec_dbt_project.manifest_path.exists():
-    # Under `dagster dev` re-parse so SQL edits show up; elsewhere parse once.
+def _manifest_is_stale() -> bool:
+    """True when the manifest is missing or older than any file of the dbt project."""
+    manifest = vidrec_dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [
+        path
+        for folder in ("models", "macros", "tests")
+        for path in (DBT_PROJECT_DIR / folder).rglob("*")
+        if path.suffix in (".sql", ".yml")
+    ]
+    return any(path.stat().st_mtime > built for path in [*sources, DBT_PROJECT_DIR / "dbt_project.yml"])
+
+
+if using_dagster_dev() or _manifest_is_stale():
+    # Under `dagster dev` re-parse so SQL edits show up; elsewhere whenever the project changed
+    # (a checkout with new models must not run against the old manifest).
     _parse_dbt_project()
 
 
@@ -54,6 +70,7 @@ def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: V
         "marts_dir": str(settings.marts_dir),
         "holdout_days": settings.holdout_days,
         "history_length": settings.history_length,
+        "impression_history_length": settings.impression_history_length,
         "max_examples_per_user": settings.max_examples_per_user,
     }
     # profiles.yml reads the warehouse path from the environment, which the dbt subprocess inherits.

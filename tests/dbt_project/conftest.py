@@ -24,7 +24,7 @@ from vidrec.schema import RAW_TABLES
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 # Small values so the tiny data exercises history truncation and the per-user cap.
-DBT_VARS = {"holdout_days": 3, "history_length": 3, "max_examples_per_user": 2}
+DBT_VARS = {"holdout_days": 3, "history_length": 3, "impression_history_length": 2, "max_examples_per_user": 2}
 
 
 def t(text: str) -> datetime:
@@ -91,7 +91,7 @@ RAW_ROWS: dict[str, list[dict]] = {
         dict(request_id="r1", user_id=2, video_id=10, surface="home", position=1,
              impression_time=t("2026-01-02 09:00")),
         dict(request_id="r2", user_id=1, video_id=12, surface="watch_next", position=0,
-             impression_time=t("2026-01-05 08:58")),
+             impression_time=t("2026-01-05 08:58"), source="co_watch", source_score=0.5),
         dict(request_id="r3", user_id=1, video_id=14, surface="search", position=0,
              impression_time=t("2026-01-05 23:55")),
         dict(request_id="r4", user_id=1, video_id=11, surface="home", position=2,

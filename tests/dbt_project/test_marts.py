@@ -3,7 +3,7 @@ data contract in docs/architecture.md promises."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,6 +18,7 @@ MARTS = (
     "user_features_daily",
     "video_features_daily",
     "user_watch_history",
+    "user_engagement_history",
     "retrieval_training_examples",
     "ranking_training_examples",
     "watch_interactions",
@@ -53,8 +54,8 @@ def test_mart_columns_follow_the_contract(built_marts) -> None:
         "watch_count_total", "last_watched_video_id",
     ]
     assert columns["ranking_training_examples"] == [
-        "request_id", "user_id", "video_id", "surface", "position", "event_timestamp", "clicked",
-        "watch_seconds", "liked", "shared", "disliked", "split",
+        "request_id", "user_id", "video_id", "surface", "position", "event_timestamp", "retrieval_source",
+        "retrieval_source_score", "clicked", "watch_seconds", "liked", "shared", "disliked", "split",
     ]
     assert "day" not in columns["video_catalog"]
 
@@ -183,3 +184,35 @@ def test_last_watched_video_is_the_newest_history_entry(built_marts) -> None:
     assert rows, "user_watch_history is empty"
     for history, last_watched in rows:
         assert last_watched == (history[-1] if history else None)
+
+
+def test_engagement_log_at_a_request_holds_earlier_impressions_but_not_its_own(built_marts) -> None:
+    states = {
+        row["event_timestamp"]: row for row in built_marts.rows("user_engagement_history", where="user_id = 1")
+    }
+    # one state per request start (r4, r2, r3), plus one just after the user's last event
+    assert sorted(states) == [
+        t("2026-01-02 11:40"), t("2026-01-05 08:58"), t("2026-01-05 23:55"),
+        datetime(2026, 1, 5, 23, 55, 0, 1000),
+    ]
+    at_r4 = states[t("2026-01-02 11:40")]
+    assert (at_r4["watch_log_video_ids"], at_r4["impression_log_video_ids"]) == ([10], [])
+    at_r2 = states[t("2026-01-05 08:58")]
+    assert at_r2["watch_log_video_ids"] == [10, 11]  # the logged duplicate watch is dropped
+    assert at_r2["watch_log_creator_ids"] == [100, 100]
+    assert at_r2["watch_log_categories"] == ["music", "music"]
+    assert at_r2["watch_log_fractions"] == [0.5, 1.0]
+    assert at_r2["watch_log_unix_seconds"][0] == t("2026-01-01 10:00").replace(tzinfo=UTC).timestamp()
+    assert at_r2["impression_log_video_ids"] == [11]  # r4's, not r2's own
+    latest = states[datetime(2026, 1, 5, 23, 55, 0, 1000)]
+    assert latest["watch_log_video_ids"] == [10, 11, 12]
+    assert latest["impression_log_video_ids"] == [12, 14]  # the last impression_history_length (2)
+
+
+def test_ranking_examples_carry_what_retrieval_logged(built_marts) -> None:
+    logged = {
+        row["request_id"]: (row["retrieval_source"], row["retrieval_source_score"])
+        for row in built_marts.rows("ranking_training_examples")
+    }
+    assert logged["r2"] == ("co_watch", 0.5)
+    assert logged["r3"] == (None, None)

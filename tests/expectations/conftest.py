@@ -31,5 +31,7 @@ def clean_impressions() -> pd.DataFrame:
             "impression_time": pd.to_datetime(
                 ["2024-05-01 10:00", "2024-05-01 10:00", "2024-05-02 09:30", "2024-05-03 20:15"]
             ).astype("datetime64[us]"),
+            "source": ["ann", "trending", None, "exploration"],
+            "source_score": [1.0, 0.5, None, 0.25],
         }
     )

@@ -49,6 +49,12 @@ def test_unknown_surface_fails(clean_impressions):
     assert failure["expected"]["value_set"] == ["home", "watch_next", "search"]
 
 
+def test_source_score_outside_a_rank_score_fails(clean_impressions):
+    clean_impressions.loc[0, "source_score"] = 3.7  # a raw source score, not 1 / (1 + rank)
+    outcome = validate_raw_table("impressions", clean_impressions, now=NOW)
+    assert outcome.failing_columns() == ["source_score"]
+
+
 def test_missing_column_fails_with_clear_message(clean_watches):
     outcome = validate_raw_table("watches", clean_watches.drop(columns=["liked"]), now=NOW)
     assert not outcome.success

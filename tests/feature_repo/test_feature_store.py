@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from feature_repo.on_demand import unix_seconds
 from feature_repo.services import RANKER_FEATURES, RETRIEVAL_USER_FEATURES
 from feature_repo.store import (
     apply_feature_definitions,
@@ -49,6 +50,20 @@ def video_day(video_id: int, day: str, impressions_7d: int) -> dict:
     )
 
 
+def engagement(user_id: int, time: str, watched: list[int]) -> dict:
+    seconds = utc(time).timestamp()
+    return dict(
+        user_id=user_id, event_timestamp=naive(time), watch_log_video_ids=watched,
+        watch_log_creator_ids=[100 + video for video in watched], watch_log_categories=["music"] * len(watched),
+        watch_log_unix_seconds=[seconds] * len(watched), watch_log_fractions=[0.5] * len(watched),
+        impression_log_video_ids=[], impression_log_unix_seconds=[],
+    )
+
+
+# What the caller knows of each ranked candidate (the candidate_engagement view's request data).
+REQUEST_DATA = {"retrieval_source": "ann", "retrieval_source_score": 1.0}
+
+
 MARTS = {
     "user_features_daily": [
         user_day(1, "2026-01-02", watch_count_28d=1, impressions_7d=10),
@@ -67,6 +82,10 @@ MARTS = {
         dict(user_id=2, event_timestamp=naive("2026-01-02 09:00"), recent_watch_video_ids=[],
              recent_search_tokens=["news"], watch_count_total=0, last_watched_video_id=None),
     ],
+    "user_engagement_history": [
+        engagement(1, "2026-01-02 10:00", watched=[10]),
+        engagement(2, "2026-01-02 09:00", watched=[]),
+    ],
 }
 
 
@@ -84,18 +103,19 @@ def test_definitions_read_the_settings_marts(settings: VidrecSettings) -> None:
     definitions = {definition.name: definition for definition in feature_definitions(settings)}
     assert set(definitions) == {
         "user", "video", "user_profile", "user_activity", "video_stats", "user_watch_history",
-        RANKER_FEATURES, RETRIEVAL_USER_FEATURES,
+        "user_engagement", "candidate_engagement", RANKER_FEATURES, RETRIEVAL_USER_FEATURES,
     }
     assert definitions["video_stats"].batch_source.path == str(settings.marts_dir / "video_features_daily.parquet")
-    for view in ("user_profile", "user_activity", "video_stats", "user_watch_history"):
+    for view in ("user_profile", "user_activity", "video_stats", "user_watch_history", "user_engagement"):
         assert definitions[view].ttl > timedelta(0) and definitions[view].description
 
 
 def test_apply_is_idempotent(settings: VidrecSettings) -> None:
     store = apply_feature_definitions(settings)
     assert sorted(view.name for view in store.list_feature_views()) == [
-        "user_activity", "user_profile", "user_watch_history", "video_stats",
+        "user_activity", "user_engagement", "user_profile", "user_watch_history", "video_stats",
     ]
+    assert [view.name for view in store.list_on_demand_feature_views()] == ["candidate_engagement"]
     assert sorted(service.name for service in store.list_feature_services()) == [
         RANKER_FEATURES, RETRIEVAL_USER_FEATURES,
     ]
@@ -106,6 +126,8 @@ def historical(store, service: str, entity_rows: list[tuple]) -> pd.DataFrame:
     columns = ["user_id", "video_id", "event_timestamp"] if len(entity_rows[0]) == 3 else ["user_id", "event_timestamp"]
     entities = pd.DataFrame(entity_rows, columns=columns)
     entities["event_timestamp"] = pd.to_datetime(entities["event_timestamp"], utc=True)
+    if service == RANKER_FEATURES:
+        entities = entities.assign(request_unix_seconds=unix_seconds(entities["event_timestamp"]), **REQUEST_DATA)
     return (
         store.get_historical_features(entity_df=entities, features=store.get_feature_service(service))
         .to_df()
@@ -127,6 +149,10 @@ def test_ranker_features_are_point_in_time_correct(settings: VidrecSettings) -> 
     assert frame["user_impressions_7d"].tolist()[:2] == [10, 30]  # the user's, renamed
     assert frame["creator_id"].tolist() == [110, 110, 110]
     assert frame["country"].tolist()[:2] == ["US", "US"]
+    # on-demand cross features: user 1 watched video 10 at 01-02 10:00
+    assert frame["user_video_watches"].tolist() == [1, 1, 0]
+    assert frame["user_video_days_since_watch"].tolist()[:2] == pytest.approx([8 / 24, 14 / 24])
+    assert frame["candidate_source"].tolist() == ["ann"] * 3
     # a user without any feature rows keeps the row, with nulls
     assert pd.isna(frame.loc[2, "watch_count_28d"]) and pd.isna(frame.loc[2, "country"])
 
@@ -157,8 +183,9 @@ def test_retrieval_history_is_the_latest_state_at_or_before_the_timestamp(settin
 def test_online_features_serve_the_latest_materialized_values(settings: VidrecSettings) -> None:
     store = feature_store(settings)
     store.materialize(start_date=utc("2026-01-01 00:00"), end_date=utc("2026-01-02 23:00"))
+    now = {"request_unix_seconds": utc("2026-01-04 00:00").timestamp(), **REQUEST_DATA}
     ranker = store.get_online_features(
-        features=store.get_feature_service(RANKER_FEATURES), entity_rows=[{"user_id": 1, "video_id": 10}]
+        features=store.get_feature_service(RANKER_FEATURES), entity_rows=[{"user_id": 1, "video_id": 10, **now}]
     ).to_dict()
     assert (ranker["watch_count_28d"], ranker["impressions_7d"]) == ([1], [3])
 
@@ -166,9 +193,11 @@ def test_online_features_serve_the_latest_materialized_values(settings: VidrecSe
     store.materialize_incremental(end_date=utc("2026-01-04 00:00"))
     ranker = store.get_online_features(
         features=store.get_feature_service(RANKER_FEATURES),
-        entity_rows=[{"user_id": 1, "video_id": 10}, {"user_id": 2, "video_id": 10}],
+        entity_rows=[{"user_id": 1, "video_id": 10, **now}, {"user_id": 2, "video_id": 10, **now}],
     ).to_dict()
     assert ranker["watch_count_28d"] == [5, 2]
+    assert ranker["user_creator_watches"] == [1, 0]
+    assert ranker["user_creator_days_since_watch"] == [pytest.approx(1 + 14 / 24), None]
     assert ranker["user_impressions_7d"] == [30, 20]
     assert ranker["impressions_7d"] == [4, 4]
     assert ranker["category"] == ["music", "music"]

@@ -47,6 +47,14 @@ def production_settings(tmp_path) -> VidrecSettings:
         ]),
         settings.marts_dir / "user_watch_history.parquet",
     )
+    pq.write_table(
+        pa.Table.from_pylist([
+            dict(user_id=7, event_timestamp=day, watch_log_video_ids=[5, 6], watch_log_creator_ids=[1, 2],
+                 watch_log_categories=["news", "music"], watch_log_unix_seconds=[1.0, 2.0],
+                 watch_log_fractions=[0.5, 1.0], impression_log_video_ids=[5], impression_log_unix_seconds=[0.5])
+        ]),
+        settings.marts_dir / "user_engagement_history.parquet",
+    )
     yield settings
     client.flushdb()
 
@@ -61,4 +69,9 @@ def test_materialized_features_are_served_from_redis(production_settings):
     ).to_dict()
     assert values["country"] == ["BR", None]
     assert values["recent_watch_video_ids"] == [[5, 6], None]
+    logs = store.get_online_features(
+        features=["user_engagement:watch_log_categories", "user_engagement:impression_log_unix_seconds"],
+        entity_rows=[{"user_id": 7}],
+    ).to_dict()
+    assert (logs["watch_log_categories"], logs["impression_log_unix_seconds"]) == ([["news", "music"]], [[0.5]])
     assert not (production_settings.feast_dir / "online_store.db").exists()

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from feature_repo.on_demand import unix_seconds
 from feature_repo.services import RANKER_FEATURES
 from feature_repo.store import apply_feature_definitions
 from feature_repo.training_frames import historical_features
@@ -31,6 +32,14 @@ def _video_day(video_id: int, day: str, impressions_7d: int) -> dict:
     )
 
 
+def _ranked(examples: pd.DataFrame) -> pd.DataFrame:
+    """Examples with the request data the ranker's on-demand view needs (request time = shown time)."""
+    return examples.assign(
+        request_unix_seconds=unix_seconds(examples["event_timestamp"]), retrieval_source="trending",
+        retrieval_source_score=0.5,
+    )
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory):
     settings = VidrecSettings(home=tmp_path_factory.mktemp("frames_home"))
@@ -41,6 +50,13 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         "user_watch_history": [
             dict(user_id=1, event_timestamp=pd.Timestamp("2026-01-02 10:00").to_pydatetime(),
                  recent_watch_video_ids=[10], recent_search_tokens=[], watch_count_total=1, last_watched_video_id=10)
+        ],
+        # as of 10:00 user 1 had watched video 10 (at 10:00) and been shown video 11 (at 09:00)
+        "user_engagement_history": [
+            dict(user_id=1, event_timestamp=pd.Timestamp("2026-01-02 10:00").to_pydatetime(),
+                 watch_log_video_ids=[10], watch_log_creator_ids=[7], watch_log_categories=["music"],
+                 watch_log_unix_seconds=[unix_seconds(pd.Timestamp("2026-01-02 10:00"))], watch_log_fractions=[0.25],
+                 impression_log_video_ids=[11], impression_log_unix_seconds=[unix_seconds(pd.Timestamp("2026-01-02 09:00"))])
         ],
     }
     for mart, rows in marts.items():
@@ -59,7 +75,7 @@ def test_impressions_of_one_user_at_one_instant_all_get_features(store):
         }
     )
 
-    frame = historical_features(store, slate, store.get_feature_service(RANKER_FEATURES))
+    frame = historical_features(store, _ranked(slate), store.get_feature_service(RANKER_FEATURES))
 
     assert frame["video_id"].tolist() == [11, 10, 11]  # order and every row kept
     assert frame["clicked"].tolist() == [True, False, False]
@@ -74,7 +90,7 @@ def test_examples_without_feature_rows_keep_their_row_with_nulls(store):
          "event_timestamp": pd.to_datetime(["2026-01-02 12:00", "2026-01-02 12:00"], utc=True)}
     )
 
-    frame = historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
+    frame = historical_features(store, _ranked(examples), store.get_feature_service(RANKER_FEATURES))
 
     assert frame["user_id"].tolist() == [1, 99]
     assert frame["watch_count_28d"].iloc[0] == 4
@@ -95,9 +111,43 @@ def test_a_view_without_data_yet_does_not_blank_the_other_views(store):
          "event_timestamp": pd.to_datetime(["2026-01-02 08:00", "2026-01-02 12:00"], utc=True)}
     )
 
-    frame = historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
+    frame = historical_features(store, _ranked(examples), store.get_feature_service(RANKER_FEATURES))
 
     assert frame["watch_count_28d"].tolist() == [4, 4]
     assert frame["country"].tolist() == ["US", "US"]
     assert pd.isna(frame["last_watched_video_id"].iloc[0])
     assert frame["last_watched_video_id"].iloc[1] == 10
+
+
+def test_missing_request_data_is_named(store):
+    examples = pd.DataFrame(
+        {"user_id": [1], "video_id": [10], "event_timestamp": pd.to_datetime(["2026-01-02 12:00"], utc=True)}
+    )
+    with pytest.raises(ValueError, match=r"lack request data \['request_unix_seconds'"):
+        historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
+
+
+def test_cross_features_are_point_in_time_and_match_feasts_own_join(store):
+    examples = _ranked(
+        pd.DataFrame(
+            {"user_id": [1, 1, 1], "video_id": [10, 11, 10],
+             "event_timestamp": pd.to_datetime(["2026-01-02 09:30", "2026-01-02 12:00", "2026-01-02 16:00"], utc=True)}
+        )
+    )
+
+    frame = historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
+
+    # 09:30 precedes the engagement state: no history yet
+    assert frame["user_video_watches"].tolist() == [0, 0, 1]
+    assert frame["user_video_days_since_watch"].iloc[2] == pytest.approx(6 / 24)
+    assert frame["user_creator_watches"].tolist() == [0, 1, 1]  # both videos are creator 7's
+    assert frame["user_creator_watch_fraction"].iloc[1] == pytest.approx(0.25)
+    assert frame["user_video_unclicked_impressions"].tolist() == [0, 1, 0]
+    assert frame["candidate_source"].tolist() == ["trending"] * 3
+    assert "watch_log_video_ids" not in frame.columns  # inputs of the view, not features
+    # Feast computing the same view on its own join gives the same values
+    cross = ["user_video_watches", "user_creator_watches", "user_video_unclicked_impressions"]
+    feast = store.get_historical_features(
+        entity_df=examples.iloc[1:], features=[f"candidate_engagement:{name}" for name in cross]
+    ).to_df().sort_values("event_timestamp")
+    assert feast[cross].to_numpy().tolist() == frame[cross].iloc[1:].to_numpy().tolist()

@@ -140,10 +140,11 @@ def test_union_respects_quotas_excludes_watched_and_keeps_the_priority_source():
     }
     candidates = union_candidates(lists, {"ann": 2, "trending": 2, "fresh": 0}, exclude={2})
     assert candidates == [
-        Candidate(1, "ann", 0.9, ("ann", "trending")),
-        Candidate(3, "ann", 0.7, ("ann",)),
-        Candidate(5, "trending", 9.0, ("trending",)),
+        Candidate(1, "ann", 0.9, ("ann", "trending"), source_rank=0),
+        Candidate(3, "ann", 0.7, ("ann",), source_rank=1),
+        Candidate(5, "trending", 9.0, ("trending",), source_rank=0),
     ]
+    assert [candidate.rank_score for candidate in candidates] == [1.0, 0.5, 1.0]
     with pytest.raises(ValueError, match="no place in the priority"):
         union_candidates({"typo": [(1, 1.0)]}, {"typo": 1})
 

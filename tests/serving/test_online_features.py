@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -11,9 +12,17 @@ import pytest
 
 from feature_repo.store import apply_feature_definitions
 from serving.online_features import OnlineFeatureReader
+from serving.request_clock import request_clock
 from vidrec.settings import VidrecSettings
 
 DAY = datetime(2026, 1, 3)
+DAY_SECONDS = 1767398400.0  # DAY in Unix seconds
+# User 7 watched video 5 (creator 1, news) two days before DAY, and was shown video 6 twice since.
+ENGAGEMENT_ROW = dict(
+    user_id=7, event_timestamp=DAY, watch_log_video_ids=[5], watch_log_creator_ids=[1], watch_log_categories=["news"],
+    watch_log_unix_seconds=[DAY_SECONDS - 2 * 86400], watch_log_fractions=[0.5],
+    impression_log_video_ids=[6, 5, 6], impression_log_unix_seconds=[DAY_SECONDS - 3600, DAY_SECONDS - 3 * 86400, DAY_SECONDS - 60],
+)
 
 
 def _video_row(video_id: int, ctr: float) -> dict:
@@ -45,6 +54,7 @@ def store(tmp_path):
         "video_features_daily": [_video_row(5, 0.2), _video_row(6, 0.1)],
         "user_watch_history": [dict(user_id=7, event_timestamp=DAY, recent_watch_video_ids=[5],
                                     recent_search_tokens=["news"], watch_count_total=1, last_watched_video_id=5)],
+        "user_engagement_history": [ENGAGEMENT_ROW],
     }
     for mart, rows in marts.items():
         pq.write_table(pa.Table.from_pylist(rows), settings.marts_dir / f"{mart}.parquet")
@@ -90,10 +100,57 @@ def test_ranking_frame_has_one_row_per_candidate_with_user_and_video_features(st
     reader = OnlineFeatureReader(store)
     user = reader.user_features(7)
 
-    frame = reader.ranking_features(user, 7, [6, 5, 6])
+    frame = reader.ranking_features(user, 7, [6, 5, 6], DAY_SECONDS, ["ann", "trending", "ann"], [1.0, 0.5, 1.0])
 
     assert frame["video_id"].tolist() == [6, 5, 6]
     assert frame["user_id"].tolist() == [7, 7, 7]
     assert frame["country"].tolist() == ["BR"] * 3
     assert frame["ctr_7d"].tolist() == [0.1, 0.2, 0.1]
-    assert "recent_watch_video_ids" not in frame.columns
+    assert frame["candidate_source"].tolist() == ["ann", "trending", "ann"]
+    assert "recent_watch_video_ids" not in frame.columns and "watch_log_video_ids" not in frame.columns
+
+
+def test_cross_features_describe_the_users_past_with_each_candidate(store):
+    reader = OnlineFeatureReader(store)
+
+    frame = reader.ranking_features(reader.user_features(7), 7, [5, 6], DAY_SECONDS).set_index("video_id")
+
+    assert frame.loc[5, "user_video_watches"] == 1
+    assert frame.loc[5, "user_video_days_since_watch"] == pytest.approx(2.0)
+    assert frame.loc[5, "user_video_unclicked_impressions"] == 0  # shown before the watch, not since
+    assert frame.loc[6, "user_video_watches"] == 0 and pd.isna(frame.loc[6, "user_video_days_since_watch"])
+    assert frame.loc[6, "user_video_unclicked_impressions"] == 2
+    # video 6 shares video 5's creator and category
+    assert frame.loc[6, "user_creator_watches"] == 1
+    assert frame.loc[6, "user_category_watch_fraction"] == pytest.approx(0.5)
+
+
+def test_serving_computes_on_demand_features_exactly_as_feast_does(store):
+    reader = OnlineFeatureReader(store)
+    served = reader.ranking_features(reader.user_features(7), 7, [5, 6], DAY_SECONDS, ["ann", None], [1.0, float("nan")])
+
+    feast = pd.DataFrame(
+        store.get_online_features(
+            features=store.get_feature_service("ranker_features"),
+            entity_rows=[
+                {"user_id": 7, "video_id": 5, "request_unix_seconds": DAY_SECONDS, "retrieval_source": "ann",
+                 "retrieval_source_score": 1.0},
+                {"user_id": 7, "video_id": 6, "request_unix_seconds": DAY_SECONDS, "retrieval_source": None,
+                 "retrieval_source_score": None},
+            ],
+        ).to_dict()
+    )
+
+    columns = [name for name in feast.columns if name not in ("user_id", "video_id")]
+    assert {"user_video_watches", "user_creator_days_since_watch", "candidate_source_score"} <= set(columns)
+    pd.testing.assert_frame_equal(
+        served[columns].reset_index(drop=True), feast[columns], check_dtype=False, check_like=True
+    )
+
+
+def test_data_clock_ranks_requests_as_of_the_last_materialization(store, tmp_path):
+    data_clock = request_clock(VidrecSettings(home=tmp_path), store)  # the default profile's clock
+    assert data_clock() == datetime(2026, 1, 4, tzinfo=UTC).timestamp()
+    production = VidrecSettings(home=tmp_path, profile="production")
+    assert production.effective_serving_clock == "wall"
+    assert request_clock(production, store) is time.time

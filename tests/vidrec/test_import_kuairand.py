@@ -30,6 +30,12 @@ def test_every_log_row_is_an_impression_in_its_request(kuairand):
     assert first_request["impression_time"].iloc[0] == pd.Timestamp(1649383200000, unit="ms")
 
 
+def test_random_exposures_are_logged_as_exploration_and_the_rest_without_a_source(kuairand):
+    impressions = kuairand.frames["impressions"]
+    assert impressions["source"].value_counts(dropna=False).to_dict() == {None: 4, "exploration": 1}
+    assert impressions["source_score"].isna().all()
+
+
 def test_clicks_become_watches_with_play_time_and_feedback(kuairand):
     watches = kuairand.frames["watches"].set_index(["user_id", "video_id"])
     assert len(watches) == 3

@@ -56,6 +56,21 @@ def test_impressions_show_position_bias(small_world):
     assert set(impressions["surface"]) <= set(SURFACES)
 
 
+def test_impressions_log_the_source_that_explains_them_with_a_rank_score(small_world):
+    tables, world = small_world
+    impressions = tables["impressions"]
+    by_surface = impressions.groupby("surface")["source"].agg(set).to_dict()
+    assert by_surface["home"] <= {"ann", "trending", "fresh"}
+    assert by_surface["search"] <= {"ann", "trending", "search"}
+    assert by_surface["watch_next"] <= {"ann", "trending", "co_watch"}
+    scores = impressions["source_score"]
+    assert scores.notna().all() and (scores > 0).all() and (scores <= 1).all()
+    # a video shown as "ann" stands out by affinity: it is truer to the user's taste than "trending"
+    affinity = world.affinity(impressions["user_id"].to_numpy() - 1, impressions["video_id"].to_numpy() - 1)
+    mean_affinity = pd.Series(affinity).groupby(impressions["source"].to_numpy()).mean()
+    assert mean_affinity["ann"] > mean_affinity["trending"]
+
+
 def test_watched_videos_have_higher_true_affinity_than_shown_ones(small_world):
     tables, world = small_world
     watches, impressions = tables["watches"], tables["impressions"]

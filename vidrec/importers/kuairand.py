@@ -45,7 +45,9 @@ NOTES = [
     "ids: vidrec id = KuaiRand id + 1 for users, videos and creators (vidrec ids are positive)",
     "impressions: one per log row (standard and random logs); request_id = "
     "'kuairand-<user>-<time_ms>-<tab>'; position = order of the rows within that request in the files "
-    "(KuaiRand logs no slate position); surface: every tab -> 'home' (tab ids are anonymised)",
+    "(KuaiRand logs no slate position); surface: every tab -> 'home' (tab ids are anonymised); "
+    "source: 'exploration' for log_random rows (videos exposed at random), null for the platform's own "
+    "recommendations (KuaiRand does not say which retrieval source nominated them); source_score: null",
     "watches: one per clicked log row (is_click = 1) at time_ms; watch_seconds = play_time_ms / 1000; "
     "liked = is_like, shared = is_forward, disliked = is_hate",
     "subscriptions: a log row with is_follow = 1 subscribes the user to the video's author, at the first such time",
@@ -66,7 +68,10 @@ def load_kuairand(path: Path, limit_users: int | None = None, seed: int = 7) -> 
     user_path = _one_file(directory, "user_features_*.csv")
     video_path = _one_file(directory, "video_features_basic_*.csv")
 
-    logs = pd.concat([_read_log(log_path) for log_path in log_paths], ignore_index=True)
+    logs = pd.concat(
+        [_read_log(log_path).assign(random_exposure=log_path.name.startswith("log_random_")) for log_path in log_paths],
+        ignore_index=True,
+    )
     user_features = read_csv_checked(user_path, USER_COLUMNS, usecols=lambda column: column in USER_COLUMNS)
     user_features["user_id"] = numeric_column(user_features, "user_id", user_path).astype(np.int64)
     video_features = read_csv_checked(
@@ -185,6 +190,8 @@ def _impressions(logs: pd.DataFrame) -> pd.DataFrame:
             "surface": logs["tab"].map(TAB_SURFACES).fillna(DEFAULT_SURFACE).to_numpy(),
             "position": logs.groupby(request, sort=False).cumcount().to_numpy(np.int32),
             "impression_time": unix_millis_to_time(logs["time_ms"]).to_numpy(),
+            "source": np.where(logs["random_exposure"].to_numpy(bool), "exploration", None),
+            "source_score": np.nan,
         }
     )  # fmt: skip
     return impressions.drop_duplicates(["request_id", "video_id"]).reset_index(drop=True)

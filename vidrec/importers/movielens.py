@@ -56,7 +56,8 @@ NOTES = {
     "Documentary->education, any other genre or none->film; title_tokens = lower-cased title words without the year",
     "impressions": "impressions: sampled, not logged (MovieLens has no exposures): each rating becomes a "
     f"home slate of the rated movie plus {SAMPLED_NEGATIVES_PER_RATING} movies the user never rated, drawn "
-    "uniformly from movies released by then, shown 60 s before the rating; the rated movie's position is random",
+    "uniformly from movies released by then, shown 60 s before the rating; the rated movie's position is random; source and source_score: null "
+    "(no retrieval source nominated them)",
     "subscriptions": "subscriptions: none in MovieLens; the table is empty",
     "users": f"users: country = {COUNTRY!r} and device = {DEVICE!r} for everyone (constants, not data); "
     "signup_time = the user's first rating or tag",
@@ -278,6 +279,8 @@ def sampled_impressions(watches: pd.DataFrame, videos: pd.DataFrame, negatives: 
             "surface": "home",
             "position": shown["position"].to_numpy(np.int32),
             "impression_time": shown_time[shown["slate"]],
+            "source": None,  # sampled slates were nominated by no retrieval source
+            "source_score": np.nan,
         }
     ).reset_index(drop=True)
 

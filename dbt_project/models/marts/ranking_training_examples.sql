@@ -17,6 +17,9 @@ final as (
         surface,
         position,
         impression_time as event_timestamp,
+        -- what retrieval said about the candidate: request-time inputs of the ranker
+        source as retrieval_source,
+        source_score as retrieval_source_score,
         clicked,
         watch_seconds,
         liked,

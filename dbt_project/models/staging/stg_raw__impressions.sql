@@ -14,7 +14,9 @@ renamed as (
         cast(video_id as bigint) as video_id,
         cast(surface as varchar) as surface,
         cast(position as integer) as position,
-        cast(impression_time as timestamp) as impression_time
+        cast(impression_time as timestamp) as impression_time,
+        cast(source as varchar) as source,
+        cast(source_score as double) as source_score
     from source
 
 ),

@@ -1,0 +1,155 @@
+{{ config(location=mart_location('user_engagement_history')) }}
+
+{#- What the ranker's cross features are computed from: the user's recent engagement log, as of
+    the start of every request (so a request never sees its own impressions) and as of just after
+    the user's last event (the state the online store serves).
+
+    Per state: the last `history_length` watches at or before the state time (video, creator,
+    category, time, watched fraction; oldest first) and the last `impression_history_length`
+    impressions strictly before it (video, time). Times are Unix seconds, so the on-demand
+    transformation can subtract them from the request time without timezone handling. The
+    per-(user, video | creator | category) counts, recencies and churn are computed from these
+    logs at request time (feature_repo/engagement.py), the same way in training and serving. -#}
+
+with
+
+watches as (
+
+    select * from {{ ref('int_watches_enriched') }}
+
+),
+
+videos as (
+
+    select * from {{ ref('stg_raw__videos') }}
+
+),
+
+impressions as (
+
+    select * from {{ ref('stg_raw__impressions') }}
+
+),
+
+watch_log_states as (
+
+    select
+        watches.user_id,
+        watches.watch_time,
+        list(watches.video_id) over recent_watches as watch_log_video_ids,
+        list(watches.creator_id) over recent_watches as watch_log_creator_ids,
+        list(coalesce(videos.category, 'unknown')) over recent_watches as watch_log_categories,
+        list(epoch(watches.watch_time)) over recent_watches as watch_log_unix_seconds,
+        list(watches.watch_fraction) over recent_watches as watch_log_fractions
+    from watches
+    left join videos
+        on watches.video_id = videos.video_id
+    window recent_watches as (
+        partition by watches.user_id
+        order by watches.watch_time, watches.video_id
+        rows between {{ var('history_length') - 1 }} preceding and current row
+    )
+    -- the state after the last of several watches that share a timestamp
+    qualify row_number() over (
+        partition by watches.user_id, watches.watch_time order by watches.video_id desc
+    ) = 1
+
+),
+
+impression_log_states as (
+
+    select
+        user_id,
+        impression_time,
+        list(video_id) over recent_impressions as impression_log_video_ids,
+        list(epoch(impression_time)) over recent_impressions as impression_log_unix_seconds
+    from impressions
+    window recent_impressions as (
+        partition by user_id
+        order by impression_time, video_id
+        rows between {{ var('impression_history_length') - 1 }} preceding and current row
+    )
+    qualify row_number() over (
+        partition by user_id, impression_time order by video_id desc
+    ) = 1
+
+),
+
+request_starts as (
+
+    select user_id, min(impression_time) as event_timestamp
+    from impressions
+    group by request_id, user_id
+
+),
+
+after_last_event as (
+
+    select user_id, max(event_time) + interval 1 millisecond as event_timestamp
+    from (
+        select user_id, watch_time as event_time from watches
+        union all
+        select user_id, impression_time as event_time from impressions
+    )
+    group by user_id
+
+),
+
+state_times as (
+
+    select user_id, event_timestamp from request_starts
+    union
+    select user_id, event_timestamp from after_last_event
+
+),
+
+with_watches as (
+
+    select
+        state_times.user_id,
+        state_times.event_timestamp,
+        watch_log_states.watch_log_video_ids,
+        watch_log_states.watch_log_creator_ids,
+        watch_log_states.watch_log_categories,
+        watch_log_states.watch_log_unix_seconds,
+        watch_log_states.watch_log_fractions
+    from state_times
+    asof left join watch_log_states
+        on state_times.user_id = watch_log_states.user_id
+        and state_times.event_timestamp >= watch_log_states.watch_time
+
+),
+
+with_impressions as (
+
+    select
+        with_watches.*,
+        impression_log_states.impression_log_video_ids,
+        impression_log_states.impression_log_unix_seconds
+    from with_watches
+    -- strictly before: a request's own impressions are not yet history when it is ranked
+    asof left join impression_log_states
+        on with_watches.user_id = impression_log_states.user_id
+        and with_watches.event_timestamp > impression_log_states.impression_time
+
+),
+
+final as (
+
+    select
+        user_id,
+        event_timestamp,
+        coalesce(watch_log_video_ids, cast([] as bigint[])) as watch_log_video_ids,
+        coalesce(watch_log_creator_ids, cast([] as bigint[])) as watch_log_creator_ids,
+        coalesce(watch_log_categories, cast([] as varchar[])) as watch_log_categories,
+        coalesce(watch_log_unix_seconds, cast([] as double[])) as watch_log_unix_seconds,
+        coalesce(watch_log_fractions, cast([] as double[])) as watch_log_fractions,
+        coalesce(impression_log_video_ids, cast([] as bigint[])) as impression_log_video_ids,
+        coalesce(impression_log_unix_seconds, cast([] as double[])) as impression_log_unix_seconds
+    from with_impressions
+    -- a fixed order: dbt's parallel writes must not reorder the mart between runs
+    order by user_id, event_timestamp
+
+)
+
+select * from final

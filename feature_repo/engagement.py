@@ -1,0 +1,184 @@
+"""The ranker's cross features: what this user did with this video, its creator and its category.
+
+The paper's strongest ranking signals are the user's own past interaction with the candidate
+(Covington et al. 2016, §4.1). They are per (user, candidate) pair, so storing them per pair
+would mean one online-store read per candidate; instead the store keeps one row per user, the
+recent engagement log (`user_engagement_history` mart), and this module turns that log plus the
+request into per-candidate features. Feast runs it as the `candidate_engagement` on-demand feature
+view, both in `get_historical_features` (training) and at serving, so the computation exists once.
+
+Counts and recencies are over the log's window (the last `history_length` watches and the last
+`impression_history_length` impressions), not over the user's lifetime. A recency is NaN when
+the log has no such watch: the ranker's preprocessing turns NaN into its missing indicator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+SECONDS_PER_DAY = 86_400.0
+
+# Inputs (feature view features and request data) and outputs, by name.
+WATCH_LOG_COLUMNS = (
+    "watch_log_video_ids",
+    "watch_log_creator_ids",
+    "watch_log_categories",
+    "watch_log_unix_seconds",
+    "watch_log_fractions",
+)
+IMPRESSION_LOG_COLUMNS = ("impression_log_video_ids", "impression_log_unix_seconds")
+CANDIDATE_COLUMNS = ("creator_id", "category")
+REQUEST_TIME = "request_unix_seconds"
+RETRIEVAL_SOURCE = "retrieval_source"
+RETRIEVAL_SOURCE_SCORE = "retrieval_source_score"
+
+COUNT_FEATURES = (
+    "user_video_watches",
+    "user_video_unclicked_impressions",
+    "user_creator_watches",
+    "user_category_watches",
+)
+DAYS_SINCE_FEATURES = (
+    "user_video_days_since_watch",
+    "user_creator_days_since_watch",
+    "user_category_days_since_watch",
+)
+FRACTION_FEATURES = ("user_creator_watch_fraction", "user_category_watch_fraction")
+CANDIDATE_SOURCE = "candidate_source"
+CANDIDATE_SOURCE_SCORE = "candidate_source_score"
+
+
+class _EngagementSummary:
+    """One user's log folded into lookups: (count, last time, summed fraction) per key.
+
+    Built once per distinct log, so the few hundred candidates of one request share one summary.
+    Keys are compared as Python values: ints, numpy ints and integral floats of one id hash alike.
+    """
+
+    def __init__(self, row: pd.Series):
+        times = _values(row["watch_log_unix_seconds"])
+        fractions = _values(row["watch_log_fractions"])
+        self.by_video = _fold(_values(row["watch_log_video_ids"]), times, fractions)
+        self.by_creator = _fold(_values(row["watch_log_creator_ids"]), times, fractions)
+        self.by_category = _fold(_values(row["watch_log_categories"]), times, fractions)
+        # Churn: per shown video, the impressions after the user's last watch of it (all, if never).
+        self.unclicked_impressions: dict[object, int] = {}
+        for video, shown_at in zip(
+            _values(row["impression_log_video_ids"]), _values(row["impression_log_unix_seconds"]), strict=False
+        ):
+            if _number(shown_at) > self.by_video.get(video, _NEVER_WATCHED)[1]:
+                self.unclicked_impressions[video] = self.unclicked_impressions.get(video, 0) + 1
+
+
+def candidate_engagement_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    """Per-candidate cross features from the user's engagement log and the request.
+
+    `inputs` has one row per (user, candidate): the log columns of the user's
+    `user_engagement_history` row, the candidate's `video_id`, `creator_id` and `category`, and
+    the request data `request_unix_seconds`, `retrieval_source` and `retrieval_source_score`.
+    """
+    missing = [
+        column
+        for column in (*WATCH_LOG_COLUMNS, *IMPRESSION_LOG_COLUMNS, *CANDIDATE_COLUMNS, REQUEST_TIME)
+        if column not in inputs.columns
+    ]
+    if missing:
+        raise ValueError(f"candidate_engagement needs columns {missing}; got {list(inputs.columns)}")
+    size = len(inputs)
+    counts = {name: np.zeros(size, dtype=np.int64) for name in COUNT_FEATURES}
+    days = {name: np.full(size, np.nan) for name in DAYS_SINCE_FEATURES}
+    fractions = {name: np.full(size, np.nan) for name in FRACTION_FEATURES}
+    videos = inputs["video_id"].tolist() if "video_id" in inputs.columns else [None] * size
+    candidate_keys = {
+        "user_video": videos,
+        "user_creator": inputs["creator_id"].tolist(),
+        "user_category": inputs["category"].tolist(),
+    }
+    request_times = pd.to_numeric(inputs[REQUEST_TIME], errors="coerce").to_numpy(float)
+    for first_row, rows in _rows_by_log(inputs).items():
+        summary = _EngagementSummary(inputs.iloc[first_row])
+        row_list = rows.tolist()
+        for prefix, lookup in (
+            ("user_video", summary.by_video),
+            ("user_creator", summary.by_creator),
+            ("user_category", summary.by_category),
+        ):
+            keys = candidate_keys[prefix]
+            folded = np.array([lookup.get(keys[row], _NEVER_WATCHED) for row in row_list], dtype=float).reshape(-1, 3)
+            watched = folded[:, 0]
+            counts[f"{prefix}_watches"][rows] = watched
+            with np.errstate(invalid="ignore", divide="ignore"):
+                days[f"{prefix}_days_since_watch"][rows] = np.where(
+                    watched > 0, np.maximum(request_times[rows] - folded[:, 1], 0.0) / SECONDS_PER_DAY, np.nan
+                )
+                if f"{prefix}_watch_fraction" in fractions:
+                    fractions[f"{prefix}_watch_fraction"][rows] = np.where(watched > 0, folded[:, 2] / watched, np.nan)
+        churn = summary.unclicked_impressions
+        counts["user_video_unclicked_impressions"][rows] = [churn.get(videos[row], 0) for row in row_list]
+    sources = inputs[RETRIEVAL_SOURCE].to_numpy(object) if RETRIEVAL_SOURCE in inputs.columns else np.full(size, None)
+    scores = (
+        pd.to_numeric(inputs[RETRIEVAL_SOURCE_SCORE], errors="coerce").to_numpy(float)
+        if RETRIEVAL_SOURCE_SCORE in inputs.columns
+        else np.full(size, np.nan)
+    )
+    return pd.DataFrame(
+        {
+            **counts,
+            **days,
+            **fractions,
+            CANDIDATE_SOURCE: np.where(pd.isna(sources), None, sources),
+            CANDIDATE_SOURCE_SCORE: scores,
+        },
+        index=inputs.index,
+    )
+
+
+_NEVER_WATCHED = (0, -math.inf, 0.0)
+
+
+def _rows_by_log(inputs: pd.DataFrame) -> dict[int, np.ndarray]:
+    """Row positions grouped by the log they carry, keyed by the group's first row.
+
+    Cells holding the same log objects (one request's candidates; examples merged from one
+    joined state) form one group, so each log is folded once.
+    """
+    watch_logs = np.fromiter(map(id, inputs["watch_log_video_ids"].to_numpy()), dtype=np.int64, count=len(inputs))
+    impression_logs = np.fromiter(map(id, inputs["impression_log_video_ids"].to_numpy()), dtype=np.int64, count=len(inputs))
+    # the cells are objects kept alive by `inputs`, so their ids identify them for this call
+    _, first_rows, group = np.unique(np.stack([watch_logs, impression_logs], axis=1), axis=0, return_index=True, return_inverse=True)
+    group = group.reshape(-1)
+    order = np.argsort(group, kind="stable")
+    bounds = np.cumsum(np.bincount(group))[:-1]
+    return {int(first_rows[index]): rows for index, rows in enumerate(np.split(order, bounds))}
+
+
+def _fold(keys: Sequence, times: Sequence, fractions: Sequence) -> dict[object, tuple[int, float, float]]:
+    """key → (watches, latest watch time, summed watched fraction) over the log."""
+    folded: dict[object, tuple[int, float, float]] = {}
+    for key, watched_at, fraction in zip(keys, times, fractions, strict=False):
+        count, last_time, fraction_sum = folded.get(key, _NEVER_WATCHED)
+        fraction = _number(fraction)
+        folded[key] = (
+            count + 1,
+            max(last_time, _number(watched_at)),
+            fraction_sum + (0.0 if math.isnan(fraction) else fraction),
+        )
+    return folded
+
+
+def _values(value: object) -> list:
+    """A log cell as a list of Python values (Feast gives lists online, numpy arrays offline)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return value.tolist() if isinstance(value, np.ndarray) else list(value)
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
