@@ -3,10 +3,13 @@
 Training examples are built by rollback from the train interactions (as the dbt mart does): every
 interaction with at least one earlier interaction of that user is a label, its history the up to
 `history_length` previous items (oldest first), at most `max_examples_per_user` per user (the most
-recent). `example_age_days` is measured from the last train interaction; searches (tokens of the
-user's last 10 searches strictly before the label) and demographics are used when given.
+recent). `example_age_days` is measured from the last train interaction; `reference_time` (when
+the freshness logit measures video age) is the time of the example's last history item; searches
+(tokens of the user's last 10 searches strictly before the label) and demographics are used when
+given.
 The query is each user's train history (the model keeps its last `history_length` items) with
-example age 0, as serving asks.
+example age 0, as serving asks, and `reference_time` = the user's last train interaction: the
+query's "now", the last moment the train split knows about that user.
 """
 
 from __future__ import annotations
@@ -55,9 +58,8 @@ class CandidateGeneratorRecommender:
 
     def recommend(self, user_ids: Sequence[int], k: int, exclude: Mapping[int, set[int]]) -> list[list[int]]:
         known = [int(user) for user in user_ids if int(user) in self.queries.index]
-        user_vectors = self.bundle.user_embeddings(self.queries.loc[known])
-        video_ids, video_vectors = self.bundle.video_embeddings()
-        ranked = dict(zip(known, rank_by_scores(user_vectors @ video_vectors.T, video_ids, known, k, exclude)))
+        video_ids, scores = self.bundle.score_catalog(self.queries.loc[known])
+        ranked = dict(zip(known, rank_by_scores(scores, video_ids, known, k, exclude)))
         return [ranked.get(int(user), []) for user in user_ids]
 
 
@@ -69,7 +71,7 @@ def rollback_examples(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training examples, one query row per user) from interactions (user_id, video_id, time).
 
-    Query rows have example age 0 ("now")."""
+    Query rows have example age 0 ("now") and their user's last train time as `reference_time`."""
     train = train.sort_values(["user_id", "time", "video_id"], kind="stable")
     window_end = train["time"].max()
     search_index = _search_index(searches)
@@ -84,14 +86,18 @@ def rollback_examples(
                 int(user), items[position], items[max(0, position - history_length):position],
                 _tokens_before(user_searches, times[position]),
                 (window_end - times[position]) / np.timedelta64(1, "D"),
+                times[position - 1],
             ))
-        query_rows.append((int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True)))
+        query_rows.append((
+            int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True), times[-1],
+        ))
     examples = pd.DataFrame(example_rows, columns=[
         "user_id", "label_video_id", "history_video_ids", "history_search_tokens", "example_age_days",
+        "reference_time",
     ])
     examples["example_age_days"] = examples["example_age_days"].astype(np.float64)
     examples["split"] = "train"
-    queries = pd.DataFrame(query_rows, columns=["user_id", "history_video_ids", "history_search_tokens"])
+    queries = pd.DataFrame(query_rows, columns=["user_id", "history_video_ids", "history_search_tokens", "reference_time"])
     queries["example_age_days"] = 0.0
     return examples, queries
 

@@ -1,7 +1,8 @@
 """Tune every method on the validation split, refit it on the whole train split, score it on test.
 
 Each method is a `MethodSpec`: a name, a builder taking keyword hyper-parameters and a grid of
-them. Tuning picks the grid point with the best `tuning_metric` on the validation split (carved
+them, or `params_from` = an earlier method whose tuned parameters it reuses (the multi-source
+union takes the candidate generator's, so the ANN inside it is the model measured alone). Tuning picks the grid point with the best `tuning_metric` on the validation split (carved
 from train exactly as test is carved from all data); ties keep the earlier grid point. The
 returned table has one row per method and the protocol's metric columns.
 """
@@ -31,6 +32,7 @@ class MethodSpec:
     name: str
     build: Callable[..., Recommender]
     grid: Sequence[dict] = field(default_factory=lambda: [{}])
+    params_from: str | None = None  # reuse this earlier method's tuned parameters instead of a grid
 
 
 @dataclass
@@ -71,7 +73,12 @@ def run_harness(
     rows, params, validation_tables = {}, {}, {}
     for spec in methods:
         started = time.perf_counter()
-        if len(spec.grid) > 1:
+        if spec.params_from is not None:
+            if spec.params_from not in params:
+                raise ValueError(f"{spec.name} takes the parameters of {spec.params_from!r}, which must run "
+                                 f"before it; methods so far: {list(params)}")
+            params[spec.name] = dict(params[spec.params_from])
+        elif len(spec.grid) > 1:
             params[spec.name], validation_tables[spec.name] = tune(
                 spec, validation, catalog_size, tuning_metric, extra_metrics
             )

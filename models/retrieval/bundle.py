@@ -8,7 +8,7 @@ what training saw. Layout of a saved bundle directory:
     config.json        RetrievalConfig fields
     vocabularies.json  {name: [token, ...]} (index = position + 1; 0 = unknown)
     model.pt           CandidateGenerator state_dict
-    catalog.npz        video_ids and their encoded features (the catalog at training time)
+    catalog.npz        video_ids, their encoded features and upload days (the catalog at training time)
     metadata.json      example_age_scale, training metrics, format_version
 """
 
@@ -24,6 +24,7 @@ import torch
 
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import VideoInputs, encode_users, encode_videos
+from models.retrieval.freshness import epoch_days
 from models.retrieval.model import CandidateGenerator, VocabularySizes
 from models.retrieval.vocabulary import Vocabulary
 
@@ -40,6 +41,27 @@ class RetrievalBundle:
     catalog_inputs: VideoInputs
     example_age_scale: float  # example_age_days is divided by this before entering the model
     metrics: dict[str, float] = field(default_factory=dict)
+    catalog_upload_days: np.ndarray | None = None  # (videos,) float64 epoch days, NaN if unknown
+
+    @torch.no_grad()
+    def score_catalog(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(video_ids (n,), scores float32 (len(frame), n)) of every training-catalog video: the
+        training logit u · v / temperature, plus the freshness logit at each row's
+        `reference_time` when the model has one (then that column is required)."""
+        user_vectors = torch.from_numpy(self.user_embeddings(frame))
+        video_ids, video_vectors = self.video_embeddings()
+        scores = user_vectors @ torch.from_numpy(video_vectors).T / self.config.temperature
+        if self.config.video_age_logit:
+            if "reference_time" not in frame.columns:
+                raise ValueError("this candidate generator scores freshness: the user frame needs `reference_time` "
+                                 f"(the query's now); got columns {list(frame.columns)}")
+            upload_days = self.catalog_upload_days
+            if upload_days is None:
+                upload_days = np.full(len(video_ids), np.nan)
+            scores = scores + self.model.age_logits(
+                torch.from_numpy(epoch_days(frame["reference_time"])), torch.from_numpy(upload_days)
+            )
+        return video_ids, scores.numpy().astype(np.float32)
 
     @torch.no_grad()
     def user_embeddings(self, frame: pd.DataFrame) -> np.ndarray:
@@ -90,6 +112,7 @@ class RetrievalBundle:
             creator=self.catalog_inputs.creator.numpy(),
             category=self.catalog_inputs.category.numpy(),
             title_tokens=self.catalog_inputs.title_tokens.numpy(),
+            **({"upload_days": self.catalog_upload_days} if self.catalog_upload_days is not None else {}),
         )
         metadata = {
             "format_version": FORMAT_VERSION,
@@ -120,6 +143,7 @@ class RetrievalBundle:
                 *(torch.from_numpy(arrays[name]) for name in ("video", "creator", "category", "title_tokens"))
             )
             video_ids = arrays["video_ids"].astype(np.int64)
+            upload_days = arrays["upload_days"] if "upload_days" in arrays.files else None
         return cls(
             model=model,
             vocabularies=vocabularies,
@@ -128,6 +152,7 @@ class RetrievalBundle:
             catalog_inputs=catalog_inputs,
             example_age_scale=float(metadata["example_age_scale"]),
             metrics={key: float(value) for key, value in metadata["metrics"].items()},
+            catalog_upload_days=upload_days,
         )
 
 

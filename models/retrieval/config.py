@@ -32,6 +32,8 @@ class RetrievalConfig:
     temperature: float = 1.0  # logits = dot product / temperature
     normalize_embeddings: bool = False  # L2-normalise both towers' outputs (cosine scores; pair with a low temperature)
     video_id_output_embedding: bool = False  # add a free per-video vector to the video tower's output (paper's softmax weights)
+    video_age_logit: bool = False  # learned logit per bucket of the video's age at the reference time (freshness.py)
+    age_logit_learning_rate: float = 0.05  # Adam moves a parameter ~lr per step; 3e-3 cannot reach logits of 2-3 units
     eval_ks: tuple[int, ...] = (10, 50, 100)
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
     seed: int = 0

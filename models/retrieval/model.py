@@ -6,6 +6,11 @@ history averages over, as the paper shares embeddings) plus creator, category an
 MLP → video vector v. The paper used free softmax weights as v; building v from content instead
 means a video nobody has watched yet (id index 0 → zero id embedding) still gets a useful vector.
 Score = u · v, so serving is a maximum-inner-product search.
+
+Optionally a freshness logit, shared by all users, is added to u · v / temperature: a learned
+function of the video's age at the query's reference time (freshness.py). It folds into the
+search as one extra coordinate (video: its logit at index-build time; user: 1, with u scaled by
+1 / temperature).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch import nn
 
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import UserInputs, VideoInputs
+from models.retrieval.freshness import NUM_AGE_BUCKETS, age_buckets
 
 
 @dataclass
@@ -73,6 +79,10 @@ class CandidateGenerator(nn.Module):
         self.video_output_embedding = (
             nn.Embedding(sizes.video, dim, padding_idx=0) if config.video_id_output_embedding else None
         )
+        # Optional freshness: one logit per age bucket, shared by all users (see freshness.py); starts neutral.
+        self.video_age_logit = nn.Embedding(NUM_AGE_BUCKETS, 1) if config.video_age_logit else None
+        if self.video_age_logit is not None:
+            nn.init.zeros_(self.video_age_logit.weight)
         tables = [self.video_embedding, self.search_token_embedding, self.title_token_embedding]
         if self.video_output_embedding is not None:
             tables.append(self.video_output_embedding)
@@ -111,6 +121,12 @@ class CandidateGenerator(nn.Module):
         if self.video_output_embedding is not None:
             vectors = vectors + self.video_output_embedding(videos.video)
         return nn.functional.normalize(vectors, dim=-1) if self.normalize_embeddings else vectors
+
+    def age_logits(self, reference_days: torch.Tensor, upload_days: torch.Tensor) -> torch.Tensor:
+        """(n, m) freshness logits of m videos at n reference times (zeros when the option is off)."""
+        if self.video_age_logit is None:
+            return torch.zeros(len(reference_days), len(upload_days), device=upload_days.device)
+        return self.video_age_logit(age_buckets(reference_days, upload_days)).squeeze(-1)
 
     def forward(self, users: UserInputs, videos: VideoInputs) -> torch.Tensor:
         """Scores of every user against every video: (users, videos)."""
