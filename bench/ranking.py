@@ -1,16 +1,23 @@
 """Ranker benchmark: our multi-task ranker vs logistic regression and HistGradientBoosting on the
 same features, under the frame's temporal split, with calibration and scoring latency.
 
-    .venv/bin/python bench/ranking.py --dataset simulated [--frame PATH]
-    .venv/bin/python bench/ranking.py --dataset ml-100k [--data-dir /work/shared/data/ml-100k]
+    # the default simulated data: a finished `vidrec pipeline` in VIDREC_HOME (default .vidrec)
+    .venv/bin/python bench/ranking.py --dataset simulated
+    # MovieLens 100k: import it into its own home and run the pipeline there first
+    VIDREC_HOME=/tmp/ml100k .venv/bin/vidrec import movielens /work/shared/data/ml-100k
+    VIDREC_HOME=/tmp/ml100k .venv/bin/vidrec pipeline
+    VIDREC_HOME=/tmp/ml100k .venv/bin/python bench/ranking.py --dataset ml-100k
 
-`simulated` reads `<VIDREC_HOME>/artifacts/ranking_training_frame.parquet` (a pipeline run).
-`ml-100k` builds a ranking frame from MovieLens 100k (see `movielens_ranking_frame`): the
-impressions are SYNTHETIC (sampled unwatched movies next to each rating). Every model is scored on
-`split == 'holdout'`; baselines are trained on all 'train' rows with the same watch-time-weighted
-objective as our watch_time head (positives weigh their watch seconds), so the comparison is of
-model capacity, not of objective. Prints a Markdown table and logs it to MLflow (experiment
-`vidrec-benchmarks`).
+Both datasets are read the way the pipeline's ranking_model asset reads them: the ranking
+training frame the pipeline built through Feast (`<home>/artifacts/ranking_training_frame.parquet`,
+every click plus a weighted sample of non-clicks) with the feature lists of the `ranker_features`
+service (`feature_repo.feature_columns.ranker_inputs`), cross features from the
+`candidate_engagement` on-demand view included. For MovieLens the impressions are SYNTHETIC: the
+importer samples 4 unrated movies next to each rating. Every model is scored on
+`split == 'holdout'` (the pipeline's temporal holdout); baselines are trained on all 'train' rows
+with the same watch-time-weighted objective as our watch_time head (positives weigh their watch
+seconds), so the comparison is of model capacity, not of objective. Prints a Markdown table and
+logs it to MLflow (experiment `vidrec-benchmarks`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from feature_repo.feature_columns import ranker_inputs
+from feature_repo.store import feature_store
 from models.ranking.config import RankerConfig
 from models.ranking.evaluate import ranking_report
 from models.ranking.labels import watch_time_labels
@@ -33,127 +42,21 @@ from models.ranking.preprocessing import FeaturePreprocessor
 from models.ranking.train import train_ranker
 from vidrec.settings import VidrecSettings
 
-SIMULATED_CATEGORICAL = ["surface", "country", "device", "age_bucket", "gender", "category", "creator_id", "video_id"]
-SIMULATED_NUMERIC = ["watch_count_28d", "watch_seconds_28d", "mean_watch_fraction_28d", "like_count_28d",
-                     "active_days_28d", "user_impressions_7d", "user_clicks_7d", "duration_seconds",
-                     "video_age_days", "impressions_7d", "clicks_7d", "ctr_7d", "watches_7d", "watch_seconds_7d",
-                     "mean_watch_fraction_7d", "like_rate_7d", "watch_count_total"]
-MOVIELENS_CATEGORICAL = ["video_id", "category", "age_bucket", "gender", "occupation"]
-MOVIELENS_NUMERIC = ["user_ratings_so_far", "user_mean_rating_so_far", "user_category_share_so_far",
-                     "item_ratings_so_far", "item_mean_rating_so_far", "video_age_days"]
-MOVIE_SECONDS = 6000.0  # ml-100k has no runtimes: every movie "lasts" 100 minutes
-WATCH_FRACTION_BY_RATING = {1: 0.1, 2: 0.3, 3: 0.55, 4: 0.8, 5: 1.0}
-GENRES = ["unknown", "action", "adventure", "animation", "children", "comedy", "crime", "documentary", "drama",
-          "fantasy", "film_noir", "horror", "musical", "mystery", "romance", "sci_fi", "thriller", "war", "western"]
 COLUMNS = [("gauc_clicked", "GAUC"), ("auc_clicked", "AUC click"), ("auc_watch_weighted", "AUC watch-w."),
            ("pairwise_loss_watch_weighted", "pairwise loss ↓"), ("ndcg_at_10_watch_seconds", "NDCG@10"),
            ("ece_click", "ECE click"), ("ece_like", "ECE like"), ("ece_skip", "ECE skip"),
            ("train_seconds", "train s")]
 
 
-# --- ml-100k ------------------------------------------------------------------------------------
-
-def _count_and_sum_before(keys: np.ndarray, values: np.ndarray, group: np.ndarray, times: np.ndarray,
-                          group_scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each query (group, time): how many rows of `group` happened strictly before `time`, and
-    the sum of their `values`. `keys` = group × group_scale + time of the history rows."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys, cumulative = keys[order], np.concatenate([[0.0], np.cumsum(values[order])])
-    start = np.searchsorted(sorted_keys, group * group_scale, side="left")
-    stop = np.searchsorted(sorted_keys, group * group_scale + times, side="left")
-    return (stop - start).astype(np.float64), cumulative[stop] - cumulative[start]
-
-
-def movielens_ranking_frame(data_dir: Path, negatives_per_rating: int = 4, holdout_share: float = 0.2,
-                            seed: int = 0, max_sampling_rounds: int = 30) -> pd.DataFrame:
-    """A ranking frame from MovieLens 100k, leak-free by construction.
-
-    Impressions are derived: each rating event is one request holding the rated movie (clicked)
-    and `negatives_per_rating` distinct movies the user never rated, drawn from earlier rating
-    events (so proportionally to popularity so far, among movies already rated by someone);
-    rejected draws are redrawn (up to `max_sampling_rounds`), so slates have a fixed size. Labels: a rating
-    is a click; watch_seconds = WATCH_FRACTION_BY_RATING[rating] × 6000 s (1★ → 10 %, a skip);
-    liked = rating ≥ 4. Features use only ratings strictly before the event's timestamp: the
-    user's count and mean rating so far, the share of those in the movie's genre, the movie's
-    count and mean rating so far, days since release, the movie's first genre, and the user's
-    demographics. Split: events in the last `holdout_share` of time are 'holdout'.
-    """
-    rng = np.random.default_rng(seed)
-    ratings = pd.read_csv(data_dir / "u.data", sep="\t", names=["user_id", "video_id", "rating", "timestamp"])
-    ratings = ratings.sort_values(["timestamp", "user_id", "video_id"], kind="stable").reset_index(drop=True)
-    users = pd.read_csv(data_dir / "u.user", sep="|", names=["user_id", "age", "gender", "occupation", "zip"])
-    items = pd.read_csv(data_dir / "u.item", sep="|", encoding="latin-1", header=None,
-                        names=["video_id", "title", "release", "video_release", "url", *GENRES])
-    genre_flags = items[GENRES].to_numpy()
-    items["category"] = np.array(GENRES)[np.where(genre_flags.any(axis=1), genre_flags.argmax(axis=1), 0)]
-    items["release_seconds"] = pd.to_datetime(items["release"], format="%d-%b-%Y").astype("int64") // 10**9
-
-    # Impressions: the rated movie plus sampled unrated ones from earlier events. Rejected draws
-    # (already rated by the user, or a repeat) are redrawn, so every slate holds
-    # 1 + negatives_per_rating movies and the click rate stays 1 / (1 + negatives_per_rating)
-    # over time instead of drifting with users' rating counts.
-    rated = set((ratings["user_id"] * 10_000 + ratings["video_id"]).tolist())
-    user_of_event = ratings["user_id"].to_numpy()
-    item_of_event = ratings["video_id"].to_numpy()
-    pending = np.repeat(np.arange(1, len(ratings)), negatives_per_rating)  # one entry per missing negative
-    chosen: list[pd.DataFrame] = []
-    taken: set[int] = set()
-    for _ in range(max_sampling_rounds):
-        if pending.size == 0:
-            break
-        candidate = item_of_event[(rng.random(pending.size) * pending).astype(np.int64)]
-        draws = pd.DataFrame({"event": pending, "video_id": candidate})
-        pair = draws["event"].to_numpy() * 10_000 + candidate
-        valid = ~pd.Series(user_of_event[pending] * 10_000 + candidate).isin(rated).to_numpy()
-        valid &= ~pd.Series(pair).isin(taken).to_numpy() & ~pd.Series(pair).duplicated().to_numpy()
-        chosen.append(draws[valid])
-        taken.update(pair[valid].tolist())
-        pending = pending[~valid]
-    negatives = pd.concat(chosen, ignore_index=True)
-    positives = pd.DataFrame({"event": np.arange(len(ratings)), "video_id": ratings["video_id"].to_numpy()})
-    frame = pd.concat([positives.assign(clicked=True), negatives.assign(clicked=False)], ignore_index=True)
-    frame = frame.join(ratings[["user_id", "timestamp"]], on="event")
-    frame["rating"] = np.where(frame["clicked"], ratings["rating"].to_numpy()[frame["event"]], 0)
-    frame = frame.merge(users[["user_id", "age", "gender", "occupation"]], on="user_id", how="left")
-    frame = frame.merge(items[["video_id", "category", "release_seconds"]], on="video_id", how="left")
-
-    # Point-in-time features (strictly earlier ratings only).
-    scale = 10**10
-    history = ratings.merge(items[["video_id", "category"]], on="video_id")
-    times = frame["timestamp"].to_numpy()
-    user_count, user_sum = _count_and_sum_before(
-        history["user_id"].to_numpy() * scale + history["timestamp"].to_numpy(), history["rating"].to_numpy(float),
-        frame["user_id"].to_numpy(), times, scale)
-    item_count, item_sum = _count_and_sum_before(
-        history["video_id"].to_numpy() * scale + history["timestamp"].to_numpy(), history["rating"].to_numpy(float),
-        frame["video_id"].to_numpy(), times, scale)
-    genre_code = {genre: code for code, genre in enumerate(GENRES)}
-    user_genre = lambda table: table["user_id"].to_numpy() * 100 + table["category"].map(genre_code).to_numpy()
-    genre_count, _ = _count_and_sum_before(
-        user_genre(history) * scale + history["timestamp"].to_numpy(), np.ones(len(history)),
-        user_genre(frame), times, scale)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frame["user_ratings_so_far"] = user_count
-        frame["user_mean_rating_so_far"] = np.where(user_count > 0, user_sum / user_count, np.nan)
-        frame["user_category_share_so_far"] = np.where(user_count > 0, genre_count / user_count, np.nan)
-        frame["item_ratings_so_far"] = item_count
-        frame["item_mean_rating_so_far"] = np.where(item_count > 0, item_sum / item_count, np.nan)
-    frame["video_age_days"] = (times - frame["release_seconds"].to_numpy(float)) / 86_400
-    frame["age_bucket"] = pd.cut(frame["age"], [0, 17, 24, 34, 44, 54, 200],
-                                 labels=["<18", "18-24", "25-34", "35-44", "45-54", "55+"]).astype(str)
-
-    # Labels, request structure, split.
-    frame["watch_seconds"] = frame["rating"].map(WATCH_FRACTION_BY_RATING).fillna(0.0) * MOVIE_SECONDS
-    frame["duration_seconds"] = MOVIE_SECONDS  # label-side only (the skip definition), not a feature
-    frame["liked"] = frame["rating"] >= 4
-    frame["request_id"] = frame["event"].astype(str)
-    frame["position"] = rng.integers(0, negatives_per_rating + 1, len(frame))  # no position effect here
-    frame["surface"] = "home"
-    frame["event_timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True)
-    frame["example_weight"] = 1.0
-    cutoff = np.quantile(ratings["timestamp"], 1 - holdout_share)
-    frame["split"] = np.where(frame["timestamp"] >= cutoff, "holdout", "train")
-    return frame.sort_values(["event_timestamp", "request_id"], kind="stable").reset_index(drop=True)
+def pipeline_frame(settings: VidrecSettings, frame_path: Path | None = None) -> tuple[pd.DataFrame, RankerConfig]:
+    """The pipeline's ranking frame of `settings.home` and the ranker config the pipeline trains."""
+    path = frame_path or settings.artifacts_dir / "ranking_training_frame.parquet"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run `vidrec pipeline` with VIDREC_HOME={settings.home} first")
+    inputs = ranker_inputs(feature_store(settings))
+    config = RankerConfig(categorical_features=list(inputs.categorical), numeric_features=list(inputs.numeric),
+                          show_progress=False)
+    return pd.read_parquet(path), config
 
 
 # --- baselines ----------------------------------------------------------------------------------
@@ -252,9 +155,9 @@ def markdown_table(results: dict[str, dict[str, float]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["simulated", "ml-100k"], default="simulated")
-    parser.add_argument("--frame", type=Path, help="ranking frame Parquet (simulated); default under VIDREC_HOME")
-    parser.add_argument("--data-dir", type=Path, default=Path("/work/shared/data/ml-100k"))
+    parser.add_argument("--dataset", choices=["simulated", "ml-100k"], default="simulated",
+                        help="the name the results are logged under; the data is VIDREC_HOME's pipeline run")
+    parser.add_argument("--frame", type=Path, help="ranking frame Parquet; default <VIDREC_HOME>/artifacts/...")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0, help="the rankers' seed (baselines are deterministic)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the latency budget assumes ≤ 2)")
@@ -264,18 +167,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     settings = VidrecSettings()
-
-    if args.dataset == "simulated":
-        path = args.frame or settings.home / "artifacts" / "ranking_training_frame.parquet"
-        frame = pd.read_parquet(path)
-        config = RankerConfig(categorical_features=SIMULATED_CATEGORICAL, numeric_features=SIMULATED_NUMERIC,
-                              show_progress=False)
-        source = str(path)
-    else:
-        frame = movielens_ranking_frame(args.data_dir)
-        config = RankerConfig(categorical_features=MOVIELENS_CATEGORICAL, numeric_features=MOVIELENS_NUMERIC,
-                              position_column=None, bias_surface_feature=None, show_progress=False)
-        source = f"{args.data_dir} (impressions derived: rated movie + sampled unrated movies per rating)"
+    frame, config = pipeline_frame(settings, args.frame)
+    source = f"{settings.home} (pipeline ranking frame)"
+    if args.dataset == "ml-100k":
+        source += "; impressions derived: rated movie + 4 sampled unrated movies per rating"
     config = replace(config, seed=args.seed, **({"epochs": args.epochs} if args.epochs else {}))
     print(f"dataset: {args.dataset} from {source}; {len(frame)} rows, "
           f"{(frame['split'] == 'holdout').sum()} holdout; torch threads {args.threads}")

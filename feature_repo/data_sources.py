@@ -63,5 +63,5 @@ def user_engagement_history_source(marts_dir: Path) -> FileSource:
     return _mart_source(
         marts_dir,
         "user_engagement_history",
-        "A user's recent watches and impressions as of each request start and after the last event.",
+        "A user's recent watches and impressions as each request saw them, and as their next request will.",
     )

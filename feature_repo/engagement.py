@@ -2,8 +2,9 @@
 
 The paper's strongest ranking signals are the user's own past interaction with the candidate
 (Covington et al. 2016, §4.1). They are per (user, candidate) pair, so storing them per pair
-would mean one online-store read per candidate; instead the store keeps one row per user, the
-recent engagement log (`user_engagement_history` mart), and this module turns that log plus the
+would mean one online-store read per candidate; instead the store keeps the user's recent
+engagement log once per request (`user_engagement_history` mart, Feast view
+`request_engagement`), and this module turns that log plus the
 request into per-candidate features. Feast runs it as the `candidate_engagement` on-demand feature
 view, both in `get_historical_features` (training) and at serving, so the computation exists once.
 
@@ -14,23 +15,24 @@ the log has no such watch: the ranker's preprocessing turns NaN into its missing
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+logger = logging.getLogger(__name__)
+
 SECONDS_PER_DAY = 86_400.0
 
-# Inputs (feature view features and request data) and outputs, by name.
-WATCH_LOG_COLUMNS = (
-    "watch_log_video_ids",
-    "watch_log_creator_ids",
-    "watch_log_categories",
-    "watch_log_unix_seconds",
-    "watch_log_fractions",
-)
-IMPRESSION_LOG_COLUMNS = ("impression_log_video_ids", "impression_log_unix_seconds")
+# Inputs (feature view features and request data) and outputs, by name. The logs are JSON objects
+# of parallel lists (see the user_engagement_history mart for why JSON):
+#   watch_log      {"video_ids", "creator_ids", "categories", "unix_seconds", "fractions"}
+#   impression_log {"video_ids", "unix_seconds"}
+WATCH_LOG = "watch_log"
+IMPRESSION_LOG = "impression_log"
 CANDIDATE_COLUMNS = ("creator_id", "category")
 REQUEST_TIME = "request_unix_seconds"
 RETRIEVAL_SOURCE = "retrieval_source"
@@ -59,17 +61,17 @@ class _EngagementSummary:
     Keys are compared as Python values: ints, numpy ints and integral floats of one id hash alike.
     """
 
-    def __init__(self, row: pd.Series):
-        times = _values(row["watch_log_unix_seconds"])
-        fractions = _values(row["watch_log_fractions"])
-        self.by_video = _fold(_values(row["watch_log_video_ids"]), times, fractions)
-        self.by_creator = _fold(_values(row["watch_log_creator_ids"]), times, fractions)
-        self.by_category = _fold(_values(row["watch_log_categories"]), times, fractions)
+    def __init__(self, watch_log: object, impression_log: object):
+        watches = _parse_log(watch_log, WATCH_LOG)
+        impressions = _parse_log(impression_log, IMPRESSION_LOG)
+        times = watches.get("unix_seconds", [])
+        fractions = watches.get("fractions", [])
+        self.by_video = _fold(watches.get("video_ids", []), times, fractions)
+        self.by_creator = _fold(watches.get("creator_ids", []), times, fractions)
+        self.by_category = _fold(watches.get("categories", []), times, fractions)
         # Churn: per shown video, the impressions after the user's last watch of it (all, if never).
         self.unclicked_impressions: dict[object, int] = {}
-        for video, shown_at in zip(
-            _values(row["impression_log_video_ids"]), _values(row["impression_log_unix_seconds"]), strict=False
-        ):
+        for video, shown_at in zip(impressions.get("video_ids", []), impressions.get("unix_seconds", []), strict=False):
             if _number(shown_at) > self.by_video.get(video, _NEVER_WATCHED)[1]:
                 self.unclicked_impressions[video] = self.unclicked_impressions.get(video, 0) + 1
 
@@ -77,14 +79,14 @@ class _EngagementSummary:
 def candidate_engagement_features(inputs: pd.DataFrame) -> pd.DataFrame:
     """Per-candidate cross features from the user's engagement log and the request.
 
-    `inputs` has one row per (user, candidate): the log columns of the user's
-    `user_engagement_history` row, the candidate's `video_id`, `creator_id` and `category`, and
-    the request data `request_unix_seconds`, `retrieval_source` and `retrieval_source_score`.
+    `inputs` has one row per (user, candidate): the `watch_log` and `impression_log` of the
+    user's `user_engagement_history` row, the candidate's `video_id`, `creator_id` and
+    `category`, and the request data `request_unix_seconds`, `retrieval_source` and
+    `retrieval_source_score`. Each distinct log is parsed and folded once, however many
+    candidates (or training examples) share it.
     """
     missing = [
-        column
-        for column in (*WATCH_LOG_COLUMNS, *IMPRESSION_LOG_COLUMNS, *CANDIDATE_COLUMNS, REQUEST_TIME)
-        if column not in inputs.columns
+        column for column in (WATCH_LOG, IMPRESSION_LOG, *CANDIDATE_COLUMNS, REQUEST_TIME) if column not in inputs.columns
     ]
     if missing:
         raise ValueError(f"candidate_engagement needs columns {missing}; got {list(inputs.columns)}")
@@ -99,8 +101,10 @@ def candidate_engagement_features(inputs: pd.DataFrame) -> pd.DataFrame:
         "user_category": inputs["category"].tolist(),
     }
     request_times = pd.to_numeric(inputs[REQUEST_TIME], errors="coerce").to_numpy(float)
+    watch_logs = inputs[WATCH_LOG].to_numpy(object)
+    impression_logs = inputs[IMPRESSION_LOG].to_numpy(object)
     for first_row, rows in _rows_by_log(inputs).items():
-        summary = _EngagementSummary(inputs.iloc[first_row])
+        summary = _EngagementSummary(watch_logs[first_row], impression_logs[first_row])
         row_list = rows.tolist()
         for prefix, lookup in (
             ("user_video", summary.by_video),
@@ -141,19 +145,12 @@ _NEVER_WATCHED = (0, -math.inf, 0.0)
 
 
 def _rows_by_log(inputs: pd.DataFrame) -> dict[int, np.ndarray]:
-    """Row positions grouped by the log they carry, keyed by the group's first row.
-
-    Cells holding the same log objects (one request's candidates; examples merged from one
-    joined state) form one group, so each log is folded once.
-    """
-    watch_logs = np.fromiter(map(id, inputs["watch_log_video_ids"].to_numpy()), dtype=np.int64, count=len(inputs))
-    impression_logs = np.fromiter(map(id, inputs["impression_log_video_ids"].to_numpy()), dtype=np.int64, count=len(inputs))
-    # the cells are objects kept alive by `inputs`, so their ids identify them for this call
-    _, first_rows, group = np.unique(np.stack([watch_logs, impression_logs], axis=1), axis=0, return_index=True, return_inverse=True)
-    group = group.reshape(-1)
+    """Row positions grouped by the (watch log, impression log) they carry, keyed by the first row."""
+    logs = inputs[[WATCH_LOG, IMPRESSION_LOG]].astype(object).where(inputs[[WATCH_LOG, IMPRESSION_LOG]].notna(), "")
+    group, _ = pd.MultiIndex.from_frame(logs).factorize()
     order = np.argsort(group, kind="stable")
-    bounds = np.cumsum(np.bincount(group))[:-1]
-    return {int(first_rows[index]): rows for index, rows in enumerate(np.split(order, bounds))}
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    return {int(rows[0]): rows for rows in np.split(order, bounds) if len(rows)}
 
 
 def _fold(keys: Sequence, times: Sequence, fractions: Sequence) -> dict[object, tuple[int, float, float]]:
@@ -170,11 +167,23 @@ def _fold(keys: Sequence, times: Sequence, fractions: Sequence) -> dict[object, 
     return folded
 
 
-def _values(value: object) -> list:
-    """A log cell as a list of Python values (Feast gives lists online, numpy arrays offline)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    return value.tolist() if isinstance(value, np.ndarray) else list(value)
+def _parse_log(log: object, name: str) -> dict[str, list]:
+    """A log cell as a dict of lists; a missing log (the user has no history yet) is empty.
+
+    Text that is not a JSON object also reads as empty, logged: Feast probes the transformation
+    with placeholder strings when it registers the view. Real logs come from the
+    user_engagement_history mart, whose dbt test (`parallel_json_lists`) rejects malformed ones.
+    """
+    if log is None or (isinstance(log, float) and math.isnan(log)) or log == "":
+        return {}
+    try:
+        parsed = json.loads(log)
+    except (TypeError, ValueError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        logger.debug("%s %r is not a JSON object of lists: read as an empty log", name, str(log)[:80])
+        return {}
+    return parsed
 
 
 def _number(value: object) -> float:

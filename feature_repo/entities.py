@@ -1,4 +1,4 @@
-"""The two things features describe: a user and a video (join keys as in the dbt marts)."""
+"""What features describe: a user, a video and a request (join keys as in the dbt marts)."""
 
 from __future__ import annotations
 
@@ -18,4 +18,21 @@ video = Entity(
     description="An uploaded video (video_id from the raw videos log).",
 )
 
-ENTITIES = [user, video]
+request = Entity(
+    name="request",
+    join_keys=["request_id"],
+    value_type=ValueType.STRING,
+    description=(
+        "A recommendation request (request_id of the impression logs). A user's upcoming request, "
+        "the one serving is answering, is `next_request_id(user_id)`."
+    ),
+)
+
+ENTITIES = [user, video, request]
+
+NEXT_REQUEST_PREFIX = "next:"
+
+
+def next_request_id(user_id: int) -> str:
+    """The request id of the state a user's next request sees (the mart writes the same key)."""
+    return f"{NEXT_REQUEST_PREFIX}{int(user_id)}"

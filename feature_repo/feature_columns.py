@@ -49,6 +49,21 @@ def service_feature_columns(store: FeatureStore, service_name: str) -> FeatureCo
     return FeatureColumns(tuple(dict.fromkeys(categorical)), tuple(dict.fromkeys(numeric)), tuple(dict.fromkeys(lists)))
 
 
+RANKER_SERVICE = "ranker_features"
+
+
+def ranker_inputs(store: FeatureStore) -> FeatureColumns:
+    """The ranker's model inputs: the ranker service's features plus the request's categoricals.
+
+    The pipeline's ranking_model asset and bench/ranking.py both ask this, so the benchmark
+    measures the model on exactly the features it ships with.
+    """
+    columns = service_feature_columns(store, RANKER_SERVICE)
+    return FeatureColumns(
+        tuple(dict.fromkeys(columns.categorical + REQUEST_CATEGORICAL_FEATURES)), columns.numeric, columns.lists
+    )
+
+
 def feature_refs_by_join_keys(store: FeatureStore, features: FeatureService | list[str]) -> dict[tuple[str, ...], list[str]]:
     """Group the stored features' `view:feature` references by the join keys of their view.
 

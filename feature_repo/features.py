@@ -15,11 +15,12 @@ from feast import FeatureView, Field, FileSource, OnDemandFeatureView
 from feast.types import Array, Float64, Int64, String
 
 from feature_repo import data_sources
-from feature_repo.entities import user, video
+from feature_repo.entities import request, user, video
 from feature_repo.on_demand import candidate_engagement_view
 
 DAILY_SNAPSHOT_TTL = timedelta(days=2)
 PROFILE_TTL = timedelta(days=365)
+REQUEST_ENGAGEMENT = "request_engagement"
 HISTORY_TTL = timedelta(days=365)
 
 
@@ -108,25 +109,21 @@ def user_watch_history_view(source: FileSource) -> FeatureView:
     )
 
 
-def user_engagement_view(source: FileSource) -> FeatureView:
+def request_engagement_view(source: FileSource) -> FeatureView:
     return FeatureView(
-        name="user_engagement",
+        name=REQUEST_ENGAGEMENT,
         description=(
-            "The user's recent engagement log as of each request start: the last watches (video, "
-            "creator, category, Unix time, watched fraction) and the last impressions (video, Unix "
-            "time), oldest first. The ranker's cross features are computed from it per candidate by "
-            "the candidate_engagement on-demand view."
+            "The user's recent engagement log as a request saw it at its start (the user's next "
+            "request: request_id next:<user_id>): watch_log (the last watches: video, creator, "
+            "category, Unix time, watched fraction) and impression_log (the last impressions: video, "
+            "Unix time), JSON objects of parallel lists, oldest first. The ranker's cross features "
+            "are computed from it per candidate by the candidate_engagement on-demand view."
         ),
-        entities=[user],
+        entities=[request],
         ttl=HISTORY_TTL,
         schema=[
-            Field(name="watch_log_video_ids", dtype=Array(Int64)),
-            Field(name="watch_log_creator_ids", dtype=Array(Int64)),
-            Field(name="watch_log_categories", dtype=Array(String)),
-            Field(name="watch_log_unix_seconds", dtype=Array(Float64)),
-            Field(name="watch_log_fractions", dtype=Array(Float64)),
-            Field(name="impression_log_video_ids", dtype=Array(Int64)),
-            Field(name="impression_log_unix_seconds", dtype=Array(Float64)),
+            Field(name="watch_log", dtype=String),
+            Field(name="impression_log", dtype=String),
         ],
         source=source,
         online=True,
@@ -142,9 +139,9 @@ def feature_views(marts_dir: Path) -> dict[str, FeatureView | OnDemandFeatureVie
         user_activity_view(user_days),
         video_stats_view(data_sources.video_features_daily_source(marts_dir)),
         user_watch_history_view(data_sources.user_watch_history_source(marts_dir)),
-        user_engagement_view(data_sources.user_engagement_history_source(marts_dir)),
+        request_engagement_view(data_sources.user_engagement_history_source(marts_dir)),
     )
     by_name: dict[str, FeatureView | OnDemandFeatureView] = {view.name: view for view in views}
-    engagement = candidate_engagement_view(by_name["user_engagement"], by_name["video_stats"])
+    engagement = candidate_engagement_view(by_name[REQUEST_ENGAGEMENT], by_name["video_stats"])
     by_name[engagement.name] = engagement
     return by_name

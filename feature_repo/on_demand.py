@@ -43,7 +43,7 @@ def candidate_engagement_udf(inputs: pd.DataFrame) -> pd.DataFrame:
     return candidate_engagement_features(inputs)
 
 
-def candidate_engagement_view(user_engagement: FeatureView, video_stats: FeatureView) -> OnDemandFeatureView:
+def candidate_engagement_view(request_engagement: FeatureView, video_stats: FeatureView) -> OnDemandFeatureView:
     schema = [
         *(Field(name=name, dtype=Int64) for name in engagement.COUNT_FEATURES),
         *(Field(name=name, dtype=Float64) for name in engagement.DAYS_SINCE_FEATURES),
@@ -58,7 +58,7 @@ def candidate_engagement_view(user_engagement: FeatureView, video_stats: Feature
             "creator and its category (within the engagement log), times shown since last watched "
             "(churn), and the retrieval source and source score."
         ),
-        sources=[user_engagement, video_stats[list(engagement.CANDIDATE_COLUMNS)], candidate_request],
+        sources=[request_engagement, video_stats[list(engagement.CANDIDATE_COLUMNS)], candidate_request],
         schema=schema,
         udf=candidate_engagement_udf,
         udf_string=inspect.getsource(candidate_engagement_udf),

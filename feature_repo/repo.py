@@ -8,7 +8,7 @@ CLI from importing the other modules a second time under top-level names.
 
 from __future__ import annotations
 
-from feature_repo.entities import user, video
+from feature_repo.entities import request, user, video
 from feature_repo.on_demand import candidate_request
 from feature_repo.features import feature_views
 from feature_repo.services import feature_services
@@ -21,7 +21,7 @@ user_profile = _views["user_profile"]
 user_activity = _views["user_activity"]
 video_stats = _views["video_stats"]
 user_watch_history = _views["user_watch_history"]
-user_engagement = _views["user_engagement"]
+request_engagement = _views["request_engagement"]
 candidate_engagement = _views["candidate_engagement"]
 
 ranker_features = _services["ranker_features"]
@@ -30,12 +30,13 @@ retrieval_user_features = _services["retrieval_user_features"]
 __all__ = [
     "user",
     "video",
+    "request",
     "candidate_request",
     "user_profile",
     "user_activity",
     "video_stats",
     "user_watch_history",
-    "user_engagement",
+    "request_engagement",
     "candidate_engagement",
     "ranker_features",
     "retrieval_user_features",

@@ -12,6 +12,7 @@ from expectations.raw_logs import validate_raw_table
 from expectations.skew import compare_feature_distributions
 from expectations.training_frames import validate_ranking_frame, validate_retrieval_frame
 from expectations.validation import ValidationOutcome
+from feature_repo.entities import next_request_id
 from feature_repo.feature_columns import service_feature_columns
 from feature_repo.store import feature_store
 from feature_repo.engagement import (
@@ -120,11 +121,13 @@ def online_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
     )
     _, latest = event_time_range(settings)
     sample[REQUEST_TIME] = unix_seconds(pd.Timestamp(latest))
+    sample["request_id"] = sample["user_id"].map(next_request_id)  # the request serving would answer
     offline = historical_features(
         store, sample.assign(event_timestamp=pd.Timestamp(latest)), store.get_feature_service(RANKER_SERVICE)
     )
     entity_rows = [
         {
+            "request_id": row.request_id,
             "user_id": int(row.user_id),
             "video_id": int(row.video_id),
             REQUEST_TIME: float(getattr(row, REQUEST_TIME)),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 from feast import FeatureStore
 
+from feature_repo.entities import next_request_id
 from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
 from feature_repo.feature_columns import feature_refs_by_join_keys
 from feature_repo.on_demand import on_demand_requests
@@ -23,6 +24,7 @@ RETRIEVAL_USER_SERVICE = "retrieval_user_features"
 RANKER_SERVICE = "ranker_features"
 USER_KEY = "user_id"
 VIDEO_KEY = "video_id"
+REQUEST_KEY = "request_id"
 
 
 class OnlineFeatureReader:
@@ -35,29 +37,38 @@ class OnlineFeatureReader:
         self._store = store
         ranker = feature_refs_by_join_keys(store, store.get_feature_service(RANKER_SERVICE))
         retrieval = feature_refs_by_join_keys(store, store.get_feature_service(RETRIEVAL_USER_SERVICE))
-        unexpected = (set(ranker) | set(retrieval)) - {(USER_KEY,), (VIDEO_KEY,)}
         # On-demand views of the ranker service are computed here, from stored inputs read below.
         self._on_demand = on_demand_requests(store, store.get_feature_service(RANKER_SERVICE))
         inputs = feature_refs_by_join_keys(store, [ref for request in self._on_demand for ref in request.input_refs])
-        unexpected |= set(inputs) - {(USER_KEY,), (VIDEO_KEY,)}
+        known = {(USER_KEY,), (VIDEO_KEY,), (REQUEST_KEY,)}
+        unexpected = (set(ranker) | set(retrieval) | set(inputs)) - known
         if unexpected:
-            raise ValueError(f"feature views keyed on {sorted(unexpected)}: serving joins only user_id and video_id")
+            raise ValueError(
+                f"feature views keyed on {sorted(unexpected)}: serving joins only user_id, video_id and request_id"
+            )
+        # Read together, once per request: the user's features and their next request's state.
         self._user_refs = list(
-            dict.fromkeys(retrieval.get((USER_KEY,), []) + ranker.get((USER_KEY,), []) + inputs.get((USER_KEY,), []))
+            dict.fromkeys(
+                retrieval.get((USER_KEY,), []) + ranker.get((USER_KEY,), []) + inputs.get((USER_KEY,), [])
+                + ranker.get((REQUEST_KEY,), []) + inputs.get((REQUEST_KEY,), [])
+            )
         )
         self._video_refs = list(dict.fromkeys(ranker.get((VIDEO_KEY,), []) + inputs.get((VIDEO_KEY,), [])))
-        self._user_log_names = [reference.split(":", 1)[1] for reference in inputs.get((USER_KEY,), [])]
+        self._user_log_names = [
+            reference.split(":", 1)[1] for key in ((USER_KEY,), (REQUEST_KEY,)) for reference in inputs.get(key, [])
+        ]
         self.video_feature_names = [reference.split(":", 1)[1] for reference in self._video_refs]
         self._video_ttl_seconds = video_ttl_seconds
         self._clock = clock
         self._video_cache: dict[int, tuple[float, tuple]] = {}
 
     def user_features(self, user_id: int) -> dict[str, object] | None:
-        """Every user-keyed feature either service needs, or None when the store has nothing."""
+        """Every user-keyed feature either service needs, plus the state the user's next request
+        sees (the engagement log), or None when the store has nothing on the user."""
         values = self._store.get_online_features(
-            features=self._user_refs, entity_rows=[{USER_KEY: user_id}]
+            features=self._user_refs, entity_rows=[{USER_KEY: user_id, REQUEST_KEY: next_request_id(user_id)}]
         ).to_dict()
-        row = {name: column[0] for name, column in values.items()}
+        row = {name: column[0] for name, column in values.items() if name != REQUEST_KEY}
         if all(value is None for name, value in row.items() if name != USER_KEY):
             return None
         return row
@@ -115,9 +126,8 @@ class OnlineFeatureReader:
                 list(retrieval_source_scores) if retrieval_source_scores is not None else [float("nan")] * size
             ),
         }
-        # a user the log has nothing on yet (None) has an empty log
-        logs = {name: user.get(name) or [] for name in self._user_log_names}
-        # one shared object per log column: the transformation folds each distinct log once
+        # the user's logs (None: nothing logged yet), one value for every candidate row
+        logs = {name: user.get(name) for name in self._user_log_names}
         inputs = frame.assign(**request_data, **{name: [value] * size for name, value in logs.items()})
         for request in self._on_demand:
             inputs = request.apply(inputs)

@@ -15,17 +15,20 @@ from datetime import UTC
 
 from feast import FeatureStore
 
+from feature_repo.features import REQUEST_ENGAGEMENT
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
 
 
-def materialized_until(store: FeatureStore) -> float | None:
-    """Unix seconds of the latest materialization end over all feature views, None if none ran."""
+def materialized_until(store: FeatureStore, view_name: str = REQUEST_ENGAGEMENT) -> float | None:
+    """Unix seconds of the latest materialization end of `view_name`, None if it never ran.
+
+    The default view holds the state users' next requests see, stamped just after the log's end.
+    """
     ends = [
         end if end.tzinfo is not None else end.replace(tzinfo=UTC)  # Feast keeps naive times as UTC
-        for view in store.list_feature_views()
-        for _, end in view.materialization_intervals
+        for _, end in store.get_feature_view(view_name).materialization_intervals
     ]
     return max(ends).timestamp() if ends else None
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
-from feature_repo.feature_columns import REQUEST_CATEGORICAL_FEATURES, service_feature_columns
+from feature_repo.feature_columns import RANKER_SERVICE, ranker_inputs
 from feature_repo.store import apply_feature_definitions, feature_store
 from feature_repo.engagement import REQUEST_TIME
 from feature_repo.on_demand import unix_seconds
@@ -20,7 +20,6 @@ from orchestration.resources import VidrecResource
 from vidrec.settings import VidrecSettings
 
 FEATURES_GROUP = "features"
-RANKER_SERVICE = "ranker_features"
 RETRIEVAL_USER_SERVICE = "retrieval_user_features"
 USER_PROFILE_FEATURES = ["user_profile:country", "user_profile:device", "user_profile:age_bucket", "user_profile:gender"]
 FEATURE_MARTS = ("user_features_daily", "video_features_daily", "user_watch_history", "user_engagement_history")
@@ -63,8 +62,20 @@ def online_feature_store(context: AssetExecutionContext, vidrec: VidrecResource)
     settings = vidrec.settings()
     store = feature_store(settings)
     start, end = event_time_range(settings)
-    store.materialize(start_date=start - timedelta(days=1), end_date=end + timedelta(seconds=1))
-    context.log.info("materialized online features for %s .. %s", start, end)
+    per_request = [view.name for view in store.list_feature_views() if view.entity_columns[0].name == "request_id"]
+    keyed_otherwise = [view.name for view in store.list_feature_views() if view.name not in per_request]
+    store.materialize(start_date=start - timedelta(days=1), end_date=end + timedelta(seconds=1),
+                      feature_views=keyed_otherwise)
+    # Per-request states: serving only ever reads each user's next request (stamped at the end of
+    # the log, the mart's latest time), so only those rows go online, not one per past request.
+    next_requests = _utc(
+        pd.read_parquet(settings.marts_dir / "user_engagement_history.parquet", columns=["event_timestamp"])[
+            "event_timestamp"
+        ]
+    ).max().to_pydatetime()
+    store.materialize(start_date=next_requests - timedelta(seconds=1), end_date=next_requests + timedelta(seconds=1),
+                      feature_views=per_request)
+    context.log.info("materialized online features for %s .. %s (%s: next requests only)", start, end, per_request)
     return MaterializeResult(metadata={"event_time_start": str(start), "event_time_end": str(end)})
 
 
@@ -110,7 +121,7 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     # an impression's request time is when it was shown: the on-demand cross features use it
     sampled[REQUEST_TIME] = unix_seconds(sampled["event_timestamp"])
     frame = historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
-    columns = service_feature_columns(store, RANKER_SERVICE)
+    inputs = ranker_inputs(store)
     path = ranking_frame_path(settings)
     frame.to_parquet(path, index=False)
     return MaterializeResult(
@@ -119,8 +130,8 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
             "impressions": len(examples),
             "negative_sample_rate": settings.ranking_negative_sample_rate,
             "click_rate_in_frame": float(frame["clicked"].mean()),
-            "categorical_features": ", ".join(columns.categorical + REQUEST_CATEGORICAL_FEATURES),
-            "numeric_features": ", ".join(columns.numeric),
+            "categorical_features": ", ".join(inputs.categorical),
+            "numeric_features": ", ".join(inputs.numeric),
             "path": str(path),
             "preview": MetadataValue.md(frame.head(5).to_markdown(index=False)),
         }

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from feature_repo.feature_columns import REQUEST_CATEGORICAL_FEATURES, service_feature_columns
+from feature_repo.feature_columns import ranker_inputs
 from feature_repo.store import feature_store
 from models.evaluation.temporal_holdout import DEFAULT_KS, evaluate_embeddings, evaluate_ranked_lists
 from models.index import INDEX_FILE, VideoIndex
@@ -29,7 +29,6 @@ from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.train import train_candidate_generator
 from orchestration.assets.features import (
-    RANKER_SERVICE,
     ranking_frame_path,
     ranking_training_frame,
     retrieval_frame_path,
@@ -159,11 +158,9 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow
     """
     settings = vidrec.settings()
     frame = pd.read_parquet(ranking_frame_path(settings))
-    columns = service_feature_columns(feature_store(settings), RANKER_SERVICE)
+    inputs = ranker_inputs(feature_store(settings))
     config = RankerConfig(
-        categorical_features=[*columns.categorical, *REQUEST_CATEGORICAL_FEATURES],
-        numeric_features=list(columns.numeric),
-        show_progress=False,
+        categorical_features=list(inputs.categorical), numeric_features=list(inputs.numeric), show_progress=False
     )
     bundle = train_ranker(frame, config)
     metrics = {name: float(value) for name, value in bundle.metrics.items() if np.isscalar(value)}

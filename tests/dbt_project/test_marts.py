@@ -3,6 +3,7 @@ data contract in docs/architecture.md promises."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -188,25 +189,29 @@ def test_last_watched_video_is_the_newest_history_entry(built_marts) -> None:
 
 def test_engagement_log_at_a_request_holds_earlier_impressions_but_not_its_own(built_marts) -> None:
     states = {
-        row["event_timestamp"]: row for row in built_marts.rows("user_engagement_history", where="user_id = 1")
+        row["request_id"]: row for row in built_marts.rows("user_engagement_history", where="user_id = 1")
     }
-    # one state per request start (r4, r2, r3), plus one just after the user's last event
-    assert sorted(states) == [
-        t("2026-01-02 11:40"), t("2026-01-05 08:58"), t("2026-01-05 23:55"),
-        datetime(2026, 1, 5, 23, 55, 0, 1000),
-    ]
-    at_r4 = states[t("2026-01-02 11:40")]
-    assert (at_r4["watch_log_video_ids"], at_r4["impression_log_video_ids"]) == ([10], [])
-    at_r2 = states[t("2026-01-05 08:58")]
-    assert at_r2["watch_log_video_ids"] == [10, 11]  # the logged duplicate watch is dropped
-    assert at_r2["watch_log_creator_ids"] == [100, 100]
-    assert at_r2["watch_log_categories"] == ["music", "music"]
-    assert at_r2["watch_log_fractions"] == [0.5, 1.0]
-    assert at_r2["watch_log_unix_seconds"][0] == t("2026-01-01 10:00").replace(tzinfo=UTC).timestamp()
-    assert at_r2["impression_log_video_ids"] == [11]  # r4's, not r2's own
-    latest = states[datetime(2026, 1, 5, 23, 55, 0, 1000)]
-    assert latest["watch_log_video_ids"] == [10, 11, 12]
-    assert latest["impression_log_video_ids"] == [12, 14]  # the last impression_history_length (2)
+    # one state per request (r4, r2, r3), plus the one the user's next request will see
+    assert sorted(states) == ["next:1", "r2", "r3", "r4"]
+    assert states["r2"]["event_timestamp"] == t("2026-01-05 08:58")  # the request's start
+    at_r4 = _logs(states["r4"])
+    assert (at_r4[0]["video_ids"], at_r4[1]["video_ids"]) == ([10], [])
+    watches, impressions = _logs(states["r2"])
+    assert watches["video_ids"] == [10, 11]  # the logged duplicate watch is dropped
+    assert watches["creator_ids"] == [100, 100]
+    assert watches["categories"] == ["music", "music"]
+    assert watches["fractions"] == [0.5, 1.0]
+    assert watches["unix_seconds"][0] == t("2026-01-01 10:00").replace(tzinfo=UTC).timestamp()
+    assert impressions["video_ids"] == [11]  # r4's, not r2's own
+    # the next request: everything, as of 1 ms after the last event of the whole log (user 2's)
+    assert states["next:1"]["event_timestamp"] == datetime(2026, 1, 6, 20, 0, 0, 1000)
+    watches, impressions = _logs(states["next:1"])
+    assert watches["video_ids"] == [10, 11, 12]
+    assert impressions["video_ids"] == [12, 14]  # the last impression_history_length (2)
+
+
+def _logs(state: dict) -> tuple[dict, dict]:
+    return json.loads(state["watch_log"]), json.loads(state["impression_log"])
 
 
 def test_ranking_examples_carry_what_retrieval_logged(built_marts) -> None:

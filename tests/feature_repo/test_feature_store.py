@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_repo.on_demand import unix_seconds
+from tests.engagement_rows import engagement_row
 from feature_repo.services import RANKER_FEATURES, RETRIEVAL_USER_FEATURES
 from feature_repo.store import (
     apply_feature_definitions,
@@ -50,13 +51,10 @@ def video_day(video_id: int, day: str, impressions_7d: int) -> dict:
     )
 
 
-def engagement(user_id: int, time: str, watched: list[int]) -> dict:
+def engagement(request_id: str, user_id: int, time: str, watched: list[int]) -> dict:
     seconds = utc(time).timestamp()
-    return dict(
-        user_id=user_id, event_timestamp=naive(time), watch_log_video_ids=watched,
-        watch_log_creator_ids=[100 + video for video in watched], watch_log_categories=["music"] * len(watched),
-        watch_log_unix_seconds=[seconds] * len(watched), watch_log_fractions=[0.5] * len(watched),
-        impression_log_video_ids=[], impression_log_unix_seconds=[],
+    return engagement_row(
+        request_id, user_id, naive(time), watches=[(video, 100 + video, "music", seconds, 0.5) for video in watched]
     )
 
 
@@ -83,8 +81,9 @@ MARTS = {
              recent_search_tokens=["news"], watch_count_total=0, last_watched_video_id=None),
     ],
     "user_engagement_history": [
-        engagement(1, "2026-01-02 10:00", watched=[10]),
-        engagement(2, "2026-01-02 09:00", watched=[]),
+        engagement("r1", 1, "2026-01-02 10:00", watched=[10]),
+        engagement("next:1", 1, "2026-01-02 10:00", watched=[10]),
+        engagement("next:2", 2, "2026-01-02 09:00", watched=[]),
     ],
 }
 
@@ -103,17 +102,17 @@ def test_definitions_read_the_settings_marts(settings: VidrecSettings) -> None:
     definitions = {definition.name: definition for definition in feature_definitions(settings)}
     assert set(definitions) == {
         "user", "video", "user_profile", "user_activity", "video_stats", "user_watch_history",
-        "user_engagement", "candidate_engagement", RANKER_FEATURES, RETRIEVAL_USER_FEATURES,
+        "request", "request_engagement", "candidate_engagement", RANKER_FEATURES, RETRIEVAL_USER_FEATURES,
     }
     assert definitions["video_stats"].batch_source.path == str(settings.marts_dir / "video_features_daily.parquet")
-    for view in ("user_profile", "user_activity", "video_stats", "user_watch_history", "user_engagement"):
+    for view in ("user_profile", "user_activity", "video_stats", "user_watch_history", "request_engagement"):
         assert definitions[view].ttl > timedelta(0) and definitions[view].description
 
 
 def test_apply_is_idempotent(settings: VidrecSettings) -> None:
     store = apply_feature_definitions(settings)
     assert sorted(view.name for view in store.list_feature_views()) == [
-        "user_activity", "user_engagement", "user_profile", "user_watch_history", "video_stats",
+        "request_engagement", "user_activity", "user_profile", "user_watch_history", "video_stats",
     ]
     assert [view.name for view in store.list_on_demand_feature_views()] == ["candidate_engagement"]
     assert sorted(service.name for service in store.list_feature_services()) == [
@@ -127,7 +126,10 @@ def historical(store, service: str, entity_rows: list[tuple]) -> pd.DataFrame:
     entities = pd.DataFrame(entity_rows, columns=columns)
     entities["event_timestamp"] = pd.to_datetime(entities["event_timestamp"], utc=True)
     if service == RANKER_FEATURES:
-        entities = entities.assign(request_unix_seconds=unix_seconds(entities["event_timestamp"]), **REQUEST_DATA)
+        entities = entities.assign(  # one request per user here
+            request_id="r" + entities["user_id"].astype(str),
+            request_unix_seconds=unix_seconds(entities["event_timestamp"]), **REQUEST_DATA,
+        )
     return (
         store.get_historical_features(entity_df=entities, features=store.get_feature_service(service))
         .to_df()
@@ -184,8 +186,9 @@ def test_online_features_serve_the_latest_materialized_values(settings: VidrecSe
     store = feature_store(settings)
     store.materialize(start_date=utc("2026-01-01 00:00"), end_date=utc("2026-01-02 23:00"))
     now = {"request_unix_seconds": utc("2026-01-04 00:00").timestamp(), **REQUEST_DATA}
+    next_of = {1: {"request_id": "next:1"}, 2: {"request_id": "next:2"}}
     ranker = store.get_online_features(
-        features=store.get_feature_service(RANKER_FEATURES), entity_rows=[{"user_id": 1, "video_id": 10, **now}]
+        features=store.get_feature_service(RANKER_FEATURES), entity_rows=[{"user_id": 1, "video_id": 10, **now, **next_of[1]}]
     ).to_dict()
     assert (ranker["watch_count_28d"], ranker["impressions_7d"]) == ([1], [3])
 
@@ -193,7 +196,7 @@ def test_online_features_serve_the_latest_materialized_values(settings: VidrecSe
     store.materialize_incremental(end_date=utc("2026-01-04 00:00"))
     ranker = store.get_online_features(
         features=store.get_feature_service(RANKER_FEATURES),
-        entity_rows=[{"user_id": 1, "video_id": 10, **now}, {"user_id": 2, "video_id": 10, **now}],
+        entity_rows=[{"user_id": 1, "video_id": 10, **now, **next_of[1]}, {"user_id": 2, "video_id": 10, **now, **next_of[2]}],
     ).to_dict()
     assert ranker["watch_count_28d"] == [5, 2]
     assert ranker["user_creator_watches"] == [1, 0]

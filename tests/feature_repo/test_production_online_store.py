@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime
 
 import pyarrow as pa
@@ -9,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
+from tests.engagement_rows import engagement_row
 from feature_repo.services import RETRIEVAL_USER_FEATURES
 from feature_repo.store import apply_feature_definitions
 from vidrec.settings import VidrecSettings
@@ -49,9 +52,7 @@ def production_settings(tmp_path) -> VidrecSettings:
     )
     pq.write_table(
         pa.Table.from_pylist([
-            dict(user_id=7, event_timestamp=day, watch_log_video_ids=[5, 6], watch_log_creator_ids=[1, 2],
-                 watch_log_categories=["news", "music"], watch_log_unix_seconds=[1.0, 2.0],
-                 watch_log_fractions=[0.5, 1.0], impression_log_video_ids=[5], impression_log_unix_seconds=[0.5])
+            engagement_row("next:7", 7, day, watches=[(5, 1, "news", 1.0, 0.5), (6, 2, "music", 2.0, 1.0)], impressions=[(5, 0.5)])
         ]),
         settings.marts_dir / "user_engagement_history.parquet",
     )
@@ -70,8 +71,9 @@ def test_materialized_features_are_served_from_redis(production_settings):
     assert values["country"] == ["BR", None]
     assert values["recent_watch_video_ids"] == [[5, 6], None]
     logs = store.get_online_features(
-        features=["user_engagement:watch_log_categories", "user_engagement:impression_log_unix_seconds"],
-        entity_rows=[{"user_id": 7}],
+        features=["request_engagement:watch_log", "request_engagement:impression_log"],
+        entity_rows=[{"request_id": "next:7"}],
     ).to_dict()
-    assert (logs["watch_log_categories"], logs["impression_log_unix_seconds"]) == ([["news", "music"]], [[0.5]])
+    assert json.loads(logs["watch_log"][0])["categories"] == ["news", "music"]
+    assert json.loads(logs["impression_log"][0])["unix_seconds"] == [0.5]
     assert not (production_settings.feast_dir / "online_store.db").exists()

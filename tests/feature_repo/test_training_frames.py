@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_repo.on_demand import unix_seconds
+from tests.engagement_rows import engagement_row
 from feature_repo.services import RANKER_FEATURES
 from feature_repo.store import apply_feature_definitions
 from feature_repo.training_frames import historical_features
@@ -35,7 +36,7 @@ def _video_day(video_id: int, day: str, impressions_7d: int) -> dict:
 def _ranked(examples: pd.DataFrame) -> pd.DataFrame:
     """Examples with the request data the ranker's on-demand view needs (request time = shown time)."""
     return examples.assign(
-        request_unix_seconds=unix_seconds(examples["event_timestamp"]), retrieval_source="trending",
+        request_id="r1", request_unix_seconds=unix_seconds(examples["event_timestamp"]), retrieval_source="trending",
         retrieval_source_score=0.5,
     )
 
@@ -53,10 +54,11 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         ],
         # as of 10:00 user 1 had watched video 10 (at 10:00) and been shown video 11 (at 09:00)
         "user_engagement_history": [
-            dict(user_id=1, event_timestamp=pd.Timestamp("2026-01-02 10:00").to_pydatetime(),
-                 watch_log_video_ids=[10], watch_log_creator_ids=[7], watch_log_categories=["music"],
-                 watch_log_unix_seconds=[unix_seconds(pd.Timestamp("2026-01-02 10:00"))], watch_log_fractions=[0.25],
-                 impression_log_video_ids=[11], impression_log_unix_seconds=[unix_seconds(pd.Timestamp("2026-01-02 09:00"))])
+            engagement_row(
+                "r1", 1, pd.Timestamp("2026-01-02 10:00").to_pydatetime(),
+                watches=[(10, 7, "music", unix_seconds(pd.Timestamp("2026-01-02 10:00")), 0.25)],
+                impressions=[(11, unix_seconds(pd.Timestamp("2026-01-02 09:00")))],
+            )
         ],
     }
     for mart, rows in marts.items():
@@ -121,7 +123,8 @@ def test_a_view_without_data_yet_does_not_blank_the_other_views(store):
 
 def test_missing_request_data_is_named(store):
     examples = pd.DataFrame(
-        {"user_id": [1], "video_id": [10], "event_timestamp": pd.to_datetime(["2026-01-02 12:00"], utc=True)}
+        {"user_id": [1], "video_id": [10], "request_id": ["r1"],
+         "event_timestamp": pd.to_datetime(["2026-01-02 12:00"], utc=True)}
     )
     with pytest.raises(ValueError, match=r"lack request data \['request_unix_seconds'"):
         historical_features(store, examples, store.get_feature_service(RANKER_FEATURES))
@@ -144,7 +147,7 @@ def test_cross_features_are_point_in_time_and_match_feasts_own_join(store):
     assert frame["user_creator_watch_fraction"].iloc[1] == pytest.approx(0.25)
     assert frame["user_video_unclicked_impressions"].tolist() == [0, 1, 0]
     assert frame["candidate_source"].tolist() == ["trending"] * 3
-    assert "watch_log_video_ids" not in frame.columns  # inputs of the view, not features
+    assert "watch_log" not in frame.columns  # an input of the view, not a feature
     # Feast computing the same view on its own join gives the same values
     cross = ["user_video_watches", "user_creator_watches", "user_video_unclicked_impressions"]
     feast = store.get_historical_features(

@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pandas as pd
@@ -86,11 +85,7 @@ def test_score_of_500_candidates_needs_no_labels_and_combines_the_heads(trained,
     assert score.shape == (500,) and score.dtype == np.float64 and np.all(np.isfinite(score))
     values = trained.head_values(candidates)
     expected = values["watch_time"] + 30.0 * values["like"] - 30.0 * values["skip"]
-    np.testing.assert_allclose(score, expected)
-    started = time.perf_counter()
-    for _ in range(10):
-        trained.score(candidates)
-    assert (time.perf_counter() - started) / 10 < 0.25  # generous: the bench measures the 10 ms budget
+    np.testing.assert_allclose(score, expected)  # its speed is measured by bench/ranking_latency.py
 
 
 def test_bundle_round_trip_keeps_calibrators_and_the_report(trained, frame, tmp_path):

@@ -12,16 +12,16 @@ import pytest
 
 from feature_repo.store import apply_feature_definitions
 from serving.online_features import OnlineFeatureReader
+from tests.engagement_rows import engagement_row
 from serving.request_clock import request_clock
 from vidrec.settings import VidrecSettings
 
 DAY = datetime(2026, 1, 3)
 DAY_SECONDS = 1767398400.0  # DAY in Unix seconds
 # User 7 watched video 5 (creator 1, news) two days before DAY, and was shown video 6 twice since.
-ENGAGEMENT_ROW = dict(
-    user_id=7, event_timestamp=DAY, watch_log_video_ids=[5], watch_log_creator_ids=[1], watch_log_categories=["news"],
-    watch_log_unix_seconds=[DAY_SECONDS - 2 * 86400], watch_log_fractions=[0.5],
-    impression_log_video_ids=[6, 5, 6], impression_log_unix_seconds=[DAY_SECONDS - 3600, DAY_SECONDS - 3 * 86400, DAY_SECONDS - 60],
+ENGAGEMENT_ROW = engagement_row(
+    "next:7", 7, DAY, watches=[(5, 1, "news", DAY_SECONDS - 2 * 86400, 0.5)],
+    impressions=[(6, DAY_SECONDS - 3600), (5, DAY_SECONDS - 3 * 86400), (6, DAY_SECONDS - 60)],
 )
 
 
@@ -107,7 +107,7 @@ def test_ranking_frame_has_one_row_per_candidate_with_user_and_video_features(st
     assert frame["country"].tolist() == ["BR"] * 3
     assert frame["ctr_7d"].tolist() == [0.1, 0.2, 0.1]
     assert frame["candidate_source"].tolist() == ["ann", "trending", "ann"]
-    assert "recent_watch_video_ids" not in frame.columns and "watch_log_video_ids" not in frame.columns
+    assert "recent_watch_video_ids" not in frame.columns and "watch_log" not in frame.columns
 
 
 def test_cross_features_describe_the_users_past_with_each_candidate(store):
@@ -133,15 +133,15 @@ def test_serving_computes_on_demand_features_exactly_as_feast_does(store):
         store.get_online_features(
             features=store.get_feature_service("ranker_features"),
             entity_rows=[
-                {"user_id": 7, "video_id": 5, "request_unix_seconds": DAY_SECONDS, "retrieval_source": "ann",
-                 "retrieval_source_score": 1.0},
-                {"user_id": 7, "video_id": 6, "request_unix_seconds": DAY_SECONDS, "retrieval_source": None,
-                 "retrieval_source_score": None},
+                {"user_id": 7, "video_id": 5, "request_id": "next:7", "request_unix_seconds": DAY_SECONDS,
+                 "retrieval_source": "ann", "retrieval_source_score": 1.0},
+                {"user_id": 7, "video_id": 6, "request_id": "next:7", "request_unix_seconds": DAY_SECONDS,
+                 "retrieval_source": None, "retrieval_source_score": None},
             ],
         ).to_dict()
     )
 
-    columns = [name for name in feast.columns if name not in ("user_id", "video_id")]
+    columns = [name for name in feast.columns if name not in ("user_id", "video_id", "request_id")]
     assert {"user_video_watches", "user_creator_days_since_watch", "candidate_source_score"} <= set(columns)
     pd.testing.assert_frame_equal(
         served[columns].reset_index(drop=True), feast[columns], check_dtype=False, check_like=True

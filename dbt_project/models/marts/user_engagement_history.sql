@@ -1,15 +1,26 @@
 {{ config(location=mart_location('user_engagement_history')) }}
 
-{#- What the ranker's cross features are computed from: the user's recent engagement log, as of
-    the start of every request (so a request never sees its own impressions) and as of just after
-    the user's last event (the state the online store serves).
+{#- What the ranker's cross features are computed from: the user's recent engagement log as each
+    request saw it, keyed by request_id: as of the start of the request (so a request never sees
+    its own impressions). Plus, per user, the state their next request will see, keyed
+    'next:<user_id>' (feature_repo.entities.next_request_id) and stamped just after (1 ms) the
+    last event of the whole log: the rows the online store serves.
 
-    Per state: the last `history_length` watches at or before the state time (video, creator,
-    category, time, watched fraction; oldest first) and the last `impression_history_length`
-    impressions strictly before it (video, time). Times are Unix seconds, so the on-demand
-    transformation can subtract them from the request time without timezone handling. The
-    per-(user, video | creator | category) counts, recencies and churn are computed from these
-    logs at request time (feature_repo/engagement.py), the same way in training and serving. -#}
+    Keyed by request rather than by user because Feast's file offline store joins a user-keyed
+    view by pairing every example of a user with every row of that user before filtering by time;
+    with one row per request the join pairs each example with exactly one row.
+
+    Per state: `watch_log`, the last `history_length` watches at or before the state time, and
+    `impression_log`, the last `impression_history_length` impressions strictly before it, each a
+    JSON object of parallel lists, oldest first:
+        watch_log      {"video_ids", "creator_ids", "categories", "unix_seconds", "fractions"}
+        impression_log {"video_ids", "unix_seconds"}
+    JSON text rather than list columns: Feast's file offline store tokenizes every object column
+    of a source by pickling it, which for ~10^5 rows of numpy arrays costs minutes per join, for
+    strings a fraction of a second. Times are Unix seconds, so the on-demand transformation
+    subtracts them from the request time without timezone handling. The per-(user, video |
+    creator | category) counts, recencies and churn are computed from these logs at request time
+    (feature_repo/engagement.py), the same way in training and serving. -#}
 
 with
 
@@ -77,35 +88,43 @@ impression_log_states as (
 
 request_starts as (
 
-    select user_id, min(impression_time) as event_timestamp
+    select request_id, user_id, min(impression_time) as event_timestamp
     from impressions
     group by request_id, user_id
 
 ),
 
-after_last_event as (
+end_of_log as (
 
-    select user_id, max(event_time) + interval 1 millisecond as event_timestamp
+    select max(event_time) + interval 1 millisecond as event_timestamp
     from (
-        select user_id, watch_time as event_time from watches
+        select watch_time as event_time from watches
         union all
-        select user_id, impression_time as event_time from impressions
+        select impression_time as event_time from impressions
     )
-    group by user_id
+
+),
+
+next_requests as (
+
+    select 'next:' || cast(users.user_id as varchar) as request_id, users.user_id, end_of_log.event_timestamp
+    from (select distinct user_id from watches union select distinct user_id from impressions) as users
+    cross join end_of_log
 
 ),
 
 state_times as (
 
-    select user_id, event_timestamp from request_starts
-    union
-    select user_id, event_timestamp from after_last_event
+    select request_id, user_id, event_timestamp from request_starts
+    union all
+    select request_id, user_id, event_timestamp from next_requests
 
 ),
 
 with_watches as (
 
     select
+        state_times.request_id,
         state_times.user_id,
         state_times.event_timestamp,
         watch_log_states.watch_log_video_ids,
@@ -137,18 +156,23 @@ with_impressions as (
 final as (
 
     select
+        request_id,
         user_id,
         event_timestamp,
-        coalesce(watch_log_video_ids, cast([] as bigint[])) as watch_log_video_ids,
-        coalesce(watch_log_creator_ids, cast([] as bigint[])) as watch_log_creator_ids,
-        coalesce(watch_log_categories, cast([] as varchar[])) as watch_log_categories,
-        coalesce(watch_log_unix_seconds, cast([] as double[])) as watch_log_unix_seconds,
-        coalesce(watch_log_fractions, cast([] as double[])) as watch_log_fractions,
-        coalesce(impression_log_video_ids, cast([] as bigint[])) as impression_log_video_ids,
-        coalesce(impression_log_unix_seconds, cast([] as double[])) as impression_log_unix_seconds
+        to_json({
+            'video_ids': coalesce(watch_log_video_ids, cast([] as bigint[])),
+            'creator_ids': coalesce(watch_log_creator_ids, cast([] as bigint[])),
+            'categories': coalesce(watch_log_categories, cast([] as varchar[])),
+            'unix_seconds': coalesce(watch_log_unix_seconds, cast([] as double[])),
+            'fractions': coalesce(watch_log_fractions, cast([] as double[]))
+        })::varchar as watch_log,
+        to_json({
+            'video_ids': coalesce(impression_log_video_ids, cast([] as bigint[])),
+            'unix_seconds': coalesce(impression_log_unix_seconds, cast([] as double[]))
+        })::varchar as impression_log
     from with_impressions
     -- a fixed order: dbt's parallel writes must not reorder the mart between runs
-    order by user_id, event_timestamp
+    order by user_id, event_timestamp, request_id
 
 )
 
