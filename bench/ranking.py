@@ -14,9 +14,10 @@ every click plus a weighted sample of non-clicks) with the feature lists of the 
 service (`feature_repo.feature_columns.ranker_inputs`), cross features from the
 `candidate_engagement` on-demand view included. For MovieLens the impressions are SYNTHETIC: the
 importer samples 4 unrated movies next to each rating. Every model is scored on
-`split == 'holdout'` (the pipeline's temporal holdout); baselines are trained on all 'train' rows
-with the same watch-time-weighted objective as our watch_time head (positives weigh their watch
-seconds), so the comparison is of model capacity, not of objective. Prints a Markdown table and
+`split == 'holdout'` (the pipeline's temporal holdout); baselines are trained on the rows our
+ranker fits on ('train' less the last 10% by time, which our ranker keeps for calibration), with
+the same watch-time-weighted objective as our watch_time head (positives weigh their watch
+seconds), so the comparison is of model capacity, not of data or objective. Prints a Markdown table and
 logs it to MLflow (experiment `vidrec-benchmarks`).
 """
 
@@ -39,7 +40,7 @@ from models.ranking.config import RankerConfig
 from models.ranking.evaluate import ranking_report
 from models.ranking.labels import watch_time_labels
 from models.ranking.preprocessing import FeaturePreprocessor
-from models.ranking.train import train_ranker
+from models.ranking.train import split_calibration_rows, train_ranker
 from vidrec.settings import VidrecSettings
 
 COLUMNS = [("gauc_clicked", "GAUC"), ("auc_clicked", "AUC click"), ("auc_watch_weighted", "AUC watch-w."),
@@ -123,7 +124,10 @@ def score_latency_ms(bundle, frame: pd.DataFrame, calls: int = 200) -> float:
 
 
 def run(frame: pd.DataFrame, config: RankerConfig) -> tuple[dict[str, dict[str, float]], dict]:
-    train, holdout = frame[frame["split"] == "train"], frame[frame["split"] == "holdout"]
+    """Every model learns from the same rows: 'train' less the calibration tail our ranker keeps
+    for its calibrators (the baselines are not calibrated, so they get no extra rows)."""
+    train, _ = split_calibration_rows(frame[frame["split"] == "train"], config.calibration_share)
+    holdout = frame[frame["split"] == "holdout"]
     results: dict[str, dict[str, float]] = {}
     bundles = {}
     variants = {

@@ -146,8 +146,15 @@ _NEVER_WATCHED = (0, -math.inf, 0.0)
 
 def _rows_by_log(inputs: pd.DataFrame) -> dict[int, np.ndarray]:
     """Row positions grouped by the (watch log, impression log) they carry, keyed by the first row."""
-    logs = inputs[[WATCH_LOG, IMPRESSION_LOG]].astype(object).where(inputs[[WATCH_LOG, IMPRESSION_LOG]].notna(), "")
-    group, _ = pd.MultiIndex.from_frame(logs).factorize()
+    watch_logs = inputs[WATCH_LOG].to_numpy(object)
+    impression_logs = inputs[IMPRESSION_LOG].to_numpy(object)
+    if len(watch_logs) and all(log is watch_logs[0] for log in watch_logs) and all(
+        log is impression_logs[0] for log in impression_logs
+    ):  # serving: one request's candidates share one log object
+        return {0: np.arange(len(watch_logs))}
+    watch_codes, _ = pd.factorize(watch_logs, use_na_sentinel=False)
+    impression_codes, distinct_impression_logs = pd.factorize(impression_logs, use_na_sentinel=False)
+    group = watch_codes * (len(distinct_impression_logs) + 1) + impression_codes
     order = np.argsort(group, kind="stable")
     bounds = np.flatnonzero(np.diff(group[order])) + 1
     return {int(rows[0]): rows for rows in np.split(order, bounds) if len(rows)}

@@ -83,18 +83,27 @@ class OnDemandRequest:
         ]
 
     @property
+    def input_columns(self) -> list[str]:
+        """The stored inputs and request fields the transformation reads (besides join keys)."""
+        return list(dict.fromkeys([*(reference.split(":", 1)[1] for reference in self.input_refs), *self.request_fields]))
+
+    @property
     def request_fields(self) -> list[str]:
         return [field.name for source in self.view.source_request_sources.values() for field in source.schema]
 
-    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`frame` (stored inputs, join keys and request fields as columns) plus the outputs."""
+    def outputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The requested outputs for `frame` (stored inputs, join keys and request fields as
+        columns), computed by the view's own transformation; indexed like `frame`."""
         missing = [name for name in self.request_fields if name not in frame.columns]
         if missing:
             raise ValueError(
                 f"on-demand view {self.view.name!r} needs request data {missing} with every entity row"
             )
-        outputs = self.view.feature_transformation.transform(frame)
-        return frame.assign(**{name: outputs[name].to_numpy() for name in self.features})
+        return self.view.feature_transformation.transform(frame)[list(self.features)].set_axis(frame.index)
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` plus the requested outputs."""
+        return pd.concat([frame, self.outputs(frame)], axis=1)
 
 
 def on_demand_requests(store: FeatureStore, features: FeatureService | list[str]) -> list[OnDemandRequest]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 from feast import FeatureStore
+from feast.types import PrimitiveFeastType
 
 from feature_repo.entities import next_request_id
 from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
@@ -60,7 +62,20 @@ class OnlineFeatureReader:
         self.video_feature_names = [reference.split(":", 1)[1] for reference in self._video_refs]
         self._video_ttl_seconds = video_ttl_seconds
         self._clock = clock
-        self._video_cache: dict[int, tuple[float, tuple]] = {}
+        # Video features column-wise: a slot per video in one float matrix (numbers, NaN when
+        # missing) and one object matrix (strings), so a request gathers its rows in one take.
+        string_features = {
+            feature.name
+            for reference in self._video_refs
+            for feature in store.get_feature_view(reference.split(":", 1)[0]).features
+            if feature.dtype == PrimitiveFeastType.STRING
+        }
+        self._string_names = [name for name in self.video_feature_names if name in string_features]
+        self._number_names = [name for name in self.video_feature_names if name not in string_features]
+        self._video_slots: dict[int, int] = {}
+        self._video_expiry: dict[int, float] = {}
+        self._numbers = np.empty((0, len(self._number_names)))
+        self._strings = np.empty((0, len(self._string_names)), dtype=object)
 
     def user_features(self, user_id: int) -> dict[str, object] | None:
         """Every user-keyed feature either service needs, plus the state the user's next request
@@ -75,15 +90,28 @@ class OnlineFeatureReader:
 
     def video_features(self, video_ids: Sequence[int]) -> pd.DataFrame:
         """One row per id (in order) of video features, from the cache where still fresh."""
+        return pd.DataFrame(self._video_columns(video_ids), copy=False)
+
+    def _video_columns(self, video_ids: Sequence[int]) -> dict[str, np.ndarray]:
+        """The video features of `video_ids` column by column (a DataFrame built once, later)."""
         now = self._clock()
         stale = [
             video for video in dict.fromkeys(int(video) for video in video_ids)
-            if video not in self._video_cache or self._video_cache[video][0] <= now
+            if self._video_expiry.get(video, -np.inf) <= now
         ]
         if stale:
             self._fetch_videos(stale, now)
-        rows = [self._video_cache[int(video)][1] for video in video_ids]
-        return pd.DataFrame(rows, columns=self.video_feature_names).assign(**{VIDEO_KEY: list(video_ids)})
+        slots = np.fromiter((self._video_slots[int(video)] for video in video_ids), dtype=np.int64, count=len(video_ids))
+        numbers = self._numbers[slots]
+        strings = self._strings[slots]
+        data: dict[str, np.ndarray] = {}
+        for name in self.video_feature_names:
+            if name in self._number_names:
+                data[name] = numbers[:, self._number_names.index(name)]
+            else:
+                data[name] = strings[:, self._string_names.index(name)]
+        data[VIDEO_KEY] = np.asarray(video_ids, dtype=np.int64)
+        return data
 
     def warm_video_cache(self, video_ids: Sequence[int], batch_size: int = 1000) -> None:
         """Load every given video's features at start-up so the first requests are fast too."""
@@ -106,38 +134,55 @@ class OnlineFeatureReader:
         stored log and the request data: the request time and what retrieval said of each
         candidate (unknown where not given).
         """
-        frame = self.video_features(video_ids)
-        size = len(frame)
-        # Scalars only: list-valued user features (histories, logs) feed retrieval and the
-        # on-demand views, not the ranker directly.
-        user_columns = {
-            name: value
-            for name, value in user.items()
-            if name not in frame.columns and name not in self._user_log_names and not isinstance(value, list)
-        }
-        user_columns[USER_KEY] = user_id
-        frame = frame.assign(**{name: [value] * size for name, value in user_columns.items()})
+        data = self._video_columns(video_ids)
+        size = len(video_ids)
+        # Scalars only: list-valued user features (histories) feed retrieval, and the logs feed
+        # the on-demand views, not the ranker directly.
+        for name, value in user.items():
+            if name not in data and name not in self._user_log_names and not isinstance(value, list):
+                data[name] = _repeated(value, size)
+        data[USER_KEY] = np.full(size, user_id, dtype=np.int64)
         if not self._on_demand:
-            return frame
-        request_data = {
-            REQUEST_TIME: float(request_unix_seconds),
-            RETRIEVAL_SOURCE: list(retrieval_sources) if retrieval_sources is not None else [None] * size,
-            RETRIEVAL_SOURCE_SCORE: (
-                list(retrieval_source_scores) if retrieval_source_scores is not None else [float("nan")] * size
-            ),
-        }
-        # the user's logs (None: nothing logged yet), one value for every candidate row
-        logs = {name: user.get(name) for name in self._user_log_names}
-        inputs = frame.assign(**request_data, **{name: [value] * size for name, value in logs.items()})
+            return pd.DataFrame(data, copy=False)
+        data[REQUEST_TIME] = np.full(size, float(request_unix_seconds))
+        data[RETRIEVAL_SOURCE] = (
+            np.asarray(retrieval_sources, dtype=object) if retrieval_sources is not None else np.full(size, None)
+        )
+        data[RETRIEVAL_SOURCE_SCORE] = (
+            np.asarray(retrieval_source_scores, dtype=np.float64)
+            if retrieval_source_scores is not None else np.full(size, np.nan)
+        )
+        # the user's logs (None: nothing logged yet), the same object on every candidate row
+        logs = {name: np.full(size, user.get(name), dtype=object) for name in self._user_log_names}
         for request in self._on_demand:
-            inputs = request.apply(inputs)
-        return inputs.drop(columns=list(logs))
+            # the transformation sees only what it reads: a narrow frame is cheaper to build
+            inputs = {name: data[name] for name in (USER_KEY, VIDEO_KEY, *request.input_columns) if name in data}
+            outputs = request.outputs(pd.DataFrame({**inputs, **logs}, copy=False))
+            data.update({name: outputs[name].to_numpy() for name in request.features})
+        return pd.DataFrame(data, copy=False)
 
     def _fetch_videos(self, video_ids: list[int], now: float) -> None:
         values = self._store.get_online_features(
             features=self._video_refs, entity_rows=[{VIDEO_KEY: video} for video in video_ids]
         ).to_dict()
-        columns = [values[name] for name in self.video_feature_names]
+        new = [video for video in video_ids if video not in self._video_slots]
+        if new:
+            first = len(self._numbers)
+            self._video_slots.update({video: first + offset for offset, video in enumerate(new)})
+            self._numbers = np.vstack([self._numbers, np.full((len(new), len(self._number_names)), np.nan)])
+            self._strings = np.vstack([self._strings, np.full((len(new), len(self._string_names)), None, dtype=object)])
+        slots = np.array([self._video_slots[video] for video in video_ids], dtype=np.int64)
+        for column, name in enumerate(self._number_names):
+            self._numbers[slots, column] = [np.nan if value is None else value for value in values[name]]
+        for column, name in enumerate(self._string_names):
+            self._strings[slots, column] = values[name]
         expires = now + self._video_ttl_seconds
-        for position, video in enumerate(video_ids):
-            self._video_cache[video] = (expires, tuple(column[position] for column in columns))
+        self._video_expiry.update({video: expires for video in video_ids})
+
+
+def _repeated(value: object, size: int) -> np.ndarray:
+    if value is None:
+        return np.full(size, np.nan)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return np.full(size, float(value))
+    return np.full(size, value, dtype=object)
