@@ -52,6 +52,8 @@ DAYS_SINCE_FEATURES = (
 FRACTION_FEATURES = ("user_creator_watch_fraction", "user_category_watch_fraction")
 CANDIDATE_SOURCE = "candidate_source"
 CANDIDATE_SOURCE_SCORE = "candidate_source_score"
+# Outputs copied from the request data (no stored input behind them).
+REQUEST_PASSTHROUGH_FEATURES = (CANDIDATE_SOURCE, CANDIDATE_SOURCE_SCORE)
 
 
 class _EngagementSummary:

@@ -19,6 +19,7 @@ from feature_repo.engagement import (
     CANDIDATE_SOURCE_SCORE,
     DAYS_SINCE_FEATURES,
     FRACTION_FEATURES,
+    REQUEST_PASSTHROUGH_FEATURES,
     REQUEST_TIME,
     RETRIEVAL_SOURCE,
     RETRIEVAL_SOURCE_SCORE,
@@ -139,9 +140,11 @@ def online_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
     online = pd.DataFrame(
         store.get_online_features(features=store.get_feature_service(RANKER_SERVICE), entity_rows=entity_rows).to_dict()
     )
+    # what the request itself carries (the retrieval source and score) cannot drift in storage
+    stored = [name for name in (*columns.numeric, *columns.categorical) if name not in REQUEST_PASSTHROUGH_FEATURES]
     outcome = compare_feature_distributions(
-        offline, online, numeric_features=columns.numeric,
-        categorical_features=[name for name in columns.categorical if not name.endswith("_id")],
+        offline, online, numeric_features=[name for name in columns.numeric if name in stored],
+        categorical_features=[name for name in columns.categorical if not name.endswith("_id") and name in stored],
     )
     return _result(outcome)
 
