@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from feast import FeatureService, FeatureStore
 from feast.types import Array, PrimitiveFeastType
 
+from feature_repo.services import RANKER_FEATURES as RANKER_SERVICE
+
 # Features known only at request time (not stored in Feast) that the ranker also reads.
 REQUEST_CATEGORICAL_FEATURES = ("surface",)
 
@@ -47,9 +49,6 @@ def service_feature_columns(store: FeatureStore, service_name: str) -> FeatureCo
             else:
                 numeric.append(feature.name)
     return FeatureColumns(tuple(dict.fromkeys(categorical)), tuple(dict.fromkeys(numeric)), tuple(dict.fromkeys(lists)))
-
-
-RANKER_SERVICE = "ranker_features"
 
 
 def ranker_inputs(store: FeatureStore) -> FeatureColumns:

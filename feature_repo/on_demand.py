@@ -32,10 +32,6 @@ candidate_request = RequestSource(
     ],
 )
 
-# The request fields as Feast needs them in training entity frames and serving entity rows.
-REQUEST_FIELDS = tuple(field.name for field in candidate_request.schema)
-
-
 def candidate_engagement_udf(inputs: pd.DataFrame) -> pd.DataFrame:
     # Imported inside: Feast stores this function in its registry and may call it from there.
     from feature_repo.engagement import candidate_engagement_features
@@ -91,14 +87,16 @@ class OnDemandRequest:
     def request_fields(self) -> list[str]:
         return [field.name for source in self.view.source_request_sources.values() for field in source.schema]
 
+    def require_request_data(self, columns) -> None:
+        """Raise, naming them, when request fields the view needs are not among `columns`."""
+        missing = [name for name in self.request_fields if name not in columns]
+        if missing:
+            raise ValueError(f"examples lack request data {missing} needed by on-demand view {self.view.name!r}")
+
     def outputs(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The requested outputs for `frame` (stored inputs, join keys and request fields as
         columns), computed by the view's own transformation; indexed like `frame`."""
-        missing = [name for name in self.request_fields if name not in frame.columns]
-        if missing:
-            raise ValueError(
-                f"on-demand view {self.view.name!r} needs request data {missing} with every entity row"
-            )
+        self.require_request_data(frame.columns)
         return self.view.feature_transformation.transform(frame)[list(self.features)].set_axis(frame.index)
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -54,9 +54,7 @@ def historical_features(
         if missing:
             raise ValueError(f"examples lack join key(s) {missing} needed by {references[0].split(':')[0]}")
     for request in on_demand:
-        missing = [name for name in request.request_fields if name not in frame.columns]
-        if missing:
-            raise ValueError(f"examples lack request data {missing} needed by on-demand view {request.view.name!r}")
+        request.require_request_data(frame.columns)
     for (keys, _source), references in groups.items():
         entity_rows = frame[[*keys, TIMESTAMP]].drop_duplicates().reset_index(drop=True)
         started = time.perf_counter()

@@ -104,12 +104,8 @@ class OnlineFeatureReader:
         slots = np.fromiter((self._video_slots[int(video)] for video in video_ids), dtype=np.int64, count=len(video_ids))
         numbers = self._numbers[slots]
         strings = self._strings[slots]
-        data: dict[str, np.ndarray] = {}
-        for name in self.video_feature_names:
-            if name in self._number_names:
-                data[name] = numbers[:, self._number_names.index(name)]
-            else:
-                data[name] = strings[:, self._string_names.index(name)]
+        data = {name: numbers[:, column] for column, name in enumerate(self._number_names)}
+        data.update({name: strings[:, column] for column, name in enumerate(self._string_names)})
         data[VIDEO_KEY] = np.asarray(video_ids, dtype=np.int64)
         return data
 
