@@ -56,7 +56,7 @@ def pipeline_frame(settings: VidrecSettings, frame_path: Path | None = None) -> 
         raise SystemExit(f"{path} not found: run `vidrec pipeline` with VIDREC_HOME={settings.home} first")
     inputs = ranker_inputs(feature_store(settings))
     config = RankerConfig(categorical_features=list(inputs.categorical), numeric_features=list(inputs.numeric),
-                          show_progress=False)
+                          bag_features=list(inputs.lists), show_progress=False)
     return pd.read_parquet(path), config
 
 
@@ -69,7 +69,7 @@ def _design(preprocessor: FeaturePreprocessor, frame: pd.DataFrame):
 
 def logistic_regression_scores(train: pd.DataFrame, holdout: pd.DataFrame, config: RankerConfig) -> np.ndarray:
     """Watch-time-weighted LR on one-hot categoricals + the quantile-normalised numerics (x̃, x̃²,
-    √x̃, missing) our ranker sees; returns holdout log-odds."""
+    √x̃, missing) our ranker sees + each bag as a normalised multi-hot; returns holdout log-odds."""
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
@@ -82,7 +82,7 @@ def logistic_regression_scores(train: pd.DataFrame, holdout: pd.DataFrame, confi
         rows = np.repeat(np.arange(len(frame)), categorical.shape[1])
         one_hot = sparse.csr_matrix((np.ones(rows.size), (rows, (categorical + offsets).ravel())),
                                     shape=(len(frame), int(sizes.sum())))
-        return sparse.hstack([one_hot, sparse.csr_matrix(numeric)]).tocsr()
+        return sparse.hstack([one_hot, sparse.csr_matrix(numeric), *_bag_matrices(preprocessor, frame)]).tocsr()
 
     labels, weights = watch_time_labels(train)
     model = LogisticRegression(C=1.0, max_iter=2000)
@@ -90,9 +90,28 @@ def logistic_regression_scores(train: pd.DataFrame, holdout: pd.DataFrame, confi
     return model.decision_function(matrix(holdout))
 
 
+def _bag_matrices(preprocessor: FeaturePreprocessor, frame: pd.DataFrame) -> list:
+    """Per bag feature, a row-normalised multi-hot matrix over its vocabulary: LR's view of the
+    bag the ranker averages embeddings of (known ids only, as the ranker sees them)."""
+    from scipy import sparse
+
+    bags = preprocessor.transform(frame).bags
+    if bags is None:
+        return []
+    matrices = []
+    for column, size in enumerate(preprocessor.bag_vocabulary_sizes.values()):
+        ids = bags[:, column].numpy()
+        rows, positions = np.nonzero(ids)
+        counts = np.maximum((ids > 0).sum(axis=1), 1)
+        matrices.append(sparse.csr_matrix((1.0 / counts[rows], (rows, ids[rows, positions])), shape=(len(frame), size)))
+    return matrices
+
+
 def gradient_boosting_scores(train: pd.DataFrame, holdout: pd.DataFrame, config: RankerConfig) -> np.ndarray:
     """Watch-time-weighted HistGradientBoosting on vocabulary indices (native categorical splits
-    for vocabularies ≤ 255, ordinal codes above) + the numerics' CDF x̃ and missing flag."""
+    for vocabularies ≤ 255, ordinal codes above) + the numerics' CDF x̃ and missing flag. Bag
+    features (the recent watches) are left out: a tree has no use for a variable-length set of
+    ids short of hand-made summaries, which is the gap embeddings close."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     preprocessor = FeaturePreprocessor.fit(train, config)

@@ -56,12 +56,12 @@ def main() -> None:
         user = features.user_features(user_id) or {}
         looked_up = time.perf_counter()
         sources = [rng.choice(SOURCE_PRIORITY) for _ in candidates]
-        frame = features.ranking_features(
+        columns = features.ranking_columns(
             user, user_id, candidates, clock(), sources, [rank_score(rank) for rank in range(len(candidates))]
         )
-        frame["surface"] = "home"
+        columns["surface"] = np.full(len(candidates), "home", dtype=object)
         framed = time.perf_counter()
-        models.ranker.score(frame)
+        models.ranker.score(columns)
         scored = time.perf_counter()
         lookups.append(looked_up - started)
         frames.append(framed - looked_up)

@@ -150,9 +150,8 @@ def _rows_by_log(inputs: pd.DataFrame) -> dict[int, np.ndarray]:
     """Row positions grouped by the (watch log, impression log) they carry, keyed by the first row."""
     watch_logs = inputs[WATCH_LOG].to_numpy(object)
     impression_logs = inputs[IMPRESSION_LOG].to_numpy(object)
-    if len(watch_logs) and all(log is watch_logs[0] for log in watch_logs) and all(
-        log is impression_logs[0] for log in impression_logs
-    ):  # serving: one request's candidates share one log object
+    if len(watch_logs) and _all_equal(watch_logs) and _all_equal(impression_logs):
+        # serving: one request's candidates share one user's logs
         return {0: np.arange(len(watch_logs))}
     watch_codes, _ = pd.factorize(watch_logs, use_na_sentinel=False)
     impression_codes, distinct_impression_logs = pd.factorize(impression_logs, use_na_sentinel=False)
@@ -160,6 +159,12 @@ def _rows_by_log(inputs: pd.DataFrame) -> dict[int, np.ndarray]:
     order = np.argsort(group, kind="stable")
     bounds = np.flatnonzero(np.diff(group[order])) + 1
     return {int(rows[0]): rows for rows in np.split(order, bounds) if len(rows)}
+
+
+def _all_equal(logs: np.ndarray) -> bool:
+    """Every cell is the first one (the same object, or equal text; None equals None)."""
+    first = logs[0]
+    return all(log is first or log == first for log in logs)
 
 
 def _fold(keys: Sequence, times: Sequence, fractions: Sequence) -> dict[object, tuple[int, float, float]]:

@@ -16,6 +16,9 @@ from feature_repo.services import RANKER_FEATURES as RANKER_SERVICE
 
 # Features known only at request time (not stored in Feast) that the ranker also reads.
 REQUEST_CATEGORICAL_FEATURES = ("surface",)
+# The candidate's own id: a join key, not a stored feature, yet a ranker input in its own right
+# (embedded, its table shared with the last watched video's: one id space, two roles).
+CANDIDATE_KEY_FEATURES = ("video_id",)
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,17 @@ def service_feature_columns(store: FeatureStore, service_name: str) -> FeatureCo
 
 
 def ranker_inputs(store: FeatureStore) -> FeatureColumns:
-    """The ranker's model inputs: the ranker service's features plus the request's categoricals.
+    """The ranker's model inputs: the ranker service's features, the candidate's id and the
+    request's categoricals.
 
     The pipeline's ranking_model asset and bench/ranking.py both ask this, so the benchmark
     measures the model on exactly the features it ships with.
     """
     columns = service_feature_columns(store, RANKER_SERVICE)
     return FeatureColumns(
-        tuple(dict.fromkeys(columns.categorical + REQUEST_CATEGORICAL_FEATURES)), columns.numeric, columns.lists
+        tuple(dict.fromkeys(columns.categorical + CANDIDATE_KEY_FEATURES + REQUEST_CATEGORICAL_FEATURES)),
+        columns.numeric,
+        columns.lists,
     )
 
 

@@ -17,7 +17,8 @@ def feature_services(views: dict[str, FeatureView | OnDemandFeatureView]) -> dic
                 views["user_profile"],
                 views["user_activity"],
                 views["video_stats"],
-                views["user_watch_history"][["last_watched_video_id"]],
+                # the recent watches are a bag of ids for the ranker, embedded with the candidate's table
+                views["user_watch_history"][["last_watched_video_id", "recent_watch_video_ids"]],
                 views["candidate_engagement"],
             ],
             description=(

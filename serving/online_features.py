@@ -19,7 +19,7 @@ from feast.types import PrimitiveFeastType
 
 from feature_repo.entities import next_request_id
 from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
-from feature_repo.feature_columns import feature_refs_by_join_keys
+from feature_repo.feature_columns import feature_refs_by_join_keys, service_feature_columns
 from feature_repo.on_demand import on_demand_requests
 
 RETRIEVAL_USER_SERVICE = "retrieval_user_features"
@@ -56,6 +56,8 @@ class OnlineFeatureReader:
             )
         )
         self._video_refs = list(dict.fromkeys(ranker.get((VIDEO_KEY,), []) + inputs.get((VIDEO_KEY,), [])))
+        # list-valued ranker inputs (bags of ids, e.g. the recent watches)
+        self._ranker_list_names = set(service_feature_columns(store, RANKER_SERVICE).lists)
         self._user_log_names = [
             reference.split(":", 1)[1] for key in ((USER_KEY,), (REQUEST_KEY,)) for reference in inputs.get(key, [])
         ]
@@ -124,7 +126,25 @@ class OnlineFeatureReader:
         retrieval_sources: Sequence[str | None] | None = None,
         retrieval_source_scores: Sequence[float] | None = None,
     ) -> pd.DataFrame:
-        """One row per candidate: its video features, the user's features and the on-demand ones.
+        """`ranking_columns` as a DataFrame (for inspection; the request path keeps the columns)."""
+        return pd.DataFrame(
+            self.ranking_columns(user, user_id, video_ids, request_unix_seconds, retrieval_sources,
+                                 retrieval_source_scores),
+            copy=False,
+        )
+
+    def ranking_columns(
+        self,
+        user: dict[str, object],
+        user_id: int,
+        video_ids: Sequence[int],
+        request_unix_seconds: float,
+        retrieval_sources: Sequence[str | None] | None = None,
+        retrieval_source_scores: Sequence[float] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One row per candidate, column by column: its video features, the user's features and
+        the on-demand ones. Numpy columns, not a DataFrame: at 500 candidates building a frame
+        of some 60 columns costs more than the ranker's forward pass.
 
         The on-demand views (cross features) run their own Feast transformation on the user's
         stored log and the request data: the request time and what retrieval said of each
@@ -132,30 +152,35 @@ class OnlineFeatureReader:
         """
         data = self._video_columns(video_ids)
         size = len(video_ids)
-        # Scalars only: list-valued user features (histories) feed retrieval, and the logs feed
-        # the on-demand views, not the ranker directly.
+        # The logs feed the on-demand views, not the ranker directly; of the list-valued user
+        # features (histories) only those the ranker service names (bags) are ranker inputs.
         for name, value in user.items():
-            if name not in data and name not in self._user_log_names and not isinstance(value, list):
-                data[name] = _repeated(value, size)
+            if name in data or name in self._user_log_names:
+                continue
+            if isinstance(value, list):
+                if name in self._ranker_list_names:
+                    data[name] = _same_object(value, size)
+                continue
+            data[name] = _repeated(value, size)
         data[USER_KEY] = np.full(size, user_id, dtype=np.int64)
         if not self._on_demand:
-            return pd.DataFrame(data, copy=False)
+            return data
         data[REQUEST_TIME] = np.full(size, float(request_unix_seconds))
         data[RETRIEVAL_SOURCE] = (
-            np.asarray(retrieval_sources, dtype=object) if retrieval_sources is not None else np.full(size, None)
+            np.asarray(retrieval_sources, dtype=object) if retrieval_sources is not None else _same_object(None, size)
         )
         data[RETRIEVAL_SOURCE_SCORE] = (
             np.asarray(retrieval_source_scores, dtype=np.float64)
             if retrieval_source_scores is not None else np.full(size, np.nan)
         )
         # the user's logs (None: nothing logged yet), the same object on every candidate row
-        logs = {name: np.full(size, user.get(name), dtype=object) for name in self._user_log_names}
+        logs = {name: _same_object(user.get(name), size) for name in self._user_log_names}
         for request in self._on_demand:
             # the transformation sees only what it reads: a narrow frame is cheaper to build
             inputs = {name: data[name] for name in (USER_KEY, VIDEO_KEY, *request.input_columns) if name in data}
             outputs = request.outputs(pd.DataFrame({**inputs, **logs}, copy=False))
             data.update({name: outputs[name].to_numpy() for name in request.features})
-        return pd.DataFrame(data, copy=False)
+        return data
 
     def _fetch_videos(self, video_ids: list[int], now: float) -> None:
         values = self._store.get_online_features(
@@ -174,6 +199,13 @@ class OnlineFeatureReader:
             self._strings[slots, column] = values[name]
         expires = now + self._video_ttl_seconds
         self._video_expiry.update({video: expires for video in video_ids})
+
+
+def _same_object(value: object, size: int) -> np.ndarray:
+    """An object column holding `value` itself on every row (the preprocessor encodes it once)."""
+    column = np.empty(size, dtype=object)
+    column.fill(value)
+    return column
 
 
 def _repeated(value: object, size: int) -> np.ndarray:

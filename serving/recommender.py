@@ -96,7 +96,7 @@ class Recommender:
     def _rank(
         self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate]
     ) -> list[RecommendedVideo]:
-        frame = self.features.ranking_features(
+        columns = self.features.ranking_columns(
             user,
             user_id,
             [candidate.video_id for candidate in candidates],
@@ -104,8 +104,8 @@ class Recommender:
             retrieval_sources=[candidate.source for candidate in candidates],
             retrieval_source_scores=[candidate.rank_score for candidate in candidates],
         )
-        frame["surface"] = surface
-        scores = self.models.ranker.score(frame)
+        columns["surface"] = np.full(len(candidates), surface, dtype=object)
+        scores = self.models.ranker.score(columns)
         order = np.argsort(-scores, kind="stable")
         return [
             RecommendedVideo(

@@ -132,7 +132,7 @@ class RankerBundle:
         config = RankerConfig(**config_fields)
         preprocessor = FeaturePreprocessor.load(directory / "preprocessor.json")
         model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
-                       heads=tuple(metadata["heads"]))
+                       heads=tuple(metadata["heads"]), bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes)
         # Format 1 has no bias tower; its zero-initialised offsets leave the logits unchanged.
         model.load_state_dict(torch.load(directory / "model.pt", weights_only=True), strict=version == FORMAT_VERSION)
         model.eval()

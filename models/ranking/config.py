@@ -43,7 +43,16 @@ class RankerConfig:
     embedding_dims: dict[str, int] = field(default_factory=lambda: {"video_id": 32, "creator_id": 16})
     # Features that look up another feature's table (one id space, different roles: the paper's
     # shared embeddings). Applies only when both features are inputs.
-    shared_embeddings: dict[str, str] = field(default_factory=lambda: {"last_watched_video_id": "video_id"})
+    shared_embeddings: dict[str, str] = field(
+        default_factory=lambda: {"last_watched_video_id": "video_id", "recent_watch_video_ids": "video_id"}
+    )
+    # List-valued features (bags of ids, e.g. the user's recent watches): the embeddings of the
+    # last `max_bag_length` ids are averaged (unknown ids left out) and fed with, when the bag
+    # shares the table of a categorical feature, the dot product of that average with the
+    # feature's embedding: how close the candidate video is to what the user watched. A tree or
+    # linear model cannot build this user-by-candidate similarity from raw ids; the net learns it.
+    bag_features: list[str] = field(default_factory=list)
+    max_bag_length: int = 50
     category_min_count: int = 5  # rarer values share the unknown (0, zero-vector) embedding
     num_quantiles: int = 100
     # Architecture: "shared_bottom" (one MLP trunk, a linear head per task) or "mmoe" (num_experts
@@ -79,13 +88,18 @@ class RankerConfig:
     def __post_init__(self) -> None:
         self.categorical_features = list(self.categorical_features)
         self.numeric_features = list(self.numeric_features)
+        self.bag_features = list(self.bag_features)
         self.hidden_widths = tuple(self.hidden_widths)
         self.heads = tuple(self.heads)
         if not self.categorical_features and not self.numeric_features:
             raise ValueError("RankerConfig needs at least one categorical or numeric feature")
-        overlap = set(self.categorical_features) & set(self.numeric_features)
+        kinds = (self.categorical_features, self.numeric_features, self.bag_features)
+        overlap = {name for index, names in enumerate(kinds) for name in names
+                   if any(name in other for other in kinds[index + 1:])}
         if overlap:
-            raise ValueError(f"features listed as both categorical and numeric: {sorted(overlap)}")
+            raise ValueError(f"features listed under more than one kind (categorical, numeric, bag): {sorted(overlap)}")
+        if self.max_bag_length < 1:
+            raise ValueError(f"max_bag_length must be at least 1, got {self.max_bag_length}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         unknown = [head for head in (*self.heads, *self.score_weights, *self.task_weights) if head not in HEADS]
@@ -104,6 +118,11 @@ class RankerConfig:
         """The feature whose vocabulary and embedding table `feature` uses (itself unless shared)."""
         owner = self.shared_embeddings.get(feature, feature)
         return owner if owner in self.categorical_features else feature
+
+    def bag_owner(self, bag: str) -> str | None:
+        """The categorical feature whose table a bag feature shares, or None (its own table)."""
+        owner = self.shared_embeddings.get(bag)
+        return owner if owner in self.categorical_features else None
 
     @property
     def uses_bias_surface(self) -> bool:

@@ -74,18 +74,31 @@ class BiasTower(nn.Module):
 
 class Ranker(nn.Module):
     def __init__(self, config: RankerConfig, vocabulary_sizes: dict[str, int], numeric_width: int,
-                 heads: tuple[str, ...] | None = None):
+                 heads: tuple[str, ...] | None = None, bag_vocabulary_sizes: dict[str, int] | None = None):
         super().__init__()
         self.head_names = tuple(heads or config.heads)
         self.serving_position = config.serving_position
+        bag_vocabulary_sizes = bag_vocabulary_sizes or {}
+        bag_features = [name for name in config.bag_features if name in bag_vocabulary_sizes]
         tables = {
             name: nn.Embedding(vocabulary_sizes[name], config.embedding_dim_of(name), padding_idx=0)
             for name in config.categorical_features
             if config.table_of(name) == name
         }
+        tables.update({
+            name: nn.Embedding(bag_vocabulary_sizes[name], config.embedding_dim_of(name), padding_idx=0)
+            for name in bag_features if config.bag_owner(name) is None
+        })
         # A shared feature reuses its owner's table object: one set of parameters, two roles.
         self.embeddings = nn.ModuleList(tables[config.table_of(name)] for name in config.categorical_features)
+        self.bag_embeddings = nn.ModuleList(tables[config.table_of(name)] for name in bag_features)
+        # Per bag: the categorical column whose embedding the bag's average is dotted with (-1: none).
+        self.bag_partners = [
+            config.categorical_features.index(config.bag_owner(name)) if config.bag_owner(name) is not None else -1
+            for name in bag_features
+        ]
         width = sum(table.embedding_dim for table in self.embeddings) + numeric_width
+        width += sum(table.embedding_dim + (partner >= 0) for table, partner in zip(self.bag_embeddings, self.bag_partners))
         if config.architecture == "mmoe":
             self.trunk = None
             self.mixture = MixtureOfExperts(width, config.hidden_widths, config.num_experts, self.head_names)
@@ -102,7 +115,15 @@ class Ranker(nn.Module):
 
     def features(self, inputs: RankerInputs) -> torch.Tensor:
         embedded = [table(inputs.categorical[:, column]) for column, table in enumerate(self.embeddings)]
-        return torch.cat([*embedded, inputs.numeric], dim=-1)  # (batch, embeddings + numerics)
+        bagged = []
+        for index, (table, partner) in enumerate(zip(self.bag_embeddings, self.bag_partners)):
+            ids = inputs.bags[:, index]  # (batch, bag length), 0 = unknown or padding
+            known = (ids > 0).sum(dim=1, keepdim=True).clamp(min=1)
+            average = table(ids).sum(dim=1) / known  # padding rows of the table are zero
+            bagged.append(average)
+            if partner >= 0:
+                bagged.append((average * embedded[partner]).sum(dim=-1, keepdim=True))
+        return torch.cat([*embedded, inputs.numeric, *bagged], dim=-1)  # (batch, embeddings + numerics + bags)
 
     def forward(self, inputs: RankerInputs, positions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Logits per head, each (batch,). `positions` (batch,) int64 in training; None at serving."""

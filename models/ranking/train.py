@@ -100,7 +100,8 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     targets = {head: torch.from_numpy(y.astype(np.float32)) for head, (y, _) in labels.items()}
     weights = {head: torch.from_numpy((w / w.mean()).astype(np.float32)) for head, (_, w) in labels.items()}
 
-    model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width)
+    model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
+                   bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     metrics: dict[str, float] = {}
     steps_per_epoch = math.ceil(len(fit_rows) / config.batch_size)

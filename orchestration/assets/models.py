@@ -160,7 +160,8 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow
     frame = pd.read_parquet(ranking_frame_path(settings))
     inputs = ranker_inputs(feature_store(settings))
     config = RankerConfig(
-        categorical_features=list(inputs.categorical), numeric_features=list(inputs.numeric), show_progress=False
+        categorical_features=list(inputs.categorical), numeric_features=list(inputs.numeric),
+        bag_features=list(inputs.lists), show_progress=False,
     )
     bundle = train_ranker(frame, config)
     metrics = {name: float(value) for name, value in bundle.metrics.items() if np.isscalar(value)}

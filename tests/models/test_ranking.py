@@ -47,6 +47,21 @@ def test_integer_ids_survive_a_float_cast_and_a_json_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.transform(probe).numeric, preprocessor.transform(probe).numeric)
 
 
+def test_scoring_numpy_columns_matches_scoring_the_same_rows_as_a_frame(trained, ranking_frame):
+    """The service scores a mapping of numpy columns; training and evaluation score DataFrames."""
+    sample = ranking_frame.head(300).copy()
+    sample.loc[sample.index[:5], "quality"] = np.nan
+    sample.loc[sample.index[5:10], "country"] = None
+    columns = {name: sample[name].to_numpy() for name in ("surface", "country", "quality", "noise")}
+    np.testing.assert_array_equal(trained.score(columns), trained.score(sample))
+
+
+def test_a_column_missing_from_numpy_columns_is_named(trained):
+    with pytest.raises(ValueError, match=r"lacks feature columns \['noise'\]"):
+        trained.score({"surface": np.array(["home"], dtype=object), "country": np.array(["US"], dtype=object),
+                       "quality": np.array([1.0])})
+
+
 def test_ranker_beats_random_at_separating_clicks(trained, ranking_frame):
     assert trained.metrics["holdout_auc_clicked"] > 0.62
     assert trained.metrics["holdout_auc_watch_weighted"] > trained.metrics["holdout_auc_clicked"]

@@ -107,7 +107,8 @@ def test_ranking_frame_has_one_row_per_candidate_with_user_and_video_features(st
     assert frame["country"].tolist() == ["BR"] * 3
     assert frame["ctr_7d"].tolist() == [0.1, 0.2, 0.1]
     assert frame["candidate_source"].tolist() == ["ann", "trending", "ann"]
-    assert "recent_watch_video_ids" not in frame.columns and "watch_log" not in frame.columns
+    assert frame["recent_watch_video_ids"].tolist() == [[5]] * 3  # the ranker's bag of recent watches
+    assert "recent_search_tokens" not in frame.columns and "watch_log" not in frame.columns
 
 
 def test_cross_features_describe_the_users_past_with_each_candidate(store):
