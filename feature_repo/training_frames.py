@@ -12,6 +12,11 @@ place that handles them:
   later, or expired), taking the other views' values with it. So views are only joined together
   when they read the same source (whose rows exist together); examples keep their row, with
   null features where a source has nothing for them yet.
+
+Memory: the file store pairs every entity row with every source row of the same key before it
+filters by time, so a call's memory grows with (entity rows per key) × (source rows per key).
+For event-grain views of heavy users that reached 13 GiB on MovieLens 100k; the distinct entity
+rows are therefore joined `max_entity_rows` at a time (sorted by key), which bounds it.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ from feature_repo.on_demand import on_demand_requests
 logger = logging.getLogger(__name__)
 
 TIMESTAMP = "event_timestamp"
+MAX_ENTITY_ROWS_PER_JOIN = 20_000
 
 
 def historical_features(
-    store: FeatureStore, examples: pd.DataFrame, features: FeatureService | list[str]
+    store: FeatureStore,
+    examples: pd.DataFrame,
+    features: FeatureService | list[str],
+    max_entity_rows: int = MAX_ENTITY_ROWS_PER_JOIN,
 ) -> pd.DataFrame:
     """`examples` (with join keys and a UTC `event_timestamp`) plus point-in-time-correct features.
 
@@ -55,14 +64,24 @@ def historical_features(
             raise ValueError(f"examples lack join key(s) {missing} needed by {references[0].split(':')[0]}")
     for request in on_demand:
         request.require_request_data(frame.columns)
+    if max_entity_rows < 1:
+        raise ValueError(f"max_entity_rows must be at least 1, got {max_entity_rows}")
     for (keys, _source), references in groups.items():
-        entity_rows = frame[[*keys, TIMESTAMP]].drop_duplicates().reset_index(drop=True)
+        entity_rows = frame[[*keys, TIMESTAMP]].drop_duplicates().sort_values([*keys, TIMESTAMP]).reset_index(drop=True)
         started = time.perf_counter()
-        joined = store.get_historical_features(entity_df=entity_rows, features=references).to_df()
+        joined = pd.concat(
+            [
+                store.get_historical_features(
+                    entity_df=entity_rows.iloc[start:start + max_entity_rows], features=references
+                ).to_df()
+                for start in range(0, max(len(entity_rows), 1), max_entity_rows)
+            ],
+            ignore_index=True,
+        )
         logger.info(
-            "joined %s for %d distinct entity rows in %.1f s",
+            "joined %s for %d distinct entity rows in %d call(s), %.1f s",
             sorted({reference.split(":", 1)[0] for reference in references}), len(entity_rows),
-            time.perf_counter() - started,
+            -(-len(entity_rows) // max_entity_rows), time.perf_counter() - started,
         )
         joined[TIMESTAMP] = _utc_nanoseconds(joined[TIMESTAMP])
         frame = frame.merge(joined, on=[*keys, TIMESTAMP], how="left", validate="many_to_one")

@@ -45,8 +45,8 @@ class VidrecSettings(BaseSettings):
     history_length: int = Field(50, ge=1)
     # Impressions kept in the ranker's engagement log (churn: shown again without a click).
     impression_history_length: int = Field(100, ge=1)
-    # Share of non-clicked impressions kept in the ranking training frame (clicks are all kept;
-    # kept non-clicks get weight 1/rate). Feast's file offline store joins ~2k rows/s here.
+    # Share of non-clicked training impressions kept in the ranking frame (clicks and the holdout
+    # are all kept; kept non-clicks get weight 1/rate). Feast's file offline store joins ~2k rows/s here.
     ranking_negative_sample_rate: float = Field(0.1, gt=0, le=1)
 
     # Serving.

@@ -90,14 +90,17 @@ def event_time_range(settings: VidrecSettings) -> tuple[pd.Timestamp, pd.Timesta
 
 
 def sample_ranking_examples(examples: pd.DataFrame, negative_rate: float, seed: int = 0) -> pd.DataFrame:
-    """Every click plus a seeded share of non-clicks, with `example_weight` = 1/rate on those.
+    """Every click and every holdout impression, plus a seeded share of the other non-clicks,
+    with `example_weight` = 1/rate on those.
 
-    Negatives are down-sampled because Feast's file offline store joins only a few thousand rows
-    a second here; the weight keeps losses and metrics unbiased for the full impression log.
+    Training negatives are down-sampled because Feast's file offline store joins only a few
+    thousand rows a second here; the weight keeps losses unbiased for the full impression log.
+    The holdout is kept whole: sampling it would only add noise to every model's metrics.
     """
     keep_negative = np.random.default_rng(seed).random(len(examples)) < negative_rate
-    sampled = examples[examples["clicked"].astype(bool) | keep_negative].copy()
-    sampled["example_weight"] = np.where(sampled["clicked"].astype(bool), 1.0, 1.0 / negative_rate)
+    sampled_negative = ~examples["clicked"].astype(bool) & (examples["split"] != "holdout")
+    sampled = examples[~sampled_negative | keep_negative].copy()
+    sampled["example_weight"] = np.where(sampled_negative.loc[sampled.index], 1.0 / negative_rate, 1.0)
     return sampled.reset_index(drop=True)
 
 

@@ -86,6 +86,29 @@ def test_impressions_of_one_user_at_one_instant_all_get_features(store):
     assert frame["country"].tolist() == ["US", "US", "US"]
 
 
+def test_joining_a_few_entity_rows_at_a_time_gives_the_same_frame(store):
+    """The memory bound (entity rows per Feast call) must not change a single value."""
+    examples = pd.DataFrame(
+        {
+            "user_id": [1, 1, 99, 1, 1],
+            "video_id": [11, 10, 10, 11, 10],
+            "event_timestamp": pd.to_datetime(
+                ["2026-01-02 12:00", "2026-01-02 12:00", "2026-01-02 12:00", "2026-01-03 08:00", "2026-01-02 08:00"],
+                utc=True,
+            ),
+        }
+    )
+    service = store.get_feature_service(RANKER_FEATURES)
+
+    whole = historical_features(store, _ranked(examples), service)
+    # sorted by key, two per call: user 1's three distinct rows split across calls
+    in_pieces = historical_features(store, _ranked(examples), service, max_entity_rows=2)
+
+    pd.testing.assert_frame_equal(in_pieces, whole)
+    with pytest.raises(ValueError, match="max_entity_rows must be at least 1"):
+        historical_features(store, _ranked(examples), service, max_entity_rows=0)
+
+
 def test_examples_without_feature_rows_keep_their_row_with_nulls(store):
     examples = pd.DataFrame(
         {"user_id": [1, 99], "video_id": [10, 10],
