@@ -54,8 +54,8 @@ Scorer = Callable[[pd.DataFrame], np.ndarray]  # a fitted model: frame → log-o
 # the validation rows (the last 10 % of train by time: our ranker's calibration rows, which no
 # model fits on). Ours: epochs × weight decay (longer training needs the decay: without it the
 # id embeddings overfit within a few epochs).
-RANKER_GRID = ({"epochs": 3, "weight_decay": 0.0}, {"epochs": 12, "weight_decay": 1e-3},
-               {"epochs": 24, "weight_decay": 1e-3}, {"epochs": 24, "weight_decay": 1e-4})
+RANKER_GRID = ({"epochs": 3, "weight_decay": 0.0}, {"epochs": 24, "weight_decay": 1e-3},
+               {"epochs": 36, "weight_decay": 1e-3}, {"epochs": 48, "weight_decay": 1e-3})
 LOGISTIC_REGRESSION_GRID = ({"inverse_regularization": 0.1}, {"inverse_regularization": 1.0},
                             {"inverse_regularization": 10.0})
 GRADIENT_BOOSTING_GRID = ({"learning_rate": 0.1, "max_leaf_nodes": 31}, {"learning_rate": 0.05, "max_leaf_nodes": 15},
