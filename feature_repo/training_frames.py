@@ -14,9 +14,10 @@ place that handles them:
   null features where a source has nothing for them yet.
 
 Memory: the file store pairs every entity row with every source row of the same key before it
-filters by time, so a call's memory grows with (entity rows per key) × (source rows per key).
-For event-grain views of heavy users that reached 13 GiB on MovieLens 100k; the distinct entity
-rows are therefore joined `max_entity_rows` at a time (sorted by key), which bounds it.
+filters by time, so a call's memory grows with Σ over entity rows of their key's source rows.
+For event-grain views of heavy users that reached 13 GiB on MovieLens 100k in one call. The
+distinct entity rows, sorted by key, are therefore cut into calls of at most `max_pairs` such
+pairs (each call re-reads the source, so no more calls than that).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
@@ -33,14 +35,14 @@ from feature_repo.on_demand import on_demand_requests
 logger = logging.getLogger(__name__)
 
 TIMESTAMP = "event_timestamp"
-MAX_ENTITY_ROWS_PER_JOIN = 20_000
+MAX_PAIRS_PER_JOIN = 20_000_000  # about 4 GiB of Feast's intermediate frames here
 
 
 def historical_features(
     store: FeatureStore,
     examples: pd.DataFrame,
     features: FeatureService | list[str],
-    max_entity_rows: int = MAX_ENTITY_ROWS_PER_JOIN,
+    max_pairs: int = MAX_PAIRS_PER_JOIN,
 ) -> pd.DataFrame:
     """`examples` (with join keys and a UTC `event_timestamp`) plus point-in-time-correct features.
 
@@ -64,24 +66,20 @@ def historical_features(
             raise ValueError(f"examples lack join key(s) {missing} needed by {references[0].split(':')[0]}")
     for request in on_demand:
         request.require_request_data(frame.columns)
-    if max_entity_rows < 1:
-        raise ValueError(f"max_entity_rows must be at least 1, got {max_entity_rows}")
+    if max_pairs < 1:
+        raise ValueError(f"max_pairs must be at least 1, got {max_pairs}")
     for (keys, _source), references in groups.items():
         entity_rows = frame[[*keys, TIMESTAMP]].drop_duplicates().sort_values([*keys, TIMESTAMP]).reset_index(drop=True)
         started = time.perf_counter()
+        calls = _calls_within(entity_rows, _source_rows_per_key(store, references[0], keys), max_pairs)
         joined = pd.concat(
-            [
-                store.get_historical_features(
-                    entity_df=entity_rows.iloc[start:start + max_entity_rows], features=references
-                ).to_df()
-                for start in range(0, max(len(entity_rows), 1), max_entity_rows)
-            ],
+            [store.get_historical_features(entity_df=rows, features=references).to_df() for rows in calls],
             ignore_index=True,
         )
         logger.info(
             "joined %s for %d distinct entity rows in %d call(s), %.1f s",
-            sorted({reference.split(":", 1)[0] for reference in references}), len(entity_rows),
-            -(-len(entity_rows) // max_entity_rows), time.perf_counter() - started,
+            sorted({reference.split(":", 1)[0] for reference in references}), len(entity_rows), len(calls),
+            time.perf_counter() - started,
         )
         joined[TIMESTAMP] = _utc_nanoseconds(joined[TIMESTAMP])
         frame = frame.merge(joined, on=[*keys, TIMESTAMP], how="left", validate="many_to_one")
@@ -89,6 +87,26 @@ def historical_features(
         frame = request.apply(frame)
     helper_columns = {ref.split(":", 1)[1] for ref in inputs_only} - set(examples.columns)
     return frame.drop(columns=sorted(helper_columns))
+
+
+def _source_rows_per_key(store: FeatureStore, reference: str, keys: tuple[str, ...]) -> pd.DataFrame | None:
+    """Rows per join-key value in the view's file source (`source_rows` column), or None when the
+    source is not a file this process can read."""
+    path = getattr(store.get_feature_view(reference.split(":", 1)[0]).batch_source, "path", None)
+    if not path:
+        return None
+    return pd.read_parquet(path, columns=list(keys)).value_counts().rename("source_rows").reset_index()
+
+
+def _calls_within(entity_rows: pd.DataFrame, source_rows: pd.DataFrame | None, max_pairs: int) -> list[pd.DataFrame]:
+    """`entity_rows` (sorted by key) cut into consecutive pieces of at most `max_pairs` (entity row,
+    source row of its key) pairs each; a row whose key has no source rows counts as one."""
+    if source_rows is None or entity_rows.empty:
+        return [entity_rows]
+    keys = [column for column in source_rows.columns if column != "source_rows"]
+    per_row = entity_rows[keys].merge(source_rows, on=keys, how="left")["source_rows"].fillna(0).to_numpy()
+    call = (np.cumsum(np.maximum(per_row, 1)) - 1) // max_pairs
+    return [entity_rows[call == index] for index in np.unique(call)]
 
 
 def _stored_refs(store: FeatureStore, features: FeatureService | list[str]) -> list[str]:

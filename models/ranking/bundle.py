@@ -135,6 +135,7 @@ class RankerBundle:
                        heads=tuple(metadata["heads"]), bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes)
         # Format 1 has no bias tower; its zero-initialised offsets leave the logits unchanged.
         model.load_state_dict(torch.load(directory / "model.pt", weights_only=True), strict=version == FORMAT_VERSION)
+        model.flush_denormal_weights()  # bundles saved before training flushed them
         model.eval()
         calibration_path = directory / "calibration.json"
         calibrators = {head: calibrator_from_dict(payload)

@@ -113,6 +113,19 @@ class Ranker(nn.Module):
         num_surfaces = vocabulary_sizes[config.bias_surface_feature] if config.uses_bias_surface else 0
         self.bias_tower = BiasTower(config.num_positions, num_surfaces, len(self.head_names))
 
+    @torch.no_grad()
+    def flush_denormal_weights(self) -> int:
+        """Set weights too small for a normal float (L2 decay drives rare ids' embeddings there)
+        to zero; returns how many. CPUs compute on denormal floats many times slower: 1 % of
+        denormal weights made scoring 500 candidates 4× slower. Their values (< 1e-38) change
+        no score."""
+        flushed = 0
+        for parameter in self.parameters():
+            tiny = (parameter.abs() < torch.finfo(parameter.dtype).tiny) & (parameter != 0)
+            flushed += int(tiny.sum())
+            parameter[tiny] = 0.0
+        return flushed
+
     def features(self, inputs: RankerInputs) -> torch.Tensor:
         embedded = [table(inputs.categorical[:, column]) for column, table in enumerate(self.embeddings)]
         bagged = []

@@ -129,6 +129,9 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     if watch_scale != 1.0:
         with torch.no_grad():  # undo the conditioning: e^f is in watch seconds again
             model.heads[WATCH_TIME_HEAD].bias += math.log(watch_scale)
+    flushed = model.flush_denormal_weights()
+    if flushed:
+        logger.info("ranker: %d denormal weights set to zero (they slow CPU scoring)", flushed)
     bundle = RankerBundle(model=model.eval(), preprocessor=preprocessor, config=config)
     calibrate(bundle, calibration_rows)
     metrics.update(holdout_metrics(bundle, frame[frame["split"] == "holdout"]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -86,8 +88,8 @@ def test_impressions_of_one_user_at_one_instant_all_get_features(store):
     assert frame["country"].tolist() == ["US", "US", "US"]
 
 
-def test_joining_a_few_entity_rows_at_a_time_gives_the_same_frame(store):
-    """The memory bound (entity rows per Feast call) must not change a single value."""
+def test_joining_a_few_entity_rows_at_a_time_gives_the_same_frame(store, caplog):
+    """The memory bound (entity × source row pairs per Feast call) must not change a single value."""
     examples = pd.DataFrame(
         {
             "user_id": [1, 1, 99, 1, 1],
@@ -101,12 +103,15 @@ def test_joining_a_few_entity_rows_at_a_time_gives_the_same_frame(store):
     service = store.get_feature_service(RANKER_FEATURES)
 
     whole = historical_features(store, _ranked(examples), service)
-    # sorted by key, two per call: user 1's three distinct rows split across calls
-    in_pieces = historical_features(store, _ranked(examples), service, max_entity_rows=2)
+    # user 1 has several source rows per view: a few pairs per call splits their rows across calls
+    with caplog.at_level(logging.INFO, logger="feature_repo.training_frames"):
+        in_pieces = historical_features(store, _ranked(examples), service, max_pairs=4)
+
+    assert any(f"in {calls} call(s)" in caplog.text for calls in (2, 3, 4))
 
     pd.testing.assert_frame_equal(in_pieces, whole)
-    with pytest.raises(ValueError, match="max_entity_rows must be at least 1"):
-        historical_features(store, _ranked(examples), service, max_entity_rows=0)
+    with pytest.raises(ValueError, match="max_pairs must be at least 1"):
+        historical_features(store, _ranked(examples), service, max_pairs=0)
 
 
 def test_examples_without_feature_rows_keep_their_row_with_nulls(store):

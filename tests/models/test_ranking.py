@@ -122,3 +122,19 @@ def test_a_format_1_bundle_still_loads_and_scores_e_to_the_f(trained, ranking_fr
         parameter.data.zero_()
     sample = ranking_frame.head(100)
     np.testing.assert_allclose(loaded.score(sample), np.exp(without_bias_tower.logits(sample)), rtol=1e-6)
+
+
+def test_denormal_weights_are_flushed_to_zero_and_normal_ones_kept(trained):
+    """L2 decay leaves rare ids' weights at denormal floats, which CPUs multiply very slowly."""
+    import torch
+
+    model = trained.model
+    weight = model.heads["watch_time"].weight
+    kept = weight.detach().clone()
+    with torch.no_grad():
+        weight[0, :2] = torch.tensor([1e-40, -1e-41])
+    assert model.flush_denormal_weights() == 2
+    assert weight[0, :2].tolist() == [0.0, 0.0]
+    torch.testing.assert_close(weight[0, 2:], kept[0, 2:])
+    with torch.no_grad():
+        weight.copy_(kept)
