@@ -59,7 +59,7 @@ def main() -> None:
         columns = features.ranking_columns(
             user, user_id, candidates, clock(), sources, [rank_score(rank) for rank in range(len(candidates))]
         )
-        columns["surface"] = np.full(len(candidates), "home", dtype=object)
+        columns["surface"] = np.array(["home"] * len(candidates), dtype=object)
         framed = time.perf_counter()
         models.ranker.score(columns)
         scored = time.perf_counter()

@@ -202,7 +202,8 @@ class OnlineFeatureReader:
 
 
 def _same_object(value: object, size: int) -> np.ndarray:
-    """An object column holding `value` itself on every row (the preprocessor encodes it once)."""
+    """An object column holding `value` itself on every row: the preprocessor sees one object
+    and encodes it once."""
     column = np.empty(size, dtype=object)
     column.fill(value)
     return column
@@ -213,4 +214,4 @@ def _repeated(value: object, size: int) -> np.ndarray:
         return np.full(size, np.nan)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return np.full(size, float(value))
-    return np.full(size, value, dtype=object)
+    return _same_object(value, size)  # (np.full would copy a string per row)

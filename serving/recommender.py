@@ -104,7 +104,7 @@ class Recommender:
             retrieval_sources=[candidate.source for candidate in candidates],
             retrieval_source_scores=[candidate.rank_score for candidate in candidates],
         )
-        columns["surface"] = np.full(len(candidates), surface, dtype=object)
+        columns["surface"] = np.array([surface] * len(candidates), dtype=object)  # one object: encoded once
         scores = self.models.ranker.score(columns)
         order = np.argsort(-scores, kind="stable")
         return [

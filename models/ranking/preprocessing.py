@@ -122,7 +122,7 @@ class FeaturePreprocessor:
         rows = _rows(frame)
         categorical = np.zeros((rows, len(self.categorical)), dtype=np.int64)
         for column, (name, vocabulary) in enumerate(self.categorical.items()):
-            categorical[:, column] = vocabulary.encode(_category_values(_array(frame, name)))
+            categorical[:, column] = _encode_categorical(_array(frame, name), vocabulary)
         raw = _numeric_matrix(frame, list(self.numeric))  # (n, numeric features)
         cdf = np.empty_like(raw)
         for column, transform in enumerate(self.numeric.values()):
@@ -194,6 +194,14 @@ def _array(frame: Frame, name: str) -> np.ndarray:
                                    na_value=np.nan if column.dtype.kind in "iuf" else None)
         return column.to_numpy()
     return np.asarray(column)
+
+
+def _encode_categorical(values: np.ndarray, vocabulary: Vocabulary) -> np.ndarray | int:
+    """Vocabulary indices of one column. A serving request repeats each user feature (one
+    object) on every candidate row: such a column is looked up once."""
+    if values.dtype == object and len(values) and values[0] is values[-1] and all(value is values[0] for value in values):
+        return vocabulary.index(values[0])
+    return vocabulary.encode(_category_values(values))
 
 
 def _category_values(values: np.ndarray) -> np.ndarray:

@@ -25,6 +25,8 @@ class Vocabulary:
             raise ValueError("vocabulary tokens must be unique")
         self.tokens: list[Hashable] = list(tokens)  # tokens[i] has index i + 1
         self._index = pd.Index(self.tokens, dtype=object)
+        # one token at a time (a request's user features): a dict beats building an Index
+        self._positions = {token: position for position, token in enumerate(self.tokens, start=1)}
 
     @classmethod
     def build(cls, values: Iterable[Hashable], min_count: int = 1) -> "Vocabulary":
@@ -42,7 +44,12 @@ class Vocabulary:
         return self.index(token) != OOV_INDEX
 
     def index(self, token: Hashable) -> int:
-        return int(self.encode([token])[0])
+        if _is_missing(token):
+            return OOV_INDEX
+        try:
+            return self._positions.get(_plain(token), OOV_INDEX)
+        except TypeError:  # unhashable: never a token
+            return OOV_INDEX
 
     def encode(self, values: Sequence[Hashable] | np.ndarray) -> np.ndarray:
         """Indices (int64) of `values`; unknown and missing values get 0."""
