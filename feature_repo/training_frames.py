@@ -35,7 +35,7 @@ from feature_repo.on_demand import on_demand_requests
 logger = logging.getLogger(__name__)
 
 TIMESTAMP = "event_timestamp"
-MAX_PAIRS_PER_JOIN = 20_000_000  # about 4 GiB of Feast's intermediate frames here
+MAX_PAIRS_PER_JOIN = 5_000_000  # about 2 GiB of Feast's intermediate frames here (~450 bytes a pair)
 
 
 def historical_features(
