@@ -117,22 +117,6 @@ class OnlineFeatureReader:
         for start in range(0, len(video_ids), batch_size):
             self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], now)
 
-    def ranking_features(
-        self,
-        user: dict[str, object],
-        user_id: int,
-        video_ids: Sequence[int],
-        request_unix_seconds: float,
-        retrieval_sources: Sequence[str | None] | None = None,
-        retrieval_source_scores: Sequence[float] | None = None,
-    ) -> pd.DataFrame:
-        """`ranking_columns` as a DataFrame (for inspection; the request path keeps the columns)."""
-        return pd.DataFrame(
-            self.ranking_columns(user, user_id, video_ids, request_unix_seconds, retrieval_sources,
-                                 retrieval_source_scores),
-            copy=False,
-        )
-
     def ranking_columns(
         self,
         user: dict[str, object],

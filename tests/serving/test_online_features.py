@@ -37,6 +37,10 @@ def _user_row(user_id: int, watch_count: int) -> dict:
                 active_days_28d=2, impressions_7d=30, clicks_7d=3)
 
 
+def _ranking_frame(reader: OnlineFeatureReader, *args) -> pd.DataFrame:
+    return pd.DataFrame(reader.ranking_columns(*args))
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -100,7 +104,7 @@ def test_ranking_frame_has_one_row_per_candidate_with_user_and_video_features(st
     reader = OnlineFeatureReader(store)
     user = reader.user_features(7)
 
-    frame = reader.ranking_features(user, 7, [6, 5, 6], DAY_SECONDS, ["ann", "trending", "ann"], [1.0, 0.5, 1.0])
+    frame = _ranking_frame(reader, user, 7, [6, 5, 6], DAY_SECONDS, ["ann", "trending", "ann"], [1.0, 0.5, 1.0])
 
     assert frame["video_id"].tolist() == [6, 5, 6]
     assert frame["user_id"].tolist() == [7, 7, 7]
@@ -114,7 +118,7 @@ def test_ranking_frame_has_one_row_per_candidate_with_user_and_video_features(st
 def test_cross_features_describe_the_users_past_with_each_candidate(store):
     reader = OnlineFeatureReader(store)
 
-    frame = reader.ranking_features(reader.user_features(7), 7, [5, 6], DAY_SECONDS).set_index("video_id")
+    frame = _ranking_frame(reader, reader.user_features(7), 7, [5, 6], DAY_SECONDS).set_index("video_id")
 
     assert frame.loc[5, "user_video_watches"] == 1
     assert frame.loc[5, "user_video_days_since_watch"] == pytest.approx(2.0)
@@ -128,7 +132,7 @@ def test_cross_features_describe_the_users_past_with_each_candidate(store):
 
 def test_serving_computes_on_demand_features_exactly_as_feast_does(store):
     reader = OnlineFeatureReader(store)
-    served = reader.ranking_features(reader.user_features(7), 7, [5, 6], DAY_SECONDS, ["ann", None], [1.0, float("nan")])
+    served = _ranking_frame(reader, reader.user_features(7), 7, [5, 6], DAY_SECONDS, ["ann", None], [1.0, float("nan")])
 
     feast = pd.DataFrame(
         store.get_online_features(
