@@ -141,9 +141,7 @@ class OnlineFeatureReader:
         for name, value in user.items():
             if name in data or name in self._user_log_names:
                 continue
-            if isinstance(value, list):
-                if name in self._ranker_list_names:
-                    data[name] = _same_object(value, size)
+            if isinstance(value, list) and name not in self._ranker_list_names:
                 continue
             data[name] = _repeated(value, size)
         data[USER_KEY] = np.full(size, user_id, dtype=np.int64)

@@ -196,10 +196,16 @@ def _array(frame: Frame, name: str) -> np.ndarray:
     return np.asarray(column)
 
 
+def _one_object(cells: np.ndarray) -> bool:
+    """Every cell is the same object: a serving request repeats each user feature (and the
+    user's bag) on every candidate row, so such a column is encoded once."""
+    return (cells.dtype == object and len(cells) > 0 and cells[0] is cells[-1]
+            and all(cell is cells[0] for cell in cells))
+
+
 def _encode_categorical(values: np.ndarray, vocabulary: Vocabulary) -> np.ndarray | int:
-    """Vocabulary indices of one column. A serving request repeats each user feature (one
-    object) on every candidate row: such a column is looked up once."""
-    if values.dtype == object and len(values) and values[0] is values[-1] and all(value is values[0] for value in values):
+    """Vocabulary indices of one column (one lookup for a repeated user feature)."""
+    if _one_object(values):
         return vocabulary.index(values[0])
     return vocabulary.encode(_category_values(values))
 
@@ -254,15 +260,12 @@ def _flat_bag_values(cells: np.ndarray) -> np.ndarray:
 
 
 def _encode_bags(cells: np.ndarray, vocabulary: Vocabulary, length: int) -> np.ndarray:
-    """(len(cells), length) int64: each cell's last `length` ids encoded, left-padded with 0.
-
-    A serving request repeats one user's bag on every candidate row (the same object): it is
-    encoded once and broadcast.
-    """
+    """(len(cells), length) int64: each cell's last `length` ids encoded, left-padded with 0
+    (one user's repeated bag is encoded once and broadcast)."""
     matrix = np.zeros((len(cells), length), dtype=np.int64)
     if len(cells) == 0:
         return matrix
-    if all(cell is cells[0] for cell in cells):
+    if _one_object(cells):
         ids = _bag_ids(cells[0])[-length:]
         if len(ids):
             matrix[:, length - len(ids):] = vocabulary.encode(ids)
