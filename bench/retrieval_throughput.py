@@ -39,6 +39,7 @@ def export(path: Path) -> None:
     examples, _ = rollback_examples(train, history_length=50, max_examples_per_user=200, searches=tables["searches"])
     users = tables["users"][["user_id", "country", "device", "age_bucket", "gender"]]
     examples = examples.merge(users, on="user_id", how="left")
+    examples["reference_time"] = examples["reference_time"].astype(str)  # JSON has no timestamps
     catalog = tables["videos"].assign(upload_time=lambda frame: frame["upload_time"].astype(str))
     path.write_text(json.dumps({"examples": examples.to_dict("list"), "catalog": catalog.to_dict("list")}))
     print(f"wrote {len(examples)} examples and {len(catalog)} videos to {path}")
@@ -47,6 +48,8 @@ def export(path: Path) -> None:
 def measure(path: Path, device: str, batch_sizes: list[int], epochs: int) -> None:
     payload = json.loads(path.read_text())
     examples, catalog = pd.DataFrame(payload["examples"]), pd.DataFrame(payload["catalog"])
+    examples["reference_time"] = pd.to_datetime(examples["reference_time"])
+    catalog["upload_time"] = pd.to_datetime(catalog["upload_time"])
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print("| device | batch size | epochs | examples | examples/s | seconds |")
     print("|---|---|---|---|---|---|")

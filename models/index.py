@@ -2,10 +2,18 @@
 
 Below `exact_threshold` videos the index is exact (`IndexFlatIP`): at a few thousand videos a
 brute-force scan takes well under a millisecond per query, and exact results make offline metrics
-trustworthy. Above it, `IndexHNSWFlat` with the inner-product metric trades a little recall
-(measure it with `recall_against_exact`) for sub-linear queries. Both are wrapped in
+trustworthy. Above it, an HNSW graph trades a little recall (measure it with
+`recall_against_exact`, or `bench/index_recall.py`) for sub-linear queries. Both are wrapped in
 `IndexIDMap2`, so search returns video ids and `add` can append new uploads without a rebuild
 (the index type chosen at `build` stays; rebuild to switch).
+
+The HNSW graph is built in Euclidean space, not on inner products: a graph over inner products
+(faiss's `METRIC_INNER_PRODUCT`) is not a metric graph, and on the candidate generator's vectors
+it kept only 0.90 of the exact recall@100 at 200,000 videos. So each video vector v gets one
+more coordinate, sqrt(M² − |v|²) with M the largest norm at build time (times a margin for later
+uploads), and each query q a 0: then |q − v|² = |q|² + M² − 2 q · v, and the nearest videos by L2
+are exactly the largest inner products (Bachrach et al. 2014, the MIPS-to-nearest-neighbour
+reduction). Search converts the distances back to inner products.
 """
 
 from __future__ import annotations
@@ -21,15 +29,19 @@ logger = logging.getLogger(__name__)
 INDEX_FILE = "index.faiss"  # the file name a saved index gets inside a bundle directory
 
 
+NORM_MARGIN = 1.2  # M = this × the largest norm at build, so later uploads with larger norms still fit
+
+
 class VideoIndex:
     def __init__(self, exact_threshold: int = 50_000, hnsw_m: int = 32, ef_construction: int = 200,
-                 ef_search: int = 128):
+                 ef_search: int = 512):
         self.exact_threshold = exact_threshold
         self.hnsw_m = hnsw_m
         self.ef_construction = ef_construction
         self.ef_search = ef_search
         self._index: faiss.IndexIDMap2 | None = None
         self._ids: set[int] = set()
+        self._max_norm: float | None = None  # M of the L2 reduction; None for the exact index
 
     @property
     def is_exact(self) -> bool:
@@ -43,10 +55,12 @@ class VideoIndex:
         dim = vectors.shape[1]
         if len(video_ids) < self.exact_threshold:
             inner = faiss.IndexFlatIP(dim)
+            self._max_norm = None
         else:
-            inner = faiss.IndexHNSWFlat(dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner = faiss.IndexHNSWFlat(dim + 1, self.hnsw_m, faiss.METRIC_L2)
             inner.hnsw.efConstruction = self.ef_construction
             inner.hnsw.efSearch = self.ef_search
+            self._max_norm = NORM_MARGIN * max(float(np.linalg.norm(vectors, axis=1).max()), 1e-6)
         self._index = faiss.IndexIDMap2(inner)
         self._ids = set()
         self.add(video_ids, vectors)
@@ -57,12 +71,12 @@ class VideoIndex:
         """Append videos (e.g. new uploads embedded by the video tower); ids must be new."""
         index = self._require()
         video_ids, vectors = _check(video_ids, vectors)
-        if vectors.shape[1] != index.d:
-            raise ValueError(f"vectors have dim {vectors.shape[1]}, the index has dim {index.d}")
+        if vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors have dim {vectors.shape[1]}, the index has dim {self.dim}")
         duplicates = self._ids.intersection(video_ids.tolist())
         if duplicates or len(set(video_ids.tolist())) != len(video_ids):
             raise ValueError(f"video ids already in the index or repeated: {sorted(duplicates)[:10]}")
-        index.add_with_ids(vectors, video_ids)
+        index.add_with_ids(self._stored_form(vectors), video_ids)
         self._ids.update(video_ids.tolist())
 
     def search(self, user_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +85,40 @@ class VideoIndex:
         queries = _as_matrix(user_vectors, "user_vectors")
         if k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        scores, ids = index.search(queries, k)
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"user_vectors have dim {queries.shape[1]}, the index has dim {self.dim}")
+        if self._max_norm is None:
+            scores, ids = index.search(queries, k)
+            return ids.astype(np.int64), scores.astype(np.float32)
+        distances, ids = index.search(np.hstack([queries, np.zeros((len(queries), 1), np.float32)]), k)
+        # |q − v'|² = |q|² + M² − 2 q · v  →  q · v; padding slots (id −1) keep faiss's sentinel.
+        scores = (np.sum(queries**2, axis=1, keepdims=True) + self._max_norm**2 - distances) / 2
+        scores = np.where(ids >= 0, scores, -np.finfo(np.float32).max)
         return ids.astype(np.int64), scores.astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the video and user vectors (the stored L2 form has one more)."""
+        stored = self._require().d
+        return stored if self._max_norm is None else stored - 1
+
+    def _stored_form(self, vectors: np.ndarray) -> np.ndarray:
+        """Vectors as the inner index holds them: as given (exact), or with the reduction's coordinate.
+
+        A vector longer than M (a later upload) cannot be represented exactly: it is shortened to
+        norm M, so it stays findable in its direction with an underestimated score, and a warning
+        says to rebuild."""
+        if self._max_norm is None:
+            return vectors
+        norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+        too_long = norms > self._max_norm
+        if too_long.any():
+            logger.warning("%d added videos have a norm above the index's bound %.3f: they are shortened to it "
+                           "(scores underestimated) until the index is rebuilt", int(too_long.sum()), self._max_norm)
+            vectors = np.where(too_long[:, None], vectors * (self._max_norm / np.maximum(norms, 1e-12))[:, None], vectors)
+            norms = np.minimum(norms, self._max_norm)
+        extra = np.sqrt(np.clip(self._max_norm**2 - norms**2, 0.0, None))
+        return np.hstack([vectors, extra[:, None]]).astype(np.float32)
 
     def recall_against_exact(self, queries: np.ndarray, k: int) -> float:
         """Share of the exact top-k ids (brute force over the stored vectors) that search returns."""
@@ -100,12 +146,21 @@ class VideoIndex:
             video_index.ef_search = inner.hnsw.efSearch
         video_index._index = index
         video_index._ids = set(faiss.vector_to_array(index.id_map).tolist())
+        if isinstance(inner, faiss.IndexHNSW) and inner.metric_type == faiss.METRIC_L2 and index.ntotal:
+            # A stored vector of the reduction has norm M exactly (up to float rounding), or more
+            # if it was added with a norm above M (its extra coordinate clipped to 0): take the least.
+            stored = inner.reconstruct_n(0, min(index.ntotal, 1000))
+            video_index._max_norm = float(np.linalg.norm(stored, axis=1).min())
+        elif isinstance(inner, faiss.IndexHNSW) and inner.metric_type != faiss.METRIC_L2:
+            raise ValueError(f"{path} holds an inner-product HNSW index from an older version; rebuild it "
+                             "(materialize video_index)")
         return video_index
 
     def _stored(self) -> tuple[np.ndarray, np.ndarray]:
         index = self._require()
         ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-        return ids, index.index.reconstruct_n(0, index.ntotal)
+        stored = index.index.reconstruct_n(0, index.ntotal)
+        return ids, stored if self._max_norm is None else stored[:, :-1]
 
     def _require(self) -> faiss.IndexIDMap2:
         if self._index is None:

@@ -1,7 +1,12 @@
 """The two-tower candidate generator (Covington et al. 2016, §3, plus a content-aware video tower).
 
 User tower: the paper's — averaged watch history, averaged search tokens, demographics and
-`example_age` → ReLU MLP → user vector u. Video tower: the video-id embedding (the SAME table the
+`example_age` → ReLU MLP → user vector u. Two additions, both on by default because they lifted
+validation recall on both benchmark data sets (docs/benchmarks.md): the history average is
+weighted by a learned weight per recency position (the paper's plain mean is the starting point,
+and the newest watches say most about the next one), and the watched videos' categories and
+creators are averaged too, through the video tower's own tables (a video watched once has a
+barely trained id embedding, but its category is shared by hundreds of videos). Video tower: the video-id embedding (the SAME table the
 history averages over, as the paper shares embeddings) plus creator, category and title tokens →
 MLP → video vector v. The paper used free softmax weights as v; building v from content instead
 means a video nobody has watched yet (id index 0 → zero id embedding) still gets a useful vector.
@@ -47,6 +52,11 @@ def masked_mean(embedding: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
     return (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, dim)
 
 
+def weighted_mean(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(batch, dim) weighted mean of (batch, length, dim) vectors; all-zero weights give a zero vector."""
+    return (vectors * weights.unsqueeze(-1)).sum(dim=1) / weights.sum(dim=1, keepdim=True).clamp(min=1e-6)
+
+
 def mlp(input_width: int, widths: tuple[int, ...]) -> nn.Sequential:
     """ReLU between layers, none after the last: output vectors need negative coordinates."""
     layers: list[nn.Module] = []
@@ -71,7 +81,14 @@ class CandidateGenerator(nn.Module):
         self.title_token_embedding = nn.Embedding(sizes.title_token, token_dim, padding_idx=0)
         self.creator_embedding = nn.Embedding(sizes.creator, feature_dim, padding_idx=0)
         self.category_embedding = nn.Embedding(sizes.category, feature_dim, padding_idx=0)
-        user_width = dim + token_dim + 4 * feature_dim + 1
+        # Optional content of the watched videos on the user side: each history video's category and
+        # creator (through the video tower's own tables), looked up by video-id index.
+        # Registered only when on, so bundles saved without the option load unchanged.
+        self.history_content = config.history_content
+        if config.history_content:
+            self.register_buffer("category_of_video", torch.zeros(sizes.video, dtype=torch.long))
+            self.register_buffer("creator_of_video", torch.zeros(sizes.video, dtype=torch.long))
+        user_width = dim + token_dim + 4 * feature_dim + 1 + (2 * feature_dim if config.history_content else 0)
         self.user_tower = mlp(user_width, config.tower_widths)
         self.video_tower = mlp(dim + 2 * feature_dim + token_dim, config.item_tower_widths)
         self.normalize_embeddings = config.normalize_embeddings
@@ -83,6 +100,11 @@ class CandidateGenerator(nn.Module):
         self.video_age_logit = nn.Embedding(NUM_AGE_BUCKETS, 1) if config.video_age_logit else None
         if self.video_age_logit is not None:
             nn.init.zeros_(self.video_age_logit.weight)
+        # Optional recency weighting of the watch history: one log-weight per position from the newest
+        # (0 = the last watch); zeros start as the paper's plain average.
+        self.history_recency_logit = (
+            nn.Parameter(torch.zeros(config.history_length)) if config.history_recency_weights else None
+        )
         tables = [self.video_embedding, self.search_token_embedding, self.title_token_embedding]
         if self.video_output_embedding is not None:
             tables.append(self.video_output_embedding)
@@ -91,13 +113,45 @@ class CandidateGenerator(nn.Module):
             with torch.no_grad():
                 table.weight[0].zero_()
 
+    def set_video_content(self, videos: VideoInputs) -> None:
+        """Record each id-indexed video's category and creator (from the catalog's encoded rows)."""
+        if not self.history_content:
+            return
+        with torch.no_grad():
+            self.category_of_video[videos.video] = videos.category.to(self.category_of_video.device)
+            self.creator_of_video[videos.video] = videos.creator.to(self.creator_of_video.device)
+            self.category_of_video[0] = 0
+            self.creator_of_video[0] = 0
+
+    def weighted_history(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The history (batch, length) and each position's weight (batch, length), 0 on padding.
+
+        With recency weights the history is returned newest first, so one learned weight per
+        column broadcasts over the batch (indexing the weights by a per-row recency tensor instead
+        made the backward pass three times slower on a GPU).
+        """
+        mask = history != 0  # oldest first, right-padded (an unknown video inside is 0 too)
+        if self.history_recency_logit is None:
+            return history, mask.to(torch.float32)
+        columns = torch.arange(1, history.shape[1] + 1, device=history.device)
+        length = (mask * columns).amax(dim=1, keepdim=True)  # up to the newest known video
+        source = (length - columns).clamp(min=0)  # column j of the result holds the (j+1)-th newest
+        newest_first = history.gather(1, source).masked_fill(columns > length, 0)
+        weights = torch.exp(self.history_recency_logit[: history.shape[1]]).unsqueeze(0) * (newest_first != 0)
+        return newest_first, weights
+
     def user_vectors(self, users: UserInputs) -> torch.Tensor:
         demographics = [
             table(users.categorical[:, column]) for column, table in enumerate(self.user_feature_embeddings)
         ]  # 4 × (batch, feature_dim)
+        watched, weights = self.weighted_history(users.history)
+        history = [weighted_mean(self.video_embedding(watched), weights)]  # (batch, dim)
+        if self.history_content:
+            history.append(weighted_mean(self.category_embedding(self.category_of_video[watched]), weights))
+            history.append(weighted_mean(self.creator_embedding(self.creator_of_video[watched]), weights))
         features = torch.cat(
             [
-                masked_mean(self.video_embedding, users.history),  # (batch, dim)
+                *history,
                 masked_mean(self.search_token_embedding, users.search_tokens),  # (batch, token_dim)
                 *demographics,
                 users.example_age.unsqueeze(-1),  # (batch, 1)

@@ -47,3 +47,54 @@ def test_search_pads_with_minus_one_when_k_exceeds_corpus():
     ids, vectors, _ = random_corpus(3)
     found, _ = VideoIndex().build(ids, vectors).search(vectors[:1], 5)
     assert sorted(found[0, :3].tolist()) == ids.tolist() and found[0, 3:].tolist() == [-1, -1]
+
+
+def clustered_corpus(num_videos: int, dim: int = 16, seed: int = 1):
+    """Vectors around 20 centres, as a candidate generator's are around its categories; their
+    norms vary (about 4 to 9), and inner products reward the long ones."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, dim)) * 1.5
+
+    def draw(count: int) -> np.ndarray:
+        return (centres[rng.integers(20, size=count)] + rng.normal(size=(count, dim)) * 0.8).astype(np.float32)
+
+    return np.arange(100, 100 + num_videos, dtype=np.int64), draw(num_videos), draw
+
+
+def test_hnsw_finds_the_largest_inner_products_through_the_l2_reduction():
+    ids, vectors, draw = clustered_corpus(4000)
+    index = VideoIndex(exact_threshold=1000).build(ids, vectors)
+    queries = draw(200)
+    assert index.recall_against_exact(queries, 100) >= 0.98
+    found, scores = index.search(queries[:5], 10)
+    position = {int(video): row for row, video in enumerate(ids)}
+    expected = np.array([[queries[q] @ vectors[position[int(video)]] for video in found[q]] for q in range(5)])
+    np.testing.assert_allclose(scores, expected, rtol=1e-3, atol=1e-3)  # distances turned back into inner products
+
+
+def test_hnsw_index_round_trips_and_takes_new_uploads(tmp_path, caplog):
+    ids, vectors, draw = clustered_corpus(1500)
+    index = VideoIndex(exact_threshold=1000).build(ids, vectors)
+    index.save(tmp_path / "videos.faiss")
+    loaded = VideoIndex.load(tmp_path / "videos.faiss")
+    queries = draw(10)
+    (loaded_ids, loaded_scores), (ids_before, scores_before) = loaded.search(queries, 20), index.search(queries, 20)
+    np.testing.assert_array_equal(loaded_ids, ids_before)
+    np.testing.assert_allclose(loaded_scores, scores_before, rtol=1e-3, atol=1e-3)  # M re-read from float32 vectors
+    upload = 50 * queries[:1]  # far longer than anything at build time: shortened to the bound, still first
+    loaded.add(np.array([99_999]), upload)
+    assert "above the index's bound" in caplog.text
+    assert loaded.search(queries[:1], 1)[0][0, 0] == 99_999
+    with pytest.raises(ValueError, match="dim"):
+        loaded.search(queries[:, :8], 5)
+
+
+def test_an_inner_product_hnsw_file_from_an_older_version_asks_for_a_rebuild(tmp_path):
+    import faiss
+
+    _, vectors, _ = random_corpus(50)
+    old = faiss.IndexIDMap2(faiss.IndexHNSWFlat(16, 8, faiss.METRIC_INNER_PRODUCT))
+    old.add_with_ids(vectors, np.arange(50, dtype=np.int64))
+    faiss.write_index(old, str(tmp_path / "old.faiss"))
+    with pytest.raises(ValueError, match="rebuild"):
+        VideoIndex.load(tmp_path / "old.faiss")
