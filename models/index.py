@@ -147,13 +147,12 @@ class VideoIndex:
         video_index._index = index
         video_index._ids = set(faiss.vector_to_array(index.id_map).tolist())
         if isinstance(inner, faiss.IndexHNSW) and inner.metric_type == faiss.METRIC_L2 and index.ntotal:
-            # A stored vector of the reduction has norm M exactly (up to float rounding), or more
-            # if it was added with a norm above M (its extra coordinate clipped to 0): take the least.
+            # Every stored vector of the reduction has norm M (up to float rounding): read it back.
             stored = inner.reconstruct_n(0, min(index.ntotal, 1000))
             video_index._max_norm = float(np.linalg.norm(stored, axis=1).min())
-        elif isinstance(inner, faiss.IndexHNSW) and inner.metric_type != faiss.METRIC_L2:
-            raise ValueError(f"{path} holds an inner-product HNSW index from an older version; rebuild it "
-                             "(materialize video_index)")
+        elif isinstance(inner, faiss.IndexHNSW):
+            logger.warning("%s holds an inner-product HNSW graph from an older version (lower recall); it is "
+                           "served as it is until video_index is materialized again", path)
         return video_index
 
     def _stored(self) -> tuple[np.ndarray, np.ndarray]:

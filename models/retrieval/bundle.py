@@ -130,7 +130,12 @@ class RetrievalBundle:
                 f"{directory} holds retrieval bundle format {metadata.get('format_version')!r}, "
                 f"this code reads format {FORMAT_VERSION}"
             )
-        config = RetrievalConfig(**json.loads((directory / "config.json").read_text()))
+        saved_config = json.loads((directory / "config.json").read_text())
+        # Options added after a bundle was saved were off when it was trained, whatever today's
+        # defaults say: its weights have no tensors for them.
+        for option, off in OPTIONS_ADDED_LATER.items():
+            saved_config.setdefault(option, off)
+        config = RetrievalConfig(**saved_config)
         vocabularies = {
             name: Vocabulary.from_dict(payload)
             for name, payload in json.loads((directory / "vocabularies.json").read_text()).items()
@@ -154,6 +159,10 @@ class RetrievalBundle:
             metrics={key: float(value) for key, value in metadata["metrics"].items()},
             catalog_upload_days=upload_days,
         )
+
+
+# Config options introduced after the bundle format, with the value that reproduces older bundles.
+OPTIONS_ADDED_LATER = {"history_recency_weights": False, "history_content": False, "weight_ema_decay": 0.0}
 
 
 def vocabulary_sizes(vocabularies: dict[str, Vocabulary]) -> VocabularySizes:

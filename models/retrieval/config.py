@@ -36,7 +36,7 @@ class RetrievalConfig:
     history_recency_weights: bool = True  # learned weight per history position (newest first) instead of a plain mean
     history_content: bool = True  # also average the watched videos' category and creator embeddings (user side)
     weight_ema_decay: float = 0.995  # > 0: keep (and serve) an exponential moving average of the weights over training steps; 0 = the last weights
-    age_logit_learning_rate: float = 0.05  # Adam moves a parameter ~lr per step; 3e-3 cannot reach logits of 2-3 units
+    age_logit_learning_rate: float = 0.05  # freshness logits and recency log-weights; Adam moves a parameter ~lr per step
     eval_ks: tuple[int, ...] = (10, 50, 100)
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
     seed: int = 0

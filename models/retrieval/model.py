@@ -126,17 +126,17 @@ class CandidateGenerator(nn.Module):
     def weighted_history(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The history (batch, length) and each position's weight (batch, length), 0 on padding.
 
-        With recency weights the history is returned newest first, so one learned weight per
-        column broadcasts over the batch (indexing the weights by a per-row recency tensor instead
-        made the backward pass three times slower on a GPU).
+        With recency weights the history is returned newest first (known videos only, so position
+        0 is the newest watch the model knows), and one learned weight per column broadcasts over
+        the batch (indexing the weights by a per-row recency tensor instead made the backward pass
+        three times slower on a GPU).
         """
-        mask = history != 0  # oldest first, right-padded (an unknown video inside is 0 too)
+        mask = history != 0  # oldest first, right-padded; an unknown video is 0 too and is skipped
         if self.history_recency_logit is None:
             return history, mask.to(torch.float32)
         columns = torch.arange(1, history.shape[1] + 1, device=history.device)
-        length = (mask * columns).amax(dim=1, keepdim=True)  # up to the newest known video
-        source = (length - columns).clamp(min=0)  # column j of the result holds the (j+1)-th newest
-        newest_first = history.gather(1, source).masked_fill(columns > length, 0)
+        # Known watches newest first, then the zeros: column j holds the (j+1)-th newest known watch.
+        newest_first = history.gather(1, torch.argsort(torch.where(mask, columns, 0), dim=1, descending=True))
         weights = torch.exp(self.history_recency_logit[: history.shape[1]]).unsqueeze(0) * (newest_first != 0)
         return newest_first, weights
 

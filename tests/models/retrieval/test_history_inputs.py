@@ -95,3 +95,24 @@ def test_recency_weights_learn_that_the_last_watch_predicts_the_next_one_best():
     logits = recommender.bundle.model.history_recency_logit.detach().numpy()
     assert logits[0] > logits[5] + 0.5
     assert logits[0] > logits[20] + 0.5
+
+
+def test_a_bundle_saved_before_the_history_options_existed_loads_as_it_was_trained(loyal_viewers, tmp_path):
+    """Its config.json has no key for the options, and its weights no tensors for them: loading
+    must not switch on today's defaults."""
+    import json
+
+    interactions, _ = loyal_viewers
+    before = RetrievalConfig(**{**vars(SHORT_TRAINING), "history_content": False, "history_recency_weights": False,
+                                "weight_ema_decay": 0.0})
+    recommender = CandidateGeneratorRecommender(catalog(), before).fit(interactions)
+    recommender.bundle.save(tmp_path / "old")
+    config_file = tmp_path / "old" / "config.json"
+    saved = json.loads(config_file.read_text())
+    for option in ("history_content", "history_recency_weights", "weight_ema_decay"):
+        del saved[option]
+    config_file.write_text(json.dumps(saved))
+    loaded = RetrievalBundle.load(tmp_path / "old")
+    assert not loaded.config.history_content and not loaded.config.history_recency_weights
+    queries = recommender.queries.head(5)
+    np.testing.assert_array_equal(loaded.user_embeddings(queries), recommender.bundle.user_embeddings(queries))
