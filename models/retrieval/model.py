@@ -6,10 +6,12 @@ validation recall on both benchmark data sets (docs/benchmarks.md): the history 
 weighted by a learned weight per recency position (the paper's plain mean is the starting point,
 and the newest watches say most about the next one), and the watched videos' categories and
 creators are averaged too, through the video tower's own tables (a video watched once has a
-barely trained id embedding, but its category is shared by hundreds of videos). Video tower: the video-id embedding (the SAME table the
-history averages over, as the paper shares embeddings) plus creator, category and title tokens →
-MLP → video vector v. The paper used free softmax weights as v; building v from content instead
-means a video nobody has watched yet (id index 0 → zero id embedding) still gets a useful vector.
+barely trained id embedding, but its category is shared by hundreds of videos).
+
+Video tower: the video-id embedding (the SAME table the history averages over, as the paper
+shares embeddings) plus creator, category and title tokens → MLP → video vector v. The paper
+used free softmax weights as v; building v from content instead means a video nobody has
+watched yet (id index 0 → zero id embedding) still gets a useful vector.
 Score = u · v, so serving is a maximum-inner-product search.
 
 Optionally a freshness logit, shared by all users, is added to u · v / temperature: a learned
