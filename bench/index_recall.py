@@ -65,8 +65,7 @@ def main() -> None:
         started = time.perf_counter()
         hnsw = VideoIndex(exact_threshold=0, ef_search=defaults.ef_search).build(ids, vectors)
         build_seconds = time.perf_counter() - started
-        exact = VideoIndex().build(ids, vectors) if size < defaults.exact_threshold else \
-            VideoIndex(exact_threshold=size + 1).build(ids, vectors)
+        exact = VideoIndex(exact_threshold=size + 1).build(ids, vectors)
         recall = hnsw.recall_against_exact(queries, args.k)
         timings = []
         for index in (hnsw, exact):

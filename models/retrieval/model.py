@@ -50,8 +50,7 @@ class VocabularySizes:
 def masked_mean(embedding: nn.Embedding, indices: torch.Tensor) -> torch.Tensor:
     """Mean of the embeddings of non-zero indices; all-padding rows give a zero vector."""
     vectors = embedding(indices)  # (batch, length, dim)
-    mask = (indices != 0).unsqueeze(-1).to(vectors.dtype)  # (batch, length, 1)
-    return (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)  # (batch, dim)
+    return weighted_mean(vectors, (indices != 0).to(vectors.dtype))  # (batch, dim)
 
 
 def weighted_mean(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
