@@ -4,10 +4,11 @@
     .venv/bin/python bench/retrieval_throughput.py --input /tmp/examples.json --device cpu
     python3 bench/retrieval_throughput.py --input examples.json --device cuda       # on a GPU machine
 
-The examples are rollback examples from the default simulated data (per-user temporal split's
-train part, as in bench/retrieval.py). `--export` needs the project's environment; the training
-run needs only torch, numpy, pandas and tqdm, so it also runs on a bare GPU machine. Each
-`--batch-size` is timed over `--epochs` epochs after a one-epoch warm-up run.
+The examples are rollback examples from the default simulated data (the train part of the
+protocol's default global temporal split, as in bench/retrieval.py). `--export` needs the
+project's environment; the training run needs only torch, numpy, pandas and tqdm, so it also runs
+on a bare GPU machine. Each `--batch-size` is timed over `--epochs` epochs after a one-epoch
+warm-up run.
 """
 
 from __future__ import annotations

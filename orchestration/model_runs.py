@@ -1,7 +1,8 @@
 """What every model asset records with its MLflow run, and the shared holdout evaluation task.
 
-Lineage tags (Dagster run id, data snapshot, holdout cut) and the temporal-holdout queries are
-computed here once so every model is logged and judged the same way.
+Lineage tags (Dagster run id, data snapshot, holdout cut) and the holdout task (the evaluation
+protocol's global split at the cut, with each test user's query) are computed here once so every
+model is logged and judged the same way.
 """
 
 import hashlib
@@ -12,7 +13,7 @@ import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey
 
-from models.evaluation.temporal_holdout import HoldoutTask, build_holdout_task
+from models.evaluation.holdout_task import PROFILE_COLUMNS, HoldoutTask, build_holdout_task
 from models.registry import ModelVersionRef
 from vidrec.settings import VidrecSettings
 
@@ -46,7 +47,7 @@ def holdout_task(settings: VidrecSettings) -> HoldoutTask:
         history=pd.read_parquet(marts / "user_watch_history.parquet"),
         profiles=pd.read_parquet(
             marts / "user_features_daily.parquet",
-            columns=["user_id", "event_timestamp", "country", "device", "age_bucket", "gender"],
+            columns=["user_id", "event_timestamp", *PROFILE_COLUMNS],
         ),
         holdout_start=holdout_start(settings),
     )

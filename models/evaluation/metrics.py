@@ -1,4 +1,4 @@
-"""Offline metrics for both stages, as pure numpy functions.
+"""Offline metrics for both stages, as pure numpy functions (and one pandas table of per-user values).
 
 Retrieval metrics are per user: `ranked_ids` is what the model returned (best first) and
 `relevant_ids` what the user actually watched in the holdout. Conventions, fixed here so every
@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def _check_inputs(relevant_ids: Iterable[int], k: int | None) -> set[int]:
@@ -72,33 +73,46 @@ def mrr(ranked_ids: Sequence[int], relevant_ids: Iterable[int], k: int | None = 
     return 1.0 / ranks[0] if ranks else 0.0
 
 
+def per_user_retrieval_metrics(
+    recommendations: Mapping[int, Sequence[int]],
+    holdout: Mapping[int, Iterable[int]],
+    ks: Sequence[int] = (10, 50, 100),
+) -> pd.DataFrame:
+    """The per-user metrics of every user with at least one holdout item: one row per user, indexed
+    by `user_id` in ascending order, so two methods scored on the same holdout pair up row by row
+    (what a paired bootstrap resamples).
+
+    A holdout user missing from `recommendations` counts as an empty list (all metrics 0), so a
+    model cannot look better by skipping hard users. Columns: `recall@K`, `ndcg@K`, `hit_rate@K`
+    for each K, then `mrr`.
+    """
+    if not ks:
+        raise ValueError("ks is empty; pass at least one cut-off such as (10, 50, 100)")
+    users = sorted(user for user, items in holdout.items() if len(set(items)) > 0)
+    if not users:
+        raise ValueError("holdout has no user with at least one relevant item")
+    rows = []
+    for user in users:
+        relevant = set(holdout[user])
+        ranked = list(recommendations.get(user, ()))
+        row = {}
+        for k in ks:
+            for name, metric in (("recall", recall_at_k), ("ndcg", ndcg_at_k), ("hit_rate", hit_rate_at_k)):
+                row[f"{name}@{k}"] = metric(ranked, relevant, k)
+        row["mrr"] = mrr(ranked, relevant)
+        rows.append(row)
+    return pd.DataFrame(rows, index=pd.Index(users, name="user_id"), dtype=np.float64)
+
+
 def evaluate_retrieval(
     recommendations: Mapping[int, Sequence[int]],
     holdout: Mapping[int, Iterable[int]],
     ks: Sequence[int] = (10, 50, 100),
 ) -> dict[str, float]:
-    """Average the per-user metrics over every user with at least one holdout item.
-
-    A holdout user missing from `recommendations` counts as an empty list (all metrics 0), so a
-    model cannot look better by skipping hard users. Keys: `recall@K`, `ndcg@K`, `hit_rate@K`
-    for each K, plus `mrr` and `num_users`.
-    """
-    if not ks:
-        raise ValueError("ks is empty; pass at least one cut-off such as (10, 50, 100)")
-    users = [user for user, items in holdout.items() if len(set(items)) > 0]
-    if not users:
-        raise ValueError("holdout has no user with at least one relevant item")
-    totals: dict[str, float] = {}
-    for user in users:
-        relevant = set(holdout[user])
-        ranked = list(recommendations.get(user, ()))
-        for k in ks:
-            for name, metric in (("recall", recall_at_k), ("ndcg", ndcg_at_k), ("hit_rate", hit_rate_at_k)):
-                key = f"{name}@{k}"
-                totals[key] = totals.get(key, 0.0) + metric(ranked, relevant, k)
-        totals["mrr"] = totals.get("mrr", 0.0) + mrr(ranked, relevant)
-    averaged = {key: value / len(users) for key, value in totals.items()}
-    averaged["num_users"] = float(len(users))
+    """The mean of `per_user_retrieval_metrics` over its users, plus `num_users`."""
+    per_user = per_user_retrieval_metrics(recommendations, holdout, ks)
+    averaged = {name: float(value) for name, value in per_user.mean().items()}
+    averaged["num_users"] = float(len(per_user))
     return averaged
 
 

@@ -1,39 +1,70 @@
-"""One offline protocol for every retrieval method: temporal split, full ranking, seen items excluded.
+"""The one offline protocol for every retrieval method: temporal split, full ranking, seen items excluded.
+
+The harness, the benches and the pipeline's holdout all split, exclude and score through this
+module, with one callback signature (`RecommendFunction`).
 
 Input is an interactions frame (user_id, video_id, time), reduced to each user's FIRST interaction
-with each video (a rewatch is not a new discovery). The split is temporal:
+with each video (a rewatch is not a new discovery). Two split kinds:
 
-- per user (default): each user's last `test_fraction` of interactions by time are test, the rest
-  train (ties in time are broken by video_id, so the split is deterministic). A user with fewer than
-  1 / test_fraction interactions has no test items and stays wholly in train.
-- global cut-off (`cutoff=`): interactions at or after the cut-off are test, the rest train; only
-  users with at least one train interaction (a query) are tested.
+- `global` (default): one time cut-off T for everybody. Interactions before T are train (every
+  user's); test is the interactions at or after T of users with at least one interaction before
+  T (a user needs a history to be queried). T defaults to the (1 − test_fraction) quantile of
+  the first-interaction times. No train interaction is later than any test interaction, so
+  nothing a method learns comes from the test period: this is what production sees.
+- `per_user`: each user's last `test_fraction` of interactions are test (ties in time broken by
+  video_id). It LEAKS THE FUTURE: a user's train part can be later than other users' test parts
+  (on ml-100k about 45% of train interactions are later than some test user's first test
+  interaction), so popular-in-the-test-period items are learnable. Kept for comparison with
+  older tables only; the split says so (`leaks_future`) and reports must too.
 
-Test items are what each method must retrieve. Every method ranks the WHOLE catalog (no sampled
-negatives), the user's train items are excluded from the ranking, and metrics are averaged over
-every test user (a user a method returns nothing for scores 0). The validation split is carved out
-of train the same way, so hyper-parameters are tuned without touching test.
+Validation is the same kind of split applied to the train part (`validation_split`): for the
+global kind with its own cut-off T_val < T (the same quantile of the train times), so tuning
+never sees test time.
+
+Every method ranks the WHOLE catalog (no sampled negatives), the user's train items are excluded,
+and metrics are averaged over every test user (a user a method returns nothing for scores 0).
+`evaluate` also returns the per-user values, indexed by user id, for paired bootstrap intervals
+(models/evaluation/bootstrap.py).
+
+The cold-start slice (`evaluate(..., slice="cold_start")`) scores new videos: test items with no
+train interaction at all (`TemporalSplit.cold_items`). Only users with at least one cold test
+item count, only their cold items are relevant, and EVERY item with a train interaction is
+excluded from every ranking, so methods rank among the catalog items nobody interacted with in
+train. An id-only method, which can score only items it saw in train, scores 0 there.
 
 Metrics: recall@{10,50,100,500}, ndcg@10, hit_rate@10, mrr (definitions in `metrics.py`) and
-coverage@10 / coverage@100 (share of the catalog in at least one user's top K).
+coverage@10 / coverage@100 (share of the ranked catalog in at least one user's top K).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.evaluation.metrics import catalog_coverage, evaluate_retrieval
+from models.evaluation.metrics import catalog_coverage, per_user_retrieval_metrics
 
 INTERACTION_COLUMNS = ("user_id", "video_id", "time")
+SPLIT_KINDS = ("global", "per_user")
+SLICES = ("all", "cold_start")
 RECALL_KS = (10, 50, 100, 500)
+HEADLINE_K = 10  # ndcg and hit rate are reported at this K (the per-user table has every K)
 COVERAGE_KS = (10, 100)
-METRIC_NAMES = (
-    *(f"recall@{k}" for k in RECALL_KS), "ndcg@10", "hit_rate@10", "mrr", *(f"coverage@{k}" for k in COVERAGE_KS),
-)
+
+
+def metric_names(ks: Sequence[int] = RECALL_KS) -> tuple[str, ...]:
+    """The headline keys of `Evaluation.metrics`, in order, for recall cut-offs `ks`."""
+    return (
+        *(f"recall@{k}" for k in ks), f"ndcg@{HEADLINE_K}", f"hit_rate@{HEADLINE_K}", "mrr",
+        *(f"coverage@{k}" for k in COVERAGE_KS),
+    )
+
+
+METRIC_NAMES = metric_names()
 
 # recommend(user_ids, k, exclude) -> one ranked id list per user, best first, nothing from exclude[user].
 RecommendFunction = Callable[[Sequence[int], int, Mapping[int, set[int]]], list[list[int]]]
@@ -43,13 +74,52 @@ RecommendFunction = Callable[[Sequence[int], int, Mapping[int, set[int]]], list[
 class TemporalSplit:
     train: pd.DataFrame  # user_id, video_id, time (first interactions), sorted by user then time
     test: pd.DataFrame  # same columns
+    kind: str = "global"  # one of SPLIT_KINDS
+    cutoff: Any = None  # global: the time T (same type as `time`); per_user: None
+    test_fraction: float = 0.2  # what validation_split carves from train by default
+
+    @property
+    def leaks_future(self) -> bool:
+        """True for the per-user split: train holds interactions later than other users' test ones."""
+        return self.kind == "per_user"
 
     def seen(self) -> dict[int, set[int]]:
         """Train items per user: what each test user's ranking must exclude."""
         return {int(user): set(map(int, items)) for user, items in self.train.groupby("user_id")["video_id"]}
 
     def relevant(self) -> dict[int, set[int]]:
+        """Test items per test user: what each ranking should retrieve."""
         return {int(user): set(map(int, items)) for user, items in self.test.groupby("user_id")["video_id"]}
+
+    @cached_property
+    def train_items(self) -> frozenset[int]:
+        """Every item with at least one train interaction (anybody's)."""
+        return frozenset(map(int, self.train["video_id"].unique()))
+
+    @cached_property
+    def cold_items(self) -> frozenset[int]:
+        """Test items with no train interaction at all: new videos, for the cold-start slice."""
+        return frozenset(map(int, self.test["video_id"].unique())) - self.train_items
+
+    def describe(self) -> dict[str, Any]:
+        """The split's size and kind, for report headers and run parameters."""
+        return {
+            "kind": self.kind,
+            "cutoff": self.cutoff,
+            "test_fraction": self.test_fraction,
+            "leaks_future": self.leaks_future,
+            "train_interactions": len(self.train),
+            "train_users": int(self.train["user_id"].nunique()),
+            "train_items": len(self.train_items),
+            "test_users": int(self.test["user_id"].nunique()),
+            "test_interactions": len(self.test),
+            "cold_items": len(self.cold_items),
+            "cold_test_users": int(self.test.loc[self._cold_rows(), "user_id"].nunique()),
+            "cold_test_interactions": int(self._cold_rows().sum()),
+        }
+
+    def _cold_rows(self) -> np.ndarray:
+        return self.test["video_id"].isin(list(self.cold_items)).to_numpy()
 
 
 def first_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
@@ -65,29 +135,59 @@ def first_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def temporal_split(
-    interactions: pd.DataFrame, test_fraction: float = 0.2, cutoff: pd.Timestamp | float | None = None
+    interactions: pd.DataFrame,
+    test_fraction: float = 0.2,
+    cutoff: pd.Timestamp | float | None = None,
+    kind: str = "global",
 ) -> TemporalSplit:
-    """Per-user split by default (each user's last `test_fraction` by time); a global cut-off if
-    `cutoff` is given (same type as the `time` column)."""
+    """Split first interactions in time (see the module docstring for the two kinds).
+
+    global: `cutoff` is T (same type as the `time` column); None takes the (1 − test_fraction)
+    quantile of the first-interaction times. per_user: `cutoff` must be None.
+    """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"split kind must be one of {SPLIT_KINDS}, got {kind!r}")
     frame = first_interactions(interactions)
-    if cutoff is not None:
-        is_test = (frame["time"] >= cutoff).to_numpy()
-        train = frame[~is_test]
-        test = frame[is_test & frame["user_id"].isin(train["user_id"].unique()).to_numpy()]
-    else:
-        position = frame.groupby("user_id").cumcount().to_numpy()  # 0 = the user's earliest
-        count = frame.groupby("user_id")["video_id"].transform("size").to_numpy()
-        num_test = np.floor(count * test_fraction + 1e-9).astype(np.int64)
-        is_test = position >= count - num_test
-        train, test = frame[~is_test], frame[is_test]
-    return TemporalSplit(train.reset_index(drop=True), test.reset_index(drop=True))
+    if frame.empty:
+        raise ValueError("interactions are empty; nothing to split")
+    if kind == "per_user":
+        if cutoff is not None:
+            raise ValueError(f"the per-user split takes no cut-off (got {cutoff!r}); use kind='global'")
+        return _per_user_split(frame, test_fraction)
+    if cutoff is None:
+        cutoff = frame["time"].quantile(1.0 - test_fraction)
+    is_test = (frame["time"] >= cutoff).to_numpy()
+    train = frame[~is_test]
+    test = frame[is_test & frame["user_id"].isin(train["user_id"].unique()).to_numpy()]
+    return TemporalSplit(train.reset_index(drop=True), test.reset_index(drop=True), "global", cutoff, test_fraction)
 
 
-def validation_split(split: TemporalSplit, test_fraction: float = 0.2, cutoff=None) -> TemporalSplit:
-    """The same split applied to `split.train`: fit on its train, tune on its test."""
-    return temporal_split(split.train, test_fraction, cutoff)
+def _per_user_split(frame: pd.DataFrame, test_fraction: float) -> TemporalSplit:
+    """Each user's last `test_fraction` (floored) by time; users with fewer than 1 / test_fraction
+    interactions stay wholly in train."""
+    position = frame.groupby("user_id").cumcount().to_numpy()  # 0 = the user's earliest
+    count = frame.groupby("user_id")["video_id"].transform("size").to_numpy()
+    num_test = np.floor(count * test_fraction + 1e-9).astype(np.int64)
+    is_test = position >= count - num_test
+    train, test = frame[~is_test], frame[is_test]
+    return TemporalSplit(train.reset_index(drop=True), test.reset_index(drop=True), "per_user", None, test_fraction)
+
+
+def validation_split(
+    split: TemporalSplit, test_fraction: float | None = None, cutoff: pd.Timestamp | float | None = None
+) -> TemporalSplit:
+    """The same kind of split applied to `split.train`: fit on its train, tune on its test.
+
+    For the global kind the validation cut-off T_val defaults to the (1 − test_fraction) quantile
+    of the train times, so validation's test period lies strictly before the test cut-off; an
+    explicit `cutoff` must lie before it too. `test_fraction` defaults to the split's own.
+    """
+    test_fraction = split.test_fraction if test_fraction is None else test_fraction
+    if split.kind == "global" and cutoff is not None and not cutoff < split.cutoff:
+        raise ValueError(f"the validation cut-off {cutoff!r} must lie before the test cut-off {split.cutoff!r}")
+    return temporal_split(split.train, test_fraction, cutoff, split.kind)
 
 
 def top_k_masked(scores: np.ndarray, k: int) -> np.ndarray:
@@ -118,33 +218,92 @@ def rank_by_scores(
     return ranked
 
 
+def inner_product_recommend(
+    user_ids: Sequence[int], user_vectors: np.ndarray, item_ids: np.ndarray, item_vectors: np.ndarray
+) -> RecommendFunction:
+    """Exact inner-product retrieval over every item, as a `RecommendFunction` for the users whose
+    vectors are given (row i of `user_vectors` is `user_ids[i]`); any other user gets nothing."""
+    row_of = {int(user): row for row, user in enumerate(user_ids)}
+
+    def recommend(users: Sequence[int], k: int, exclude: Mapping[int, set[int]]) -> list[list[int]]:
+        known = [int(user) for user in users if int(user) in row_of]
+        scores = user_vectors[[row_of[user] for user in known]] @ item_vectors.T  # (known users, items)
+        ranked = dict(zip(known, rank_by_scores(scores, item_ids, known, k, exclude)))
+        return [ranked.get(int(user), []) for user in users]
+
+    return recommend
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One method scored on one split (or its cold-start slice)."""
+
+    metrics: dict[str, float]  # metric_names(ks), then extra metrics, then num_users
+    per_user: pd.DataFrame  # index user_id (ascending); recall@K, ndcg@K, hit_rate@K per K, and mrr
+    recommendations: dict[int, list[int]]  # test user → ranked ids, best first
+    slice: str = "all"
+
+    def averages(self) -> dict[str, float]:
+        """The mean of every per-user column, plus num_users."""
+        averaged = {name: float(value) for name, value in self.per_user.mean().items()}
+        averaged["num_users"] = float(len(self.per_user))
+        return averaged
+
+
+def _slice_task(split: TemporalSplit, slice: str) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    """(relevant, exclude) per scored user for one slice of the split."""
+    if slice not in SLICES:
+        raise ValueError(f"slice must be one of {SLICES}, got {slice!r}")
+    if slice == "all":
+        return split.relevant(), split.seen()
+    cold = split.cold_items
+    relevant = {user: items & cold for user, items in split.relevant().items() if items & cold}
+    if not relevant:
+        raise ValueError("the split has no cold-start test item (a test item with no train interaction)")
+    excluded = set(split.train_items)  # one set shared by every user: rank only never-seen items
+    return relevant, {user: excluded for user in relevant}
+
+
 def evaluate(
     recommend: RecommendFunction,
     split: TemporalSplit,
     catalog_size: int,
     extra_metrics: Callable[[dict[int, list[int]]], dict[str, float]] | None = None,
     batch_size: int = 1024,
-) -> dict[str, float]:
-    """Metrics of one method on one split: the `METRIC_NAMES` keys, then whatever `extra_metrics`
-    computes from the recommendations ({test user: ranked ids}), then num_users."""
-    relevant = split.relevant()
-    seen = split.seen()
+    *,
+    ks: Sequence[int] = RECALL_KS,
+    slice: str = "all",
+) -> Evaluation:
+    """Score one method on one split: `recommend` is asked for max(ks) items per test user in
+    batches, with the slice's exclusions; a recommended excluded item is an error, not a miss.
+
+    `catalog_size` is the number of catalog items (the coverage denominator; for the cold-start
+    slice the items without a train interaction are counted, assuming every train item is in the
+    catalog). `extra_metrics` computes more keys from {test user: ranked ids}.
+    """
+    relevant, exclude = _slice_task(split, slice)
     users = sorted(relevant)
-    k = max(RECALL_KS)
+    k = max(ks)
     recommendations: dict[int, list[int]] = {}
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
-        for user, ranked in zip(batch, recommend(batch, k, seen)):
-            leaked = set(ranked[:k]) & seen.get(user, set())
+        for user, ranked in zip(batch, recommend(batch, k, exclude)):
+            leaked = set(ranked[:k]) & exclude.get(user, set())
             if leaked:
-                raise ValueError(f"method recommended user {user} train items {sorted(leaked)[:5]}")
-            recommendations[user] = ranked
-    scores = evaluate_retrieval(recommendations, relevant, RECALL_KS)
-    result = {name: scores[name] for name in METRIC_NAMES if name in scores}
+                raise ValueError(f"method recommended user {user} train items {sorted(leaked)[:5]}, "
+                                 f"which the {slice!r} slice excludes")
+            recommendations[user] = list(ranked)
+    per_user = per_user_retrieval_metrics(recommendations, relevant, sorted({*ks, HEADLINE_K}))
+    means = per_user.mean()
+    ranked_catalog_size = catalog_size - (len(split.train_items) if slice == "cold_start" else 0)
+    if ranked_catalog_size < 1:
+        raise ValueError(f"catalog_size {catalog_size} leaves no item to rank in the {slice!r} slice "
+                         f"({len(split.train_items)} items have train interactions)")
+    metrics = {name: float(means[name]) for name in metric_names(ks) if not name.startswith("coverage@")}
     for coverage_k in COVERAGE_KS:
-        result[f"coverage@{coverage_k}"] = catalog_coverage(recommendations, catalog_size, coverage_k)
-    result = {name: result[name] for name in METRIC_NAMES}
+        metrics[f"coverage@{coverage_k}"] = catalog_coverage(recommendations, ranked_catalog_size, coverage_k)
+    metrics = {name: metrics[name] for name in metric_names(ks)}
     if extra_metrics is not None:
-        result.update(extra_metrics(recommendations))
-    result["num_users"] = scores["num_users"]
-    return result
+        metrics.update(extra_metrics(recommendations))
+    metrics["num_users"] = float(len(per_user))
+    return Evaluation(metrics, per_user, recommendations, slice)

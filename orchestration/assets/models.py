@@ -17,12 +17,12 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from feature_repo.feature_columns import ranker_inputs
 from feature_repo.store import feature_store
-from models.evaluation.temporal_holdout import DEFAULT_KS, evaluate_embeddings, evaluate_ranked_lists
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.config import RankerConfig
 from models.ranking.train import train_ranker
-from models.evaluation.metrics import evaluate_retrieval
+from models.evaluation.holdout_task import HOLDOUT_KS
+from models.evaluation.protocol import TemporalSplit, evaluate, inner_product_recommend
 from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, RETRIEVAL_SOURCES, VIDEO_INDEX, log_bundle
 from models.sources import MultiSourceRetriever
 from models.retrieval.bundle import RetrievalBundle
@@ -50,7 +50,9 @@ MODELS_GROUP = "models"
 RECALL_AT_K_FOR_INDEX = 100
 
 
-@asset(group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions")], kinds={"python", "mlflow"})
+@asset(
+    group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), AssetKey("video_catalog")], kinds={"python", "mlflow"}
+)
 def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
     """Most-watched-recently videos: the baseline to beat and the unknown-user fallback."""
     settings = vidrec.settings()
@@ -58,7 +60,13 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlf
     train = interactions[interactions["split"] == "train"]
     model = PopularityRecommender().fit(train)
     task = holdout_task(settings)
-    metrics = prefixed_metrics(evaluate_ranked_lists(task, lambda user, seen, k: [v for v, _ in model.recommend(k, seen)], DEFAULT_KS), "holdout")
+
+    def recommend(user_ids, k, exclude):
+        return [[video for video, _ in model.recommend(k, exclude.get(user, set()))] for user in user_ids]
+
+    catalog_size = len(pd.read_parquet(settings.marts_dir / "video_catalog.parquet", columns=["video_id"]))
+    evaluation = evaluate(recommend, task.split, catalog_size, ks=HOLDOUT_KS)
+    metrics = prefixed_metrics(evaluation.averages(), "holdout")
     bundle_dir = fresh_dir(settings.artifacts_dir / "popularity")
     model.save(bundle_dir / "popularity.json")
     with mlflow_tracking.start_run("popularity_model", run_tags(context, settings)):
@@ -83,7 +91,10 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource, 
 
     task = holdout_task(settings)
     video_ids, video_vectors = bundle.video_embeddings()
-    model_metrics = evaluate_embeddings(task, bundle.user_embeddings(task.queries), video_ids, video_vectors)
+    recommend = inner_product_recommend(
+        task.queries["user_id"], bundle.user_embeddings(task.queries), video_ids, video_vectors
+    )
+    model_metrics = evaluate(recommend, task.split, len(video_ids), ks=HOLDOUT_KS).averages()
     # The baseline was scored on the same task by popularity_model; its metrics sit beside ours.
     popularity = latest_metadata(context, popularity_model.key)
     popularity_metrics = {
@@ -211,6 +222,13 @@ def _fit_sources(logs: dict[str, pd.DataFrame], catalog: pd.DataFrame, now: pd.T
     )
 
 
+def _recall_of_lists(lists: dict[int, list[int]], split: TemporalSplit, catalog_size: int, k: int) -> float:
+    """Recall@k of lists already retrieved per test user, scored by the protocol like any method."""
+    evaluation = evaluate(lambda user_ids, _, exclude: [lists.get(user, []) for user in user_ids],
+                          split, catalog_size, ks=(k,))
+    return evaluation.metrics[f"recall@{k}"]
+
+
 @asset(
     group_name=MODELS_GROUP,
     deps=[AssetKey("stg_raw__watches"), AssetKey("stg_raw__impressions"), AssetKey("stg_raw__subscriptions"),
@@ -230,21 +248,23 @@ def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource, ml
     catalog = pd.read_parquet(settings.marts_dir / "video_catalog.parquet")
     task = holdout_task(settings)
     evaluated = _fit_sources(logs, catalog, holdout_start(settings))
+    seen_before_cut = task.split.seen()
     recalls = {}
     union = {}
     for user, history in zip(task.queries["user_id"], task.queries["history_video_ids"]):
-        seen = task.seen.get(int(user), set())
+        seen = seen_before_cut.get(int(user), set())
         history = [int(video) for video in history]
         for name, ranked in evaluated.source_lists(int(user), history, seen | set(history)).items():
             recalls.setdefault(name, {})[int(user)] = [video for video, _ in ranked]
         union[int(user)] = [candidate.video_id for candidate in evaluated.retrieve(int(user), history, seen)]
     quotas = evaluated.config.quotas()
-    metrics = {
-        f"holdout_{name}_recall": evaluate_retrieval(lists, task.relevant, (quotas[name],))[f"recall@{quotas[name]}"]
-        for name, lists in recalls.items()
-    }
     union_size = max(len(videos) for videos in union.values())
-    metrics["holdout_union_recall"] = evaluate_retrieval(union, task.relevant, (union_size,))[f"recall@{union_size}"]
+    lists_and_k = {name: (lists, quotas[name]) for name, lists in recalls.items()}
+    lists_and_k["union"] = (union, union_size)
+    metrics = {
+        f"holdout_{name}_recall": _recall_of_lists(lists, task.split, len(catalog), k)
+        for name, (lists, k) in lists_and_k.items()
+    }
 
     served = _fit_sources(logs, catalog, logs["watches"]["watch_time"].max() + pd.Timedelta(microseconds=1))
     bundle_dir = fresh_dir(settings.artifacts_dir / "retrieval_sources")

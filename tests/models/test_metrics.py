@@ -9,6 +9,7 @@ from models.evaluation.metrics import (
     log_loss,
     mrr,
     ndcg_at_k,
+    per_user_retrieval_metrics,
     recall_at_k,
     roc_auc,
 )
@@ -52,6 +53,19 @@ def test_evaluate_retrieval_averages_over_users_with_holdout_items():
     assert scores["recall@1"] == pytest.approx(1 / 3)
     assert scores["hit_rate@2"] == pytest.approx(1 / 3)
     assert scores["mrr"] == pytest.approx(1 / 3)
+
+
+def test_per_user_metrics_have_one_row_per_holdout_user_by_id_and_average_to_the_summary():
+    recommendations = {7: [70, 71, 72], 2: [21, 20]}
+    holdout = {7: {72, 79}, 2: {20}, 5: {50}, 9: set()}  # 5 gets nothing, 9 has no holdout item
+    per_user = per_user_retrieval_metrics(recommendations, holdout, ks=(1, 3))
+    assert per_user.index.name == "user_id" and list(per_user.index) == [2, 5, 7]
+    assert list(per_user.columns) == ["recall@1", "ndcg@1", "hit_rate@1", "recall@3", "ndcg@3", "hit_rate@3", "mrr"]
+    assert per_user.loc[7, "recall@3"] == pytest.approx(0.5) and per_user.loc[7, "mrr"] == pytest.approx(1 / 3)
+    assert per_user.loc[2, "recall@1"] == 0.0 and per_user.loc[2, "mrr"] == pytest.approx(0.5)
+    assert (per_user.loc[5] == 0.0).all()
+    summary = evaluate_retrieval(recommendations, holdout, ks=(1, 3))
+    assert summary == pytest.approx({**per_user.mean().to_dict(), "num_users": 3.0})
 
 
 def test_evaluate_retrieval_rejects_empty_inputs():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from models.evaluation.metrics import evaluate_retrieval
+from models.evaluation.protocol import rank_by_scores
 from models.popularity import PopularityConfig, PopularityRecommender
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
@@ -28,20 +29,15 @@ def first_holdout_rows(examples: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, 
     return holdout.groupby("user_id").head(1).set_index("user_id", drop=False), relevant
 
 
-def top_k_excluding(scores: np.ndarray, video_ids: np.ndarray, exclude: set[int], k: int) -> list[int]:
-    ranked = video_ids[np.argsort(-scores, kind="stable")]
-    return [int(video) for video in ranked if video not in exclude][:k]
-
-
 def test_candidate_generator_beats_popularity_on_planted_categories(trained, retrieval_data):
     examples, _ = retrieval_data
     users, relevant = first_holdout_rows(examples)
     user_vectors = trained.user_embeddings(users)
     video_ids, video_vectors = trained.video_embeddings()
-    model_recommendations = {
-        user: top_k_excluding(video_vectors @ vector, video_ids, set(history), 10)
-        for user, vector, history in zip(users["user_id"], user_vectors, users["history_video_ids"])
-    }
+    user_ids = [int(user) for user in users["user_id"]]
+    histories = {user: set(map(int, history)) for user, history in zip(user_ids, users["history_video_ids"])}
+    ranked = rank_by_scores(user_vectors @ video_vectors.T, video_ids, user_ids, 10, histories)
+    model_recommendations = dict(zip(user_ids, ranked))
     train = examples[examples["split"] == "train"]
     interactions = pd.DataFrame({
         "user_id": train["user_id"], "video_id": train["label_video_id"],
