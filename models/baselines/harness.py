@@ -1,99 +1,210 @@
-"""Tune every method on the validation split, refit it on the whole train split, score it on test.
+"""Tune every method the same way on validation, score the chosen configuration on test with
+several seeds, and compare methods with paired user-level bootstrap intervals.
 
-Each method is a `MethodSpec`: a name, a builder taking keyword hyper-parameters and a grid of
-them, or `params_from` = an earlier method whose tuned parameters it reuses (the multi-source
-union takes the candidate generator's, so the ANN inside it is the model measured alone). Tuning picks the grid point with the best `tuning_metric` on the validation split (carved
-from train exactly as test is carved from all data); ties keep the earlier grid point. The
-returned table has one row per method and the protocol's metric columns.
+The rules this module enforces, so a benchmark table can be trusted:
+
+- **One split, leak-free by default**: a global time cut (models/evaluation/protocol.py); the
+  validation split is the same cut inside the train period, so tuning never sees test time.
+- **Equal tuning**: every method with hyper-parameters, ours included, is searched by
+  `models.baselines.tuning.tune` (Optuna TPE) with the same trial budget per round on the same
+  validation split and the same metric, widening edges its winner sits on. Stochastic methods
+  (`seeded=True`) are tuned with seed `settings.seeds[0]`.
+- **Test read once per chosen configuration**: after tuning, the chosen configuration is fitted on
+  the whole train split once per seed and scored on test (and on its cold-start slice); nothing
+  is chosen after that. `HarnessResult.test_reads` lists every (method, configuration, seeds) that
+  touched test, for the MLflow run to record.
+- **Variance**: stochastic methods run with every seed in `settings.seeds` (≥ 5 by default);
+  per-user values are averaged over seeds, and every metric gets a user-level bootstrap 95%
+  interval. "A beats B" means the paired-bootstrap interval of A − B excludes 0
+  (models/evaluation/bootstrap.py).
+
+`run_method` runs one method alone and returns a picklable `MethodRun`, so the benchmark can run
+methods in separate processes and `summary_table` can put them together afterwards.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from models.baselines.base import Recommender
-from models.evaluation.protocol import (
-    TemporalSplit,
-    evaluate,
-    temporal_split,
-    validation_split,
-)
+from models.baselines.tuning import SearchSpace, TuningResult, tune
+from models.evaluation.bootstrap import bootstrap_interval, mean_over_seeds, paired_difference
+from models.evaluation.protocol import Evaluation, TemporalSplit, evaluate, temporal_split, validation_split
 
 logger = logging.getLogger(__name__)
+
+ExtraMetrics = Callable[[dict[int, list[int]]], dict[str, float]]
 
 
 @dataclass
 class MethodSpec:
     name: str
-    build: Callable[..., Recommender]
-    grid: Sequence[dict] = field(default_factory=lambda: [{}])
-    params_from: str | None = None  # reuse this earlier method's tuned parameters instead of a grid
+    build: Callable[..., Recommender]  # keyword hyper-parameters, plus `seed` when seeded
+    space: SearchSpace = field(default_factory=dict)  # empty: nothing to tune
+    seeded: bool = False  # stochastic: tuned with the first seed, scored with every seed
+    params_from: str | None = None  # reuse this method's tuned parameters instead of a search of its own
+
+
+@dataclass(frozen=True)
+class HarnessSettings:
+    test_fraction: float = 0.2  # share of interactions after the cut (global) or of each user's (per-user)
+    split_kind: str = "global"  # "global" (default, leak-free) or "per_user" (leaks the future; comparison only)
+    cutoff: Any = None  # global split: the time T; None = the (1 - test_fraction) quantile of interaction times
+    tuning_metric: str = "recall@50"
+    trials: int = 12  # Optuna trials per tuning round, the same for every method
+    max_widenings: int = 2  # extra rounds when a winner sits on a search-range edge
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    slices: tuple[str, ...] = ("all", "cold_start")
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds is empty; stochastic methods need at least one seed")
+
+
+@dataclass
+class MethodRun:
+    """One method's tuning and its test scores, one `Evaluation` per seed and slice."""
+
+    name: str
+    params: dict
+    seeds: tuple[int, ...]
+    evaluations: dict[str, list[Evaluation]]  # slice → per seed
+    tuning: TuningResult | None = None
+    tune_seconds: float = 0.0
+    fit_seconds: list[float] = field(default_factory=list)
+
+    def per_user(self, metric: str, slice: str = "all") -> pd.Series:
+        """The metric per test user, averaged over seeds (index user_id)."""
+        frames = [evaluation.per_user[metric] for evaluation in self.evaluations[slice]]
+        return pd.Series(mean_over_seeds(frames), index=frames[0].index, name=metric)
+
+    def seed_values(self, metric: str, slice: str = "all") -> list[float]:
+        return [float(evaluation.metrics[metric]) for evaluation in self.evaluations[slice]]
 
 
 @dataclass
 class HarnessResult:
-    table: pd.DataFrame  # methods × metrics (test split), plus fit_seconds and tune_seconds
-    params: dict[str, dict]  # tuned hyper-parameters per method
-    validation: dict[str, pd.DataFrame]  # per method: grid point → validation metrics
+    runs: dict[str, MethodRun]
     split: TemporalSplit
+    validation: TemporalSplit
+    test_reads: list[dict]  # method, params, seeds, slices: every configuration that touched test
 
 
-def tune(
-    spec: MethodSpec, validation: TemporalSplit, catalog_size: int, tuning_metric: str,
-    extra_metrics: Callable | None = None,
-) -> tuple[dict, pd.DataFrame]:
-    rows = []
-    for params in spec.grid:
+def prepare_splits(interactions: pd.DataFrame, settings: HarnessSettings) -> tuple[TemporalSplit, TemporalSplit]:
+    split = temporal_split(interactions, settings.test_fraction, settings.cutoff, kind=settings.split_kind)
+    return split, validation_split(split)
+
+
+def _build(spec: MethodSpec, params: Mapping, seed: int) -> Recommender:
+    return spec.build(**params, seed=seed) if spec.seeded else spec.build(**params)
+
+
+def tune_method(
+    spec: MethodSpec, validation: TemporalSplit, catalog_size: int, settings: HarnessSettings,
+    extra_metrics: ExtraMetrics | None = None,
+) -> TuningResult:
+    """The search on validation (fit on its train, score its test), never touching the test split."""
+
+    def objective(params: dict) -> float:
+        method = _build(spec, params, settings.seeds[0]).fit(validation.train)
+        return evaluate(method.recommend, validation, catalog_size, extra_metrics).metrics[settings.tuning_metric]
+
+    return tune(objective, spec.space, settings.trials, settings.max_widenings, seed=settings.seeds[0])
+
+
+def run_method(
+    spec: MethodSpec,
+    split: TemporalSplit,
+    validation: TemporalSplit,
+    catalog_size: int,
+    settings: HarnessSettings,
+    extra_metrics: ExtraMetrics | None = None,
+    params: dict | None = None,
+) -> MethodRun:
+    """Tune `spec` (unless `params` are given), then score it on test once per seed."""
+    started = time.perf_counter()
+    tuning = None
+    if params is None:
+        tuning = tune_method(spec, validation, catalog_size, settings, extra_metrics)
+        params = tuning.best_params
+    tune_seconds = time.perf_counter() - started
+    seeds = settings.seeds if spec.seeded else settings.seeds[:1]
+    # A split without new videos in its test period has no cold-start slice to score.
+    slices = [slice for slice in settings.slices if slice != "cold_start" or split.cold_items]
+    evaluations: dict[str, list[Evaluation]] = {slice: [] for slice in slices}
+    fit_seconds = []
+    for seed in seeds:
         started = time.perf_counter()
-        method = spec.build(**params).fit(validation.train)
-        scores = evaluate(method.recommend, validation, catalog_size, extra_metrics)
-        rows.append({"params": params, **scores, "seconds": time.perf_counter() - started})
-        logger.info("%s %s: validation %s = %.4f", spec.name, params, tuning_metric, scores[tuning_metric])
-    frame = pd.DataFrame(rows)
-    best = int(frame[tuning_metric].to_numpy().argmax())
-    return dict(spec.grid[best]), frame
+        method = _build(spec, params, seed).fit(split.train)
+        fit_seconds.append(time.perf_counter() - started)
+        for slice in slices:
+            extra = extra_metrics if slice == "all" else None
+            evaluations[slice].append(evaluate(method.recommend, split, catalog_size, extra, slice=slice))
+        logger.info("%s %s seed %d: test %s", spec.name, params, seed,
+                    {name: round(value, 4) for name, value in evaluations["all"][-1].metrics.items()})
+    return MethodRun(spec.name, dict(params), tuple(seeds), evaluations, tuning, tune_seconds, fit_seconds)
 
 
 def run_harness(
     interactions: pd.DataFrame,
     methods: Sequence[MethodSpec],
     catalog_size: int,
-    test_fraction: float = 0.2,
-    cutoff=None,
-    tuning_metric: str = "recall@50",
-    extra_metrics: Callable | None = None,
+    settings: HarnessSettings = HarnessSettings(),
+    extra_metrics: ExtraMetrics | None = None,
 ) -> HarnessResult:
-    split = temporal_split(interactions, test_fraction, cutoff)
-    validation = validation_split(split, test_fraction, cutoff)
-    rows, params, validation_tables = {}, {}, {}
+    """Every method in one process, in order (a `params_from` method after the one it borrows from)."""
+    split, validation = prepare_splits(interactions, settings)
+    runs: dict[str, MethodRun] = {}
     for spec in methods:
-        started = time.perf_counter()
+        borrowed = None
         if spec.params_from is not None:
-            if spec.params_from not in params:
+            if spec.params_from not in runs:
                 raise ValueError(f"{spec.name} takes the parameters of {spec.params_from!r}, which must run "
-                                 f"before it; methods so far: {list(params)}")
-            params[spec.name] = dict(params[spec.params_from])
-        elif len(spec.grid) > 1:
-            params[spec.name], validation_tables[spec.name] = tune(
-                spec, validation, catalog_size, tuning_metric, extra_metrics
-            )
-        else:
-            params[spec.name] = dict(spec.grid[0])
-        tune_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        method = spec.build(**params[spec.name]).fit(split.train)
-        fit_seconds = time.perf_counter() - started
-        rows[spec.name] = {
-            **evaluate(method.recommend, split, catalog_size, extra_metrics),
-            "fit_seconds": fit_seconds,
-            "tune_seconds": tune_seconds,
-        }
-        logger.info("%s (%s): test %s", spec.name, params[spec.name], rows[spec.name])
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "method"
-    return HarnessResult(table=table, params=params, validation=validation_tables, split=split)
+                                 f"before it; methods so far: {list(runs)}")
+            borrowed = runs[spec.params_from].params
+        runs[spec.name] = run_method(spec, split, validation, catalog_size, settings, extra_metrics, borrowed)
+    return HarnessResult(runs, split, validation, test_reads(runs.values()))
+
+
+def test_reads(runs) -> list[dict]:
+    return [{"method": run.name, "params": run.params, "seeds": list(run.seeds), "slices": list(run.evaluations)}
+            for run in runs]
+
+
+def summary_table(
+    runs: Mapping[str, MethodRun], metrics: Sequence[str], reference: str | None = None, slice: str = "all",
+    resamples: int = 2000,
+) -> pd.DataFrame:
+    """One row per method: each metric's seed-averaged estimate with its 95% interval, the spread
+    over seeds, and (against `reference`) the paired difference with its interval and a verdict."""
+    rows = []
+    reference_run = runs.get(reference) if reference else None
+    for name, run in runs.items():
+        if slice not in run.evaluations:
+            continue
+        row: dict = {"method": name, "seeds": len(run.seeds),
+                     "users": int(len(run.evaluations[slice][0].per_user))}
+        for metric in metrics:
+            values = run.per_user(metric, slice)
+            interval = bootstrap_interval(values.to_numpy(), resamples=resamples)
+            row[metric] = interval.estimate
+            row[f"{metric} low"], row[f"{metric} high"] = interval.low, interval.high
+            row[f"{metric} seed sd"] = float(np.std(run.seed_values(metric, slice))) if len(run.seeds) > 1 else 0.0
+            if reference_run is not None and name != reference:
+                ours = reference_run.per_user(metric, slice)
+                theirs = values.reindex(ours.index, fill_value=0.0)
+                difference = paired_difference(ours.to_numpy(), theirs.to_numpy(), resamples=resamples)
+                row[f"{metric} Δ ref"] = difference.estimate
+                row[f"{metric} Δ low"], row[f"{metric} Δ high"] = difference.low, difference.high
+                row[f"{metric} verdict"] = (
+                    "ref better" if difference.low > 0 else "ref worse" if difference.high < 0 else "no difference"
+                )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from models.baselines import EASE, MostPopular
-from models.baselines.harness import MethodSpec, run_harness
+from models.baselines.harness import HarnessSettings, MethodSpec, run_harness
+from models.baselines.tuning import FloatRange
 from models.baselines.multi_source import MultiSourceUnion, interleave_by_quota
 from models.evaluation.protocol import temporal_split
 from models.sources import MultiSourceConfig
@@ -99,12 +100,14 @@ def test_subscriptions_after_a_users_last_train_interaction_are_not_used():
 def test_harness_scores_the_union_with_the_parameters_tuned_for_its_ann():
     catalog = daily_catalog()
     methods = [
-        MethodSpec("ease", EASE, [{"l2": 1.0}, {"l2": 30.0}]),
+        MethodSpec("ease", EASE, {"l2": FloatRange(1.0, 30.0, log=True)}),
         MethodSpec("union", lambda **params: MultiSourceUnion(EASE(**params), catalog), params_from="ease"),
     ]
-    result = run_harness(daily_interactions(), methods, catalog_size=len(catalog))
-    assert result.params["union"] == result.params["ease"]
-    assert result.table.loc["union", "recall@500"] >= result.table.loc["ease", "recall@100"] - 1e-9
+    settings = HarnessSettings(trials=3, max_widenings=0, slices=("all",))
+    result = run_harness(daily_interactions(), methods, catalog_size=len(catalog), settings=settings)
+    union, ease = result.runs["union"], result.runs["ease"]
+    assert union.params == ease.params and union.tuning is None
+    assert union.seed_values("recall@500")[0] >= ease.seed_values("recall@100")[0] - 1e-9
 
 
 def test_harness_rejects_a_union_listed_before_its_ann():
