@@ -183,7 +183,8 @@ def summary_table(
     resamples: int = 2000,
 ) -> pd.DataFrame:
     """One row per method: each metric's seed-averaged estimate with its 95% interval, the spread
-    over seeds, and (against `reference`) the paired difference with its interval and a verdict."""
+    over seeds, and the paired difference `reference − method` (columns "<metric> Δ", "Δ low",
+    "Δ high") with its verdict: "reference better" when the interval lies above 0."""
     rows = []
     reference_run = runs.get(reference) if reference else None
     for name, run in runs.items():
@@ -201,10 +202,10 @@ def summary_table(
                 ours = reference_run.per_user(metric, slice)
                 theirs = values.reindex(ours.index, fill_value=0.0)
                 difference = paired_difference(ours.to_numpy(), theirs.to_numpy(), resamples=resamples)
-                row[f"{metric} Δ ref"] = difference.estimate
+                row[f"{metric} Δ"] = difference.estimate
                 row[f"{metric} Δ low"], row[f"{metric} Δ high"] = difference.low, difference.high
                 row[f"{metric} verdict"] = (
-                    "ref better" if difference.low > 0 else "ref worse" if difference.high < 0 else "no difference"
+                    "reference better" if difference.low > 0 else "reference worse" if difference.high < 0 else "no difference"
                 )
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")

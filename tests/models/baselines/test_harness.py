@@ -81,7 +81,7 @@ def test_a_clear_winner_is_called_better_and_an_equal_method_is_not():
                MethodSpec("same", NextVideo)]
     result = run_harness(drifting_interactions(), methods, catalog_size=50, settings=SETTINGS)
     table = summary_table(result.runs, ["recall@10"], reference="ours", resamples=500)
-    assert table.loc["random", "recall@10 verdict"] == "ref better"
+    assert table.loc["random", "recall@10 verdict"] == "reference better"
     assert table.loc["random", "recall@10 Δ low"] > 0
     assert table.loc["same", "recall@10 verdict"] == "no difference"
     assert table.loc["ours", "recall@10 low"] <= table.loc["ours", "recall@10"] <= table.loc["ours", "recall@10 high"]
