@@ -7,11 +7,25 @@ every number:
 * users have latent tastes (a distribution over categories plus a small "style" vector), partly
   predictable from demographics, so cold-start priors carry signal;
 * creators and videos have power-law popularity; new videos are uploaded every day;
-* a logging policy (the "current production system") shows videos with a mild preference for
-  popular and relevant ones; clicks depend on position (position bias) and true affinity; watch
-  time depends on affinity and video length; likes/shares/dislikes follow affinity;
+* a logging policy (the "current production system", `LoggingPolicy`) chooses what is shown; clicks
+  depend on position (position bias) and true affinity; watch time depends on affinity and video
+  length; likes/shares/dislikes follow affinity;
 * searches reflect taste (query tokens come from the vocabulary of a preferred category);
 * some watches are organic (no impression), as on any real platform.
+
+The logging policy sees only what a real production system knows at request time: the catalog
+(each video's category, creator and upload time), the watches logged before the request's day
+(refreshed once a day, as a batch feature pipeline would) and the request itself (surface, query
+category, the video just watched). It ranks with observed popularity (log of the videos' logged
+watch counts), a content-based "model score" (the shares of the user's own logged watches in the
+candidate's category and by its creator) and the surface's term (freshness on home, query match
+on search, same category on watch-next), plus Gumbel noise. It never reads the World's latents
+(tastes, styles, quality, popularity prior) or the true affinity: those generate user behaviour
+(clicks, watch time, likes, searches, organic watches) and serve evaluation only. The logged
+`source` and `source_score` are functions of the policy's inputs, so they carry no more
+information about true relevance than the logged history they were computed from; a policy that
+ranked by true affinity would hand any model that reads them a label leak. On day 0 the policy
+has no history: slates are chosen by the surface's term and noise (a cold start).
 
 The ground truth (user tastes, video latents) is written under `ground_truth_dir`, never under
 `raw_dir`, so later evaluation can measure true relevance without training ever seeing it.
@@ -27,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from vidrec.rawlog import RawManifest, write_raw_table
-from vidrec.schema import AGE_BUCKETS, CATEGORIES, COUNTRIES, DEVICES, GENDERS, RAW_TABLES, SEARCHES
+from vidrec.schema import AGE_BUCKETS, CATEGORIES, COUNTRIES, DEVICES, GENDERS, RAW_TABLES, SEARCHES, WATCHES
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
@@ -216,10 +230,85 @@ class _EventLog:
         self.impressions: list[pd.DataFrame] = []
         self.watches: list[pd.DataFrame] = []
         self.searches: list[pd.DataFrame] = []
+        self._open_watches: list[pd.DataFrame] = []
+
+    def add_watches(self, watches: pd.DataFrame) -> None:
+        self._open_watches.append(watches)
+
+    def close_day(self, video_upload_time: np.ndarray) -> pd.DataFrame:
+        """The day's watches as they are logged (none before its video's upload, no duplicates).
+
+        Returned so the logging policy learns from exactly the rows the raw logs will hold.
+        """
+        if not self._open_watches:
+            return pd.DataFrame({column: [] for column in WATCHES.schema.names})
+        watches = pd.concat(self._open_watches, ignore_index=True)
+        self._open_watches = []
+        watches = watches[watches["watch_time"].to_numpy() >= video_upload_time[watches["video_id"] - 1]]
+        watches = watches.drop_duplicates(["user_id", "video_id", "watch_time"])
+        self.watches.append(watches)
+        return watches
+
+
+# The logging policy's weights: observed popularity, then its content-based model score.
+POPULARITY_WEIGHT = 0.6
+CATEGORY_SHARE_WEIGHT = 4.0
+CREATOR_SHARE_WEIGHT = 3.0
+
+
+@dataclass
+class LoggingPolicy:
+    """The simulated production ranker and everything it may read: observable data only.
+
+    It holds the catalog's observable columns and counts of the watches logged so far, updated
+    once a day by `record`; it has no reference to the World. Its logit for a candidate is
+    `popularity_logit + model_score + the surface's term`.
+    """
+
+    video_category: np.ndarray  # (videos,) category index, as in the videos table
+    video_creator: np.ndarray  # (videos,) 0-based creator index, as in the videos table
+    video_watch_count: np.ndarray  # (videos,) logged watches so far, all users
+    user_category_count: np.ndarray  # (users, categories) the user's logged watches per category
+    user_creator_count: np.ndarray  # (users, creators) the user's logged watches per creator
+
+    @classmethod
+    def without_history(cls, n_users: int, video_category: np.ndarray, video_creator: np.ndarray) -> LoggingPolicy:
+        n_creators = int(video_creator.max()) + 1 if len(video_creator) else 0
+        return cls(
+            video_category=np.asarray(video_category),
+            video_creator=np.asarray(video_creator),
+            video_watch_count=np.zeros(len(video_category)),
+            user_category_count=np.zeros((n_users, len(CATEGORIES))),
+            user_creator_count=np.zeros((n_users, n_creators)),
+        )
+
+    def record(self, watches: pd.DataFrame) -> None:
+        """Learn from logged watches (raw-log rows: 1-based `user_id` and `video_id`)."""
+        users = watches["user_id"].to_numpy(np.int64) - 1
+        videos = watches["video_id"].to_numpy(np.int64) - 1
+        self.video_watch_count += np.bincount(videos, minlength=len(self.video_watch_count))
+        np.add.at(self.user_category_count, (users, self.video_category[videos]), 1.0)
+        np.add.at(self.user_creator_count, (users, self.video_creator[videos]), 1.0)
+
+    def popularity_logit(self, candidate_videos: np.ndarray) -> np.ndarray:
+        """(1, candidates): log of 1 + the candidate's logged watch count."""
+        return POPULARITY_WEIGHT * np.log1p(self.video_watch_count[candidate_videos])[None, :]
+
+    def model_score(self, users: np.ndarray, candidate_videos: np.ndarray) -> np.ndarray:
+        """(requests, candidates): a content-based score from the user's own logged watches.
+
+        The share of those watches in the candidate's category and by its creator, each shrunk
+        towards 0 by one pseudo-watch, so one watch is weaker evidence than fifty.
+        """
+        shrunk_total = self.user_category_count[users].sum(axis=1, keepdims=True) + 1.0  # (requests, 1)
+        category_share = self.user_category_count[users][:, self.video_category[candidate_videos]] / shrunk_total
+        creator_share = self.user_creator_count[users][:, self.video_creator[candidate_videos]] / shrunk_total
+        return CATEGORY_SHARE_WEIGHT * category_share + CREATOR_SHARE_WEIGHT * creator_share
 
 
 def _show_slate(
     world: World,
+    policy: LoggingPolicy,
     rng: np.random.Generator,
     log: _EventLog,
     users: np.ndarray,
@@ -236,21 +325,19 @@ def _show_slate(
         empty = np.array([], dtype=np.int64)
         return empty, empty, np.array([], dtype="datetime64[us]")
     slate_size = min(slate_size, len(candidate_videos))
-    affinity = world.affinity_matrix(users, candidate_videos)  # (requests, candidates)
-    # The logging policy: popular and somewhat relevant videos, with noise (Gumbel top-k sampling).
-    popularity_logit = 0.6 * np.log(world.video_popularity[candidate_videos])[None, :]
-    policy_logit = popularity_logit + 0.5 * affinity
+    # The logging policy (observable inputs only), with noise: Gumbel top-k sampling.
+    popularity_logit = policy.popularity_logit(candidate_videos)  # (1, candidates)
+    model_score = policy.model_score(users, candidate_videos)  # (requests, candidates)
+    policy_logit = popularity_logit + model_score
     if extra_logit is not None:
         policy_logit = policy_logit + extra_logit
-    gumbel = rng.gumbel(size=policy_logit.shape)
-    slate_columns = np.argpartition(-(policy_logit + gumbel), slate_size - 1, axis=1)[:, :slate_size]
-    slate_keys = np.take_along_axis(policy_logit + gumbel, slate_columns, axis=1)
+    noisy_logit = policy_logit + rng.gumbel(size=policy_logit.shape)
+    slate_columns = np.argpartition(-noisy_logit, slate_size - 1, axis=1)[:, :slate_size]
+    slate_keys = np.take_along_axis(noisy_logit, slate_columns, axis=1)
     slate_columns = np.take_along_axis(slate_columns, np.argsort(-slate_keys, axis=1), axis=1)
     slate_videos = candidate_videos[slate_columns]  # (requests, slate)
-    slate_affinity = np.take_along_axis(affinity, slate_columns, axis=1)
-
     sources, source_scores = _logged_sources(
-        slate_columns, policy_logit, [popularity_logit, 0.5 * affinity, extra_logit], surface
+        slate_columns, policy_logit, [popularity_logit, model_score, extra_logit], surface
     )
     positions = np.broadcast_to(np.arange(slate_size), slate_videos.shape)
     request_ids = np.char.add(request_prefix, np.arange(n_requests).astype(str))
@@ -270,6 +357,8 @@ def _show_slate(
         )
     )
 
+    # Users respond to the true affinity, which the policy never saw.
+    slate_affinity = world.affinity(users[:, None], slate_videos)  # (requests, slate)
     click_probability = POSITION_BIAS[positions] * _sigmoid(-2.6 + 1.1 * slate_affinity)
     clicked = rng.random(slate_videos.shape) < click_probability
     click_users = np.repeat(users, slate_size).reshape(slate_videos.shape)[clicked]
@@ -281,7 +370,7 @@ def _show_slate(
 
 # The source the logging policy names for a shown video: the term of its logit that stood out most.
 POPULARITY_SOURCE = "trending"
-AFFINITY_SOURCE = "ann"
+MODEL_SOURCE = "ann"
 EXTRA_LOGIT_SOURCES = {"home": "fresh", "watch_next": "co_watch", "search": "search"}
 
 
@@ -293,13 +382,13 @@ def _logged_sources(
 ) -> tuple[np.ndarray, np.ndarray]:
     """What the production system logs with each shown video: its source and source score.
 
-    The source is the policy term (popularity -> trending, affinity -> ann, the surface's extra
-    term -> fresh / co_watch / search) in which the video stands furthest above the candidates'
-    mean, in standard deviations: the reason it was shown. The score is the rank score serving
-    logs too, 1 / (1 + the video's 0-based rank by the noise-free policy logit), so logged and
-    served scores mean the same thing.
+    The source is the policy term (observed popularity -> trending, model score -> ann, the
+    surface's extra term -> fresh / co_watch / search) in which the video stands furthest above
+    the candidates' mean, in standard deviations: the reason it was shown. The score is the rank
+    score serving logs too, 1 / (1 + the video's 0-based rank by the noise-free policy logit), so
+    logged and served scores mean the same thing. Both are functions of the policy's terms alone.
     """
-    names = [POPULARITY_SOURCE, AFFINITY_SOURCE, EXTRA_LOGIT_SOURCES[surface]]
+    names = [POPULARITY_SOURCE, MODEL_SOURCE, EXTRA_LOGIT_SOURCES[surface]]
     standardised = []
     for term in terms:
         if term is None:
@@ -338,7 +427,7 @@ def _record_watches(
     liked = rng.random(len(users)) < _sigmoid(-3.8 + 1.5 * affinity)
     shared = rng.random(len(users)) < _sigmoid(-5.0 + 1.5 * affinity)
     disliked = (~liked) & (rng.random(len(users)) < _sigmoid(-3.5 - 1.5 * affinity))
-    log.watches.append(
+    log.add_watches(
         pd.DataFrame(
             {
                 "user_id": (users + 1).astype(np.int64),
@@ -357,9 +446,27 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# A day's sessions run from noon to 23:30, so every event of a day lies between the day's noon
+# and the next day's noon: "logged before the day's sessions" is "logged before its noon".
+SESSIONS_START = np.timedelta64(12, "h")
+
+
+def home_candidates(video_upload_time: np.ndarray, day_start: np.datetime64) -> tuple[np.ndarray, np.ndarray]:
+    """A day's candidates (0-based video indices) and the home surface's freshness term for each.
+
+    Candidates are the videos uploaded before the day's sessions start, so no event precedes its
+    video's upload. Freshness is 2 for a video uploaded that day, falling linearly to 0 four days
+    after upload. Both come from the catalog's upload times, which the logging policy may read.
+    """
+    available = np.flatnonzero(video_upload_time < day_start + SESSIONS_START)
+    hours_since_upload = (day_start - video_upload_time[available]).astype("timedelta64[h]").astype(float)
+    return available, np.clip(2.0 - hours_since_upload / 48.0, 0, 2)
+
+
 def _simulate_day(
     config: SimulationConfig,
     world: World,
+    policy: LoggingPolicy,
     rng: np.random.Generator,
     log: _EventLog,
     day_index: int,
@@ -368,18 +475,13 @@ def _simulate_day(
     start = np.datetime64(config.start_date, "us")
     day_start = start + np.timedelta64(day_index, "D").astype("timedelta64[us]")
     n_users = len(world.user_activity)
-    # Videos visible today: uploaded before the end of the day (sessions before upload are rare
-    # enough to ignore; clipping session times below keeps every event after its video's upload).
-    available = np.flatnonzero(world.video_upload_time < day_start + np.timedelta64(12, "h"))
-    fresh_boost = np.clip(
-        2.0 - (day_start - world.video_upload_time[available]).astype("timedelta64[h]").astype(float) / 48.0, 0, 2
-    )
+    available, fresh_boost = home_candidates(world.video_upload_time, day_start)
 
-    active = (rng.random(n_users) < world.user_activity) & (signup_time < day_start + np.timedelta64(12, "h"))
+    active = (rng.random(n_users) < world.user_activity) & (signup_time < day_start + SESSIONS_START)
     active_users = np.flatnonzero(active)
     sessions = 1 + rng.poisson(config.mean_sessions_per_active_day - 1, len(active_users))
     session_users = np.repeat(active_users, sessions)
-    session_times = day_start + np.timedelta64(12, "h") + (
+    session_times = day_start + SESSIONS_START + (
         rng.uniform(0, 11.5 * 3600, len(session_users)) * 1e6
     ).astype("timedelta64[us]")
     is_search = rng.random(len(session_users)) < config.search_session_rate
@@ -388,7 +490,7 @@ def _simulate_day(
     # Home feed.
     home = ~is_search
     clicked_users, clicked_videos, clicked_times = _show_slate(
-        world, rng, log, session_users[home], session_times[home], available, HOME_SLATE_SIZE, "home",
+        world, policy, rng, log, session_users[home], session_times[home], available, HOME_SLATE_SIZE, "home",
         prefix + "h", extra_logit=fresh_boost[None, :],
     )
 
@@ -406,7 +508,7 @@ def _simulate_day(
         )
         match = (world.video_category[available][None, :] == query_category[:, None]) * 3.0
         _show_slate(
-            world, rng, log, search_users, search_times + np.timedelta64(2, "s"), available, SEARCH_SLATE_SIZE,
+            world, policy, rng, log, search_users, search_times + np.timedelta64(2, "s"), available, SEARCH_SLATE_SIZE,
             "search", prefix + "s", extra_logit=match,
         )
 
@@ -418,7 +520,7 @@ def _simulate_day(
         seed_times = clicked_times[follow] + (world.video_duration[seed_videos] * 0.5e6).astype("timedelta64[us]")
         related = (world.video_category[available][None, :] == world.video_category[seed_videos][:, None]) * 2.0
         _show_slate(
-            world, rng, log, seed_users, seed_times, available, WATCH_NEXT_SLATE_SIZE, "watch_next",
+            world, policy, rng, log, seed_users, seed_times, available, WATCH_NEXT_SLATE_SIZE, "watch_next",
             prefix + "w", extra_logit=related,
         )
 
@@ -439,16 +541,18 @@ def simulate_world(config: SimulationConfig) -> tuple[dict[str, pd.DataFrame], W
     rng = np.random.default_rng(config.seed)
     world, tables = _build_world(config, rng)
     log = _EventLog()
+    policy = LoggingPolicy.without_history(config.users, world.video_category, world.creator_of_video)
     signup_time = tables["users"]["signup_time"].to_numpy().astype("datetime64[us]")
     for day_index in range(config.days):
-        _simulate_day(config, world, rng, log, day_index, signup_time)
+        _simulate_day(config, world, policy, rng, log, day_index, signup_time)
+        # The policy's features refresh once a day, from the watches logged so far.
+        policy.record(log.close_day(world.video_upload_time))
     impressions = pd.concat(log.impressions, ignore_index=True)
     watches = pd.concat(log.watches, ignore_index=True)
-    # An event can never precede the video's upload: drop the rare ones the clock put there.
+    # An event can never precede the video's upload: drop the rare ones the clock put there
+    # (watches were filtered as each day closed).
     upload = world.video_upload_time
     impressions = impressions[impressions["impression_time"].to_numpy() >= upload[impressions["video_id"] - 1]]
-    watches = watches[watches["watch_time"].to_numpy() >= upload[watches["video_id"] - 1]]
-    watches = watches.drop_duplicates(["user_id", "video_id", "watch_time"])
     searches = (
         pd.concat(log.searches, ignore_index=True)
         if log.searches

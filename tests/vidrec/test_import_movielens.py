@@ -35,7 +35,7 @@ def test_ml100k_keeps_every_user_movie_and_rating(ml100k):
         "users": 943, "videos": 1682, "impressions": ml100k.row_counts["impressions"], "watches": 100_000,
         "searches": 0, "subscriptions": 0,
     }  # fmt: skip
-    # every rating is shown once in its sampled slate, beside 4 movies the user never rated
+    # every rating is shown once in its sampled slate, beside up to 4 movies rated by others before it
     assert 99_000 * 5 <= ml100k.row_counts["impressions"] <= 100_000 * 5
 
 
@@ -167,13 +167,19 @@ def test_frame_that_does_not_fit_the_schema_is_rejected_before_any_write(tmp_pat
 
 
 @needs_ml100k
-def test_ml100k_sampled_slates_show_the_rated_movie_among_unrated_ones(ml100k):
+def test_ml100k_sampled_slates_show_the_rated_movie_beside_movies_not_yet_rated(ml100k):
     impressions = ml100k.frames["impressions"]
     watches = ml100k.frames["watches"]
     assert not impressions.duplicated(["request_id", "video_id"]).any()
-    rated = set(zip(watches["user_id"], watches["video_id"]))
     slate = impressions[impressions["request_id"] == impressions["request_id"].iloc[0]]
     assert sorted(slate["position"]) == [0, 1, 2, 3, 4]
-    assert sum((user, video) in rated for user, video in zip(slate["user_id"], slate["video_id"])) == 1
+    # every rating is in its own slate, shown 60 s before it
+    rated = watches.assign(impression_time=watches["watch_time"] - pd.Timedelta(seconds=60))
+    shown = impressions[["user_id", "video_id", "impression_time"]].drop_duplicates()
+    assert len(rated.merge(shown, on=["user_id", "video_id", "impression_time"])) == len(watches)
+    # no slate shows a movie its user had already rated
+    first_rated = watches.groupby(["user_id", "video_id"])["watch_time"].min()
+    rated_at = first_rated.reindex(pd.MultiIndex.from_arrays([impressions["user_id"], impressions["video_id"]]))
+    assert not (rated_at.to_numpy() < impressions["impression_time"].to_numpy()).any()
     released = ml100k.frames["videos"].set_index("video_id")["upload_time"]
     assert (impressions["impression_time"].to_numpy() >= released.loc[impressions["video_id"]].to_numpy()).mean() > 0.99

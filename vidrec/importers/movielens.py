@@ -32,7 +32,7 @@ SOURCE = "movielens"
 MAX_RATING = 5.0
 # A nominal feature-film length: a rating of r stands for watching r / 5 of it.
 NOMINAL_MOVIE_SECONDS = 7200.0
-# Unrated movies shown beside each rated one in a sampled slate (ranking needs shown-not-watched).
+# Movies shown beside each rated one in a sampled slate (ranking needs shown-not-watched).
 SAMPLED_NEGATIVES_PER_RATING = 4
 IMPRESSION_LEAD_SECONDS = 60
 COUNTRY = "US"  # GroupLens's site; MovieLens records no country (zip codes are not used).
@@ -55,9 +55,11 @@ NOTES = {
     f"{NOMINAL_MOVIE_SECONDS:.0f} (nominal); category = first genre mapped: Comedy->comedy, Musical->music, "
     "Documentary->education, any other genre or none->film; title_tokens = lower-cased title words without the year",
     "impressions": "impressions: sampled, not logged (MovieLens has no exposures): each rating becomes a "
-    f"home slate of the rated movie plus {SAMPLED_NEGATIVES_PER_RATING} movies the user never rated, drawn "
-    "uniformly from movies released by then, shown 60 s before the rating; the rated movie's position is random; source and source_score: null "
-    "(no retrieval source nominated them)",
+    f"home slate shown 60 s before it (time t): the rated movie plus up to {SAMPLED_NEGATIVES_PER_RATING} "
+    "movies drawn from the ratings strictly before t (a movie in proportion to its rating count before t; "
+    "never one nobody had rated yet, nor one the user had rated before t; nothing at or after t decides a "
+    "draw, so a movie the user rates later can be shown); the rated movie's position is random; source and "
+    "source_score: null (no retrieval source nominated them)",
     "subscriptions": "subscriptions: none in MovieLens; the table is empty",
     "users": f"users: country = {COUNTRY!r} and device = {DEVICE!r} for everyone (constants, not data); "
     "signup_time = the user's first rating or tag",
@@ -214,7 +216,7 @@ def _imported(
     frames = {
         "users": users[["user_id", "signup_time", "country", "device", "age_bucket", "gender"]].reset_index(drop=True),
         "videos": videos,
-        "impressions": sampled_impressions(watches, videos, SAMPLED_NEGATIVES_PER_RATING, seed),
+        "impressions": sampled_impressions(watches, SAMPLED_NEGATIVES_PER_RATING, seed),
         "watches": watches,
         "searches": searches,
         "subscriptions": empty_frame("subscriptions"),
@@ -230,59 +232,118 @@ def _imported(
     return ImportedLogs(source=SOURCE, frames=frames, parameters=parameters, notes=notes)
 
 
-def sampled_impressions(watches: pd.DataFrame, videos: pd.DataFrame, negatives: int, seed: int) -> pd.DataFrame:
-    """One home slate per rating: the rated movie and `negatives` movies the user never rated.
+def sampled_impressions(watches: pd.DataFrame, negatives: int, seed: int) -> pd.DataFrame:
+    """One home slate per rating: the rated movie and up to `negatives` movies drawn beside it.
 
-    Negatives are drawn uniformly among movies released by the rating's time (rejection-sampled
-    against the user's ratings, a few rounds; a slate may come out shorter when a user rated
-    almost everything released). The slate is shown IMPRESSION_LEAD_SECONDS before the rating, so
-    the rating reads as the click on it.
+    The slate is shown at t = IMPRESSION_LEAD_SECONDS before the rating, so the rating reads as
+    the click on it. Its negatives are drawn the way a popularity-driven system could have chosen
+    them at t, from the ratings strictly before t only: a uniformly drawn earlier rating's movie
+    (so a movie is drawn in proportion to its rating count before t, and one nobody had rated yet
+    cannot be drawn), rejecting the movies the user had rated before t, the slate's own rated
+    movie and repeats. Nothing at or after t decides a draw, the user's later ratings included: a
+    movie the user rates later may be drawn like any other (one rated within 30 minutes of the
+    slate then counts as a click in the marts). The random numbers are a hash of (seed, user,
+    rated movie, rating time, draw), so a slate does not change when other ratings are added or
+    removed. A slate comes out shorter when rejection runs out of draws (a user who had rated
+    most of what existed) or nothing was rated before t (the dataset's first ratings).
     """
-    rng = np.random.default_rng(seed)
-    by_release = videos.sort_values("upload_time")
-    released_ids = by_release["video_id"].to_numpy(np.int64)
-    released_times = by_release["upload_time"].to_numpy()
-    rated = set(zip(watches["user_id"].to_numpy().tolist(), watches["video_id"].to_numpy().tolist()))
-    users = np.repeat(watches["user_id"].to_numpy(np.int64), negatives)
-    times = np.repeat(watches["watch_time"].to_numpy(), negatives)
-    available = np.maximum(np.searchsorted(released_times, times, side="right"), 1)
-    drawn = np.zeros(len(users), dtype=np.int64)
-    pending = np.arange(len(users))
-    for _ in range(10):
-        if not len(pending):
-            break
-        candidates = released_ids[(rng.random(len(pending)) * available[pending]).astype(np.int64)]
-        accepted = np.fromiter(
-            ((user, video) not in rated for user, video in zip(users[pending].tolist(), candidates.tolist())),
-            dtype=bool, count=len(pending),
-        )
-        drawn[pending[accepted]] = candidates[accepted]
-        pending = pending[~accepted]
-    slate = np.repeat(np.arange(len(watches)), negatives)
-    keep = drawn > 0
-    # One request per rating (a user can rate several movies within one second).
-    request_ids = ("ml-" + watches["user_id"].astype(str) + "-" + pd.Series(np.arange(len(watches))).astype(str)).to_numpy()
+    user_ids = watches["user_id"].to_numpy(np.int64)
+    rated_ids = watches["video_id"].to_numpy(np.int64)
+    rating_seconds = watches["watch_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    shown_seconds = rating_seconds - IMPRESSION_LEAD_SECONDS
+    drawn = _draw_negatives(user_ids, rated_ids, rating_seconds, shown_seconds, negatives, seed)  # (ratings, negatives)
+
+    slot = np.arange(negatives + 1)[None, :]
+    position_draw = _uniform_hash(seed, user_ids, rated_ids, rating_seconds, np.full_like(user_ids, -1))
+    rated_position = (position_draw * (negatives + 1)).astype(np.int64)
+    # Negatives fill the other slots in draw order; an undrawn one leaves no gap.
+    slate_videos = np.where(slot == rated_position[:, None], rated_ids[:, None], 0)
+    slate_videos[slot != rated_position[:, None]] = drawn.ravel()
+    kept = slate_videos > 0
+    positions = np.cumsum(kept, axis=1) - 1
+    slate = np.broadcast_to(np.arange(len(watches))[:, None], kept.shape)[kept]
+    # One request per rating, named by it (a user can rate several movies within one second).
+    user_text, movie_text, seconds_text = (pd.Series(ids).astype(str) for ids in (user_ids, rated_ids, rating_seconds))
+    request_ids = ("ml-" + user_text + "-" + movie_text + "-" + seconds_text).to_numpy()
     shown_time = watches["watch_time"].to_numpy() - np.timedelta64(IMPRESSION_LEAD_SECONDS, "s")
-    rated_position = rng.integers(0, negatives + 1, len(watches))
-    negatives_frame = pd.DataFrame({"slate": slate[keep], "video_id": drawn[keep]})
-    negatives_frame["rank"] = negatives_frame.groupby("slate").cumcount()
-    negatives_frame["position"] = negatives_frame["rank"] + (negatives_frame["rank"] >= rated_position[negatives_frame["slate"]])
-    positives_frame = pd.DataFrame({"slate": np.arange(len(watches)), "video_id": watches["video_id"].to_numpy(np.int64),
-                                    "position": rated_position})
-    shown = pd.concat([positives_frame, negatives_frame[["slate", "video_id", "position"]]], ignore_index=True)
-    shown = shown.drop_duplicates(["slate", "video_id"]).sort_values(["slate", "position"])
     return pd.DataFrame(
         {
-            "request_id": request_ids[shown["slate"]],
-            "user_id": watches["user_id"].to_numpy(np.int64)[shown["slate"]],
-            "video_id": shown["video_id"].to_numpy(np.int64),
+            "request_id": request_ids[slate],
+            "user_id": user_ids[slate],
+            "video_id": slate_videos[kept],
             "surface": "home",
-            "position": shown["position"].to_numpy(np.int32),
-            "impression_time": shown_time[shown["slate"]],
+            "position": positions[kept].astype(np.int32),
+            "impression_time": shown_time[slate],
             "source": None,  # sampled slates were nominated by no retrieval source
             "source_score": np.nan,
         }
-    ).reset_index(drop=True)
+    )
+
+
+# Rejection draws per negative before a slate is left shorter.
+MAX_DRAWS_PER_NEGATIVE = 64
+
+
+def _draw_negatives(
+    user_ids: np.ndarray,
+    rated_ids: np.ndarray,
+    rating_seconds: np.ndarray,
+    shown_seconds: np.ndarray,
+    negatives: int,
+    seed: int,
+) -> np.ndarray:
+    """(ratings, negatives) movie ids drawn as `sampled_impressions` describes; 0 where none was."""
+    # Every rating by time, ties by user and movie: the order of those before t depends on nothing later.
+    order = np.lexsort((rated_ids, user_ids, rating_seconds))
+    movies_by_time, seconds_by_time = rated_ids[order], rating_seconds[order]
+    ratings_before = np.searchsorted(seconds_by_time, shown_seconds, side="left")  # strictly before t
+    # Each user's first rating time per movie, looked up by one sorted key per (user, movie).
+    movie_id_bound = int(rated_ids.max(initial=0)) + 1
+    pairs = pd.Series(rating_seconds).groupby(user_ids * movie_id_bound + rated_ids).min()
+    sorted_pair_keys, first_rated_seconds = pairs.index.to_numpy(np.int64), pairs.to_numpy(np.int64)
+
+    def rated_by_user_before(rows: np.ndarray, movies: np.ndarray) -> np.ndarray:
+        keys = user_ids[rows] * movie_id_bound + movies
+        found = np.minimum(np.searchsorted(sorted_pair_keys, keys), len(sorted_pair_keys) - 1)
+        return (sorted_pair_keys[found] == keys) & (first_rated_seconds[found] < shown_seconds[rows])
+
+    drawn = np.zeros((len(user_ids), negatives), dtype=np.int64)
+    for column in range(negatives):
+        pending = np.flatnonzero(ratings_before > 0)
+        for attempt in range(MAX_DRAWS_PER_NEGATIVE):
+            if not len(pending):
+                break
+            draw = np.full(len(pending), column * MAX_DRAWS_PER_NEGATIVE + attempt)
+            uniform = _uniform_hash(seed, user_ids[pending], rated_ids[pending], rating_seconds[pending], draw)
+            movies = movies_by_time[(uniform * ratings_before[pending]).astype(np.int64)]
+            accepted = (
+                (movies != rated_ids[pending])
+                & (drawn[pending, :column] != movies[:, None]).all(axis=1)
+                & ~rated_by_user_before(pending, movies)
+            )
+            drawn[pending[accepted], column] = movies[accepted]
+            pending = pending[~accepted]
+    return drawn
+
+
+def _uniform_hash(seed: int, *keys: np.ndarray) -> np.ndarray:
+    """Numbers in [0, 1), one per row, each a function of its row's integer keys and the seed only.
+
+    A counter-based generator (SplitMix64's finaliser applied after each key): unlike a stream
+    drawn from `numpy.random`, a row's number does not move when rows are added or removed.
+    """
+    state = np.full(len(keys[0]), seed & 0xFFFF_FFFF_FFFF_FFFF, dtype=np.uint64)
+    for key in keys:
+        state = _splitmix64(state ^ np.asarray(key).astype(np.uint64))
+    return (state >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _splitmix64(state: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        mixed = state + np.uint64(0x9E3779B97F4A7C15)
+        mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return mixed ^ (mixed >> np.uint64(31))
 
 
 def _read_headerless(path: Path, columns: list[str], separator: str) -> pd.DataFrame:
