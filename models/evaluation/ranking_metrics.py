@@ -9,18 +9,33 @@ down-sampling) so numbers estimate the full impression log. Definitions, fixed h
   every such group weight 1.
 - `expected_calibration_error` (ECE): predictions sorted and cut into `bins` bins of equal total
   sample weight (equal-frequency bins); ECE = Σ_b (W_b / W) · |mean prediction_b − mean label_b|,
-  both means weighted.
+  both means weighted. Equal predictions always share a bin (the bin where the first of them
+  falls), so the ECE does not depend on row order: a constant predictor has one bin and
+  ECE = |constant − base rate|, and an isotonic calibrator's plateaus are not split at random.
 - `ndcg_at_k_by_group`: per group, DCG@k = Σ_{rank ≤ k} gain / log2(rank + 1) with the model's
   order and linear gains (watch seconds), divided by the DCG of the gain-sorted order; averaged
   over groups with a positive total gain. Tied scores are ordered pessimistically (lowest gain
-  first), so a constant predictor cannot look good by the frame's row order.
+  first), so a constant predictor cannot look good by the frame's row order; the result does
+  not depend on row order at all.
 - `watch_time_weighted_pairwise_loss` (Covington et al.'s offline metric): over every
   (positive, negative) pair of impressions in the same group (request), with weight = positive's
   watch seconds × both rows' sample weights, the weighted share of pairs the model orders wrongly
   (negative scored above the positive; a tie counts 1/2). 0 is perfect, 0.5 is random.
+
+GAUC and the pairwise loss are ratios of per-group sums, Σ numerator / Σ denominator. The
+`*_components` functions return those per-group terms (one row per group), so a caller can
+re-aggregate them to a coarser unit (requests → users) and bootstrap over units with
+models/evaluation/bootstrap.py; the scalar metrics are computed from the same components.
+
+`calibration_report` puts each probabilistic head's ECE next to what makes it readable: the base
+rate (an ECE of 0.02 is large for a 3 % head and small for a 40 % one), the ECE of a constant
+predictor, and whether the scored rows hold enough positives (`MIN_CALIBRATION_POSITIVES`) for
+the head's ECE to count toward any bar.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -28,14 +43,24 @@ import pandas as pd
 from models.evaluation.metrics import log_loss, roc_auc
 
 __all__ = [
+    "MIN_CALIBRATION_POSITIVES",
+    "calibration_report",
     "expected_calibration_error",
     "group_auc",
+    "group_auc_components",
     "log_loss",
     "ndcg_at_k_by_group",
+    "ndcg_components",
+    "pairwise_loss_components",
     "reliability_bins",
     "roc_auc",
     "watch_time_weighted_pairwise_loss",
 ]
+
+# A head with fewer positive rows than this among the scored rows is reported, but its ECE counts
+# toward no bar: with a 3 % base rate and 15 bins, a bin then holds about one positive, and the
+# ECE measures sampling noise more than calibration.
+MIN_CALIBRATION_POSITIVES = 200
 
 
 def _weights(sample_weight, size: int) -> np.ndarray:
@@ -47,43 +72,67 @@ def _weights(sample_weight, size: int) -> np.ndarray:
     return weights
 
 
-def group_auc(labels, scores, groups, sample_weight=None, weighting: str = "impressions") -> float:
-    """GAUC; raises when no group has both classes (see the module docstring)."""
+def _group_rows(groups) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(distinct group labels, row positions of each), in order of first appearance."""
+    codes, labels = pd.factorize(np.asarray(groups).ravel())
+    order = np.argsort(codes, kind="stable")
+    boundaries = np.flatnonzero(np.diff(codes[order])) + 1
+    return np.asarray(labels), (np.split(order, boundaries) if order.size else [])
+
+
+# --- GAUC ---------------------------------------------------------------------------------------
+
+def group_auc_components(labels, scores, groups, sample_weight=None, weighting: str = "impressions") -> pd.DataFrame:
+    """One row per group with both classes: columns `group`, `auc` (the group's weighted AUC) and
+    `weight` (its total sample weight, or 1 under `weighting="uniform"`). GAUC = Σ weight·auc / Σ weight.
+    Groups with one class are left out (no row); the frame is empty when no group has both."""
     if weighting not in ("impressions", "uniform"):
         raise ValueError(f"weighting must be 'impressions' or 'uniform', got {weighting!r}")
     labels = np.asarray(labels).astype(np.float64).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     weights = _weights(sample_weight, labels.size)
-    group_codes, _ = pd.factorize(np.asarray(groups).ravel())
-    order = np.argsort(group_codes, kind="stable")
-    boundaries = np.flatnonzero(np.diff(group_codes[order])) + 1
-    total, total_weight = 0.0, 0.0
-    for rows in np.split(order, boundaries):
+    names, row_sets = _group_rows(groups)
+    kept, aucs, group_weights = [], [], []
+    for name, rows in zip(names, row_sets, strict=True):
         positive = (weights[rows] * labels[rows]).sum()
         negative = (weights[rows] * (1.0 - labels[rows])).sum()
         if positive <= 0 or negative <= 0:
             continue
-        group_weight = weights[rows].sum() if weighting == "impressions" else 1.0
-        total += group_weight * roc_auc(labels[rows], scores[rows], sample_weight=weights[rows])
-        total_weight += group_weight
-    if total_weight == 0:
-        raise ValueError("group_auc needs at least one group with both positive and negative examples")
-    return total / total_weight
+        kept.append(name)
+        aucs.append(roc_auc(labels[rows], scores[rows], sample_weight=weights[rows]))
+        group_weights.append(weights[rows].sum() if weighting == "impressions" else 1.0)
+    return pd.DataFrame({"group": pd.Series(kept, dtype=object), "auc": np.asarray(aucs, dtype=np.float64),
+                         "weight": np.asarray(group_weights, dtype=np.float64)})
 
+
+def group_auc(labels, scores, groups, sample_weight=None, weighting: str = "impressions") -> float:
+    """GAUC; raises when no group has both classes (see the module docstring)."""
+    components = group_auc_components(labels, scores, groups, sample_weight, weighting)
+    if components.empty:
+        raise ValueError("group_auc needs at least one group with both positive and negative examples")
+    return float((components["weight"] * components["auc"]).sum() / components["weight"].sum())
+
+
+# --- calibration --------------------------------------------------------------------------------
 
 def reliability_bins(labels, probabilities, sample_weight=None, bins: int = 15) -> pd.DataFrame:
-    """Equal-weight bins of the sorted predictions: columns mean_prediction, mean_label, weight."""
+    """Equal-weight bins of the sorted predictions: columns mean_prediction, mean_label, weight.
+    Equal predictions share the bin of the first of them, so a bin can hold more than W / bins
+    and a later bin can be empty (empty bins are left out)."""
     labels = np.asarray(labels).astype(np.float64).ravel()
     probabilities = np.asarray(probabilities, dtype=np.float64).ravel()
     weights = _weights(sample_weight, labels.size)
     if labels.size == 0 or weights.sum() <= 0:
         raise ValueError("reliability_bins needs at least one example with positive weight")
     order = np.argsort(probabilities, kind="stable")
+    sorted_probabilities = probabilities[order]
     cumulative_before = np.cumsum(weights[order]) - weights[order]
-    bin_of = np.minimum((cumulative_before / weights.sum() * bins).astype(np.int64), bins - 1)
+    # every row of a run of equal predictions takes the cumulative weight before the run's first row
+    first_of_run = np.searchsorted(sorted_probabilities, sorted_probabilities, side="left")
+    bin_of = np.minimum((cumulative_before[first_of_run] / weights.sum() * bins).astype(np.int64), bins - 1)
     table = pd.DataFrame({
         "bin": bin_of, "weight": weights[order],
-        "weighted_prediction": weights[order] * probabilities[order], "weighted_label": weights[order] * labels[order],
+        "weighted_prediction": weights[order] * sorted_probabilities, "weighted_label": weights[order] * labels[order],
     }).groupby("bin").sum()
     table = table[table["weight"] > 0]
     return pd.DataFrame({
@@ -99,34 +148,99 @@ def expected_calibration_error(labels, probabilities, sample_weight=None, bins: 
     return float((gaps * table["weight"]).sum() / table["weight"].sum())
 
 
-def ndcg_at_k_by_group(gains, scores, groups, k: int = 10) -> float:
-    """Mean NDCG@k over groups with positive total gain (linear gains, pessimistic ties)."""
+def calibration_report(
+    heads: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    sample_weight=None,
+    constant_rates: Mapping[str, float] | None = None,
+    bins: int = 15,
+    min_positives: int = MIN_CALIBRATION_POSITIVES,
+) -> pd.DataFrame:
+    """One row per head of `heads` (head → (labels, predicted probabilities) on the scored rows).
+
+    Columns: `head`; `positives` (positive rows, unweighted); `base_rate` (weighted mean label of
+    the scored rows); `ece`; `constant_rate` and `constant_ece`, the ECE of predicting one number
+    for every row; `constant_from`: "train" when `constant_rates` gives the head's rate (callers
+    pass the training rows' weighted base rate: a constant a model could actually ship, so its
+    ECE is |train rate − scored rate|), else "scored" (the scored rows' own base rate, whose ECE
+    is 0 by construction: any model's ECE is then read against a trivial 0); `ece_over_base_rate`;
+    `counts_toward_bar`: False when the head has fewer than `min_positives` positive rows, in
+    which case its ECE is reported but no bar may use it.
+    """
+    rows = []
+    for head, (labels, probabilities) in heads.items():
+        labels = np.asarray(labels).astype(np.float64).ravel()
+        weights = _weights(sample_weight, labels.size)
+        base_rate = float((weights * labels).sum() / weights.sum()) if weights.sum() > 0 else float("nan")
+        from_train = constant_rates is not None and head in constant_rates
+        constant = float(constant_rates[head]) if from_train else base_rate
+        ece = expected_calibration_error(labels, probabilities, weights, bins)
+        rows.append({
+            "head": head,
+            "positives": int((labels > 0).sum()),
+            "base_rate": base_rate,
+            "ece": ece,
+            "constant_rate": constant,
+            "constant_ece": expected_calibration_error(labels, np.full(labels.size, constant), weights, bins),
+            "constant_from": "train" if from_train else "scored",
+            "ece_over_base_rate": ece / base_rate if base_rate > 0 else float("nan"),
+            "counts_toward_bar": bool((labels > 0).sum() >= min_positives),
+        })
+    return pd.DataFrame(rows, columns=["head", "positives", "base_rate", "ece", "constant_rate", "constant_ece",
+                                       "constant_from", "ece_over_base_rate", "counts_toward_bar"])
+
+
+# --- NDCG ---------------------------------------------------------------------------------------
+
+def _rank_within_group(group_codes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """1-based rank of every row within its group, given `order` sorted by group first."""
+    sorted_groups = group_codes[order]
+    first_of_group = np.searchsorted(sorted_groups, sorted_groups, side="left")
+    ranks = np.empty(order.size, dtype=np.int64)
+    ranks[order] = np.arange(order.size) - first_of_group + 1
+    return ranks
+
+
+def ndcg_components(gains, scores, groups, k: int = 10) -> pd.DataFrame:
+    """One row per group with a positive total gain: columns `group` and `ndcg` (NDCG@k of the
+    model's order, ties pessimistic). Independent of row order."""
     if k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    frame = pd.DataFrame({
-        "group": pd.factorize(np.asarray(groups).ravel())[0],
-        "gain": np.asarray(gains, dtype=np.float64).ravel(),
-        "score": np.asarray(scores, dtype=np.float64).ravel(),
-    })
-    if np.any(frame["gain"] < 0):
+    gains = np.asarray(gains, dtype=np.float64).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if np.any(gains < 0):
         raise ValueError("gains must be non-negative")
-    frame = frame[frame.groupby("group")["gain"].transform("sum") > 0]
-    if frame.empty:
+    if scores.size != gains.size:
+        raise ValueError(f"scores has {scores.size} entries, expected {gains.size}")
+    codes, names = pd.factorize(np.asarray(groups).ravel())
+    # np.lexsort sorts by the last key first: group, then score descending, then gain ascending
+    model_rank = _rank_within_group(codes, np.lexsort((gains, -scores, codes)))
+    ideal_rank = _rank_within_group(codes, np.lexsort((-gains, codes)))
+    discounted = lambda rank: np.where(rank <= k, gains / np.log2(rank + 1.0), 0.0)
+    dcg = np.bincount(codes, discounted(model_rank), minlength=len(names))
+    ideal = np.bincount(codes, discounted(ideal_rank), minlength=len(names))
+    scored = ideal > 0
+    return pd.DataFrame({"group": pd.Series(np.asarray(names)[scored], dtype=object),
+                         "ndcg": dcg[scored] / ideal[scored]})
+
+
+def ndcg_at_k_by_group(gains, scores, groups, k: int = 10) -> float:
+    """Mean NDCG@k over groups with positive total gain (linear gains, pessimistic ties)."""
+    components = ndcg_components(gains, scores, groups, k)
+    if components.empty:
         raise ValueError("ndcg_at_k_by_group needs at least one group with a positive gain")
-    discount = lambda rank: 1.0 / np.log2(rank + 1.0)
-    model_rank = frame.sort_values(["group", "score", "gain"], ascending=[True, False, True]).groupby("group").cumcount() + 1
-    ideal_rank = frame.sort_values(["group", "gain"], ascending=[True, False]).groupby("group").cumcount() + 1
-    frame["dcg"] = np.where(model_rank <= k, frame["gain"] * discount(model_rank), 0.0)
-    frame["ideal"] = np.where(ideal_rank.reindex(frame.index) <= k, frame["gain"] * discount(ideal_rank.reindex(frame.index)), 0.0)
-    per_group = frame.groupby("group")[["dcg", "ideal"]].sum()
-    return float((per_group["dcg"] / per_group["ideal"]).mean())
+    return float(components["ndcg"].mean())
 
 
-def watch_time_weighted_pairwise_loss(clicked, watch_seconds, scores, groups, sample_weight=None) -> float:
-    """Weighted share of within-group (positive, negative) pairs ordered wrongly (ties 1/2)."""
+# --- the watch-time-weighted pairwise loss ------------------------------------------------------
+
+def pairwise_loss_components(clicked, watch_seconds, scores, groups, sample_weight=None) -> pd.DataFrame:
+    """One row per group holding a watched positive and a negative: columns `group`,
+    `wrong_weight` (weight of its wrongly ordered pairs, ties 1/2) and `pair_weight` (weight of
+    all its pairs). The loss is Σ wrong_weight / Σ pair_weight."""
     clicked = np.asarray(clicked).astype(bool).ravel()
+    codes, names = pd.factorize(np.asarray(groups).ravel())
     frame = pd.DataFrame({
-        "group": pd.factorize(np.asarray(groups).ravel())[0],
+        "group": codes,
         "score": np.asarray(scores, dtype=np.float64).ravel(),
         "weight": _weights(sample_weight, clicked.size),
     })
@@ -138,7 +252,20 @@ def watch_time_weighted_pairwise_loss(clicked, watch_seconds, scores, groups, sa
     positives = frame[frame["positive_weight"] > 0].join(at_score, on=["group", "score"]).join(
         cumulative, on=["group", "score"]).join(total, on="group")
     wrong = positives["negative_total"] - positives["negative_at_or_below"] + 0.5 * positives["negative_at_score"]
-    pair_weight = (positives["positive_weight"] * positives["negative_total"]).sum()
-    if pair_weight <= 0:
+    per_group = pd.DataFrame({
+        "group": positives["group"],
+        "wrong_weight": positives["positive_weight"] * wrong,
+        "pair_weight": positives["positive_weight"] * positives["negative_total"],
+    }).groupby("group", sort=True).sum()
+    per_group = per_group[per_group["pair_weight"] > 0]
+    return pd.DataFrame({"group": pd.Series(np.asarray(names)[per_group.index.to_numpy()], dtype=object),
+                         "wrong_weight": per_group["wrong_weight"].to_numpy(np.float64),
+                         "pair_weight": per_group["pair_weight"].to_numpy(np.float64)})
+
+
+def watch_time_weighted_pairwise_loss(clicked, watch_seconds, scores, groups, sample_weight=None) -> float:
+    """Weighted share of within-group (positive, negative) pairs ordered wrongly (ties 1/2)."""
+    components = pairwise_loss_components(clicked, watch_seconds, scores, groups, sample_weight)
+    if components.empty:
         raise ValueError("no group holds both a watched positive and a negative; the pairwise loss is undefined")
-    return float((positives["positive_weight"] * wrong).sum() / pair_weight)
+    return float(components["wrong_weight"].sum() / components["pair_weight"].sum())

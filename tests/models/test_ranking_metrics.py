@@ -1,11 +1,18 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.evaluation.ranking_metrics import (
+    MIN_CALIBRATION_POSITIVES,
+    calibration_report,
     expected_calibration_error,
     group_auc,
+    group_auc_components,
     ndcg_at_k_by_group,
+    ndcg_components,
+    pairwise_loss_components,
     reliability_bins,
+    roc_auc,
     watch_time_weighted_pairwise_loss,
 )
 
@@ -60,3 +67,97 @@ def test_ece_of_equal_frequency_bins_matches_a_hand_computation():
     table = reliability_bins(labels, predictions, sample_weight=[3, 1, 1, 1], bins=2)
     assert table["weight"].tolist() == [3.0, 3.0]  # equal weight, not equal count
     assert expected_calibration_error([1, 0], [0.5, 0.5], bins=1) == 0.0
+
+
+def _shuffled_groups(num_groups: int, group_size: int, seed: int):
+    """Gains, model scores and group labels of `num_groups` groups, rows interleaved at random."""
+    rng = np.random.default_rng(seed)
+    gains = rng.choice([0.0, 0.0, 0.0, 5.0, 30.0, 120.0], size=num_groups * group_size)
+    scores = gains + rng.normal(0, 20.0, gains.size)
+    groups = np.repeat([f"request-{index}" for index in range(num_groups)], group_size)
+    return gains, scores, groups, rng.permutation(gains.size)
+
+
+@pytest.mark.parametrize("group_size", [12, 40, 200])
+def test_ndcg_of_a_perfect_order_is_one_for_large_shuffled_groups(group_size):
+    gains, _, groups, shuffle = _shuffled_groups(25, group_size, seed=group_size)
+    perfect = gains * 10.0 + np.arange(gains.size) * 1e-6  # the gain order, no ties
+    assert ndcg_at_k_by_group(gains[shuffle], perfect[shuffle], groups[shuffle]) == pytest.approx(1.0)
+    assert ndcg_at_k_by_group(gains[shuffle], perfect[shuffle], groups[shuffle], k=group_size) == pytest.approx(1.0)
+    reversed_order = ndcg_at_k_by_group(gains[shuffle], -perfect[shuffle], groups[shuffle])
+    assert reversed_order < 0.6
+
+
+def test_ndcg_does_not_depend_on_row_order():
+    gains, scores, groups, shuffle = _shuffled_groups(30, 25, seed=1)
+    in_order = ndcg_at_k_by_group(gains, scores, groups)
+    assert 0.0 < in_order < 1.0
+    assert ndcg_at_k_by_group(gains[shuffle], scores[shuffle], groups[shuffle]) == pytest.approx(in_order, abs=1e-12)
+    per_group = ndcg_components(gains, scores, groups).set_index("group")["ndcg"]
+    shuffled = ndcg_components(gains[shuffle], scores[shuffle], groups[shuffle]).set_index("group")["ndcg"]
+    pd.testing.assert_series_equal(per_group.sort_index(), shuffled.sort_index())
+
+
+def test_ndcg_ties_stay_pessimistic_in_a_large_shuffled_group():
+    # one watched row among 20 tied scores: the tie puts it last, whatever the row order
+    gains = np.zeros(20)
+    gains[7] = 60.0
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(20)
+        assert ndcg_at_k_by_group(gains[order], np.zeros(20), ["q"] * 20, k=20) == pytest.approx(1 / np.log2(21))
+        assert ndcg_at_k_by_group(gains[order], np.zeros(20), ["q"] * 20, k=10) == 0.0
+
+
+def test_gauc_components_recombine_to_group_auc():
+    rng = np.random.default_rng(2)
+    labels = rng.random(600) < 0.2
+    scores = labels + rng.normal(0, 1, 600)
+    users = rng.integers(0, 40, 600)
+    weights = np.where(labels, 1.0, 5.0)
+    components = group_auc_components(labels, scores, users, sample_weight=weights)
+    assert set(components.columns) == {"group", "auc", "weight"}
+    assert components["weight"].sum() < weights.sum()  # one-class users are left out, not zero-weighted
+    recombined = (components["weight"] * components["auc"]).sum() / components["weight"].sum()
+    assert recombined == pytest.approx(group_auc(labels, scores, users, sample_weight=weights))
+    one_user = components.set_index("group").loc[users[0]]
+    rows = users == users[0]
+    assert one_user["auc"] == pytest.approx(roc_auc(labels[rows], scores[rows], sample_weight=weights[rows]))
+
+
+def test_pairwise_components_recombine_to_the_loss_per_request():
+    clicked = [1, 1, 0, 0, 1, 0, 1, 1]
+    watch = [100.0, 10.0, 0.0, 0.0, 50.0, 0.0, 30.0, 20.0]
+    scores = [0.5, 0.1, 0.9, 0.3, 0.2, 0.2, 0.4, 0.6]
+    requests = ["r1", "r1", "r1", "r1", "r2", "r2", "r3", "r3"]  # r3: no negative, no pair
+    components = pairwise_loss_components(clicked, watch, scores, requests).set_index("group")
+    assert list(components.index) == ["r1", "r2"]
+    assert components.loc["r1"].tolist() == [100 * 1 + 10 * 2, 100 * 2 + 10 * 2]
+    assert components.loc["r2"].tolist() == [25.0, 50.0]
+    assert watch_time_weighted_pairwise_loss(clicked, watch, scores, requests) == pytest.approx(
+        components["wrong_weight"].sum() / components["pair_weight"].sum())
+
+
+def test_ece_keeps_equal_predictions_in_one_bin_whatever_the_row_order():
+    labels = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0] * 10)
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(labels.size)
+        # a constant predictor: one bin, ECE = |constant − base rate|, not the noise of arbitrary bins
+        assert expected_calibration_error(labels[order], np.full(100, 0.25)) == pytest.approx(0.05)
+
+
+def test_calibration_report_sets_each_head_beside_its_base_rate_and_a_constant_predictor():
+    rng = np.random.default_rng(3)
+    click = (rng.random(4000) < 0.3).astype(float)
+    like = (rng.random(4000) < 0.01).astype(float)  # about 40 positives: too few to count
+    heads = {"click": (click, np.full(4000, 0.3)), "like": (like, np.full(4000, 0.2))}
+    report = calibration_report(heads, constant_rates={"click": 0.25}).set_index("head")
+    assert report.loc["click", "base_rate"] == pytest.approx(click.mean())
+    assert report.loc["click", "constant_from"] == "train"
+    assert report.loc["click", "constant_ece"] == pytest.approx(abs(0.25 - click.mean()))
+    assert report.loc["click", "ece"] == pytest.approx(abs(0.3 - click.mean()))
+    assert bool(report.loc["click", "counts_toward_bar"])
+    assert report.loc["like", "constant_from"] == "scored"
+    assert report.loc["like", "constant_ece"] == pytest.approx(0.0)
+    assert report.loc["like", "positives"] == int(like.sum()) < MIN_CALIBRATION_POSITIVES
+    assert not bool(report.loc["like", "counts_toward_bar"])
+    assert report.loc["like", "ece_over_base_rate"] == pytest.approx((0.2 - like.mean()) / like.mean())

@@ -1,5 +1,11 @@
 {{ config(location=mart_location('ranking_training_examples')) }}
 
+{#- One row per impression. event_timestamp, the time every feature is joined as of, is the start
+    of the impression's request (its first impression), not the impression's own time: serving
+    ranks the whole slate at once, before the user acts on any of it, so a feature row stamped
+    between the request's start and a later slot's impression (e.g. the user's history after a
+    click on slot 0 of this same slate) is not known when the slate is ranked. -#}
+
 with
 
 impression_outcomes as (
@@ -16,7 +22,7 @@ final as (
         video_id,
         surface,
         position,
-        impression_time as event_timestamp,
+        min(impression_time) over (partition by request_id, user_id) as event_timestamp,
         -- what retrieval said about the candidate: request-time inputs of the ranker
         source as retrieval_source,
         source_score as retrieval_source_score,

@@ -10,7 +10,7 @@
     view by pairing every example of a user with every row of that user before filtering by time;
     with one row per request the join pairs each example with exactly one row.
 
-    Per state: `watch_log`, the last `history_length` watches at or before the state time, and
+    Per state: `watch_log`, the last `history_length` watches strictly before the state time, and
     `impression_log`, the last `impression_history_length` impressions strictly before it, each a
     JSON object of parallel lists, oldest first:
         watch_log      {"video_ids", "creator_ids", "categories", "unix_seconds", "fractions"}
@@ -133,9 +133,11 @@ with_watches as (
         watch_log_states.watch_log_unix_seconds,
         watch_log_states.watch_log_fractions
     from state_times
+    -- strictly before: a watch stamped at the request's start is the answer to that request
+    -- (logs that stamp a click with its impression's time), not history it was ranked with
     asof left join watch_log_states
         on state_times.user_id = watch_log_states.user_id
-        and state_times.event_timestamp >= watch_log_states.watch_time
+        and state_times.event_timestamp > watch_log_states.watch_time
 
 ),
 
