@@ -6,7 +6,7 @@ The rules this module enforces, so a benchmark table can be trusted:
 - **One split, leak-free by default**: a global time cut (models/evaluation/protocol.py); the
   validation split is the same cut inside the train period, so tuning never sees test time.
 - **Equal tuning**: every method with hyper-parameters, ours included, is searched by
-  `models.baselines.tuning.tune` (Optuna TPE) with the same trial budget per round on the same
+  `models.evaluation.tuning.tune` (Optuna TPE) with the same trial budget per round on the same
   validation split and the same metric, widening edges its winner sits on. Stochastic methods
   (`seeded=True`) are tuned with seed `settings.seeds[0]`.
 - **Test read once per chosen configuration**: after tuning, the chosen configuration is fitted on
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from models.baselines.base import Recommender
-from models.baselines.tuning import SearchSpace, TuningResult, tune
+from models.evaluation.tuning import SearchSpace, TuningResult, tune
 from models.evaluation.bootstrap import bootstrap_interval, mean_over_seeds, paired_difference
 from models.evaluation.protocol import Evaluation, TemporalSplit, evaluate, temporal_split, validation_split
 

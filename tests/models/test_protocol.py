@@ -4,7 +4,7 @@ import pytest
 
 from models.baselines import MostPopular
 from models.baselines.harness import HarnessSettings, MethodSpec, run_harness
-from models.baselines.tuning import FloatRange
+from models.evaluation.tuning import FloatRange
 from models.evaluation.metrics import catalog_coverage
 from models.evaluation.protocol import (
     METRIC_NAMES,

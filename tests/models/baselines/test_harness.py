@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from models.baselines.harness import HarnessSettings, MethodSpec, run_harness, summary_table
-from models.baselines.tuning import Choice, FloatRange
+from models.evaluation.tuning import Choice, FloatRange
 
 START = pd.Timestamp("2024-01-01")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from models.baselines.tuning import Choice, FloatRange, IntRange, tune
+from models.evaluation.tuning import Choice, FloatRange, IntRange, tune
 
 
 def test_finds_the_optimum_inside_the_range():
