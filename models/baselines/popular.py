@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -10,16 +11,20 @@ from models.popularity import PopularityConfig, PopularityRecommender
 
 
 class MostPopular:
-    """Distinct users per video within `recency_window_days` of the last train interaction (ties
-    and the rest by all-time count); `float('inf')` is plain all-time popularity."""
+    """Distinct users per video within `recency_window_days` of the last train interaction, i.e.
+    in (last − window, last]; ties and the rest by all-time count. Any positive float works (0.25 =
+    the last six hours), so the window is tunable; `float('inf')` is plain all-time popularity."""
 
     def __init__(self, recency_window_days: float = float("inf")):
+        if math.isnan(recency_window_days) or recency_window_days <= 0:
+            raise ValueError(f"recency_window_days must be positive (inf = all time), got {recency_window_days}")
         self.recency_window_days = recency_window_days
 
     def fit(self, train: pd.DataFrame) -> MostPopular:
         frame = train.rename(columns={"time": "first_watch_time"})
         if not pd.api.types.is_datetime64_any_dtype(frame["first_watch_time"]):
             raise ValueError("MostPopular needs a datetime `time` column")
+        frame = frame.sort_values("first_watch_time", kind="stable").drop_duplicates(["user_id", "video_id"])
         span_days = (frame["first_watch_time"].max() - frame["first_watch_time"].min()) / pd.Timedelta(days=1)
         window = min(self.recency_window_days, span_days + 1.0)  # inf → every interaction is "recent"
         self.popularity = PopularityRecommender(PopularityConfig(recency_window_days=window)).fit(frame)

@@ -2,12 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular
+from models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular, SASRec
 from models.baselines.candidate_generator import (
     CandidateGeneratorRecommender,
     rollback_examples,
 )
-from models.baselines.harness import MethodSpec, run_harness
+from models.baselines.harness import HarnessSettings, MethodSpec, run_harness
+from models.evaluation.tuning import Choice, FloatRange
 from models.evaluation.protocol import METRIC_NAMES, evaluate, temporal_split
 from models.retrieval.config import RetrievalConfig
 
@@ -61,16 +62,23 @@ def test_ease_recovers_planted_item_clusters(split):
 
 
 def test_ease_beats_popularity_on_planted_structure(split):
-    ease = evaluate(EASE(l2=10.0).fit(split.train).recommend, split, NUM_ITEMS)
-    popular = evaluate(MostPopular().fit(split.train).recommend, split, NUM_ITEMS)
+    ease = evaluate(EASE(l2=10.0).fit(split.train).recommend, split, NUM_ITEMS).metrics
+    popular = evaluate(MostPopular().fit(split.train).recommend, split, NUM_ITEMS).metrics
     assert ease["recall@10"] > popular["recall@10"] + 0.2
     assert ease["ndcg@10"] > 2 * popular["ndcg@10"]
 
 
 @pytest.mark.parametrize(
     "method",
-    [ItemKNN(neighbours=20), ALS(factors=8, iterations=5), BPR(factors=8, iterations=20), EASE(l2=10.0), MostPopular()],
-    ids=lambda method: type(method).__name__,
+    [
+        ItemKNN(neighbours=20), ALS(factors=8, iterations=5), BPR(factors=8, iterations=20), EASE(l2=10.0),
+        MostPopular(), ItemKNN(neighbours=20, recency_decay=0.8), EASE(l2=10.0, recency_decay=0.8),
+        MostPopular(recency_window_days=0.5),
+        SASRec(hidden_dim=16, num_heads=1, num_layers=1, max_length=10, epochs=2, device="cpu"),
+    ],
+    ids=lambda method: type(method).__name__ + "".join(
+        f"-{name}" for name in ("recency_decay", "recency_window_days") if getattr(method, name, None) not in (None, 1.0, float("inf"))
+    ),
 )
 def test_recommendations_have_requested_length_and_exclude_seen_items(method, split):
     method.fit(split.train)
@@ -96,21 +104,29 @@ def test_rollback_examples_use_only_earlier_items_and_cap_per_user():
     assert (examples["example_age_days"] >= 0).all()
 
 
-def test_harness_returns_a_metric_row_for_every_method():
+def test_harness_tunes_and_scores_every_baseline():
     catalog = tiny_catalog()
     config = RetrievalConfig(embedding_dim=16, tower_widths=(32, 16), item_tower_widths=(16,), epochs=2,
                              num_uniform_negatives=32, batch_size=256, show_progress=False)
+    decay = FloatRange(0.5, 1.0, hard_low=0.01, hard_high=1.0)
     methods = [
-        MethodSpec("most_popular", MostPopular),
-        MethodSpec("item_knn", ItemKNN, [{"neighbours": 10}, {"neighbours": None}]),
-        MethodSpec("als", ALS, [{"factors": 8, "iterations": 3}]),
-        MethodSpec("bpr", BPR, [{"factors": 8, "iterations": 10}]),
-        MethodSpec("ease", EASE, [{"l2": 1.0}, {"l2": 10.0}]),
+        MethodSpec("most_popular", MostPopular, {"recency_window_days": FloatRange(0.1, 30.0, log=True)}),
+        MethodSpec("item_knn", ItemKNN, {"neighbours": Choice((10, None)), "recency_decay": decay}),
+        MethodSpec("als", lambda seed: ALS(factors=8, iterations=3, seed=seed), seeded=True),
+        MethodSpec("bpr", lambda seed: BPR(factors=8, iterations=10, seed=seed), seeded=True),
+        MethodSpec("ease", EASE, {"l2": FloatRange(1.0, 10.0, log=True), "recency_decay": decay}),
+        MethodSpec("sasrec", lambda seed: SASRec(hidden_dim=16, num_heads=1, num_layers=1, max_length=10, epochs=2,
+                                                 device="cpu", seed=seed), seeded=True),
         MethodSpec("candidate_generator", lambda: CandidateGeneratorRecommender(catalog, config)),
     ]
-    result = run_harness(planted_interactions(num_users=60), methods, catalog_size=NUM_ITEMS)
-    assert list(result.table.index) == [spec.name for spec in methods]
-    assert set(METRIC_NAMES) <= set(result.table.columns)
-    assert result.table[list(METRIC_NAMES)].notna().all().all()
-    assert result.params["ease"] in ({"l2": 1.0}, {"l2": 10.0})
-    assert (result.table["recall@500"] >= result.table["recall@10"]).all()
+    settings = HarnessSettings(trials=2, max_widenings=0, seeds=(0, 1), slices=("all",))
+    result = run_harness(planted_interactions(num_users=60), methods, catalog_size=NUM_ITEMS, settings=settings)
+    assert list(result.runs) == [spec.name for spec in methods]
+    for spec in methods:
+        run = result.runs[spec.name]
+        assert run.seeds == ((0, 1) if spec.seeded else (0,))
+        for evaluation in run.evaluations["all"]:
+            assert set(METRIC_NAMES) <= set(evaluation.metrics)
+            assert evaluation.metrics["recall@500"] >= evaluation.metrics["recall@10"]
+    assert 1.0 <= result.runs["ease"].params["l2"] <= 10.0
+    assert 0.5 <= result.runs["ease"].params["recency_decay"] <= 1.0
