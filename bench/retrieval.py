@@ -1,16 +1,37 @@
 """Candidate generator vs. retrieval baselines under one protocol (models/evaluation/protocol.py).
 
-    .venv/bin/python bench/retrieval.py --dataset {simulated,ml-100k} [--data-dir DIR]
-        [--split {per-user,global}] [--mlflow-uri URI | --no-mlflow] [--methods NAME ...]
+    .venv/bin/python bench/retrieval.py --dataset simulated            # the simulator's default world
+    .venv/bin/python bench/retrieval.py --dataset ml-100k              # ../shared/data/ml-100k, read in place
+    .venv/bin/python bench/retrieval.py --data-dir VIDREC_HOME/raw     # any `vidrec simulate` / `vidrec import` output
+      [--split {global,per-user}] [--trials 12] [--seeds 5] [--methods NAME ...] [--device cuda]
+      [--results-dir DIR] [--report-from DIR] [--mlflow-uri URI | --no-mlflow]
 
-Every method is tuned on the validation split (carved from train) on `--tuning-metric`, refitted
-on train and scored on test with full-corpus ranking, train items excluded. The last row is the
-multi-source union (models/baselines/multi_source.py): the candidate generator's ANN list plus
-co-watch, subscriptions, trending, fresh and exploration, quota-interleaved, with the candidate
-generator's tuned parameters. Prints one table (methods × metrics) and the tuned
-hyper-parameters, and logs both to MLflow (experiment
-`vidrec-benchmarks`). On simulated data it adds two ground-truth metrics (see `affinity_metrics`).
-ml-100k is read in place (u.data, u.item, u.user) and never copied.
+The split is a global time cut-off by default (test = first interactions in the last
+`--test-fraction` of time, for users with history before it); validation is the same cut inside
+the train period. `--split per-user` (each user's last fraction) leaks the future, and the report's
+first line says so.
+
+Every method, ours included, is tuned by the same Optuna search (`models.evaluation.tuning.py`):
+`--trials` trials per round on validation `--tuning-metric`, a winner on a range edge widens it and
+searches again (at most `--max-widenings` times). The chosen configuration is then fitted on train
+once per seed (`--seeds`, stochastic methods only) and scored on test and on the cold-start slice
+(test videos nobody interacted with before the cut, ranked among never-seen videos only): test
+is read once per chosen configuration, and the MLflow run lists those reads (`test_reads.json`).
+Each metric is printed with a user-level bootstrap 95% interval of the seed-averaged per-user
+values, and every method's paired difference from the candidate generator with its interval:
+"beats" in a table means that interval excludes 0.
+
+What each method sees (equal access: the same interactions with their times):
+- most_popular: distinct users per video in a tuned recent window (a freshness signal);
+- item_knn, ease: the item-item model on the binary matrix, queried with a tuned recency decay on
+  the user's history (the newest watch weighs 1, the i-th newest decay^i);
+- als, bpr: matrix factorisation (implicit);
+- sasrec: a causal self-attention model over each user's ordered history (sequence and recency);
+- candidate_generator: our two-tower model with recency-weighted history, the watched videos'
+  content, demographics, searches and the freshness logit.
+
+Methods can run in separate processes: `--methods ease --results-dir DIR` stores that method's
+run; `--report-from DIR` builds the table from every stored run of the dataset.
 """
 
 from __future__ import annotations
@@ -19,6 +40,7 @@ import argparse
 import json
 import logging
 import os
+import pickle
 import sys
 import time
 from dataclasses import replace
@@ -33,89 +55,48 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular
+from models.baselines import ALS, BPR, EASE, ItemKNN, MostPopular, SASRec
 from models.baselines.candidate_generator import CandidateGeneratorRecommender
-from models.baselines.harness import MethodSpec, run_harness
+from models.baselines.harness import (
+    HarnessSettings,
+    MethodRun,
+    MethodSpec,
+    prepare_splits,
+    run_method,
+    summary_table,
+    test_reads,
+)
 from models.baselines.multi_source import MultiSourceUnion
+from models.evaluation.tuning import Choice, FloatRange, IntRange
+from models.evaluation import datasets
+from models.evaluation.datasets import RetrievalDataset
 from models.retrieval.config import RetrievalConfig
 
 EXPERIMENT = "vidrec-benchmarks"
-ML100K_AGE_BUCKETS = ((18, "13-17"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (200, "55+"))
+REFERENCE = "candidate_generator"
+TABLE_METRICS = ("recall@50", "recall@100", "ndcg@10")
+COLD_METRICS = ("recall@10", "ndcg@10")  # few new videos: recall@100 is trivially 1 among them
+RECENCY_DECAY = FloatRange(0.7, 1.0, hard_high=1.0)  # 1.0 = the order-free binary history
+
+# The freshness logit (video age at the query's reference time) is on: it is part of our model.
+CANDIDATE_GENERATOR_BASE = RetrievalConfig(show_progress=False, video_age_logit=True)
 
 
-def load_ml100k(data_dir: Path) -> dict[str, pd.DataFrame]:
-    """MovieLens 100k as interactions, catalog and demographics. Catalog: category = first listed
-    genre, title_tokens = lower-case title words (year dropped), creator_id = release year (the
-    closest thing to a producer the data has), duration unknown (0). Demographics: gender, age
-    bucket, occupation (in the `device` slot) and the zip code's first digit (`country` slot)."""
-    ratings = pd.read_csv(data_dir / "u.data", sep="\t", names=["user_id", "video_id", "rating", "timestamp"])
-    genres = pd.read_csv(data_dir / "u.genre", sep="|", names=["genre", "index"], encoding="latin-1").dropna()
-    genre_names = genres.sort_values("index")["genre"].tolist()
-    items = pd.read_csv(
-        data_dir / "u.item", sep="|", encoding="latin-1", header=None,
-        names=["video_id", "title", "release", "video_release", "url", *genre_names],
-    )
-    release = pd.to_datetime(items["release"], format="%d-%b-%Y", errors="coerce")
-    first_genre = items[genre_names].to_numpy().argmax(axis=1)
-    titles = items["title"].fillna("").str.replace(r"\(\d{4}\)\s*$", "", regex=True).str.lower()
-    catalog = pd.DataFrame({
-        "video_id": items["video_id"].astype(np.int64),
-        "creator_id": release.dt.year.fillna(0).astype(np.int64),
-        "category": [genre_names[index] for index in first_genre],
-        "duration_seconds": 0.0,
-        "upload_time": release.fillna(pd.Timestamp("1995-01-01")),
-        "title_tokens": [[word for word in title.replace(",", " ").split() if word.isalnum()] for title in titles],
-    })
-    users = pd.read_csv(data_dir / "u.user", sep="|", names=["user_id", "age", "gender", "occupation", "zip"])
-    demographics = pd.DataFrame({
-        "user_id": users["user_id"].astype(np.int64),
-        "country": "zip" + users["zip"].astype(str).str[0],
-        "device": users["occupation"],
-        "age_bucket": [next(name for upper, name in ML100K_AGE_BUCKETS if age < upper) for age in users["age"]],
-        "gender": users["gender"],
-    })
-    interactions = pd.DataFrame({
-        "user_id": ratings["user_id"].astype(np.int64),
-        "video_id": ratings["video_id"].astype(np.int64),
-        "time": pd.to_datetime(ratings["timestamp"], unit="s"),
-    })
-    return {"interactions": interactions, "catalog": catalog, "demographics": demographics, "searches": None,
-            "subscriptions": None, "impressions": None}
+def affinity_metrics(dataset: RetrievalDataset):
+    """Ground-truth metrics from the simulator's true affinity (None for other data):
 
-
-def load_simulated() -> tuple[dict[str, pd.DataFrame], object]:
-    from vidrec.simulator import SimulationConfig, simulate_world
-
-    tables, world = simulate_world(SimulationConfig())
-    watches = tables["watches"]
-    data = {
-        "interactions": pd.DataFrame({
-            "user_id": watches["user_id"], "video_id": watches["video_id"], "time": watches["watch_time"],
-        }),
-        "catalog": tables["videos"],
-        "demographics": tables["users"],
-        "searches": tables["searches"],
-        "subscriptions": tables["subscriptions"],
-        "impressions": tables["impressions"][["user_id", "video_id", "impression_time"]],
-    }
-    return data, world
-
-
-def affinity_metrics(world, catalog_ids: np.ndarray):
-    """Ground-truth metrics from the simulator's `World.affinity` (ids are 1-based row numbers):
-
-    - `true_p@10`: share of a user's top-10 that lie in that user's true top 10% of the catalog
-      by affinity (random ranking: 0.10);
-    - `true_aff@10`: mean true affinity of the top-10 minus the user's mean over the catalog
-      (random ranking: 0).
+    - `true_p@10`: share of a user's top-10 in that user's true top 10% of the catalog (random: 0.10);
+    - `true_aff@10`: mean true affinity of the top-10 minus the user's catalog mean (random: 0).
     """
-    video_rows = catalog_ids.astype(np.int64) - 1
+    if dataset.true_affinity is None:
+        return None
+    catalog_ids = dataset.catalog_ids
+    position = pd.Index(catalog_ids)
 
     def compute(recommendations: dict[int, list[int]]) -> dict[str, float]:
         users = np.fromiter(recommendations, dtype=np.int64)
-        affinity = world.affinity_matrix(users - 1, video_rows)  # (users, catalog)
+        affinity = dataset.true_affinity(users, catalog_ids)  # (users, catalog)
         threshold = np.quantile(affinity, 0.9, axis=1)
-        position = pd.Index(catalog_ids)
         precision, lift = [], []
         for row, user in enumerate(users):
             columns = position.get_indexer(recommendations[int(user)][:10])
@@ -127,147 +108,221 @@ def affinity_metrics(world, catalog_ids: np.ndarray):
     return compute
 
 
-# The freshness logit (video age at the query's reference time, models/retrieval/freshness.py) is on
-# everywhere: it lifted simulated validation Recall@50 by 12% and left ml-100k unchanged.
-CANDIDATE_GENERATOR_BASE = RetrievalConfig(show_progress=False, seed=0, video_age_logit=True)
-# The same grid on every dataset, picked on validation like every baseline's (docs/benchmarks.md
-# records the single-change experiments that led to these points). Every point has the defaults'
-# recency-weighted, content-aware history and weight averaging.
-CANDIDATE_GENERATOR_GRID = [
-    {"epochs": 4, "feature_embedding_dim": 16},
-    {"epochs": 4, "feature_embedding_dim": 32},
-    {"epochs": 8, "feature_embedding_dim": 16},
-    {"epochs": 8, "feature_embedding_dim": 32},
-    {"epochs": 12, "video_id_output_embedding": True, "normalize_embeddings": True, "temperature": 0.05},
-]
+def method_specs(dataset: RetrievalDataset, device: str, quick: bool) -> list[MethodSpec]:
+    """Every method with its search space; ranges start where earlier runs found the optimum and
+    widen themselves when the winner sits on an edge."""
 
+    def candidate_generator(seed: int = 0, **params) -> CandidateGeneratorRecommender:
+        config = replace(CANDIDATE_GENERATOR_BASE, seed=seed, device=device, **params)
+        return CandidateGeneratorRecommender(dataset.catalog, config, dataset.demographics, dataset.searches)
 
-def method_specs(data: dict, quick: bool) -> list[MethodSpec]:
-    def grid(**axes) -> list[dict]:
-        keys = list(axes)
-        points = [dict(zip(keys, values)) for values in np.array(np.meshgrid(*axes.values(), indexing="ij"),
-                                                                  dtype=object).reshape(len(keys), -1).T]
-        return [{key: value.item() if hasattr(value, "item") else value for key, value in point.items()}
-                for point in points]
+    def multi_source_union(seed: int = 0, **params) -> MultiSourceUnion:
+        return MultiSourceUnion(candidate_generator(seed, **params), dataset.catalog, dataset.subscriptions,
+                                dataset.impressions)
 
-    catalog = data["catalog"]
+    def sasrec(seed: int = 0, **params) -> SASRec:
+        return SASRec(seed=seed, device=device, **params)
 
-    def candidate_generator(**params) -> CandidateGeneratorRecommender:
-        config = replace(CANDIDATE_GENERATOR_BASE, **params)
-        return CandidateGeneratorRecommender(catalog, config, data["demographics"], data["searches"])
-
-    def multi_source_union(**params) -> MultiSourceUnion:
-        return MultiSourceUnion(candidate_generator(**params), catalog, data["subscriptions"], data["impressions"])
-
-    # The union reuses the candidate generator's tuned parameters: its ANN is the model above.
-    union = MethodSpec("multi_source_union", multi_source_union, params_from="candidate_generator")
     if quick:
         return [
-            MethodSpec("most_popular", MostPopular),
-            MethodSpec("item_knn", ItemKNN, [{"neighbours": 100}]),
-            MethodSpec("als", ALS, [{"factors": 32, "iterations": 5}]),
-            MethodSpec("bpr", BPR, [{"factors": 32, "iterations": 20}]),
-            MethodSpec("ease", EASE, grid(l2=[10.0, 100.0])),
-            MethodSpec("candidate_generator", candidate_generator, [{"epochs": 1}]),
-            union,
+            MethodSpec("most_popular", MostPopular, {"recency_window_days": FloatRange(1.0, 30.0, log=True)}),
+            MethodSpec("ease", EASE, {"l2": FloatRange(10.0, 1000.0, log=True), "recency_decay": RECENCY_DECAY}),
+            MethodSpec("sasrec", lambda seed=0, **p: sasrec(seed, epochs=2, **p), {}, seeded=True),
+            MethodSpec(REFERENCE, lambda seed=0, **p: candidate_generator(seed, epochs=1, **p), {}, seeded=True),
         ]
     return [
-        MethodSpec("most_popular", MostPopular, grid(recency_window_days=[float("inf"), 7.0, 1.0])),
-        MethodSpec("item_knn", ItemKNN, grid(neighbours=[20, 50, 200, None])),
-        MethodSpec("als", ALS, grid(factors=[32, 64, 128], regularization=[0.01, 0.1, 1.0], alpha=[1.0, 10.0],
-                                    iterations=[15, 30])),
-        MethodSpec("bpr", BPR, grid(factors=[32, 64, 128], learning_rate=[0.005, 0.01, 0.05],
-                                    regularization=[0.001, 0.01], iterations=[50, 100])),
-        MethodSpec("ease", EASE, grid(l2=[10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0])),
-        MethodSpec("candidate_generator", candidate_generator, CANDIDATE_GENERATOR_GRID),
-        union,
+        MethodSpec("most_popular", MostPopular, {"recency_window_days": FloatRange(0.1, 60.0, log=True)}),
+        MethodSpec("item_knn", ItemKNN, {"neighbours": IntRange(10, 500, log=True), "recency_decay": RECENCY_DECAY}),
+        MethodSpec("ease", EASE, {"l2": FloatRange(10.0, 3000.0, log=True), "recency_decay": RECENCY_DECAY}),
+        MethodSpec("als", ALS, {
+            "factors": IntRange(16, 256, log=True), "regularization": FloatRange(1e-3, 10.0, log=True),
+            "alpha": FloatRange(0.5, 50.0, log=True), "iterations": IntRange(5, 40),
+        }, seeded=True),
+        MethodSpec("bpr", BPR, {
+            "factors": IntRange(16, 256, log=True), "learning_rate": FloatRange(1e-3, 0.1, log=True),
+            "regularization": FloatRange(1e-4, 0.1, log=True), "iterations": IntRange(20, 300, log=True),
+        }, seeded=True),
+        MethodSpec("sasrec", sasrec, {
+            "hidden_dim": Choice((32, 64, 128)), "num_layers": IntRange(1, 3), "dropout": FloatRange(0.0, 0.5),
+            "epochs": IntRange(5, 60, log=True), "learning_rate": FloatRange(1e-3, 1e-2, log=True),
+        }, seeded=True),
+        MethodSpec(REFERENCE, candidate_generator, {
+            "epochs": IntRange(2, 12), "learning_rate": FloatRange(1e-3, 1e-2, log=True),
+            "feature_embedding_dim": Choice((16, 32)), "weight_decay": FloatRange(1e-8, 1e-4, log=True),
+        }, seeded=True),
+        MethodSpec("multi_source_union", multi_source_union, params_from=REFERENCE, seeded=True),
     ]
 
 
-def markdown_table(table: pd.DataFrame) -> str:
-    columns = list(table.columns)
-    lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+DEFAULT_METHODS = ("most_popular", "item_knn", "ease", "als", "bpr", "sasrec", REFERENCE)
+
+
+def without_recommendations(run: MethodRun) -> MethodRun:
+    """The run as stored: the ranked lists are dropped (the report needs per-user values only)."""
+    return replace(run, evaluations={slice: [replace(evaluation, recommendations={}) for evaluation in evaluations]
+                                     for slice, evaluations in run.evaluations.items()})
+
+
+def load_dataset(args: argparse.Namespace) -> RetrievalDataset:
+    if args.data_dir is not None:
+        return datasets.from_raw_logs(args.data_dir.resolve())
+    if args.dataset == "ml-100k":
+        return datasets.ml100k(args.ml100k_dir.resolve())
+    return datasets.simulated()
+
+
+def _cell(value: float, low: float, high: float) -> str:
+    return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def markdown_table(table: pd.DataFrame, metrics, reference: str | None) -> str:
+    """Each metric with its interval; then the paired difference from `reference` per metric."""
+    compared = reference is not None
+    header = ["method", "seeds", *metrics, *(f"ours − method, {metric}" for metric in metrics if compared)]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    verdicts = {"reference better": "**ours better**", "reference worse": "**ours worse**"}
     for method, row in table.iterrows():
-        cells = [f"{row[c]:.0f}" if c == "num_users" else f"{row[c]:.1f}" if c.endswith("seconds") else f"{row[c]:.4f}"
-                 for c in columns]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        cells = [method, str(int(row["seeds"]))]
+        cells += [_cell(row[m], row[f"{m} low"], row[f"{m} high"]) for m in metrics]
+        if compared and method == reference:
+            cells += ["—"] * len(metrics)
+        elif compared:
+            cells += [f"{_cell(row[f'{m} Δ'], row[f'{m} Δ low'], row[f'{m} Δ high'])} "
+                      f"{verdicts.get(row[f'{m} verdict'], 'no difference')}" for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def log_to_mlflow(uri: str, dataset: str, args: argparse.Namespace, result, report: str) -> str:
+def extra_table(runs: dict[str, MethodRun]) -> str:
+    """Metrics without per-user values (ground truth, coverage): mean ± sd over seeds."""
+    names = [name for name in runs[next(iter(runs))].evaluations["all"][0].metrics
+             if name.startswith(("true_", "coverage@"))]
+    lines = ["| method | " + " | ".join(names) + " | fit s | tune s | trials |", "|---" * (len(names) + 4) + "|"]
+    for method, run in runs.items():
+        cells = [f"{np.mean(run.seed_values(n)):.4f} ± {np.std(run.seed_values(n)):.4f}" for n in names]
+        trials = len(run.tuning.trials) if run.tuning is not None else 0
+        lines.append(f"| {method} | " + " | ".join(cells)
+                     + f" | {np.mean(run.fit_seconds):.1f} | {run.tune_seconds:.0f} | {trials} |")
+    return "\n".join(lines)
+
+
+def split_header(name: str, num_interactions: int, catalog_size: int, split: dict, settings: HarnessSettings) -> str:
+    """What the table was measured on, from `TemporalSplit.describe()`; a leaking split says so first."""
+    cutoff = f"cut-off {split['cutoff']}" if split["kind"] == "global" else "each user's last fraction"
+    lines = [
+        f"dataset {name}: {num_interactions} interactions, catalog {catalog_size}; split {split['kind']} "
+        f"({cutoff}): {split['train_interactions']} train first interactions; test {split['test_users']} users, "
+        f"{split['test_interactions']} interactions; cold-start slice {split['cold_test_users']} users, "
+        f"{split['cold_test_interactions']} interactions on {split['cold_items']} new videos; tuned on validation "
+        f"{settings.tuning_metric} with {settings.trials} Optuna trials per round (≤ {settings.max_widenings} "
+        f"widenings); stochastic methods × {len(settings.seeds)} seeds; intervals: user-level bootstrap 95%",
+    ]
+    if split["leaks_future"]:
+        lines.insert(0, "WARNING: the per-user split leaks the future (train holds interactions later than other "
+                        "users' test interactions); use --split global for numbers that predict production.")
+    return "\n".join(lines)
+
+
+def report(dataset: RetrievalDataset, runs: dict[str, MethodRun], split, settings: HarnessSettings) -> str:
+    reference = REFERENCE if REFERENCE in runs else None
+    parts = [split_header(dataset.name, len(dataset.interactions), len(dataset.catalog_ids), split.describe(), settings),
+             "", "### All test users", "",
+             markdown_table(summary_table(runs, TABLE_METRICS, reference), TABLE_METRICS, reference), ""]
+    if "cold_start" in settings.slices:
+        parts += ["### Cold-start slice (videos first seen after the cut)", "",
+                  markdown_table(summary_table(runs, COLD_METRICS, reference, slice="cold_start"), COLD_METRICS, reference), ""]
+    parts += ["### Seed spread, ground truth, cost", "", extra_table(runs), "", "tuned hyper-parameters (chosen on validation):"]
+    for name, run in runs.items():
+        widened = f" (widened: {'; '.join(run.tuning.widened)})" if run.tuning and run.tuning.widened else ""
+        parts.append(f"- {name}: {json.dumps(run.params)}{widened}")
+    return "\n".join(parts)
+
+
+def log_to_mlflow(uri: str, dataset: RetrievalDataset, settings: HarnessSettings, runs, split, text: str) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"retrieval-{dataset}") as run:
-        mlflow.log_params({"bench": "retrieval", "dataset": dataset, "split": args.split,
-                           "tuning_metric": args.tuning_metric})
-        for method, params in result.params.items():
-            if params:
-                mlflow.log_param(f"{method}.params", json.dumps(params)[:500])
-        for method, row in result.table.iterrows():
-            mlflow.log_metrics({f"{method}.{name.replace('@', '_at_')}": float(value) for name, value in row.items()})
-        mlflow.log_text(report, "retrieval_table.md")
-        mlflow.log_text(result.table.to_csv(), "retrieval_table.csv")
+    with mlflow.start_run(run_name=f"retrieval-{dataset.name}") as run:
+        mlflow.log_params({"bench": "retrieval", "dataset": dataset.name, "split": settings.split_kind,
+                           "tuning_metric": settings.tuning_metric, "trials_per_round": settings.trials,
+                           "seeds": len(settings.seeds)})
+        mlflow.log_params({f"split.{key}": str(value) for key, value in split.describe().items()})
+        for name, method_run in runs.items():
+            mlflow.log_param(f"{name}.params", json.dumps(method_run.params)[:500])
+            for metric in TABLE_METRICS:
+                mlflow.log_metric(f"{name}.{metric.replace('@', '_at_')}",
+                                  float(np.mean(method_run.seed_values(metric))))
+        mlflow.log_text(json.dumps(test_reads(runs.values()), indent=2), "test_reads.json")
+        mlflow.set_tag("test_read_by", ", ".join(runs))
+        mlflow.log_text(text, "retrieval_table.md")
         return run.info.run_id
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["simulated", "ml-100k"], default="simulated")
-    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "../shared/data/ml-100k")
-    parser.add_argument("--split", choices=["per-user", "global"], default="per-user")
+    parser.add_argument("--data-dir", type=Path, help="a raw-log directory (VIDREC_HOME/raw) instead of --dataset")
+    parser.add_argument("--ml100k-dir", type=Path, default=REPO_ROOT / "../shared/data/ml-100k")
+    parser.add_argument("--split", choices=["global", "per-user"], default="global",
+                        help="global time cut-off (default) or each user's last fraction (leaks the future)")
     parser.add_argument("--test-fraction", type=float, default=0.2)
     parser.add_argument("--tuning-metric", default="recall@50")
-    parser.add_argument("--methods", nargs="*", help="only these methods (default: all)")
-    parser.add_argument("--quick", action="store_true", help="tiny grids and 1 epoch (smoke run)")
+    parser.add_argument("--trials", type=int, default=12, help="Optuna trials per round, the same for every method")
+    parser.add_argument("--max-widenings", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per stochastic method (0 .. N-1)")
+    parser.add_argument("--methods", nargs="*", help=f"default: {' '.join(DEFAULT_METHODS)} (also: multi_source_union)")
+    parser.add_argument("--quick", action="store_true", help="tiny searches and 1 epoch (smoke run)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    parser.add_argument("--device", default="cpu", help="torch device for the neural methods (cuda on a GPU machine)")
+    parser.add_argument("--results-dir", type=Path, help="store each method's run here (one file per method)")
+    parser.add_argument("--report-from", type=Path, help="build the report from the runs stored in this directory")
     parser.add_argument("--mlflow-uri", help="default: VidrecSettings().mlflow_tracking_uri")
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("models.retrieval.train").setLevel(logging.WARNING)
-    logging.getLogger("models.sources").setLevel(logging.WARNING)  # the union refits its daily sources per reference day
+    for noisy in ("models.retrieval.train", "models.sources", "models.evaluation.tuning"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
 
-    world = None
-    if args.dataset == "ml-100k":
-        data = load_ml100k(args.data_dir.resolve())
+    dataset = load_dataset(args)
+    settings = HarnessSettings(test_fraction=args.test_fraction, split_kind=args.split.replace("-", "_"),
+                               tuning_metric=args.tuning_metric, trials=args.trials,
+                               max_widenings=args.max_widenings, seeds=tuple(range(args.seeds)))
+    split, validation = prepare_splits(dataset.interactions, settings)
+    catalog_size = len(dataset.catalog_ids)
+    if args.report_from is not None:
+        runs = {path.stem: pickle.loads(path.read_bytes())
+                for path in sorted((args.report_from / dataset.name).glob("*.pkl"))}
+        runs = {name: runs[name] for name in [*DEFAULT_METHODS, "multi_source_union"] if name in runs}
     else:
-        data, world = load_simulated()
-    catalog_ids = np.sort(data["catalog"]["video_id"].to_numpy(np.int64))
-    extra = affinity_metrics(world, catalog_ids) if world is not None else None
-    interactions = data["interactions"]
-    cutoff = None
-    if args.split == "global":
-        cutoff = interactions["time"].quantile(1.0 - args.test_fraction)
-    specs = [spec for spec in method_specs(data, args.quick) if not args.methods or spec.name in args.methods]
-    result = run_harness(interactions, specs, len(catalog_ids), args.test_fraction, cutoff, args.tuning_metric, extra)
-
-    table = result.table
-    train, test = result.split.train, result.split.test
-    report = "\n".join([
-        (
-            f"dataset {args.dataset}: {len(interactions)} interactions → {len(train)} train / {len(test)} test "
-            f"first interactions, {test['user_id'].nunique()} test users, catalog {len(catalog_ids)}; "
-            f"split {args.split}, tuned on validation {args.tuning_metric}"
-        ),
-        "",
-        markdown_table(table),
-        "",
-        "tuned hyper-parameters:",
-        *(f"- {method}: {json.dumps(params)}" for method, params in result.params.items()),
-        f"- candidate_generator base config: {CANDIDATE_GENERATOR_BASE}",
-        "",
-        f"wall time {time.perf_counter() - started:.0f} s",
-    ])
-    print(report)
+        specs = {spec.name: spec for spec in method_specs(dataset, args.device, args.quick)}
+        names = args.methods or [name for name in DEFAULT_METHODS if name in specs]
+        unknown = [name for name in names if name not in specs]
+        if unknown:
+            raise SystemExit(f"unknown method(s) {unknown}; expected some of {list(specs)}")
+        runs = {}
+        extra = affinity_metrics(dataset)
+        for name in names:
+            spec = specs[name]
+            borrowed = runs[spec.params_from].params if spec.params_from in runs else None
+            if spec.params_from is not None and borrowed is None:
+                raise SystemExit(f"{name} takes the tuned parameters of {spec.params_from}: run both together")
+            runs[name] = run_method(spec, split, validation, catalog_size, settings, extra, borrowed)
+            if args.results_dir is not None:
+                target = args.results_dir / dataset.name / f"{name}.pkl"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(pickle.dumps(without_recommendations(runs[name])))
+    if not runs:
+        raise SystemExit("no method runs to report")
+    text = report(dataset, runs, split, settings) + f"\n\nwall time {time.perf_counter() - started:.0f} s"
+    print(text)
     if not args.no_mlflow:
         from vidrec.settings import VidrecSettings
 
         uri = args.mlflow_uri or VidrecSettings().mlflow_tracking_uri
-        print(f"MLflow run {log_to_mlflow(uri, args.dataset, args, result, report)} at {uri}")
+        print(f"MLflow run {log_to_mlflow(uri, dataset, settings, runs, split, text)} at {uri}")
 
 
 if __name__ == "__main__":
