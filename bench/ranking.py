@@ -17,6 +17,22 @@ Commands (each dataset in its own VIDREC_HOME; `vidrec pipeline` builds the rank
 
 `--home` defaults to VIDREC_HOME; `--dataset` is only the label results are logged under.
 
+On a GPU machine without the pipeline's stack. `--export DIR` (run where the pipeline ran) writes
+the home's ranking frame and the ranker's input lists (what the `ranker_features` feature service
+provides) to DIR/ranking_frame.parquet and DIR/ranker_inputs.json, and exits. `--frame-dir DIR`
+benchmarks from those two files alone: that path imports no Feast, Dagster, dbt or MLflow, so
+torch, numpy, pandas, scipy, scikit-learn, pyarrow, optuna and pydantic(-settings) suffice.
+`--device cuda` trains our ranker on the GPU (the baselines are scikit-learn, on the CPU);
+`--results-json` keeps everything the report is built from, and `--from-results` rebuilds the
+report from it where MLflow is, and logs it:
+
+    .venv/bin/python bench/ranking.py --home /tmp/sim --export /tmp/sim_export
+    # there, from the repository root (no install: PYTHONPATH finds models/ and vidrec/)
+    PYTHONPATH=. python3 bench/ranking.py --frame-dir /tmp/sim_export --dataset simulated \
+        --device cuda --no-mlflow --results-json /tmp/ranking_simulated.json
+    # back here
+    .venv/bin/python bench/ranking.py --from-results /tmp/ranking_simulated.json
+
 Data. The pipeline's ranking frame (`<home>/artifacts/ranking_training_frame.parquet`: every
 click, the whole holdout and a weighted sample of the other non-clicks, features joined through
 Feast's `ranker_features` service as of each impression's request start). Rows `split == 'train'`
@@ -40,11 +56,12 @@ only, and a click counts only for rows on days after it settled (its request sta
 how many users clicked the candidate, and how often the candidate was clicked by users who
 clicked the videos in this user's recent-watch bag (count, and share).
 
-Tuning. Every tuned model gets the same Optuna search (TPE, seeded): `--trials` trials on the
-validation loss (the watch-time-weighted log loss of the watch-time log-odds), each trial fit with
-seed 0. When the best point lies in the outer tenth of a range whose edge is not a hard limit,
-that edge is widened by half the range and `--trials` more trials run (earlier trials are kept),
-at most `--max-widenings` times per model: the tuning table says which edges moved.
+Tuning. Every tuned model gets the project's one search (models/evaluation/tuning.py: Optuna's
+TPE, seeded), minimising the validation loss (the watch-time-weighted log loss of the watch-time
+log-odds), each trial fit with seed 0: `--trials` trials per round; a best point near an edge of
+its range that is not a hard limit widens that edge, and another round of `--trials` trials runs
+from the best point so far, at most `--max-widenings` times per model. The tuning table says how
+many rounds each model took and which edges moved.
 
 Seeds and intervals. The chosen configuration of every stochastic model (ranker, HGB) is fit
 with `--seeds` seeds and scores the holdout once per seed; LR (lbfgs) and popularity are
@@ -64,9 +81,11 @@ run (experiment `vidrec-benchmarks`) lists them (`holdout_configurations.json`, 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import math
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -77,15 +96,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from feature_repo.feature_columns import ranker_inputs
-from feature_repo.store import feature_store
 from models.evaluation.bootstrap import DEFAULT_RESAMPLES, Interval, bootstrap_interval, mean_over_seeds, paired_difference
 from models.evaluation.ranking_metrics import log_loss, reliability_bins
+from models.evaluation.tuning import FloatRange, IntRange, SearchSpace, TuningResult, tune
 from models.ranking.config import PROBABILITY_HEADS, RankerConfig
 from models.ranking.evaluate import base_rates, ranking_report, user_components
 from models.ranking.labels import example_weights, head_labels, watch_time_labels
 from models.ranking.preprocessing import FeaturePreprocessor
-from models.ranking.train import split_calibration_rows, train_ranker
+from models.ranking.train import split_calibration_rows, train_ranker, training_device
 from vidrec.settings import VidrecSettings
 
 Scorer = Callable[[pd.DataFrame], np.ndarray]  # frame → one value per row
@@ -93,7 +111,6 @@ Scorer = Callable[[pd.DataFrame], np.ndarray]  # frame → one value per row
 OURS = "ranker"
 TRAIN_CLICK_FEATURES = ("candidate_train_clickers", "history_cowatch_count", "history_cowatch_share")
 CLICK_SETTLES_AFTER = pd.Timedelta(hours=1)  # a click is a watch within 30 min of its impression
-EDGE_SHARE = 0.1  # the outer share of a range that counts as its edge
 
 
 # --- the train-click features -------------------------------------------------------------------
@@ -157,129 +174,22 @@ def train_click_features(frame: pd.DataFrame, max_bag_length: int = 50,
                          "history_cowatch_share": share}, index=frame.index)
 
 
-# --- search spaces and the edge rule ------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Param:
-    """One searched hyper-parameter: [low, high] now, never beyond [floor, ceiling]."""
-
-    name: str
-    low: float
-    high: float
-    log: bool = False
-    integer: bool = False
-    floor: float = -math.inf
-    ceiling: float = math.inf
-
-    def distribution(self):
-        from optuna.distributions import FloatDistribution, IntDistribution
-
-        if self.integer:
-            return IntDistribution(int(self.low), int(self.high), log=self.log)
-        return FloatDistribution(self.low, self.high, log=self.log)
-
-    def _scale(self, value: float) -> float:
-        return math.log(value) if self.log else value
-
-    def edge_of(self, value: float) -> str | None:
-        """"low" / "high" when `value` lies in the outer EDGE_SHARE of the range at an edge that
-        can still move, else None."""
-        low, high = self._scale(self.low), self._scale(self.high)
-        where = (self._scale(value) - low) / (high - low) if high > low else 0.5
-        if where <= EDGE_SHARE and self.low > self.floor:
-            return "low"
-        if where >= 1 - EDGE_SHARE and self.high < self.ceiling:
-            return "high"
-        return None
-
-    def widened(self, edge: str) -> Param:
-        """The range with `edge` moved out by half its width (in the search's scale)."""
-        low, high = self._scale(self.low), self._scale(self.high)
-        step = (high - low) / 2
-        unscale = math.exp if self.log else (lambda value: value)
-        if edge == "low":
-            new_low = max(unscale(low - step), self.floor)
-            return replace(self, low=math.floor(new_low) if self.integer else new_low)
-        new_high = min(unscale(high + step), self.ceiling)
-        return replace(self, high=math.ceil(new_high) if self.integer else new_high)
-
-
-def widen_on_edge(space: Sequence[Param], best: dict[str, float]) -> tuple[tuple[Param, ...], list[str]]:
-    """The space with every edge the best point sits on widened, and which edges moved
-    ("name low" / "name high"); the same space and [] when the best point is inside."""
-    widened, moved = [], []
-    for param in space:
-        edge = param.edge_of(best[param.name])
-        widened.append(param if edge is None else param.widened(edge))
-        if edge is not None:
-            moved.append(f"{param.name} {edge}")
-    return tuple(widened), moved
-
+# --- search spaces ------------------------------------------------------------------------------
 
 # Starting ranges, the same kind of search for every model. Ours: epochs × weight decay ×
-# learning rate (without decay the id embeddings overfit within a few epochs).
-SEARCH_SPACES: dict[str, tuple[Param, ...]] = {
-    OURS: (Param("epochs", 4, 48, integer=True, floor=1, ceiling=200),
-           Param("weight_decay", 1e-5, 1e-2, log=True),
-           Param("learning_rate", 5e-4, 1e-2, log=True, ceiling=0.1)),
-    "logistic regression": (Param("inverse_regularization", 1e-3, 1e2, log=True),),
-    "HistGradientBoosting": (Param("learning_rate", 0.02, 0.3, log=True, ceiling=1.0),
-                             Param("max_leaf_nodes", 7, 127, log=True, integer=True, floor=2, ceiling=1024),
-                             Param("l2_regularization", 1e-4, 10.0, log=True),
-                             Param("min_samples_leaf", 5, 200, log=True, integer=True, floor=1)),
+# learning rate (without decay the id embeddings overfit within a few epochs). A hard limit is
+# an edge the search never widens past.
+SEARCH_SPACES: dict[str, SearchSpace] = {
+    OURS: {"epochs": IntRange(4, 48, hard_low=1, hard_high=200),
+           "weight_decay": FloatRange(1e-5, 1e-2, log=True),
+           "learning_rate": FloatRange(5e-4, 1e-2, log=True, hard_high=0.1)},
+    "logistic regression": {"inverse_regularization": FloatRange(1e-3, 1e2, log=True)},
+    "HistGradientBoosting": {"learning_rate": FloatRange(0.02, 0.3, log=True, hard_high=1.0),
+                             "max_leaf_nodes": IntRange(7, 127, log=True, hard_low=2, hard_high=1024),
+                             "l2_regularization": FloatRange(1e-4, 10.0, log=True),
+                             "min_samples_leaf": IntRange(5, 200, log=True, hard_low=1)},
 }
 SEARCH_SPACES["ranker MMoE"] = SEARCH_SPACES[OURS]
-
-
-@dataclass
-class Tuning:
-    model: str
-    best_params: dict
-    best_loss: float
-    trials: list[dict] = field(default_factory=list)  # every trial: round, params, validation loss, seconds
-    widened: list[str] = field(default_factory=list)  # per round that widened: "round r: name edge, ..."
-
-
-def tune(model: str, space: Sequence[Param], validation_loss_of: Callable[[dict], float], trials: int,
-         max_widenings: int, seed: int = 0) -> Tuning:
-    """Minimise `validation_loss_of(params)` with `trials` TPE trials, widening edges the best
-    point sits on and searching `trials` more each time, at most `max_widenings` times."""
-    import optuna
-    from optuna.trial import create_trial
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    tuning = Tuning(model, {}, math.inf)
-    space = tuple(space)
-    for search_round in range(max_widenings + 1):
-        distributions = {param.name: param.distribution() for param in space}
-        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed + search_round))
-        study.add_trials([create_trial(params=trial["params"], distributions=distributions, value=trial["validation_loss"])
-                          for trial in tuning.trials])
-
-        def objective(trial, search_round=search_round, space=space):
-            params = {param.name: _suggest(trial, param) for param in space}
-            started = time.perf_counter()
-            loss = validation_loss_of(params)
-            loss = loss if math.isfinite(loss) else math.inf  # a diverged fit loses, it does not fail the study
-            tuning.trials.append({"round": search_round, "params": params, "validation_loss": loss,
-                                  "seconds": time.perf_counter() - started})
-            return loss
-
-        study.optimize(objective, n_trials=trials)
-        tuning.best_params, tuning.best_loss = dict(study.best_params), float(study.best_value)
-        space, moved = widen_on_edge(space, tuning.best_params)
-        if not moved or search_round == max_widenings:
-            if moved:
-                tuning.widened.append(f"still on an edge after {max_widenings} widenings: {', '.join(moved)}")
-            break
-        tuning.widened.append(f"round {search_round + 1}: {', '.join(moved)}")
-    return tuning
-
-
-def _suggest(trial, param: Param):
-    if param.integer:
-        return trial.suggest_int(param.name, int(param.low), int(param.high), log=param.log)
-    return trial.suggest_float(param.name, param.low, param.high, log=param.log)
 
 
 # --- the models ---------------------------------------------------------------------------------
@@ -443,11 +353,16 @@ def make_splits(frame: pd.DataFrame, config: RankerConfig) -> Splits:
     return Splits(train, fit, validation, holdout)
 
 
-def tune_model(spec: ModelSpec, splits: Splits, config: RankerConfig, trials: int, max_widenings: int) -> Tuning:
+def tune_model(spec: ModelSpec, splits: Splits, config: RankerConfig, trials: int, max_widenings: int) -> TuningResult:
+    """The shared search over `SEARCH_SPACES[spec.name]`, minimising the validation loss of fits
+    with seed 0."""
     rows = splits.train if spec.fits_on_train_split else splits.fit
-    return tune(spec.name, SEARCH_SPACES[spec.name],
-                lambda params: validation_loss(splits.validation, spec.fit(rows, config, params, 0).logits(splits.validation)),
-                trials, max_widenings)
+
+    def loss_of(params: dict) -> float:
+        loss = validation_loss(splits.validation, spec.fit(rows, config, params, 0).logits(splits.validation))
+        return loss if math.isfinite(loss) else math.inf  # a diverged fit loses; it does not fail the study
+
+    return tune(loss_of, SEARCH_SPACES[spec.name], trials, max_widenings, seed=0, direction="minimize")
 
 
 def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerConfig, seeds: Sequence[int],
@@ -495,20 +410,19 @@ def score_popularity(splits: Splits, touches: list[dict]) -> Scored:
 
 
 def run(frame: pd.DataFrame, config: RankerConfig, models: Sequence[str], seeds: Sequence[int], trials: int,
-        max_widenings: int) -> tuple[list[Tuning], list[Scored], list[dict]]:
+        max_widenings: int) -> tuple[dict[str, TuningResult], list[Scored], list[dict]]:
     """Tune every model on validation, then score each chosen configuration on the holdout once
     per seed. Returns the tunings, the holdout results and the list of holdout touches."""
     splits = make_splits(frame, config)
     constant_rates = base_rates(splits.train, config)
-    tunings, results, touches = [], [], []
+    tunings, results, touches = {}, [], []
     for name in models:
         if name == POPULARITY:
             results.append(score_popularity(splits, touches))
             continue
         spec = MODELS[name]
-        tuning = tune_model(spec, splits, config, trials, max_widenings)
-        tunings.append(tuning)
-        results.append(score_model(spec, tuning.best_params, splits, config, seeds, constant_rates, touches))
+        tunings[name] = tune_model(spec, splits, config, trials, max_widenings)
+        results.append(score_model(spec, tunings[name].best_params, splits, config, seeds, constant_rates, touches))
     return tunings, results, touches
 
 
@@ -628,12 +542,14 @@ def calibration_table(scored: Scored) -> str:
     return "\n".join(lines)
 
 
-def tuning_table(tunings: Sequence[Tuning]) -> str:
-    lines = ["| model | trials | best hyper-parameters | validation loss | widened edges |", "|---|---|---|---|---|"]
-    for tuning in tunings:
+def tuning_table(tunings: dict[str, TuningResult]) -> str:
+    lines = ["| model | trials | rounds | best hyper-parameters | validation loss | widened edges |",
+             "|---|---|---|---|---|---|"]
+    for model, tuning in tunings.items():
         point = ", ".join(f"{key} {_short(value)}" for key, value in tuning.best_params.items())
         widened = "; ".join(tuning.widened) or "none"
-        lines.append(f"| {tuning.model} | {len(tuning.trials)} | {point} | {tuning.best_loss:.5f} | {widened} |")
+        lines.append(f"| {model} | {len(tuning.trials)} | {tuning.rounds} | {point} | {tuning.best_value:.5f} | "
+                     f"{widened} |")
     return "\n".join(lines)
 
 
@@ -652,21 +568,176 @@ def score_latency_ms(bundle, frame: pd.DataFrame, calls: int = 200) -> float:
     return statistics.median(timings)
 
 
-# --- entry point --------------------------------------------------------------------------------
+# --- data: a pipeline's home, or an export of it ------------------------------------------------
 
-def pipeline_frame(settings: VidrecSettings, frame_path: Path | None = None) -> tuple[pd.DataFrame, RankerConfig]:
-    """The pipeline's ranking frame of `settings.home` with the train-click features, and the
-    ranker config the pipeline trains with those features added."""
+FRAME_FILE = "ranking_frame.parquet"
+INPUTS_FILE = "ranker_inputs.json"
+INPUT_KINDS = ("categorical", "numeric", "lists")  # the column lists of feature_repo's ranker_inputs
+
+
+def benchmark_frame(frame: pd.DataFrame, inputs: dict[str, list[str]]) -> tuple[pd.DataFrame, RankerConfig]:
+    """`frame` with the train-click features, and the ranker config the pipeline trains on
+    `inputs` (the feature service's columns by kind, `INPUT_KINDS`) with those features added."""
+    config = RankerConfig(categorical_features=list(inputs["categorical"]),
+                          numeric_features=[*inputs["numeric"], *TRAIN_CLICK_FEATURES],
+                          bag_features=list(inputs["lists"]), show_progress=False)
+    bag = next(iter(inputs["lists"]), "recent_watch_video_ids")
+    return pd.concat([frame, train_click_features(frame, config.max_bag_length, bag)], axis=1), config
+
+
+def pipeline_frame_path(settings: VidrecSettings, frame_path: Path | None = None) -> Path:
     path = frame_path or settings.artifacts_dir / "ranking_training_frame.parquet"
     if not path.is_file():
         raise SystemExit(f"{path} not found: run `vidrec pipeline` with VIDREC_HOME={settings.home} first")
+    return path
+
+
+def pipeline_inputs(settings: VidrecSettings) -> dict[str, list[str]]:
+    """The ranker's inputs by kind, as the pipeline's `ranker_features` feature service gives
+    them. The only code here that needs Feast, so it is imported here."""
+    from feature_repo.feature_columns import ranker_inputs
+    from feature_repo.store import feature_store
+
     inputs = ranker_inputs(feature_store(settings))
-    config = RankerConfig(categorical_features=list(inputs.categorical),
-                          numeric_features=[*inputs.numeric, *TRAIN_CLICK_FEATURES],
-                          bag_features=list(inputs.lists), show_progress=False)
-    frame = pd.read_parquet(path)
-    bag = next(iter(inputs.lists), "recent_watch_video_ids")
-    return pd.concat([frame, train_click_features(frame, config.max_bag_length, bag)], axis=1), config
+    return {kind: list(getattr(inputs, kind)) for kind in INPUT_KINDS}
+
+
+def export_frame(settings: VidrecSettings, frame_path: Path | None, directory: Path) -> None:
+    """Write what `--frame-dir` reads: the home's ranking frame, unchanged, and its ranker inputs."""
+    source = pipeline_frame_path(settings, frame_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, directory / FRAME_FILE)
+    inputs = {**pipeline_inputs(settings), "exported_from": str(source)}
+    (directory / INPUTS_FILE).write_text(json.dumps(inputs, indent=2) + "\n")
+
+
+def exported_frame(directory: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The frame and ranker inputs `export_frame` wrote to `directory`."""
+    for name in (FRAME_FILE, INPUTS_FILE):
+        if not (directory / name).is_file():
+            raise SystemExit(f"{directory / name} not found: write it where the pipeline ran with "
+                             f"`bench/ranking.py --home <home> --export {directory}`")
+    inputs = json.loads((directory / INPUTS_FILE).read_text())
+    missing = [kind for kind in INPUT_KINDS if not isinstance(inputs.get(kind), list)]
+    if missing:
+        raise SystemExit(f"{directory / INPUTS_FILE} lacks the column lists {missing}; expected {list(INPUT_KINDS)}")
+    return pd.read_parquet(directory / FRAME_FILE), {kind: inputs[kind] for kind in INPUT_KINDS}
+
+
+# --- results: what a report is built from -------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """Everything the report and the MLflow run are built from: what `--results-json` writes and
+    `--from-results` reads (our ranker's bundle is not kept; its latency and diagrams are)."""
+
+    setup: dict  # what ran on which data: the report's header and the MLflow params
+    tunings: dict[str, TuningResult]
+    results: list[Scored]
+    touches: list[dict]
+
+
+def benchmark(args: argparse.Namespace) -> Outcome:
+    torch.set_num_threads(args.threads)
+    if args.frame_dir:
+        frame, inputs = exported_frame(args.frame_dir)
+        source = str(args.frame_dir)
+    else:
+        settings = _settings(args.home)
+        frame, inputs = pd.read_parquet(pipeline_frame_path(settings, args.frame)), pipeline_inputs(settings)
+        source = str(settings.home)
+    frame, config = benchmark_frame(frame, inputs)
+    config = replace(config, device=args.device)
+    holdout = frame[frame["split"] == "holdout"]
+    setup = {"dataset": args.dataset, "source": source, "rows": len(frame), "holdout_rows": len(holdout),
+             "holdout_users": int(holdout["user_id"].nunique()), "seeds": list(range(args.seeds)),
+             "trials": args.trials, "max_widenings": args.max_widenings,
+             "resamples": args.resamples or DEFAULT_RESAMPLES, "models": args.models, "threads": args.threads,
+             "device": args.device}
+    print(_header(setup))
+    if args.seeds < 5:
+        print(f"note: {args.seeds} seeds; reported numbers need at least 5")
+
+    started = time.perf_counter()
+    tunings, results, touches = run(frame, config, args.models, setup["seeds"], args.trials, args.max_widenings)
+    ours = next(scored for scored in results if scored.model == OURS)
+    sample = frame.sample(min(500, len(frame)), random_state=0).drop(
+        columns=["clicked", "watch_seconds", "liked", "shared", "disliked", "position", "split"], errors="ignore")
+    setup.update(latency_rows=len(sample), latency_ms=score_latency_ms(ours.bundle, sample),
+                 wall_seconds=time.perf_counter() - started)
+    return Outcome(setup, tunings, results, touches)
+
+
+def report_of(outcome: Outcome, summaries: dict[str, Summary]) -> str:
+    ours = next(scored for scored in outcome.results if scored.model == OURS)
+    tables = {
+        "tuning (validation rows)": tuning_table(outcome.tunings),
+        "holdout: seed-averaged, user-bootstrap 95% intervals": results_table(outcome.results, summaries),
+        f"paired differences against {OURS} (> 0: {OURS} ranks better)": comparison_table(summaries),
+        "spread over seeds": seed_table(outcome.results),
+        f"{OURS}: calibration on the holdout": calibration_table(ours),
+    }
+    return "\n\n".join(f"### {title}\n\n{table}" for title, table in tables.items())
+
+
+def _header(setup: dict) -> str:
+    return (f"dataset: {setup['dataset']} from {setup['source']}; {setup['rows']} rows, {setup['holdout_rows']} "
+            f"holdout ({setup['holdout_users']} users); seeds {setup['seeds']}; {setup['trials']} trials per search "
+            f"round; torch threads {setup['threads']}; ranker trained on {setup['device']}")
+
+
+def _footer(setup: dict) -> str:
+    return (f"bundle.score on {setup['latency_rows']} rows, median of 200 calls: {setup['latency_ms']:.2f} ms; "
+            f"benchmark wall time {setup['wall_seconds']:.0f} s")
+
+
+def write_results(outcome: Outcome, path: Path) -> None:
+    """`outcome` as JSON: per model and seed the holdout report and per-user components, the
+    tuning trials, the holdout touches and our reliability diagrams (base64 PNG)."""
+    payload = {
+        "setup": outcome.setup,
+        "tunings": {model: {"best_params": tuning.best_params, "best_value": tuning.best_value,
+                            "rounds": tuning.rounds, "widened": tuning.widened, "trials": _records(tuning.trials)}
+                    for model, tuning in outcome.tunings.items()},
+        "results": [{"model": scored.model, "seeds": scored.seeds, "params": scored.params,
+                     "train_seconds": scored.train_seconds, "reports": scored.reports,
+                     "components": [components.reset_index().to_dict(orient="list") for components in scored.components],
+                     "diagrams": {head: base64.b64encode(png).decode() for head, png in scored.diagrams.items()}}
+                    for scored in outcome.results],
+        "touches": outcome.touches,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, default=_plain) + "\n")
+
+
+def read_results(path: Path) -> Outcome:
+    payload = json.loads(path.read_text())
+    tunings = {model: TuningResult(tuning["best_params"], tuning["best_value"], pd.DataFrame(tuning["trials"]),
+                                   tuning["widened"], tuning["rounds"])
+               for model, tuning in payload["tunings"].items()}
+    results = [Scored(scored["model"], scored["seeds"], scored["reports"],
+                      [pd.DataFrame(columns).set_index("user_id") for columns in scored["components"]],
+                      scored["params"], scored["train_seconds"],
+                      diagrams={head: base64.b64decode(png) for head, png in scored["diagrams"].items()})
+               for scored in payload["results"]]
+    return Outcome(payload["setup"], tunings, results, payload["touches"])
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.to_dict(orient="records")  # Python scalars; a diverged trial's inf stays inf
+
+
+def _plain(value):
+    """JSON for the numpy scalars reports and components hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to the results JSON")
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+def _settings(home: Path | None) -> VidrecSettings:
+    return VidrecSettings(home=home) if home else VidrecSettings()
 
 
 def _parse_args() -> argparse.Namespace:
@@ -674,13 +745,25 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--home", type=Path, help="a VIDREC_HOME where `vidrec pipeline` ran (default: VIDREC_HOME)")
     parser.add_argument("--dataset", default="simulated", help="the label results are logged under (data: --home)")
     parser.add_argument("--frame", type=Path, help="ranking frame Parquet; default <home>/artifacts/...")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--export", type=Path, metavar="DIR",
+                      help=f"write the home's ranking frame and ranker inputs to DIR/{FRAME_FILE} and "
+                           f"DIR/{INPUTS_FILE}, then exit")
+    mode.add_argument("--frame-dir", type=Path, metavar="DIR",
+                      help="benchmark on what --export wrote to DIR instead of a home (needs no Feast)")
+    mode.add_argument("--from-results", type=Path, metavar="PATH",
+                      help="rebuild the report (and MLflow run) from a --results-json file; nothing is trained")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
                         help=f"comma-separated, '{OURS}' first; known: {', '.join([*MODELS, POPULARITY])}")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per stochastic model (≥ 5 for reported numbers)")
     parser.add_argument("--trials", type=int, default=12, help="Optuna trials per model and search round")
     parser.add_argument("--max-widenings", type=int, default=2, help="edge widenings per model, at most")
-    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples of users")
+    parser.add_argument("--resamples", type=int, default=None,
+                        help=f"bootstrap resamples of users (default {DEFAULT_RESAMPLES}; with --from-results, the file's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the latency budget assumes ≤ 2)")
+    parser.add_argument("--device", default="cpu", help="where our ranker trains: cpu, cuda, cuda:1, ...")
+    parser.add_argument("--results-json", type=Path, metavar="PATH",
+                        help="also write what the report is built from (per-user components, tunings) to PATH")
     parser.add_argument("--mlflow-uri", default=None)
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args()
@@ -690,6 +773,13 @@ def _parse_args() -> argparse.Namespace:
         parser.error(f"--models must start with '{OURS}' and name known models; got {args.models}")
     if args.seeds < 1 or args.trials < 1 or args.max_widenings < 0:
         parser.error("--seeds and --trials must be at least 1, --max-widenings at least 0")
+    if args.frame_dir and (args.home or args.frame):
+        parser.error("--frame-dir reads the exported frame; it takes no --home or --frame")
+    if not (args.export or args.from_results):
+        try:
+            training_device(args.device)
+        except ValueError as error:
+            parser.error(f"--device: {error}")
     return args
 
 
@@ -698,54 +788,46 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     # tuning trains ours on the train split alone: its "no holdout rows" warning is expected
     logging.getLogger("models.ranking.train").setLevel(logging.ERROR)
-    torch.set_num_threads(args.threads)
-    settings = VidrecSettings(home=args.home) if args.home else VidrecSettings()
-    frame, config = pipeline_frame(settings, args.frame)
-    seeds = list(range(args.seeds))
-    print(f"dataset: {args.dataset} from {settings.home}; {len(frame)} rows, "
-          f"{(frame['split'] == 'holdout').sum()} holdout ({frame.loc[frame['split'] == 'holdout', 'user_id'].nunique()} "
-          f"users); seeds {seeds}; {args.trials} trials per search round; torch threads {args.threads}")
-    if args.seeds < 5:
-        print(f"note: {args.seeds} seeds; reported numbers need at least 5")
-
-    started = time.perf_counter()
-    tunings, results, touches = run(frame, config, args.models, seeds, args.trials, args.max_widenings)
-    summaries = summarise(results, args.resamples)
-    ours = next(scored for scored in results if scored.model == OURS)
-    sample = frame.sample(min(500, len(frame)), random_state=0).drop(
-        columns=["clicked", "watch_seconds", "liked", "shared", "disliked", "position", "split"], errors="ignore")
-    latency = score_latency_ms(ours.bundle, sample)
-    tables = {
-        "tuning (validation rows)": tuning_table(tunings),
-        "holdout: seed-averaged, user-bootstrap 95% intervals": results_table(results, summaries),
-        f"paired differences against {OURS} (> 0: {OURS} ranks better)": comparison_table(summaries),
-        "spread over seeds": seed_table(results),
-        f"{OURS}: calibration on the holdout": calibration_table(ours),
-    }
-    report = "\n\n".join(f"### {title}\n\n{table}" for title, table in tables.items())
+    if args.export:
+        export_frame(_settings(args.home), args.frame, args.export)
+        print(f"wrote {args.export / FRAME_FILE} and {args.export / INPUTS_FILE}")
+        return
+    if args.from_results:
+        outcome = read_results(args.from_results)
+        outcome.setup["resamples"] = args.resamples or outcome.setup["resamples"]
+        print(_header(outcome.setup))
+    else:
+        outcome = benchmark(args)
+    summaries = summarise(outcome.results, outcome.setup["resamples"])
+    report = report_of(outcome, summaries)
     print(report)
-    print(f"\nbundle.score on {len(sample)} rows, median of 200 calls: {latency:.2f} ms; "
-          f"benchmark wall time {time.perf_counter() - started:.0f} s")
+    print(f"\n{_footer(outcome.setup)}")
+    if args.results_json:
+        write_results(outcome, args.results_json)
+        print(f"results: {args.results_json}")
     if not args.no_mlflow:
-        log_to_mlflow(args, settings, tunings, results, summaries, touches, report, latency)
+        log_to_mlflow(args.mlflow_uri, _settings(args.home), outcome, summaries, report)
 
 
-def log_to_mlflow(args, settings: VidrecSettings, tunings, results, summaries, touches, report: str,
-                  latency: float) -> None:
+def log_to_mlflow(mlflow_uri: str | None, settings: VidrecSettings, outcome: Outcome, summaries: dict[str, Summary],
+                  report: str) -> None:
     import mlflow
 
-    mlflow.set_tracking_uri(args.mlflow_uri or settings.mlflow_tracking_uri)
-    mlflow.set_experiment(experiment_id=_experiment_id("vidrec-benchmarks", _artifact_location(args.mlflow_uri, settings)))
-    with mlflow.start_run(run_name=f"ranking-{args.dataset}"):
-        mlflow.log_params({"dataset": args.dataset, "home": str(settings.home)[:250], "threads": args.threads,
-                           "seeds": args.seeds, "trials": args.trials, "max_widenings": args.max_widenings,
-                           "resamples": args.resamples, "models": ",".join(args.models)[:250]})
+    setup = outcome.setup
+    mlflow.set_tracking_uri(mlflow_uri or settings.mlflow_tracking_uri)
+    mlflow.set_experiment(experiment_id=_experiment_id("vidrec-benchmarks", _artifact_location(mlflow_uri, settings)))
+    with mlflow.start_run(run_name=f"ranking-{setup['dataset']}"):
+        mlflow.log_params({"dataset": setup["dataset"], "home": setup["source"][:250], "threads": setup["threads"],
+                           "device": setup["device"], "seeds": len(setup["seeds"]), "trials": setup["trials"],
+                           "max_widenings": setup["max_widenings"], "resamples": setup["resamples"],
+                           "models": ",".join(setup["models"])[:250]})
         mlflow.set_tag("holdout_touches", "; ".join(
-            f"{touch['model']} seed {touch['seed']} {json.dumps(touch['params'])}" for touch in touches)[:5000])
-        mlflow.log_dict(touches, "holdout_configurations.json")
-        mlflow.log_dict([{"model": tuning.model, "trials": tuning.trials, "widened": tuning.widened}
-                         for tuning in tunings], "tuning_trials.json")
-        for scored in results:
+            f"{touch['model']} seed {touch['seed']} {json.dumps(touch['params'])}" for touch in outcome.touches)[:5000])
+        mlflow.log_dict(outcome.touches, "holdout_configurations.json")
+        mlflow.log_dict([{"model": model, "rounds": tuning.rounds, "widened": tuning.widened,
+                          "trials": _records(tuning.trials)} for model, tuning in outcome.tunings.items()],
+                        "tuning_trials.json")
+        for scored in outcome.results:
             slug = scored.model.split(" (")[0].replace(" ", "_").replace("-", "_")
             keys = sorted({key for seed_report in scored.reports for key in seed_report})
             means = {key: float(np.nanmean([seed_report.get(key, np.nan) for seed_report in scored.reports]))
@@ -757,9 +839,9 @@ def log_to_mlflow(args, settings: VidrecSettings, tunings, results, summaries, t
                          "pairwise_loss_model_minus_ours": summary.loss_advantage}
             mlflow.log_metrics({f"{slug}.{name}_{key}": value for name, interval in intervals.items() if interval
                                 for key, value in interval.as_dict().items()})
-        mlflow.log_metric("score_500_rows_ms", latency)
+        mlflow.log_metric("score_500_rows_ms", setup["latency_ms"])
         mlflow.log_text(report + "\n", "ranking_benchmark.md")
-        ours = next(scored for scored in results if scored.model == OURS)
+        ours = next(scored for scored in outcome.results if scored.model == OURS)
         for head, png in ours.diagrams.items():
             mlflow.log_image(_png_to_array(png), f"reliability_{head}.png")
 

@@ -80,13 +80,16 @@ class RankerConfig:
     )
     # Long training with L2 decay: without the decay the id embeddings overfit within a few
     # epochs; with it, 36 epochs had the lowest validation loss on simulated data (bench/ranking.py
-    # picks from a grid on validation; docs/benchmarks.md).
+    # tunes these on validation; docs/benchmarks.md).
     epochs: int = 36
     batch_size: int = 1024
     learning_rate: float = 2e-3
     weight_decay: float = 1e-3
     seed: int = 0
     show_progress: bool = True
+    # Where training runs ("cpu", "cuda", "cuda:1"): the model and batches live there during
+    # training only; the returned bundle is always on the CPU, where serving scores.
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         self.categorical_features = list(self.categorical_features)

@@ -7,9 +7,11 @@ evaluated. Heads and their labels: models/ranking/labels.py. The loss is Σ_head
 weighted BCE, each head's weights divided by their training mean (leaves each optimum unchanged,
 keeps losses near 1); the watch_time head's positive weights are further divided by their mean
 (see `_watch_seconds_scale`). The bias tower sees the impression's position in training only.
+Training runs on `config.device` (a GPU if asked); the returned bundle is on the CPU.
 
 Holdout metrics (`holdout_` + the keys of models/ranking/evaluate.py::ranking_report on the final
-score and the calibrated heads), plus, for continuity with format 1:
+score and the calibrated heads; `holdout_ece_constant_<head>` is the ECE of a constant predictor
+at the `split == 'train'` rows' base rate), plus, for continuity with format 1:
 - `holdout_auc_watch_weighted`: AUC of the watch_time logit with positives weighted by watch
   seconds (the chance a random watched second outranks a random unclicked impression); the
   orchestrator's selection metric.
@@ -42,14 +44,14 @@ from models.evaluation.ranking_metrics import (
 )
 from models.ranking.bundle import RankerBundle
 from models.ranking.config import PROBABILITY_HEADS, RankerConfig
-from models.ranking.evaluate import ranking_report
+from models.ranking.evaluate import base_rates, ranking_report
 from models.ranking.labels import (
     example_weights,
     head_labels,
     watch_time_labels,
 )
 from models.ranking.model import WATCH_TIME_HEAD, Ranker
-from models.ranking.preprocessing import FeaturePreprocessor
+from models.ranking.preprocessing import FeaturePreprocessor, RankerInputs
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +81,9 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     missing = [column for column in LABEL_COLUMNS if column not in frame.columns]
     if missing:
         raise ValueError(f"ranking frame lacks label columns {missing}")
+    device = training_device(config.device)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # on the CPU: the same batches on any device
     started = time.perf_counter()
     train = frame[frame["split"] == "train"]
     if train.empty:
@@ -88,8 +91,8 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     fit_rows, calibration_rows = split_calibration_rows(train, config.calibration_share)
 
     preprocessor = FeaturePreprocessor.fit(fit_rows, config)
-    inputs = preprocessor.transform(fit_rows)
-    positions = position_index(fit_rows, config)
+    inputs = _inputs_on(preprocessor.transform(fit_rows), device)
+    positions = position_index(fit_rows, config).to(device)
     labels = head_labels(fit_rows, config)
     if WATCH_TIME_HEAD in labels and labels[WATCH_TIME_HEAD][1][labels[WATCH_TIME_HEAD][0] == 1].sum() <= 0:
         raise ValueError("no clicked training row has positive watch_seconds; nothing to learn")
@@ -97,18 +100,19 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     if watch_scale != 1.0:
         y, w = labels[WATCH_TIME_HEAD]
         labels[WATCH_TIME_HEAD] = (y, np.where(y == 1, w / watch_scale, w))
-    targets = {head: torch.from_numpy(y.astype(np.float32)) for head, (y, _) in labels.items()}
-    weights = {head: torch.from_numpy((w / w.mean()).astype(np.float32)) for head, (_, w) in labels.items()}
+    targets = {head: torch.from_numpy(y.astype(np.float32)).to(device) for head, (y, _) in labels.items()}
+    weights = {head: torch.from_numpy((w / w.mean()).astype(np.float32)).to(device) for head, (_, w) in labels.items()}
 
+    # built on the CPU, so a seed gives the same initial weights on every device
     model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
-                   bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes)
+                   bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     metrics: dict[str, float] = {}
     steps_per_epoch = math.ceil(len(fit_rows) / config.batch_size)
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(len(fit_rows), generator=generator)
-        total_loss = 0.0
+        order = torch.randperm(len(fit_rows), generator=generator).to(device)
+        total_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
         progress = tqdm(range(steps_per_epoch), desc=f"ranker epoch {epoch + 1}/{config.epochs}",
                         disable=not config.show_progress, leave=False)
         for step in progress:
@@ -122,10 +126,11 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += loss.item()
-        metrics["train_loss"] = total_loss / steps_per_epoch
+            total_loss += loss.detach()
+        metrics["train_loss"] = total_loss.item() / steps_per_epoch
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
 
+    model.to("cpu")  # serving scores on the CPU, and so do calibration and the holdout report below
     if watch_scale != 1.0:
         with torch.no_grad():  # undo the conditioning: e^f is in watch seconds again
             model.heads[WATCH_TIME_HEAD].bias += math.log(watch_scale)
@@ -134,11 +139,29 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
         logger.info("ranker: %d denormal weights set to zero (they slow CPU scoring)", flushed)
     bundle = RankerBundle(model=model.eval(), preprocessor=preprocessor, config=config)
     calibrate(bundle, calibration_rows)
-    metrics.update(holdout_metrics(bundle, frame[frame["split"] == "holdout"]))
+    metrics.update(holdout_metrics(bundle, frame[frame["split"] == "holdout"], base_rates(train, config)))
     metrics["train_seconds"] = time.perf_counter() - started
     bundle.metrics = metrics
     logger.info("ranker training done: %s", metrics)
     return bundle
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device `RankerConfig.device` names; refused by name when it is not one torch
+    knows or is a GPU this machine lacks."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"RankerConfig.device must name a torch device such as 'cpu' or 'cuda', "
+                         f"got {name!r}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"RankerConfig.device is {name!r}, but torch sees no CUDA device here")
+    return device
+
+
+def _inputs_on(inputs: RankerInputs, device: torch.device) -> RankerInputs:
+    return RankerInputs(inputs.categorical.to(device), inputs.numeric.to(device),
+                        None if inputs.bags is None else inputs.bags.to(device))
 
 
 def _watch_seconds_scale(labels: dict[str, tuple[np.ndarray, np.ndarray]], config: RankerConfig) -> float:
@@ -170,7 +193,10 @@ def calibrate(bundle: RankerBundle, calibration_rows: pd.DataFrame) -> None:
         bundle.calibration[head] = report
 
 
-def holdout_metrics(bundle: RankerBundle, holdout: pd.DataFrame) -> dict[str, float]:
+def holdout_metrics(bundle: RankerBundle, holdout: pd.DataFrame,
+                    constant_rates: dict[str, float] | None = None) -> dict[str, float]:
+    """The module docstring's `holdout_*` metrics; `constant_rates` (head → the training rows' base
+    rate) is the constant predictor the ECE is set beside."""
     if holdout.empty:
         logger.warning("no holdout rows; skipping ranker evaluation")
         return {}
@@ -182,7 +208,8 @@ def holdout_metrics(bundle: RankerBundle, holdout: pd.DataFrame) -> dict[str, fl
     probabilities = {head: (labels[head][0], values[head]) for head in bundle.model.head_names
                      if head in PROBABILITY_HEADS}
     metrics = {f"holdout_{key}": value
-               for key, value in ranking_report(holdout, bundle.combine(values), probabilities, bins).items()}
+               for key, value in ranking_report(holdout, bundle.combine(values), probabilities, bins,
+                                                  constant_rates).items()}
     for head, (y, calibrated) in probabilities.items():
         if head not in bundle.calibration or not 0 < y.sum() < len(y):
             continue

@@ -121,7 +121,7 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
                      len(sampled), len(examples), 100 * settings.ranking_negative_sample_rate)
-    # an impression's request time is when it was shown: the on-demand cross features use it
+    # an impression's request time is its request's start (event_timestamp): the on-demand cross features use it
     sampled[REQUEST_TIME] = unix_seconds(sampled["event_timestamp"])
     frame = historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
     inputs = ranker_inputs(store)

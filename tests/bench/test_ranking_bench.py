@@ -1,10 +1,13 @@
-"""The ranking bench's pure helpers: the train-click features never count a label or anything
-after it, and the tuner's edge rule widens exactly the edges the best point sits on."""
+"""The ranking bench's own code: the train-click features never count a label or anything after
+it, tuning minimises the validation loss, and a run from an exported frame needs no Feast,
+Dagster, dbt or MLflow and keeps what rebuilds its report."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,26 +74,92 @@ def test_train_click_features_ignore_future_rows_entirely(bench):
     pd.testing.assert_frame_equal(alone, with_future)
 
 
-def test_a_best_point_on_an_edge_widens_that_edge_only(bench):
-    space = (bench.Param("inverse_regularization", 1e-3, 1e2, log=True),
-             bench.Param("epochs", 4, 48, integer=True, floor=1),
-             bench.Param("rate", 0.1, 0.9, ceiling=1.0))
-    widened, moved = bench.widen_on_edge(space, {"inverse_regularization": 80.0, "epochs": 20, "rate": 0.5})
-    assert moved == ["inverse_regularization high"]
-    assert widened[0].low == 1e-3 and widened[0].high == pytest.approx(1e2 * 10 ** 2.5)
-    assert widened[1:] == space[1:]
-    widened, moved = bench.widen_on_edge(space, {"inverse_regularization": 1.0, "epochs": 5, "rate": 0.88})
-    assert moved == ["epochs low", "rate high"]
-    assert (widened[1].low, widened[1].high) == (1, 48)  # clipped at the floor
-    assert widened[2].high == 1.0  # clipped at the ceiling: from there on, no longer an edge that moves
-    assert widened[2].edge_of(0.99) is None
-    assert bench.widen_on_edge(space, {"inverse_regularization": 1.0, "epochs": 20, "rate": 0.5}) == (space, [])
+def _labelled_frame(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Requests of 4 impressions over 10 days, the last 3 days holdout; clicks likelier with quality."""
+    rng = np.random.default_rng(seed)
+    quality = rng.uniform(0, 1, rows)
+    clicked = rng.random(rows) < 0.1 + 0.5 * quality
+    request = np.arange(rows) // 4
+    when = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(request * (10 * 24 * 60 // (rows // 4)), unit="min")
+    return pd.DataFrame({
+        "request_id": request.astype(str), "user_id": request % 40, "video_id": rng.integers(0, 30, rows),
+        "surface": rng.choice(["home", "search"], rows), "position": np.arange(rows) % 4, "event_timestamp": when,
+        "quality": quality, "recent_watch_video_ids": [rng.integers(0, 30, 3) for _ in range(rows)],
+        "clicked": clicked, "watch_seconds": np.where(clicked, rng.exponential(60, rows), 0.0),
+        "liked": clicked & (rng.random(rows) < 0.3), "duration_seconds": 300.0,
+        "split": np.where(when >= pd.Timestamp("2026-01-08", tz="UTC"), "holdout", "train"),
+    })
 
 
-def test_tuning_searches_again_after_widening_and_reports_it(bench):
-    # the loss falls towards epochs = 100, beyond the starting range: the search must follow it
-    space = (bench.Param("epochs", 4, 20, integer=True, floor=1, ceiling=200),)
-    tuning = bench.tune("toy", space, lambda params: abs(params["epochs"] - 100) / 100, trials=12, max_widenings=3)
-    assert len(tuning.trials) == 12 * (1 + len([line for line in tuning.widened if line.startswith("round")]))
-    assert tuning.widened and tuning.widened[0].startswith("round 1: epochs high")
-    assert tuning.best_params["epochs"] > 20
+INPUTS = {"categorical": ["surface", "video_id"], "numeric": ["quality"], "lists": ["recent_watch_video_ids"]}
+
+
+def test_tuning_minimises_the_validation_loss_and_a_diverged_fit_loses(bench):
+    frame, config = bench.benchmark_frame(_labelled_frame(800), INPUTS)
+    splits = bench.make_splits(frame, config)
+
+    def constant_odds(fit_rows, config, params, seed):  # predicts the odds C everywhere; NaN past C = 10
+        odds = params["inverse_regularization"]
+        logit = math.log(odds) if odds <= 10 else math.nan
+        return bench.Fitted(logits=lambda rows: np.full(len(rows), logit), final_score=lambda rows: np.zeros(len(rows)))
+
+    spec = bench.ModelSpec("logistic regression", constant_odds, stochastic=False)
+    tuning = bench.tune_model(spec, splits, config, trials=8, max_widenings=0)
+    values = tuning.trials["value"]
+    assert tuning.best_value == values.min() and values.nunique() > 1
+    assert tuning.best_params["inverse_regularization"] <= 10
+    diverged = values[tuning.trials["inverse_regularization"] > 10]
+    assert len(diverged) and np.isinf(diverged).all()  # they ran, lost, and failed nothing
+    assert tuning.best_value == pytest.approx(bench.validation_loss(
+        splits.validation, np.full(len(splits.validation), math.log(tuning.best_params["inverse_regularization"]))))
+
+
+def test_an_export_reads_back_as_the_homes_frame_and_ranker_inputs(bench, tmp_path, monkeypatch):
+    from vidrec.settings import VidrecSettings
+
+    settings = VidrecSettings(home=tmp_path / "home")
+    settings.artifacts_dir.mkdir(parents=True)
+    frame = _labelled_frame(200)
+    frame.to_parquet(settings.artifacts_dir / "ranking_training_frame.parquet", index=False)
+    monkeypatch.setattr(bench, "pipeline_inputs", lambda _: INPUTS)  # Feast's answer for this home
+    bench.export_frame(settings, None, tmp_path / "export")
+    read_frame, read_inputs = bench.exported_frame(tmp_path / "export")
+    pd.testing.assert_frame_equal(read_frame, pd.read_parquet(settings.artifacts_dir / "ranking_training_frame.parquet"))
+    assert read_inputs == INPUTS
+    _, config = bench.benchmark_frame(read_frame, read_inputs)
+    assert config.numeric_features == ["quality", *bench.TRAIN_CLICK_FEATURES]
+    assert (config.categorical_features, config.bag_features) == (["surface", "video_id"], ["recent_watch_video_ids"])
+
+
+RUN_FROM_EXPORT = """
+import json, runpy, sys
+sys.argv = ["ranking.py", *json.loads(sys.argv[1])]
+runpy.run_path({bench!r}, run_name="__main__")
+print("IMPORTED", json.dumps(sorted({{name.split(".")[0] for name in sys.modules}} & {{"feast", "dagster", "dbt", "mlflow"}})))
+"""
+
+
+def _run_bench(arguments: list[str]) -> str:
+    completed = subprocess.run([sys.executable, "-c", RUN_FROM_EXPORT.format(bench=str(BENCH)), json.dumps(arguments)],
+                               capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_the_report(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
+    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    results = tmp_path / "results.json"
+    common = ["--dataset", "toy", "--resamples", "50", "--no-mlflow"]
+    printed = _run_bench(["--frame-dir", str(export), "--models", "ranker,popularity (train clickers)",
+                          "--trials", "1", "--seeds", "2", "--max-widenings", "0", "--results-json", str(results),
+                          *common])
+    assert "IMPORTED []" in printed
+    report = printed[printed.index("### tuning"):printed.index("\nbundle.score")]
+    assert "| ranker | 2 |" in report and "| popularity (train clickers) | 1 |" in report
+    saved = json.loads(results.read_text())
+    assert [len(scored["components"]) for scored in saved["results"]] == [2, 1]
+    rebuilt = _run_bench(["--from-results", str(results), *common])
+    assert rebuilt[rebuilt.index("### tuning"):rebuilt.index("\nbundle.score")] == report
