@@ -93,3 +93,13 @@ def test_missing_video_features_file_is_named(tmp_path):
     (tmp_path / "video_features_basic_pure.csv").unlink()
     with pytest.raises(DatasetImportError, match=r"no video_features_basic_\*\.csv file found"):
         load_kuairand(tmp_path)
+
+
+def test_a_watch_follows_its_impression_so_no_request_sees_its_own_click(kuairand):
+    impressions = kuairand.frames["impressions"]
+    watches = kuairand.frames["watches"]
+    shown = impressions.groupby(["user_id", "video_id"])["impression_time"].min()
+    watched = watches.set_index(["user_id", "video_id"])["watch_time"]
+    assert len(watched) > 0
+    assert (watched > shown.reindex(watched.index)).all()
+    assert (watched - shown.reindex(watched.index) == pd.Timedelta(seconds=1)).all()

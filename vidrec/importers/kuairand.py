@@ -197,13 +197,20 @@ def _impressions(logs: pd.DataFrame) -> pd.DataFrame:
     return impressions.drop_duplicates(["request_id", "video_id"]).reset_index(drop=True)
 
 
+# KuaiRand stamps a click with its impression's time. A watch at the very instant of its request
+# would count as history that request was ranked with (point-in-time joins include rows at the
+# same instant): the clicked video would sit in its own user's watch bag. The watch is stamped
+# just after the impression instead, as a real click follows what was shown.
+WATCH_AFTER_IMPRESSION = pd.Timedelta(seconds=1)
+
+
 def _watches(logs: pd.DataFrame) -> pd.DataFrame:
     clicks = logs[logs["is_click"] == 1]
     watches = pd.DataFrame(
         {
             "user_id": clicks["user_id"].to_numpy(np.int64) + ID_OFFSET,
             "video_id": clicks["video_id"].to_numpy(np.int64) + ID_OFFSET,
-            "watch_time": unix_millis_to_time(clicks["time_ms"]).to_numpy(),
+            "watch_time": (unix_millis_to_time(clicks["time_ms"]) + WATCH_AFTER_IMPRESSION).to_numpy(),
             "watch_seconds": clicks["play_time_ms"].to_numpy(float) / 1000,
             "liked": clicks["is_like"].to_numpy() == 1,
             "shared": clicks["is_forward"].to_numpy() == 1,
