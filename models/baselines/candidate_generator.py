@@ -9,9 +9,7 @@ the freshness logit measures video age) is the time of the example's last histor
 given.
 The query is each user's train history (the model keeps its last `history_length` items) with
 example age 0, as serving asks, and `reference_time` = the user's last train interaction: the
-query's "now", the last moment the train split knows about that user. With the recent-popularity
-logit, training examples and queries alike count a video's watchers among the train interactions
-before their `reference_time`.
+query's "now", the last moment the train split knows about that user.
 """
 
 from __future__ import annotations
@@ -48,9 +46,7 @@ class CandidateGeneratorRecommender:
         examples, queries = rollback_examples(
             train, self.config.history_length, self.max_examples_per_user, self.searches
         )
-        self.bundle = train_candidate_generator(
-            self._with_demographics(examples), self.catalog, self.config, interactions=train
-        )
+        self.bundle = train_candidate_generator(self._with_demographics(examples), self.catalog, self.config)
         self.queries = self._with_demographics(queries).set_index("user_id", drop=False)
         return self
 

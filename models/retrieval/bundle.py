@@ -9,7 +9,6 @@ what training saw. Layout of a saved bundle directory:
     vocabularies.json  {name: [token, ...]} (index = position + 1; 0 = unknown)
     model.pt           CandidateGenerator state_dict
     catalog.npz        video_ids, their encoded features and upload days (the catalog at training time)
-    recent_watchers.npz  hourly first-watch counts per catalog row (only with `recent_popularity_logit`)
     metadata.json      example_age_scale, training metrics, format_version
 """
 
@@ -27,7 +26,6 @@ from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import VideoInputs, encode_users, encode_videos
 from models.retrieval.freshness import epoch_days
 from models.retrieval.model import CandidateGenerator, VocabularySizes
-from models.retrieval.recent_popularity import RecentWatchers
 from models.retrieval.vocabulary import Vocabulary
 
 FORMAT_VERSION = 1
@@ -44,39 +42,26 @@ class RetrievalBundle:
     example_age_scale: float  # example_age_days is divided by this before entering the model
     metrics: dict[str, float] = field(default_factory=dict)
     catalog_upload_days: np.ndarray | None = None  # (videos,) float64 epoch days, NaN if unknown
-    recent_watchers: RecentWatchers | None = None  # training's first watches per catalog row and hour
 
     @torch.no_grad()
     def score_catalog(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(video_ids (n,), scores float32 (len(frame), n)) of every training-catalog video: the
-        training logit u · v / temperature, plus the freshness and recent-popularity logits at each
-        row's `reference_time` when the model has them (then that column is required)."""
+        training logit u · v / temperature, plus the freshness logit at each row's
+        `reference_time` when the model has one (then that column is required)."""
         user_vectors = torch.from_numpy(self.user_embeddings(frame))
         video_ids, video_vectors = self.video_embeddings()
         scores = user_vectors @ torch.from_numpy(video_vectors).T / self.config.temperature
-        if self.config.video_age_logit or self.config.recent_popularity_logit:
-            scores = scores + self.reference_time_logits(frame)
-        return video_ids, scores.numpy().astype(np.float32)
-
-    def reference_time_logits(self, frame: pd.DataFrame) -> torch.Tensor:
-        """(len(frame), videos) freshness plus recent-popularity logits at each row's `reference_time`."""
-        if "reference_time" not in frame.columns:
-            raise ValueError("this candidate generator scores freshness or recent popularity: the user frame needs "
-                             f"`reference_time` (the query's now); got columns {list(frame.columns)}")
-        reference_days = torch.from_numpy(epoch_days(frame["reference_time"]))
-        num_videos = len(self.catalog_video_ids)
-        upload_days = self.catalog_upload_days
-        if upload_days is None:
-            upload_days = np.full(num_videos, np.nan)
-        logits = self.model.age_logits(reference_days, torch.from_numpy(upload_days))
-        if self.config.recent_popularity_logit:
-            if self.recent_watchers is None:
-                raise ValueError("this bundle has a recent-popularity logit but no `recent_watchers` to count with")
-            watchers = self.recent_watchers.counts(
-                reference_days, torch.arange(num_videos), self.config.recent_popularity_window_days
+        if self.config.video_age_logit:
+            if "reference_time" not in frame.columns:
+                raise ValueError("this candidate generator scores freshness: the user frame needs `reference_time` "
+                                 f"(the query's now); got columns {list(frame.columns)}")
+            upload_days = self.catalog_upload_days
+            if upload_days is None:
+                upload_days = np.full(len(video_ids), np.nan)
+            scores = scores + self.model.age_logits(
+                torch.from_numpy(epoch_days(frame["reference_time"])), torch.from_numpy(upload_days)
             )
-            logits = logits + self.model.popularity_logits(watchers)
-        return logits
+        return video_ids, scores.numpy().astype(np.float32)
 
     @torch.no_grad()
     def user_embeddings(self, frame: pd.DataFrame) -> np.ndarray:
@@ -129,8 +114,6 @@ class RetrievalBundle:
             title_tokens=self.catalog_inputs.title_tokens.numpy(),
             **({"upload_days": self.catalog_upload_days} if self.catalog_upload_days is not None else {}),
         )
-        if self.recent_watchers is not None:
-            np.savez(directory / "recent_watchers.npz", **self.recent_watchers.bin_counts())
         metadata = {
             "format_version": FORMAT_VERSION,
             "example_age_scale": self.example_age_scale,
@@ -175,24 +158,11 @@ class RetrievalBundle:
             example_age_scale=float(metadata["example_age_scale"]),
             metrics={key: float(value) for key, value in metadata["metrics"].items()},
             catalog_upload_days=upload_days,
-            recent_watchers=_load_recent_watchers(directory / "recent_watchers.npz", len(video_ids)),
-        )
-
-
-def _load_recent_watchers(path: Path, num_videos: int) -> RecentWatchers | None:
-    if not path.exists():
-        return None
-    with np.load(path) as arrays:
-        return RecentWatchers.from_bin_counts(
-            float(arrays["origin_days"]), arrays["video_positions"], arrays["bins"], arrays["counts"], num_videos
         )
 
 
 # Config options introduced after the bundle format, with the value that reproduces older bundles.
-OPTIONS_ADDED_LATER = {
-    "history_recency_weights": False, "history_content": False, "weight_ema_decay": 0.0,
-    "recent_popularity_logit": False,
-}
+OPTIONS_ADDED_LATER = {"history_recency_weights": False, "history_content": False, "weight_ema_decay": 0.0}
 
 
 def vocabulary_sizes(vocabularies: dict[str, Vocabulary]) -> VocabularySizes:

@@ -33,12 +33,10 @@ class RetrievalConfig:
     normalize_embeddings: bool = False  # L2-normalise both towers' outputs (cosine scores; pair with a low temperature)
     video_id_output_embedding: bool = False  # add a free per-video vector to the video tower's output (paper's softmax weights)
     video_age_logit: bool = False  # learned logit per bucket of the video's age at the reference time (freshness.py)
-    recent_popularity_logit: bool = False  # learned logit per bucket of the video's distinct watchers just before the reference time (recent_popularity.py)
-    recent_popularity_window_days: float = 7.0  # those watchers are counted in [reference time − this, reference time)
     history_recency_weights: bool = True  # learned weight per history position (newest first) instead of a plain mean
     history_content: bool = True  # also average the watched videos' category and creator embeddings (user side)
     weight_ema_decay: float = 0.995  # > 0: keep (and serve) an exponential moving average of the weights over training steps; 0 = the last weights
-    age_logit_learning_rate: float = 0.05  # freshness and popularity logits, recency log-weights; Adam moves a parameter ~lr per step
+    age_logit_learning_rate: float = 0.05  # freshness logits and recency log-weights; Adam moves a parameter ~lr per step
     eval_ks: tuple[int, ...] = (10, 50, 100)
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
     seed: int = 0
@@ -58,7 +56,5 @@ class RetrievalConfig:
                 )
         if not 0.0 <= self.weight_ema_decay < 1.0:
             raise ValueError(f"weight_ema_decay must lie in [0, 1) (0 turns averaging off), got {self.weight_ema_decay}")
-        if not self.recent_popularity_window_days > 0:
-            raise ValueError(f"recent_popularity_window_days must be positive, got {self.recent_popularity_window_days}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")

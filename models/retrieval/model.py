@@ -17,8 +17,7 @@ Score = u · v, so serving is a maximum-inner-product search.
 Optionally a freshness logit, shared by all users, is added to u · v / temperature: a learned
 function of the video's age at the query's reference time (freshness.py). It folds into the
 search as one extra coordinate (video: its logit at index-build time; user: 1, with u scaled by
-1 / temperature). A recent-popularity logit (recent_popularity.py: the video's distinct watchers
-in the days before the reference time) is added the same way.
+1 / temperature).
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from torch import nn
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import UserInputs, VideoInputs
 from models.retrieval.freshness import NUM_AGE_BUCKETS, age_buckets
-from models.retrieval.recent_popularity import NUM_POPULARITY_BUCKETS, popularity_buckets
 
 
 @dataclass
@@ -103,12 +101,6 @@ class CandidateGenerator(nn.Module):
         self.video_age_logit = nn.Embedding(NUM_AGE_BUCKETS, 1) if config.video_age_logit else None
         if self.video_age_logit is not None:
             nn.init.zeros_(self.video_age_logit.weight)
-        # Optional recent popularity: one logit per bucket of recent watchers (recent_popularity.py); starts neutral.
-        self.recent_popularity_logit = (
-            nn.Embedding(NUM_POPULARITY_BUCKETS, 1) if config.recent_popularity_logit else None
-        )
-        if self.recent_popularity_logit is not None:
-            nn.init.zeros_(self.recent_popularity_logit.weight)
         # Optional recency weighting of the watch history: one log-weight per position from the newest
         # (0 = the last watch); zeros start as the paper's plain average.
         self.history_recency_logit = (
@@ -190,14 +182,6 @@ class CandidateGenerator(nn.Module):
         if self.video_age_logit is None:
             return torch.zeros(len(reference_days), len(upload_days), device=upload_days.device)
         return self.video_age_logit(age_buckets(reference_days, upload_days)).squeeze(-1)
-
-    def popularity_logits(self, recent_watchers: torch.Tensor) -> torch.Tensor:
-        """Recent-popularity logits of recent watcher counts (any shape, NaN = unknown; zeros when the option is off)."""
-        if self.recent_popularity_logit is None:
-            return torch.zeros_like(recent_watchers)
-        # Indexing the (buckets, 1) weight directly: its backward pass over a (batch, candidates) grid
-        # is ~9 times faster on a CPU than nn.Embedding's (3 vs 28 ms at 512 × 1024).
-        return self.recent_popularity_logit.weight[:, 0][popularity_buckets(recent_watchers)]
 
     def forward(self, users: UserInputs, videos: VideoInputs) -> torch.Tensor:
         """Scores of every user against every video: (users, videos)."""

@@ -13,9 +13,7 @@ popular videos (they are over-represented as negatives). A candidate equal to a 
 
 With `video_age_logit`, each (example, candidate) logit also gets the learned freshness logit of
 the candidate's age at the example's `reference_time` (freshness.py); examples then need a
-`reference_time` column and the catalog an `upload_time` column. With `recent_popularity_logit`,
-it gets the learned logit of the candidate's distinct watchers in the window before that
-`reference_time` (recent_popularity.py), counted from the `interactions` given for training.
+`reference_time` column and the catalog an `upload_time` column.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -46,7 +43,6 @@ from models.retrieval.features import (
 )
 from models.retrieval.freshness import epoch_days
 from models.retrieval.model import CandidateGenerator
-from models.retrieval.recent_popularity import RecentWatchers
 from models.retrieval.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -85,15 +81,11 @@ def candidate_log_counts(label_positions: np.ndarray, num_videos: int, config: R
 
 
 def parameter_groups(model: CandidateGenerator, config: RetrievalConfig) -> list[dict]:
-    """The freshness and popularity logits and the history's recency log-weights get their own
-    learning rate (`age_logit_learning_rate`, no weight decay): Adam moves each parameter by about the learning
+    """The freshness logits and the history's recency log-weights get their own learning rate
+    (`age_logit_learning_rate`, no weight decay): Adam moves each parameter by about the learning
     rate per step, so at 3e-3 a few hundred steps cannot reach logits of several units (measured:
     simulated validation Recall@50 0.1875 at 3e-3, 0.1974 at 0.05 for the freshness logits)."""
-    age_parameters = [
-        parameter
-        for table in (model.video_age_logit, model.recent_popularity_logit) if table is not None
-        for parameter in table.parameters()
-    ]
+    age_parameters = list(model.video_age_logit.parameters()) if model.video_age_logit is not None else []
     if model.history_recency_logit is not None:
         age_parameters.append(model.history_recency_logit)
     if not age_parameters:
@@ -152,64 +144,11 @@ def sampled_softmax_loss(
     return F.cross_entropy(logits, torch.arange(batch, device=logits.device))
 
 
-@dataclass
-class ReferenceTimeInputs:
-    """What the freshness and recent-popularity logits of a training step read."""
-
-    reference_days: torch.Tensor  # (train examples,) float64 epoch days
-    upload_days: torch.Tensor  # (videos,) float64 epoch days, NaN if unknown
-    recent_watchers: RecentWatchers | None  # None unless `recent_popularity_logit`
-    window_days: float
-
-    def to(self, device: torch.device) -> ReferenceTimeInputs:
-        watchers = self.recent_watchers.to(device) if self.recent_watchers is not None else None
-        return ReferenceTimeInputs(self.reference_days.to(device), self.upload_days.to(device), watchers, self.window_days)
-
-    def logits(self, model: CandidateGenerator, rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """(batch, candidates) freshness plus recent-popularity logits of the candidates (catalog rows)."""
-        reference_days = self.reference_days[rows]
-        logits = model.age_logits(reference_days, self.upload_days[candidates])
-        if self.recent_watchers is not None:
-            watchers = self.recent_watchers.counts(reference_days, candidates, self.window_days)
-            logits = logits + model.popularity_logits(watchers)
-        return logits
-
-
-def reference_time_inputs(
-    train: pd.DataFrame, catalog: pd.DataFrame, interactions: pd.DataFrame | None, config: RetrievalConfig
-) -> ReferenceTimeInputs | None:
-    """None when neither logit is on; else the examples' reference times, the catalog's upload days
-    and (with `recent_popularity_logit`) the recent watchers counted from `interactions`."""
-    if not (config.video_age_logit or config.recent_popularity_logit):
-        return None
-    require_columns(train, ("reference_time",), "examples (the freshness and popularity logits need each "
-                                                 "example's reference time)")
-    if config.video_age_logit:
-        require_columns(catalog, ("upload_time",), "catalog (video_age_logit needs upload times)")
-    watchers = None
-    if config.recent_popularity_logit:
-        if interactions is None:
-            raise ValueError("recent_popularity_logit counts recent watchers: pass the training `interactions` "
-                             "(user_id, video_id, time)")
-        watchers = RecentWatchers.from_interactions(interactions, catalog["video_id"].to_numpy(np.int64))
-    return ReferenceTimeInputs(
-        torch.from_numpy(epoch_days(train["reference_time"])), torch.from_numpy(catalog_upload_days(catalog)),
-        watchers, config.recent_popularity_window_days,
-    )
-
-
 def train_candidate_generator(
-    examples: pd.DataFrame,
-    catalog: pd.DataFrame,
-    config: RetrievalConfig | None = None,
-    interactions: pd.DataFrame | None = None,
+    examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig | None = None
 ) -> RetrievalBundle:
     """Train on `split == 'train'` rows; report next-watch metrics on (a sample of) the holdout
-    rows in `bundle.metrics`. Labels missing from the catalog are dropped with a warning.
-
-    `interactions` (user_id, video_id, time: the watches the examples were built from) are needed
-    only by `recent_popularity_logit`: each example's count is taken from them, strictly before its
-    reference time, and the bundle keeps them to count for queries."""
+    rows in `bundle.metrics`. Labels missing from the catalog are dropped with a warning."""
     config = config or RetrievalConfig()
     require_columns(examples, EXAMPLE_COLUMNS, "examples")
     require_columns(catalog, CATALOG_COLUMNS, "catalog")
@@ -227,7 +166,9 @@ def train_candidate_generator(
     if train.empty:
         raise ValueError("examples has no 'train' rows with a label in the catalog")
 
-    reference_inputs = reference_time_inputs(train, catalog, interactions, config)
+    if config.video_age_logit:
+        require_columns(train, ("reference_time",), "examples (video_age_logit needs each example's reference time)")
+        require_columns(catalog, ("upload_time",), "catalog (video_age_logit needs upload times)")
     vocabularies = build_vocabularies(train, catalog, config)
     example_age_scale = max(float(train["example_age_days"].max()), 1.0)
     videos = encode_videos(catalog, vocabularies, config.max_title_tokens)
@@ -244,7 +185,9 @@ def train_candidate_generator(
     optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate, weight_decay=config.weight_decay)
     train_users, train_videos, train_labels = users.to(device), videos.to(device), labels.to(device)
     train_log_counts = log_counts.to(device) if log_counts is not None else None
-    train_reference_inputs = reference_inputs.to(device) if reference_inputs is not None else None
+    if config.video_age_logit:
+        train_reference_days = torch.from_numpy(epoch_days(train["reference_time"])).to(device)
+        train_upload_days = torch.from_numpy(upload_days).to(device)
     averaged = WeightAverage(model, config.weight_ema_decay) if config.weight_ema_decay > 0 else None
     metrics: dict[str, float] = {}
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
@@ -259,8 +202,9 @@ def train_candidate_generator(
             rows = order[step * config.batch_size:(step + 1) * config.batch_size].to(device)
             uniform = torch.randint(0, len(catalog), (config.num_uniform_negatives,), generator=generator)
             candidates = torch.cat([train_labels[rows], uniform.to(device)])
-            reference_time_logits = (
-                train_reference_inputs.logits(model, rows, candidates) if train_reference_inputs is not None else None
+            age_logits = (
+                model.age_logits(train_reference_days[rows], train_upload_days[candidates])
+                if config.video_age_logit else None
             )  # (batch, batch + uniform)
             loss = sampled_softmax_loss(
                 model.user_vectors(train_users.select(rows)),
@@ -268,7 +212,7 @@ def train_candidate_generator(
                 candidates,
                 train_log_counts,
                 config.temperature,
-                reference_time_logits,
+                age_logits,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -291,7 +235,6 @@ def train_candidate_generator(
         catalog_inputs=videos,
         example_age_scale=example_age_scale,
         catalog_upload_days=upload_days,
-        recent_watchers=reference_inputs.recent_watchers if reference_inputs is not None else None,
     )
     metrics.update(holdout_metrics(bundle, examples, config))
     metrics["train_seconds"] = time.perf_counter() - started
