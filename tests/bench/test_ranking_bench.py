@@ -4,7 +4,7 @@ Dagster, dbt or MLflow and keeps what rebuilds its report."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import subprocess
@@ -15,17 +15,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "ranking.py"
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+BENCH = BENCH_DIR / "ranking.py"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_ranking", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+def bench_on_path():
+    """bench/ first on sys.path, as `python bench/ranking.py` has it: the bench's modules import
+    each other as top-level modules. Undone, with those modules, after this file's tests."""
+    sys.path.insert(0, str(BENCH_DIR))
+    yield
+    sys.path.remove(str(BENCH_DIR))
+    for name in [name for name in sys.modules if name.startswith("ranking_")]:
+        sys.modules.pop(name)
+
+
+@pytest.fixture(scope="module")
+def features(bench_on_path):
+    return importlib.import_module("ranking_features")
+
+
+@pytest.fixture(scope="module")
+def ranking_models(bench_on_path):
+    return importlib.import_module("ranking_models")
+
+
+@pytest.fixture(scope="module")
+def protocol(bench_on_path):
+    return importlib.import_module("ranking_protocol")
+
+
+@pytest.fixture(scope="module")
+def data(bench_on_path):
+    return importlib.import_module("ranking_data")
 
 
 def _row(user, video, when, clicked=False, split="train", bag=()):
@@ -33,7 +55,7 @@ def _row(user, video, when, clicked=False, split="train", bag=()):
                 clicked=clicked, split=split, recent_watch_video_ids=np.array(bag, dtype=np.int64))
 
 
-def test_train_click_features_count_only_train_clicks_settled_before_the_rows_day(bench):
+def test_train_click_features_count_only_train_clicks_settled_before_the_rows_day(features):
     frame = pd.DataFrame([
         # user 2 clicks videos 10 and 20 on day 1: known from day 2 on
         _row(2, 10, "2026-01-01 09:00", clicked=True),
@@ -50,9 +72,9 @@ def test_train_click_features_count_only_train_clicks_settled_before_the_rows_da
         _row(4, 20, "2026-01-04 09:30", clicked=True, split="holdout"),
         _row(1, 20, "2026-01-05 08:00", split="holdout", bag=[10, 20, 99]),
     ])
-    features = bench.train_click_features(frame)
-    clickers = features["candidate_train_clickers"].tolist()
-    cowatch = features["history_cowatch_count"].tolist()
+    computed = features.train_click_features(frame)
+    clickers = computed["candidate_train_clickers"].tolist()
+    cowatch = computed["history_cowatch_count"].tolist()
     assert clickers[2:4] == [0, 1]  # day 1: nothing settled; day 2: user 2 only, not user 1's own click
     assert cowatch[2:4] == [0, 1]
     # day 3: user 1's day-2 click has settled (user 1 watched 20 but not 10: no co-watch of its own)
@@ -60,17 +82,17 @@ def test_train_click_features_count_only_train_clicks_settled_before_the_rows_da
     assert (clickers[6], cowatch[6]) == (3, 1)  # day 4: user 3's late click too
     # holdout: train clicks only; the candidate in the bag and an id nobody clicked add nothing
     assert (clickers[9], cowatch[9]) == (3, 1)
-    assert features["history_cowatch_share"].iloc[9] == pytest.approx(1 / (1 * 3))
-    assert math.isnan(features["history_cowatch_share"].iloc[2])
+    assert computed["history_cowatch_share"].iloc[9] == pytest.approx(1 / (1 * 3))
+    assert math.isnan(computed["history_cowatch_share"].iloc[2])
 
 
-def test_train_click_features_ignore_future_rows_entirely(bench):
+def test_train_click_features_ignore_future_rows_entirely(features):
     past = pd.DataFrame([_row(2, 10, "2026-01-01 09:00", clicked=True), _row(2, 20, "2026-01-01 10:00", clicked=True),
                          _row(1, 20, "2026-01-03 08:00", bag=[10])])
     future = pd.DataFrame([_row(5, 10, "2026-01-03 08:30", clicked=True), _row(5, 20, "2026-01-03 09:00", clicked=True),
                            _row(6, 20, "2026-01-05 09:00", clicked=True)])
-    alone = bench.train_click_features(past)
-    with_future = bench.train_click_features(pd.concat([past, future], ignore_index=True)).iloc[: len(past)]
+    alone = features.train_click_features(past)
+    with_future = features.train_click_features(pd.concat([past, future], ignore_index=True)).iloc[: len(past)]
     pd.testing.assert_frame_equal(alone, with_future)
 
 
@@ -94,53 +116,56 @@ def _labelled_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 INPUTS = {"categorical": ["surface", "video_id"], "numeric": ["quality"], "lists": ["recent_watch_video_ids"]}
 
 
-def test_tuning_minimises_the_validation_loss_and_a_diverged_fit_loses(bench):
-    frame, config = bench.benchmark_frame(_labelled_frame(800), INPUTS)
-    splits = bench.make_splits(frame, config)
+def test_tuning_minimises_the_validation_loss_and_a_diverged_fit_loses(features, ranking_models, protocol):
+    frame, config = features.benchmark_frame(_labelled_frame(800), INPUTS)
+    splits = protocol.make_splits(frame, config)
 
     def constant_odds(fit_rows, config, params, seed):  # predicts the odds C everywhere; NaN past C = 10
         odds = params["inverse_regularization"]
         logit = math.log(odds) if odds <= 10 else math.nan
-        return bench.Fitted(logits=lambda rows: np.full(len(rows), logit), final_score=lambda rows: np.zeros(len(rows)))
+        return ranking_models.Fitted(logits=lambda rows: np.full(len(rows), logit),
+                                     final_score=lambda rows: np.zeros(len(rows)))
 
-    spec = bench.ModelSpec("logistic regression", constant_odds, stochastic=False)
-    tuning = bench.tune_model(spec, splits, config, trials=8, max_widenings=0)
+    spec = ranking_models.ModelSpec("logistic regression", constant_odds, stochastic=False)
+    tuning = protocol.tune_model(spec, splits, config, trials=8, max_widenings=0)
     values = tuning.trials["value"]
     assert tuning.best_value == values.min() and values.nunique() > 1
     assert tuning.best_params["inverse_regularization"] <= 10
     diverged = values[tuning.trials["inverse_regularization"] > 10]
     assert len(diverged) and np.isinf(diverged).all()  # they ran, lost, and failed nothing
-    assert tuning.best_value == pytest.approx(bench.validation_loss(
+    assert tuning.best_value == pytest.approx(ranking_models.validation_loss(
         splits.validation, np.full(len(splits.validation), math.log(tuning.best_params["inverse_regularization"]))))
 
 
-def test_an_export_reads_back_as_the_homes_frame_and_ranker_inputs(bench, tmp_path, monkeypatch):
+def test_an_export_reads_back_as_the_homes_frame_and_ranker_inputs(data, features, tmp_path, monkeypatch):
     from vidrec.settings import VidrecSettings
 
     settings = VidrecSettings(home=tmp_path / "home")
     settings.artifacts_dir.mkdir(parents=True)
     frame = _labelled_frame(200)
     frame.to_parquet(settings.artifacts_dir / "ranking_training_frame.parquet", index=False)
-    monkeypatch.setattr(bench, "pipeline_inputs", lambda _: INPUTS)  # Feast's answer for this home
-    bench.export_frame(settings, None, tmp_path / "export")
-    read_frame, read_inputs = bench.exported_frame(tmp_path / "export")
+    monkeypatch.setattr(data, "pipeline_inputs", lambda _: INPUTS)  # Feast's answer for this home
+    data.export_frame(settings, None, tmp_path / "export")
+    read_frame, read_inputs = data.exported_frame(tmp_path / "export")
     pd.testing.assert_frame_equal(read_frame, pd.read_parquet(settings.artifacts_dir / "ranking_training_frame.parquet"))
     assert read_inputs == INPUTS
-    _, config = bench.benchmark_frame(read_frame, read_inputs)
-    assert config.numeric_features == ["quality", *bench.TRAIN_CLICK_FEATURES]
+    _, config = features.benchmark_frame(read_frame, read_inputs)
+    assert config.numeric_features == ["quality", *features.TRAIN_CLICK_FEATURES]
     assert (config.categorical_features, config.bag_features) == (["surface", "video_id"], ["recent_watch_video_ids"])
 
 
 RUN_FROM_EXPORT = """
 import json, runpy, sys
 sys.argv = ["ranking.py", *json.loads(sys.argv[1])]
+sys.path.insert(0, {bench_dir!r})  # as `python bench/ranking.py` has it
 runpy.run_path({bench!r}, run_name="__main__")
 print("IMPORTED", json.dumps(sorted({{name.split(".")[0] for name in sys.modules}} & {{"feast", "dagster", "dbt", "mlflow"}})))
 """
 
 
 def _run_bench(arguments: list[str]) -> str:
-    completed = subprocess.run([sys.executable, "-c", RUN_FROM_EXPORT.format(bench=str(BENCH)), json.dumps(arguments)],
+    script = RUN_FROM_EXPORT.format(bench=str(BENCH), bench_dir=str(BENCH_DIR))
+    completed = subprocess.run([sys.executable, "-c", script, json.dumps(arguments)],
                                capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return completed.stdout
@@ -163,3 +188,11 @@ def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_
     assert [len(scored["components"]) for scored in saved["results"]] == [2, 1]
     rebuilt = _run_bench(["--from-results", str(results), *common])
     assert rebuilt[rebuilt.index("### tuning"):rebuilt.index("\nbundle.score")] == report
+
+
+def test_the_bench_runs_as_a_script_from_any_directory(tmp_path):
+    """`python bench/ranking.py` finds its sibling modules with no PYTHONPATH for bench/."""
+    completed = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "--frame-dir DIR" in completed.stdout and "Ranker benchmark: our multi-task ranker" in completed.stdout
