@@ -81,10 +81,10 @@ def results_table(results: Sequence[Scored], summaries: dict[str, Summary]) -> s
              "|---|---|---|---|---|---|---|"]
     for scored in results:
         summary = summaries[scored.model]
-        metric = lambda key: _spread([report.get(key, float("nan")) for report in scored.reports])
+        auc, ndcg = (_spread([report.get(key, float("nan")) for report in scored.reports])
+                     for key in ("auc_clicked", "ndcg_at_10_watch_seconds"))
         lines.append(f"| {scored.model} | {len(scored.seeds)} | {summary.gauc.format()} | "
-                     f"{summary.pairwise_loss.format()} | {metric('auc_clicked')} | "
-                     f"{metric('ndcg_at_10_watch_seconds')} | {statistics.mean(scored.train_seconds):.0f} |")
+                     f"{summary.pairwise_loss.format()} | {auc} | {ndcg} | {statistics.mean(scored.train_seconds):.0f} |")
     return "\n".join(lines)
 
 

@@ -151,7 +151,7 @@ def tune(
             study.enqueue_trial(best_params)  # carries the incumbent into the wider space (one of the budget)
         budget = trials_per_round if space else 1
 
-        def run(trial: optuna.Trial) -> float:
+        def run(trial: optuna.Trial, round_index: int = round_index) -> float:
             params = _suggest(trial, space)
             started = time.perf_counter()
             value = float(objective(params))
