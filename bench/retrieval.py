@@ -62,7 +62,7 @@ from models.baselines.harness import (
     MethodRun,
     MethodSpec,
     prepare_splits,
-    run_method,
+    run_harness,
     summary_table,
     test_reads,
 )
@@ -290,9 +290,8 @@ def main() -> None:
     settings = HarnessSettings(test_fraction=args.test_fraction, split_kind=args.split.replace("-", "_"),
                                tuning_metric=args.tuning_metric, trials=args.trials,
                                max_widenings=args.max_widenings, seeds=tuple(range(args.seeds)))
-    split, validation = prepare_splits(dataset.interactions, settings)
-    catalog_size = len(dataset.catalog_ids)
     if args.report_from is not None:
+        split, _ = prepare_splits(dataset.interactions, settings)
         runs = {path.stem: pickle.loads(path.read_bytes())
                 for path in sorted((args.report_from / dataset.name).glob("*.pkl"))}
         runs = {name: runs[name] for name in [*DEFAULT_METHODS, "multi_source_union"] if name in runs}
@@ -302,18 +301,18 @@ def main() -> None:
         unknown = [name for name in names if name not in specs]
         if unknown:
             raise SystemExit(f"unknown method(s) {unknown}; expected some of {list(specs)}")
-        runs = {}
-        extra = affinity_metrics(dataset)
-        for name in names:
-            spec = specs[name]
-            borrowed = runs[spec.params_from].params if spec.params_from in runs else None
-            if spec.params_from is not None and borrowed is None:
-                raise SystemExit(f"{name} takes the tuned parameters of {spec.params_from}: run both together")
-            runs[name] = run_method(spec, split, validation, catalog_size, settings, extra, borrowed)
-            if args.results_dir is not None:
-                target = args.results_dir / dataset.name / f"{name}.pkl"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(pickle.dumps(without_recommendations(runs[name])))
+
+        def store(run: MethodRun) -> None:
+            target = args.results_dir / dataset.name / f"{run.name}.pkl"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pickle.dumps(without_recommendations(run)))
+
+        try:
+            result = run_harness(dataset.interactions, [specs[name] for name in names], len(dataset.catalog_ids),
+                                 settings, affinity_metrics(dataset), on_run=store if args.results_dir else None)
+        except ValueError as error:  # e.g. a method listed without the one whose parameters it takes
+            raise SystemExit(str(error)) from error
+        runs, split = result.runs, result.split
     if not runs:
         raise SystemExit("no method runs to report")
     text = report(dataset, runs, split, settings) + f"\n\nwall time {time.perf_counter() - started:.0f} s"

@@ -158,8 +158,10 @@ def run_harness(
     catalog_size: int,
     settings: HarnessSettings = HarnessSettings(),
     extra_metrics: ExtraMetrics | None = None,
+    on_run: Callable[[MethodRun], None] | None = None,
 ) -> HarnessResult:
-    """Every method in one process, in order (a `params_from` method after the one it borrows from)."""
+    """Every method in one process, in order (a `params_from` method after the one it borrows from);
+    `on_run` gets each method's run as soon as it is done (the bench stores it there)."""
     split, validation = prepare_splits(interactions, settings)
     runs: dict[str, MethodRun] = {}
     for spec in methods:
@@ -170,6 +172,8 @@ def run_harness(
                                  f"before it; methods so far: {list(runs)}")
             borrowed = runs[spec.params_from].params
         runs[spec.name] = run_method(spec, split, validation, catalog_size, settings, extra_metrics, borrowed)
+        if on_run is not None:
+            on_run(runs[spec.name])
     return HarnessResult(runs, split, validation, test_reads(runs.values()))
 
 
