@@ -20,6 +20,7 @@ from models.calibration import Calibrator, calibrator_from_dict, reliability_dia
 from models.ranking.config import RankerConfig
 from models.ranking.model import WATCH_TIME_HEAD, Ranker
 from models.ranking.preprocessing import FeaturePreprocessor
+from models.safe_loading import load_weights
 
 FORMAT_VERSION = 2
 _CHUNK_ROWS = 65_536
@@ -134,7 +135,7 @@ class RankerBundle:
         model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
                        heads=tuple(metadata["heads"]), bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes)
         # Format 1 has no bias tower; its zero-initialised offsets leave the logits unchanged.
-        model.load_state_dict(torch.load(directory / "model.pt", weights_only=True), strict=version == FORMAT_VERSION)
+        model.load_state_dict(load_weights(directory / "model.pt"), strict=version == FORMAT_VERSION)
         model.flush_denormal_weights()  # bundles saved before training flushed them
         model.eval()
         calibration_path = directory / "calibration.json"

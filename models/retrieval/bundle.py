@@ -27,6 +27,7 @@ from models.retrieval.features import VideoInputs, encode_users, encode_videos
 from models.retrieval.freshness import epoch_days
 from models.retrieval.model import CandidateGenerator, VocabularySizes
 from models.retrieval.vocabulary import Vocabulary
+from models.safe_loading import load_arrays, load_weights
 
 FORMAT_VERSION = 1
 _CHUNK_ROWS = 8192
@@ -141,14 +142,14 @@ class RetrievalBundle:
             for name, payload in json.loads((directory / "vocabularies.json").read_text()).items()
         }
         model = CandidateGenerator(config, vocabulary_sizes(vocabularies))
-        model.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
+        model.load_state_dict(load_weights(directory / "model.pt"))
         model.eval()
-        with np.load(directory / "catalog.npz") as arrays:
-            catalog_inputs = VideoInputs(
-                *(torch.from_numpy(arrays[name]) for name in ("video", "creator", "category", "title_tokens"))
-            )
-            video_ids = arrays["video_ids"].astype(np.int64)
-            upload_days = arrays["upload_days"] if "upload_days" in arrays.files else None
+        arrays = load_arrays(directory / "catalog.npz")
+        catalog_inputs = VideoInputs(
+            *(torch.from_numpy(arrays[name]) for name in ("video", "creator", "category", "title_tokens"))
+        )
+        video_ids = arrays["video_ids"].astype(np.int64)
+        upload_days = arrays.get("upload_days")
         return cls(
             model=model,
             vocabularies=vocabularies,

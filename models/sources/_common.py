@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models import safe_loading
+
 NANOSECONDS_PER_DAY = 86_400 * 10**9
 
 
@@ -63,9 +65,7 @@ def load_arrays(directory: str | Path, name: str) -> tuple[dict, pd.Timestamp, d
     if not meta_path.exists() or not arrays_path.exists():
         raise FileNotFoundError(f"{directory} holds no saved '{name}' source (expected {name}.json and {name}.npz)")
     meta = json.loads(meta_path.read_text())
-    with np.load(arrays_path, allow_pickle=False) as stored:
-        arrays = {key: stored[key] for key in stored.files}
-    return meta["config"], pd.Timestamp(meta["now"]), arrays
+    return meta["config"], pd.Timestamp(meta["now"]), safe_loading.load_arrays(arrays_path)
 
 
 def split_by_offsets(keys: np.ndarray, offsets: np.ndarray, *columns: np.ndarray) -> dict[int, tuple[list, ...]]:
