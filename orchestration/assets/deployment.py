@@ -36,7 +36,9 @@ from orchestration.model_runs import latest_metadata
 from orchestration.resources import MlflowResource, VidrecResource
 
 DEPLOYMENT_GROUP = "deployment"
-SERVING_DIR = Path(__file__).resolve().parents[2] / "serving"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The Bento's build options and its Python packages live in one file (see `recommendation_bento`).
+PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 
 
 @asset(
@@ -86,16 +88,18 @@ def champion_models(context: AssetExecutionContext, mlflow_tracking: MlflowResou
 
 @asset(group_name=DEPLOYMENT_GROUP, deps=[champion_models], kinds={"bentoml"})
 def recommendation_bento(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
-    """A Bento of the recommendation service, built from serving/bentofile.yaml.
+    """A Bento of the recommendation service, built from `[tool.bentoml.build]` in pyproject.toml.
 
-    The Bento packages the service code; it loads the champion models from the MLflow registry
-    at start-up, so promoting a new champion needs a restart, not a rebuild.
+    Its Python packages are the project's `[project].dependencies` (BentoML reads them from the
+    same file), so the production profile's drivers travel with it. The Bento packages the service
+    code, not the models: it loads the champions from the MLflow registry at start-up, so a
+    promotion never needs a rebuild.
     """
-    settings = vidrec.settings()
+    bentoml_home = vidrec.settings().home / "bentoml"
     bentoml_cli = Path(sys.executable).parent / "bentoml"
     result = subprocess.run(
-        [str(bentoml_cli), "build", "-f", str(SERVING_DIR / "bentofile.yaml"), str(SERVING_DIR.parent), "--output", "tag"],
-        env={**os.environ, "BENTOML_HOME": str(settings.home / "bentoml")},
+        [str(bentoml_cli), "build", "-f", str(PYPROJECT), str(PROJECT_ROOT), "--output", "tag"],
+        env={**os.environ, "BENTOML_HOME": str(bentoml_home)},
         capture_output=True,
         text=True,
     )
@@ -103,4 +107,4 @@ def recommendation_bento(context: AssetExecutionContext, vidrec: VidrecResource)
         raise RuntimeError(f"bentoml build failed:\n{result.stdout}\n{result.stderr}")
     tag = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     context.log.info("built bento %s", tag)
-    return MaterializeResult(metadata={"bento_tag": tag, "bentoml_home": str(settings.home / "bentoml")})
+    return MaterializeResult(metadata={"bento_tag": tag, "bentoml_home": str(bentoml_home)})
