@@ -22,6 +22,11 @@ DAILY_SNAPSHOT_TTL = timedelta(days=2)
 PROFILE_TTL = timedelta(days=365)
 REQUEST_ENGAGEMENT = "request_engagement"
 HISTORY_TTL = timedelta(days=365)
+# Field names other modules read by name (the retrieval query, models/retrieval/query.py), so each
+# is spelled once, here.
+USER_PROFILE_FEATURES = ("country", "device", "age_bucket", "gender")
+RECENT_WATCH_VIDEO_IDS = "recent_watch_video_ids"
+RECENT_SEARCH_TOKENS = "recent_search_tokens"
 
 
 def user_profile_view(source: FileSource) -> FeatureView:
@@ -30,12 +35,7 @@ def user_profile_view(source: FileSource) -> FeatureView:
         description="Demographics of the user as of the latest daily snapshot.",
         entities=[user],
         ttl=PROFILE_TTL,
-        schema=[
-            Field(name="country", dtype=String),
-            Field(name="device", dtype=String),
-            Field(name="age_bucket", dtype=String),
-            Field(name="gender", dtype=String),
-        ],
+        schema=[Field(name=name, dtype=String) for name in USER_PROFILE_FEATURES],
         source=source,
         online=True,
     )
@@ -99,8 +99,8 @@ def user_watch_history_view(source: FileSource) -> FeatureView:
         entities=[user],
         ttl=HISTORY_TTL,
         schema=[
-            Field(name="recent_watch_video_ids", dtype=Array(Int64)),
-            Field(name="recent_search_tokens", dtype=Array(String)),
+            Field(name=RECENT_WATCH_VIDEO_IDS, dtype=Array(Int64)),
+            Field(name=RECENT_SEARCH_TOKENS, dtype=Array(String)),
             Field(name="watch_count_total", dtype=Int64),
             Field(name="last_watched_video_id", dtype=Int64),
         ],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from feast import FeatureService, FeatureView, OnDemandFeatureView
 
+from feature_repo.features import RECENT_SEARCH_TOKENS, RECENT_WATCH_VIDEO_IDS
+
 RANKER_FEATURES = "ranker_features"
 RETRIEVAL_USER_FEATURES = "retrieval_user_features"
 
@@ -28,7 +30,9 @@ def feature_services(views: dict[str, FeatureView | OnDemandFeatureView]) -> dic
         ),
         FeatureService(
             name=RETRIEVAL_USER_FEATURES,
-            features=[views["user_profile"], views["user_watch_history"]],
+            # exactly the tower's inputs: models/retrieval/query.py turns each into a query column
+            # and refuses a service holding a feature it does not place
+            features=[views["user_profile"], views["user_watch_history"][[RECENT_WATCH_VIDEO_IDS, RECENT_SEARCH_TOKENS]]],
             description="Per user inputs of the retrieval (candidate generation) tower.",
         ),
     )

@@ -75,7 +75,7 @@ def historical_features(
         joined = pd.concat(
             [store.get_historical_features(entity_df=rows, features=references).to_df() for rows in calls],
             ignore_index=True,
-        )
+        ) if calls else entity_rows.iloc[:0].assign(**{ref.split(":", 1)[1]: None for ref in references})
         logger.info(
             "joined %s for %d distinct entity rows in %d call(s), %.1f s",
             sorted({reference.split(":", 1)[0] for reference in references}), len(entity_rows), len(calls),
@@ -100,12 +100,15 @@ def _source_rows_per_key(store: FeatureStore, reference: str, keys: tuple[str, .
 
 def _calls_within(entity_rows: pd.DataFrame, source_rows: pd.DataFrame | None, max_pairs: int) -> list[pd.DataFrame]:
     """`entity_rows` (sorted by key) cut into consecutive pieces of at most `max_pairs` (entity row,
-    source row of its key) pairs each; a row whose key has no source rows counts as one."""
+    source row of its key) pairs each. Rows whose key has no source rows are left out: the merge
+    gives them nulls anyway, and Feast's file store fails on a call where no row has any (a dtype
+    error in its ttl filter)."""
     if source_rows is None or entity_rows.empty:
         return [entity_rows]
     keys = [column for column in source_rows.columns if column != "source_rows"]
     per_row = entity_rows[keys].merge(source_rows, on=keys, how="left")["source_rows"].fillna(0).to_numpy()
-    call = (np.cumsum(np.maximum(per_row, 1)) - 1) // max_pairs
+    entity_rows, per_row = entity_rows[per_row > 0], per_row[per_row > 0]
+    call = (np.cumsum(per_row) - 1) // max_pairs
     return [entity_rows[call == index] for index in np.unique(call)]
 
 

@@ -13,7 +13,8 @@ import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey
 
-from models.evaluation.holdout_task import PROFILE_COLUMNS, HoldoutTask, build_holdout_task
+from feature_repo.store import feature_store
+from models.evaluation.holdout_task import HoldoutTask, build_holdout_task
 from models.registry import ModelVersionRef
 from vidrec.settings import VidrecSettings
 
@@ -41,14 +42,10 @@ def run_tags(context: AssetExecutionContext, settings: VidrecSettings) -> dict[s
 
 
 def holdout_task(settings: VidrecSettings) -> HoldoutTask:
-    marts = settings.marts_dir
+    """The holdout task; its queries are read through the Feast registry (feast_registry first)."""
     return build_holdout_task(
-        interactions=pd.read_parquet(marts / "watch_interactions.parquet"),
-        history=pd.read_parquet(marts / "user_watch_history.parquet"),
-        profiles=pd.read_parquet(
-            marts / "user_features_daily.parquet",
-            columns=["user_id", "event_timestamp", *PROFILE_COLUMNS],
-        ),
+        interactions=pd.read_parquet(settings.marts_dir / "watch_interactions.parquet"),
+        store=feature_store(settings),
         holdout_start=holdout_start(settings),
     )
 

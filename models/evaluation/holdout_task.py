@@ -2,38 +2,36 @@
 
 Who is a test user, what they had seen and what they watched next all come from
 `models/evaluation/protocol.py` (a global split of `watch_interactions`' first watches at the cut
-dbt computed). This module adds what only the pipeline's models need: a query per test user built
-from data before the cut alone — their `user_watch_history` row as of `holdout_start` (the same
-state serving reads) and their latest profile snapshot. No event at or after the cut reaches a query.
+dbt computed). This module adds what only the pipeline's models need: a query per test user as
+they stood strictly before the cut, read through the retrieval feature service by
+`models.retrieval.query` (the same service and builder the training frame and serving use). No
+event at or after the cut reaches a query.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+from feast import FeatureStore
 
 from models.evaluation.protocol import TemporalSplit, temporal_split
-from models.retrieval.features import USER_CATEGORICAL_FEATURES
+from models.retrieval.features import HISTORY_VIDEO_IDS
+from models.retrieval.query import historical_queries
 
 HOLDOUT_KS = (10, 50, 100)  # the pipeline logs recall / ndcg / hit_rate at each, as holdout_<metric>_at_<k>
-PROFILE_COLUMNS = USER_CATEGORICAL_FEATURES
 
 
 @dataclass(frozen=True)
 class HoldoutTask:
     split: TemporalSplit  # global, cut at holdout_start
-    queries: pd.DataFrame  # one row per test user, by user_id: user_id, history_video_ids,
-    #                        history_search_tokens, example_age_days (0), profile columns
+    queries: pd.DataFrame  # one row per test user, by user_id: user_id, the query columns of
+    #                        models.retrieval.query (history, search tokens, profile), example_age_days (0)
 
 
-def build_holdout_task(
-    interactions: pd.DataFrame,
-    history: pd.DataFrame,
-    profiles: pd.DataFrame,
-    holdout_start: pd.Timestamp,
-) -> HoldoutTask:
-    """Assemble the task from the marts `watch_interactions`, `user_watch_history`, `user_features_daily`."""
+def build_holdout_task(interactions: pd.DataFrame, store: FeatureStore, holdout_start: pd.Timestamp) -> HoldoutTask:
+    """Assemble the task from the mart `watch_interactions` and the Feast store over the marts."""
     holdout_start = pd.Timestamp(holdout_start)
     first_watches = pd.DataFrame({
         "user_id": interactions["user_id"],
@@ -41,27 +39,17 @@ def build_holdout_task(
         "time": pd.to_datetime(interactions["first_watch_time"]),
     })
     split = temporal_split(first_watches, cutoff=holdout_start)
-    return HoldoutTask(split, queries_as_of(history, profiles, sorted(split.relevant()), holdout_start))
+    return HoldoutTask(split, queries_before(store, sorted(split.relevant()), holdout_start))
 
 
-def queries_as_of(
-    history: pd.DataFrame, profiles: pd.DataFrame, user_ids: list[int], cut: pd.Timestamp
-) -> pd.DataFrame:
-    """One query per user from their last history state strictly before `cut` and their latest
-    profile snapshot at or before it. Every user must have a history state before the cut (any
-    watch before it leaves one), else the marts disagree and this raises."""
-    states = history[pd.to_datetime(history["event_timestamp"]) < cut]
-    states = states.sort_values("event_timestamp").groupby("user_id").tail(1)
-    states = states[states["user_id"].isin(user_ids)]
-    missing = sorted(set(user_ids) - set(states["user_id"].astype(int)))
+def queries_before(store: FeatureStore, user_ids: list[int], cut: pd.Timestamp) -> pd.DataFrame:
+    """One query per user as they stood strictly before `cut`. Every test user watched something
+    before the cut, which leaves a history state; one without, or whose state lies beyond the
+    history view's ttl, means the marts and the store disagree, and this raises."""
+    users = pd.DataFrame({"user_id": np.asarray(user_ids, dtype=np.int64)})
+    queries = historical_queries(store, users, as_of=cut)
+    missing = queries.loc[queries[HISTORY_VIDEO_IDS].map(len) == 0, "user_id"].astype(int).tolist()
     if missing:
         raise ValueError(f"user_watch_history has no state before {cut} for test users {missing[:5]} "
                          f"({len(missing)} in all); every user with a watch before the cut should have one")
-    queries = states.rename(
-        columns={"recent_watch_video_ids": "history_video_ids", "recent_search_tokens": "history_search_tokens"}
-    )[["user_id", "history_video_ids", "history_search_tokens"]]
-    latest_profiles = profiles[pd.to_datetime(profiles["event_timestamp"]) <= cut]
-    latest_profiles = latest_profiles.sort_values("event_timestamp").groupby("user_id").tail(1)
-    queries = queries.merge(latest_profiles[["user_id", *PROFILE_COLUMNS]], on="user_id", how="left")
-    queries["example_age_days"] = 0.0
     return queries.sort_values("user_id").reset_index(drop=True)

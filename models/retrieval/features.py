@@ -15,8 +15,13 @@ import torch
 
 from models.retrieval.vocabulary import Vocabulary
 
+# The user tower's query columns. models/retrieval/query.py builds them from the Feast service
+# retrieval_user_features (its tests hold the two to the same set).
+HISTORY_VIDEO_IDS = "history_video_ids"
+HISTORY_SEARCH_TOKENS = "history_search_tokens"
 USER_CATEGORICAL_FEATURES = ("country", "device", "age_bucket", "gender")
-USER_COLUMNS = ("history_video_ids", "history_search_tokens", *USER_CATEGORICAL_FEATURES)
+USER_COLUMNS = (HISTORY_VIDEO_IDS, HISTORY_SEARCH_TOKENS, *USER_CATEGORICAL_FEATURES)
+EXAMPLE_AGE_DAYS = "example_age_days"  # optional: 0 ("now") when absent
 CATALOG_COLUMNS = ("video_id", "creator_id", "category", "title_tokens")
 
 
@@ -96,13 +101,13 @@ def encode_users(
 ) -> UserInputs:
     """Encode user rows; `example_age_days` defaults to 0 ("now") when the column is absent."""
     require_columns(frame, USER_COLUMNS, "user frame")
-    history = pad_sequences(as_lists(frame["history_video_ids"]), vocabularies["video"], history_length)
-    tokens = pad_sequences(as_lists(frame["history_search_tokens"]), vocabularies["search_token"], max_search_tokens)
+    history = pad_sequences(as_lists(frame[HISTORY_VIDEO_IDS]), vocabularies["video"], history_length)
+    tokens = pad_sequences(as_lists(frame[HISTORY_SEARCH_TOKENS]), vocabularies["search_token"], max_search_tokens)
     categorical = np.stack(
         [vocabularies[name].encode(frame[name].tolist()) for name in USER_CATEGORICAL_FEATURES], axis=1
     ).reshape(len(frame), len(USER_CATEGORICAL_FEATURES))
-    if "example_age_days" in frame.columns:
-        example_age = frame["example_age_days"].fillna(0.0).to_numpy(np.float32) / example_age_scale
+    if EXAMPLE_AGE_DAYS in frame.columns:
+        example_age = frame[EXAMPLE_AGE_DAYS].fillna(0.0).to_numpy(np.float32) / example_age_scale
     else:
         example_age = np.zeros(len(frame), dtype=np.float32)
     return UserInputs(

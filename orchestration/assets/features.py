@@ -10,18 +10,19 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from feast import FeatureStore
 
 from feature_repo.feature_columns import RANKER_SERVICE, ranker_inputs
 from feature_repo.store import apply_feature_definitions, feature_store
 from feature_repo.engagement import REQUEST_TIME
 from feature_repo.on_demand import unix_seconds
 from feature_repo.training_frames import historical_features
+from models.retrieval.features import HISTORY_SEARCH_TOKENS, HISTORY_VIDEO_IDS
+from models.retrieval.query import historical_queries
 from orchestration.resources import VidrecResource
 from vidrec.settings import VidrecSettings
 
 FEATURES_GROUP = "features"
-RETRIEVAL_USER_SERVICE = "retrieval_user_features"
-USER_PROFILE_FEATURES = ["user_profile:country", "user_profile:device", "user_profile:age_bucket", "user_profile:gender"]
 FEATURE_MARTS = ("user_features_daily", "video_features_daily", "user_watch_history", "user_engagement_history")
 
 
@@ -141,21 +142,50 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     )
 
 
+def retrieval_frame(store: FeatureStore, examples: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Each rollback example with its query as the user stood just before the label, read through
+    the retrieval feature service by `models.retrieval.query` (as the holdout and serving read it).
+
+    The mart's rollback history is the one its dbt test proved precedes the label; the service must
+    give back that same history, else Feast and the marts disagree and this raises. An example
+    whose last history state lies beyond the view's ttl gets none from the service (nor would a
+    request) and is dropped; how many were comes back with the frame.
+    """
+    rollback = examples[[HISTORY_VIDEO_IDS, HISTORY_SEARCH_TOKENS]].reset_index(drop=True)
+    frame = historical_queries(store, examples.drop(columns=list(rollback.columns)), as_of=examples["label_time"])
+    frame = frame.reset_index(drop=True)
+    has_state = frame[HISTORY_VIDEO_IDS].map(len) > 0
+    for column in rollback.columns:
+        differs = [
+            position for position, (mart, served) in enumerate(zip(rollback[column], frame[column]))
+            if has_state[position] and list(mart) != served
+        ]
+        if differs:
+            first = differs[0]
+            raise ValueError(
+                f"{len(differs)} retrieval examples get a {column} from the feature service that differs from the "
+                f"mart's rollback history, e.g. user {frame.at[first, 'user_id']} at {frame.at[first, 'label_time']}: "
+                f"service {frame.at[first, column]}, mart {np.asarray(rollback.at[first, column]).tolist()}"
+            )
+    return frame[has_state].reset_index(drop=True), int((~has_state).sum())
+
+
 @asset(group_name=FEATURES_GROUP, deps=[feast_registry, AssetKey("retrieval_training_examples")], kinds={"feast", "parquet"})
 def retrieval_training_frame(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
-    """Rollback examples (history strictly before each label) with point-in-time user profile."""
+    """Rollback examples (history strictly before each label) with their point-in-time queries."""
     settings = vidrec.settings()
-    store = feature_store(settings)
     examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
     examples = examples.sort_values(["user_id", "label_time", "label_video_id"], kind="stable").reset_index(drop=True)
-    examples["event_timestamp"] = examples["label_time"]  # historical_features reads it as UTC
-    frame = historical_features(store, examples, USER_PROFILE_FEATURES)
+    frame, without_state = retrieval_frame(feature_store(settings), examples)
+    if without_state:
+        context.log.info("retrieval frame: %d examples dropped, their history state beyond the view's ttl", without_state)
     path = retrieval_frame_path(settings)
     frame.to_parquet(path, index=False)
     return MaterializeResult(
         metadata={
             "rows": len(frame),
             "users": int(frame["user_id"].nunique()),
+            "examples_without_history_state": without_state,
             "split_counts": MetadataValue.json(frame["split"].value_counts().to_dict()),
             "path": str(path),
         }

@@ -29,6 +29,7 @@ from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.train import train_candidate_generator
 from orchestration.assets.features import (
+    feast_registry,
     ranking_frame_path,
     ranking_training_frame,
     retrieval_frame_path,
@@ -50,8 +51,10 @@ MODELS_GROUP = "models"
 RECALL_AT_K_FOR_INDEX = 100
 
 
+# every asset that asks `holdout_task` reads its queries through the Feast registry
 @asset(
-    group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), AssetKey("video_catalog")], kinds={"python", "mlflow"}
+    group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), AssetKey("video_catalog"), feast_registry],
+    kinds={"python", "mlflow"},
 )
 def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
     """Most-watched-recently videos: the baseline to beat and the unknown-user fallback."""
@@ -232,7 +235,7 @@ def _recall_of_lists(lists: dict[int, list[int]], split: TemporalSplit, catalog_
 @asset(
     group_name=MODELS_GROUP,
     deps=[AssetKey("stg_raw__watches"), AssetKey("stg_raw__impressions"), AssetKey("stg_raw__subscriptions"),
-          AssetKey("video_catalog"), AssetKey("user_watch_history")],
+          AssetKey("video_catalog"), AssetKey("user_watch_history"), feast_registry],
     kinds={"python", "mlflow"},
 )
 def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:

@@ -1,49 +1,50 @@
-import numpy as np
 import pandas as pd
 import pytest
 
 from models.evaluation.holdout_task import build_holdout_task
+from tests.models.retrieval.user_feature_marts import history_row, profile_row, store_over_marts
 
 CUT = pd.Timestamp("2024-01-10")
 BEFORE, AFTER = pd.Timestamp("2024-01-05"), pd.Timestamp("2024-01-12")
 
 
-def marts():
-    """watch_interactions, user_watch_history and user_features_daily for three users:
-    1 watches 10 before the cut and 11 after; 2 watches 20 before and nothing new after;
-    3 watches only after the cut (no history, so not a test user)."""
-    interactions = pd.DataFrame({
+def interactions() -> pd.DataFrame:
+    """watch_interactions for three users: 1 watches 10 before the cut and 11 after; 2 watches 20
+    before and nothing new after; 3 watches only after the cut (no history, so not a test user)."""
+    return pd.DataFrame({
         "user_id": [1, 1, 2, 3],
         "video_id": [10, 11, 20, 30],
         "first_watch_time": [BEFORE, AFTER, BEFORE, AFTER],
     })
-    history = pd.DataFrame({
-        "user_id": [1, 1, 2, 3],
-        "event_timestamp": [BEFORE, AFTER, BEFORE, AFTER],
-        "recent_watch_video_ids": [np.array([10]), np.array([10, 11]), np.array([20]), np.array([30])],
-        "recent_search_tokens": [np.array(["cats"]), np.array(["cats", "dogs"]), np.array([]), np.array([])],
-    })
-    profiles = pd.DataFrame({
-        "user_id": [1, 1, 2],
-        "event_timestamp": [BEFORE, AFTER, BEFORE],
-        "country": ["FR", "DE", "US"],
-        "device": ["tv", "phone", "web"],
-        "age_bucket": ["18-24", "18-24", "35-44"],
-        "gender": ["f", "f", "m"],
-    })
-    return interactions, history, profiles
 
 
-def test_holdout_task_is_the_protocols_global_split_at_the_cut():
-    task = build_holdout_task(*marts(), holdout_start=CUT)
+def store(home, histories=None):
+    """The feature marts behind those watches: history states at each watch, profile snapshots."""
+    profiles = [
+        profile_row(1, BEFORE.to_pydatetime(), country="FR", device="tv"),
+        profile_row(1, AFTER.to_pydatetime(), country="DE", device="phone"),
+        profile_row(2, BEFORE.to_pydatetime(), country="US", device="web", gender="m"),
+    ]
+    if histories is None:
+        histories = [
+            history_row(1, BEFORE.to_pydatetime(), [10], ["cats"]),
+            history_row(1, AFTER.to_pydatetime(), [10, 11], ["cats", "dogs"]),
+            history_row(2, BEFORE.to_pydatetime(), [20], []),
+            history_row(3, AFTER.to_pydatetime(), [30], []),
+        ]
+    return store_over_marts(home, profiles, histories)
+
+
+def test_holdout_task_is_the_protocols_global_split_at_the_cut(tmp_path):
+    task = build_holdout_task(interactions(), store(tmp_path), holdout_start=CUT)
     assert task.split.kind == "global" and task.split.cutoff == CUT
     assert task.split.relevant() == {1: {11}}
     assert task.split.seen() == {1: {10}, 2: {20}}
     assert task.split.cold_items == {11}
 
 
-def test_queries_hold_only_what_was_known_before_the_cut():
-    task = build_holdout_task(*marts(), holdout_start=CUT)
+def test_queries_hold_only_what_was_known_before_the_cut(tmp_path):
+    task = build_holdout_task(interactions(), store(tmp_path), holdout_start=CUT)
     assert task.queries["user_id"].tolist() == [1]
     query = task.queries.iloc[0]
     assert list(query["history_video_ids"]) == [10]
@@ -52,7 +53,7 @@ def test_queries_hold_only_what_was_known_before_the_cut():
     assert query["example_age_days"] == 0.0
 
 
-def test_a_test_user_without_a_history_state_is_an_error():
-    interactions, history, profiles = marts()
+def test_a_test_user_without_a_history_state_is_an_error(tmp_path):
+    only_others = [history_row(2, BEFORE.to_pydatetime(), [20], []), history_row(3, AFTER.to_pydatetime(), [30], [])]
     with pytest.raises(ValueError, match=r"no state before .* for test users \[1\]"):
-        build_holdout_task(interactions, history[history["user_id"] != 1], profiles, holdout_start=CUT)
+        build_holdout_task(interactions(), store(tmp_path, only_others), holdout_start=CUT)
