@@ -1,11 +1,28 @@
-"""Request and response models of the recommendation API (they are the OpenAPI spec)."""
+"""Request and response models of the recommendation API (they are the OpenAPI spec).
+
+Request fields are strict: JSON `false` is not user 0 and `"7"` is not 7. pydantic's lax mode
+would coerce both, so a client bug would silently get someone else's recommendations.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
+# Ids are BIGINT in the warehouse and int64 in Feast: a larger number cannot name anyone.
+MAX_ID = 2**63 - 1
+
+UserId = Annotated[
+    StrictInt,
+    Field(
+        ge=0,
+        le=MAX_ID,
+        description="The user to recommend for (a JSON integer; booleans and strings are rejected); "
+        "unknown users get popular videos.",
+    ),
+]
+TopK = Annotated[StrictInt, Field(ge=1, le=500, description="How many videos to return (a JSON integer).")]
 Surface = Literal["home", "watch_next", "search"]
 Source = Literal["ann", "co_watch", "subscriptions", "trending", "fresh", "exploration", "popular"]
 
@@ -26,3 +43,15 @@ class RecommendationResponse(BaseModel):
     known_user: bool = Field(description="False when the user has no features yet and got the popularity fallback.")
     items: list[RecommendedVideo]
     model_versions: dict[str, str] = Field(description="Registry versions of the models that served this answer.")
+    degraded: list[str] = Field(
+        default_factory=list,
+        description="Stages that fell back during this request, e.g. user_features:default, "
+        "ranking:retrieval_order, retrieval:popular; empty when every stage answered in time.",
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error the API answers (4xx and 5xx), whichever layer produced it."""
+
+    error: str = Field(description="What went wrong, naming the offending field, header or limit.")
+    detail: str = Field("", description="More about the error, e.g. every invalid field with its problem.")

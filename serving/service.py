@@ -8,19 +8,19 @@ still starts, `/readyz` answers 503 and `/recommend` says what to do, rather tha
 from __future__ import annotations
 
 import logging
-from typing import Annotated
 
 import bentoml
 import faiss
 import torch
-from pydantic import Field
 
 from feature_repo.store import feature_store
+from serving.api_guard import ApiGuard, GuardPolicy, service_media_types
+from serving.error_logging import log_client_errors_without_traceback
 from serving.loading import load_champion_models
 from serving.online_features import OnlineFeatureReader
 from serving.recommender import Recommender
 from serving.request_clock import request_clock
-from serving.schemas import RecommendationResponse, Surface
+from serving.schemas import RecommendationResponse, Surface, TopK, UserId
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,21 @@ class RecommendationService:
     @bentoml.api(route="/recommend")
     def recommend(
         self,
-        user_id: Annotated[int, Field(ge=0, description="The user to recommend for; unknown users get popular videos.")],
-        k: Annotated[int, Field(ge=1, le=500, description="How many videos to return.")] = 10,
+        user_id: UserId,
+        k: TopK = 10,
         surface: Surface = "home",
     ) -> RecommendationResponse:
         """Top-k videos for a user on a surface, each with its score and retrieval source."""
         if self.recommender is None:
             raise bentoml.exceptions.ServiceUnavailable(f"models not loaded: {self.not_ready_reason}")
         return self.recommender.recommend(user_id, k, surface)
+
+
+def _guard_policy(settings: VidrecSettings) -> GuardPolicy:
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    return GuardPolicy(settings.api_max_body_bytes, api_key, service_media_types(RecommendationService))
+
+
+# Size limits, media types, the API key on write/admin routes and one error body (serving/api_guard.py).
+RecommendationService.add_asgi_middleware(ApiGuard, policy=_guard_policy(VidrecSettings()))
+log_client_errors_without_traceback()

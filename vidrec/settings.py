@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +61,10 @@ class VidrecSettings(BaseSettings):
     # logs that lie in the past (the embedded simulated data). Unset: "data" in the default
     # profile, "wall" in production.
     serving_clock: Literal["wall", "data"] | None = None
+    # API hardening (serving/api_guard.py): the largest request body any route reads, and the key
+    # that routes which write or administer (/events, /admin/...) require when set.
+    api_max_body_bytes: int = Field(1_048_576, ge=1)
+    api_key: SecretStr | None = Field(None, description="Unset: write/admin routes are open (local use).")
 
     # Production profile endpoints (only read when profile == "production").
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/vidrec"
@@ -68,6 +72,11 @@ class VidrecSettings(BaseSettings):
 
     # Optional explicit overrides.
     mlflow_tracking_uri_override: str | None = Field(None, alias="VIDREC_MLFLOW_TRACKING_URI")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_api_key_is_unset(cls, api_key: object) -> object:
+        return None if api_key == "" else api_key
 
     @field_validator("home")
     @classmethod

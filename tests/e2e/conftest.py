@@ -53,17 +53,20 @@ def service_url(pipeline_run) -> Iterator[str]:
     settings = pipeline_run[0]
     port = _free_port()
     environment = {**os.environ, "VIDREC_HOME": str(settings.home), "BENTOML_HOME": str(settings.home / "bentoml")}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:RecommendationService",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    # A file, not a pipe: nobody drains a pipe while tests run, and a full one blocks the server's logging.
+    log_path = settings.home / "bentoml_serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bentoml"), "serve", "serving.service:RecommendationService",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if server.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited:\n{server.stdout.read().decode()}")
+                raise RuntimeError(f"bentoml serve exited:\n{log_path.read_text()}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
