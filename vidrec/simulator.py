@@ -325,20 +325,10 @@ def _show_slate(
         empty = np.array([], dtype=np.int64)
         return empty, empty, np.array([], dtype="datetime64[us]")
     slate_size = min(slate_size, len(candidate_videos))
-    # The logging policy (observable inputs only), with noise: Gumbel top-k sampling.
-    popularity_logit = policy.popularity_logit(candidate_videos)  # (1, candidates)
-    model_score = policy.model_score(users, candidate_videos)  # (requests, candidates)
-    policy_logit = popularity_logit + model_score
-    if extra_logit is not None:
-        policy_logit = policy_logit + extra_logit
-    noisy_logit = policy_logit + rng.gumbel(size=policy_logit.shape)
-    slate_columns = np.argpartition(-noisy_logit, slate_size - 1, axis=1)[:, :slate_size]
-    slate_keys = np.take_along_axis(noisy_logit, slate_columns, axis=1)
-    slate_columns = np.take_along_axis(slate_columns, np.argsort(-slate_keys, axis=1), axis=1)
-    slate_videos = candidate_videos[slate_columns]  # (requests, slate)
-    sources, source_scores = _logged_sources(
-        slate_columns, policy_logit, [popularity_logit, model_score, extra_logit], surface
+    slate_columns, sources, source_scores = _policy_slates(
+        policy, rng, users, candidate_videos, slate_size, surface, extra_logit
     )
+    slate_videos = candidate_videos[slate_columns]  # (requests, slate)
     positions = np.broadcast_to(np.arange(slate_size), slate_videos.shape)
     request_ids = np.char.add(request_prefix, np.arange(n_requests).astype(str))
     shown_times = times[:, None] + (positions * 400_000).astype("timedelta64[us]")
@@ -366,6 +356,50 @@ def _show_slate(
     click_times = shown_times[clicked] + (rng.uniform(2, 30, clicked.sum()) * 1e6).astype("timedelta64[us]")
     _record_watches(world, rng, log, click_users, click_videos, click_times, slate_affinity[clicked])
     return click_users, click_videos, click_times
+
+
+# Requests scored at once by the logging policy: its matrices are (requests, candidates), so at
+# 100k videos a day's home requests in one block took ~9 GB and as much kernel time (page faults)
+# as arithmetic; blocks of this many rows bound that at ~0.2 GB per matrix.
+POLICY_BLOCK_ROWS = 256
+
+
+def _policy_slates(
+    policy: LoggingPolicy,
+    rng: np.random.Generator,
+    users: np.ndarray,
+    candidate_videos: np.ndarray,
+    slate_size: int,
+    surface: str,
+    extra_logit: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The logging policy's slates (candidate columns, best first), sources and source scores.
+
+    Gumbel top-k sampling over `popularity_logit + model_score + extra_logit`, in blocks of
+    requests. Every step is row-wise and the noise is drawn block after block from the same
+    stream, so the result is identical to scoring all requests at once.
+    """
+    popularity_logit = policy.popularity_logit(candidate_videos)  # (1, candidates)
+    per_request_extra = extra_logit is not None and extra_logit.shape[0] == len(users) and len(users) > 1
+    columns, sources, scores = [], [], []
+    for start in range(0, len(users), POLICY_BLOCK_ROWS):
+        block = slice(start, start + POLICY_BLOCK_ROWS)
+        model_score = policy.model_score(users[block], candidate_videos)  # (block, candidates)
+        extra = extra_logit[block] if per_request_extra else extra_logit
+        policy_logit = popularity_logit + model_score
+        if extra is not None:
+            policy_logit = policy_logit + extra
+        noisy_logit = policy_logit + rng.gumbel(size=policy_logit.shape)
+        slate_columns = np.argpartition(-noisy_logit, slate_size - 1, axis=1)[:, :slate_size]
+        slate_keys = np.take_along_axis(noisy_logit, slate_columns, axis=1)
+        slate_columns = np.take_along_axis(slate_columns, np.argsort(-slate_keys, axis=1), axis=1)
+        block_sources, block_scores = _logged_sources(
+            slate_columns, policy_logit, [popularity_logit, model_score, extra], surface
+        )
+        columns.append(slate_columns)
+        sources.append(block_sources)
+        scores.append(block_scores)
+    return np.concatenate(columns), np.concatenate(sources), np.concatenate(scores)
 
 
 # The source the logging policy names for a shown video: the term of its logit that stood out most.
