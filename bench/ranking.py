@@ -59,7 +59,9 @@ clicked by users who clicked the videos in this user's recent-watch bag (count, 
 
 Tuning. Every tuned model gets the project's one search (models/evaluation/tuning.py: Optuna's
 TPE, seeded), minimising the validation loss (the watch-time-weighted log loss of the watch-time
-log-odds), each trial fit with seed 0: `--trials` trials per round; a best point near an edge of
+log-odds), each trial fit with seed 0, over the model's space in bench/ranking_models.py
+(ours: epochs, weight decay and learning rate, and its shape, dropout and DCN-v2 cross layers;
+HGB: rate, leaves, L2, leaf size; LR: C): `--trials` trials per round; a best point near an edge of
 its range that is not a hard limit widens that edge, and another round of `--trials` trials runs
 from the best point so far, at most `--max-widenings` times per model. The tuning table says how
 many rounds each model took and which edges moved.
@@ -86,7 +88,9 @@ in bench/, has a module of its own:
 - ranking_protocol.py: tuning on validation, then the holdout once per seed; scoring latency;
 - ranking_tables.py: the bootstrap intervals and the report's Markdown tables;
 - ranking_results.py: what a report is built from (`Outcome`) and its `--results-json` file;
-- ranking_mlflow.py: the MLflow run.
+- ranking_mlflow.py: the MLflow run;
+- ranking_variants.py (a script of its own): which ranker variant to benchmark, chosen on the
+  validation rows with the holdout dropped.
 They import each other as top-level modules: `python bench/ranking.py` puts bench/ first on
 sys.path.
 """

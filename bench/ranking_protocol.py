@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from models.evaluation.ranking_metrics import reliability_bins
-from models.evaluation.tuning import TuningResult, tune
+from models.evaluation.tuning import SearchSpace, TuningResult, tune
 from models.ranking.config import RankerConfig
 from models.ranking.evaluate import base_rates, ranking_report, user_components
 from models.ranking.labels import example_weights, head_labels
@@ -55,16 +55,18 @@ def make_splits(frame: pd.DataFrame, config: RankerConfig) -> Splits:
     return Splits(train, fit, validation, holdout)
 
 
-def tune_model(spec: ModelSpec, splits: Splits, config: RankerConfig, trials: int, max_widenings: int) -> TuningResult:
-    """The shared search over `SEARCH_SPACES[spec.name]`, minimising the validation loss of fits
-    with seed 0."""
+def tune_model(spec: ModelSpec, splits: Splits, config: RankerConfig, trials: int, max_widenings: int,
+               space: SearchSpace | None = None) -> TuningResult:
+    """The shared search over `space` (default `SEARCH_SPACES[spec.name]`), minimising the
+    validation loss of fits with seed 0."""
     rows = splits.train if spec.fits_on_train_split else splits.fit
 
     def loss_of(params: dict) -> float:
         loss = validation_loss(splits.validation, spec.fit(rows, config, params, 0).logits(splits.validation))
         return loss if math.isfinite(loss) else math.inf  # a diverged fit loses; it does not fail the study
 
-    return tune(loss_of, SEARCH_SPACES[spec.name], trials, max_widenings, seed=0, direction="minimize")
+    space = SEARCH_SPACES[spec.name] if space is None else space
+    return tune(loss_of, space, trials, max_widenings, seed=0, direction="minimize")
 
 
 def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerConfig, seeds: Sequence[int],

@@ -60,6 +60,18 @@ class RankerConfig:
     architecture: str = "shared_bottom"
     hidden_widths: tuple[int, ...] = (128, 64)  # the trunk, or each expert under MMoE
     num_experts: int = 4
+    # Dropout and cross layers are tuned by bench/ranking.py (docs/benchmarks.md); the defaults are
+    # the shape a bundle saved before these fields existed has, so its config.json still loads.
+    dropout: float = 0.0  # after every hidden layer of the trunk (or of each expert)
+    # DCN-v2 cross layers (Wang et al., 2021) on the input, before the trunk: x ← x₀ ⊙ (W x + b) + x.
+    # Each layer raises the degree of the explicit feature crosses by one (user × candidate, what a
+    # tree gets from its splits); an MLP of ReLUs learns such products only approximately.
+    cross_layers: int = 0
+    # Wide & Deep (Cheng et al., 2016): per head, a linear term over the raw inputs (one weight per
+    # categorical value, per numeric input, per id of a bag, averaged like the bag) added to the
+    # logit, so the ranker holds the logistic regression it is compared with and the deep part
+    # learns what that misses.
+    wide: bool = False
     heads: tuple[str, ...] = HEADS
     task_weights: dict[str, float] = field(default_factory=dict)  # loss weight per head, default 1
     watch_time_weighted: bool = True  # False: the watch_time head is a plain (equal-weight) LR on clicks
@@ -106,6 +118,10 @@ class RankerConfig:
             raise ValueError(f"features listed under more than one kind (categorical, numeric, bag): {sorted(overlap)}")
         if self.max_bag_length < 1:
             raise ValueError(f"max_bag_length must be at least 1, got {self.max_bag_length}")
+        if self.cross_layers < 0:
+            raise ValueError(f"cross_layers must be at least 0, got {self.cross_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         unknown = [head for head in (*self.heads, *self.score_weights, *self.task_weights) if head not in HEADS]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,57 @@ def test_the_bench_runs_as_a_script_from_any_directory(tmp_path):
                                timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "--frame-dir DIR" in completed.stdout and "Ranker benchmark: our multi-task ranker" in completed.stdout
+
+
+@pytest.fixture(scope="module")
+def variants(bench_on_path):
+    return importlib.import_module("ranking_variants")
+
+
+def test_the_variant_study_scores_validation_and_never_reads_the_holdout(features, variants):
+    raw = _labelled_frame(800)
+    holdout = raw["split"] == "holdout"
+    scrambled = raw.copy()
+    scrambled.loc[holdout, "clicked"] = ~scrambled.loc[holdout, "clicked"]
+    scrambled.loc[holdout, "quality"] = 1.0 - scrambled.loc[holdout, "quality"]
+
+    def reports(raw):
+        frame, config = features.benchmark_frame(raw, INPUTS)
+        splits = variants.validation_splits(frame, config)
+        assert splits.holdout.empty and len(splits.validation) == round(0.1 * (~holdout).sum())
+        return [variants.study(name, splits, config, [0], trials=2, max_widenings=0)[1].reports[0]
+                for name in ("logistic regression", "popularity (train clickers)")]
+
+    assert reports(raw) == reports(scrambled)
+    assert reports(raw)[0]["rows"] == round(0.1 * (~holdout).sum())
+
+
+def test_an_ablation_scores_the_given_hyper_parameters_untuned(features, variants):
+    frame, config = features.benchmark_frame(_labelled_frame(800), INPUTS)
+    splits = variants.validation_splits(frame, config)
+    params = {"epochs": 1, "weight_decay": 1e-3, "learning_rate": 1e-2, "dropout": 0.5, "cross_layers": 1}
+    tuning, scored = variants.study("ranker tuned shape", splits, config, [0, 1], trials=5, max_widenings=0,
+                                    params=params)
+    assert tuning is None and scored.params == params and scored.seeds == [0, 1]
+    assert all(0.0 <= report["gauc_logit"] <= 1.0 for report in scored.reports)
+
+
+def test_the_variant_study_reports_each_variant_paired_against_each_baseline(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
+    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    script = BENCH_DIR / "ranking_variants.py"
+    common = dict(capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300,
+                  env={**os.environ, "PYTHONPATH": str(BENCH.parents[1])})
+    for name, models in (("ours", "ranker tuned shape"), ("baselines", "logistic regression,popularity (train clickers)")):
+        completed = subprocess.run([sys.executable, str(script), "--frame-dir", str(export), "--models", models,
+                                    "--trials", "1", "--max-widenings", "0", "--seeds", "1",
+                                    "--results-json", str(tmp_path / f"{name}.json")], **common)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = subprocess.run([sys.executable, str(script), "--combine", str(tmp_path / "ours.json"),
+                                str(tmp_path / "baselines.json"), "--resamples", "50"], **common)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = {line.split(" | ")[0].strip("| "): line for line in completed.stdout.splitlines()[2:]}
+    assert set(rows) == {"ranker tuned shape", "logistic regression", "popularity (train clickers)"}
+    assert rows["ranker tuned shape"].count("[") == 2 + 2 * 2  # its own two intervals, two per baseline
