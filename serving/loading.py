@@ -1,8 +1,15 @@
-"""Loading the champion artifacts from the MLflow registry at service start-up."""
+"""Loading a consistent set of champion artifacts from the MLflow registry.
+
+The set is resolved first (one version per served artifact, read once, so the versions reported
+are the ones downloaded), checked for consistency, then downloaded into a directory of its own:
+several worker processes and successive hot reloads never share or delete each other's files.
+"""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
-from models.registry import SERVED_ARTIFACTS, download_version, required_champion_version
+from models.registry import CANDIDATE_GENERATOR, SERVED_ARTIFACTS, VIDEO_INDEX, download_version, required_champion_version
 from models.retrieval.bundle import RetrievalBundle
 from models.sources import MultiSourceRetriever
 from serving.recommender import ServingModels
@@ -20,30 +27,64 @@ from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
 
+# the tag the video_index asset writes on each index version: the generator whose embeddings it holds
+INDEX_GENERATOR_TAG = "candidate_generator_version"
+_load_counter = itertools.count()
 
-def load_champion_models(settings: VidrecSettings) -> ServingModels:
-    """Download every champion bundle into a fresh cache directory and load it.
 
-    Raises LookupError naming the missing model when the pipeline has not promoted one yet.
+class ChampionSetInconsistent(LookupError):
+    """The champions do not belong together yet (a promotion is half-way): try again later."""
+
+
+def champion_versions(client: MlflowClient) -> dict[str, str]:
+    """{registered model name: champion version} of every served artifact.
+
+    Raises LookupError naming a model without a champion, and ChampionSetInconsistent when the
+    index champion holds another generator's embeddings than the generator champion (the
+    deployment asset moves the two aliases one after the other).
     """
+    versions = {
+        artifact.name: required_champion_version(client, artifact) for artifact in SERVED_ARTIFACTS.values()
+    }
+    index_tags = client.get_model_version(VIDEO_INDEX.name, versions[VIDEO_INDEX.name]).tags
+    generator_of_index = index_tags.get(INDEX_GENERATOR_TAG)
+    if generator_of_index is not None and generator_of_index != versions[CANDIDATE_GENERATOR.name]:
+        raise ChampionSetInconsistent(
+            f"{VIDEO_INDEX.name} v{versions[VIDEO_INDEX.name]} holds {CANDIDATE_GENERATOR.name} "
+            f"v{generator_of_index}'s embeddings, but the champion is v{versions[CANDIDATE_GENERATOR.name]}"
+        )
+    return versions
+
+
+def load_models(settings: VidrecSettings, versions: dict[str, str]) -> ServingModels:
+    """Download and load exactly `versions` (from `champion_versions`) into a fresh directory."""
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    cache = settings.home / "serving_cache"
+    cache = serving_cache_dir(settings) / f"{os.getpid()}-{next(_load_counter)}"
     if cache.exists():
         shutil.rmtree(cache)
-    client = MlflowClient()
-    paths: dict[str, Path] = {}
-    versions: dict[str, str] = {}
-    for key, artifact in SERVED_ARTIFACTS.items():
-        # Resolve the alias once, so the version reported is the one downloaded.
-        version = required_champion_version(client, artifact)
-        paths[key] = download_version(artifact, version, cache / key)
-        versions[artifact.name] = version
-    logger.info("loaded champions %s", versions)
-    return ServingModels(
+    paths: dict[str, Path] = {
+        key: download_version(artifact, versions[artifact.name], cache / key)
+        for key, artifact in SERVED_ARTIFACTS.items()
+    }
+    models = ServingModels(
         retrieval=RetrievalBundle.load(paths["candidate_generator"]),
         index=VideoIndex.load(paths["video_index"] / INDEX_FILE),
         ranker=RankerBundle.load(paths["ranker"]),
         popularity=PopularityRecommender.load(paths["popularity"] / "popularity.json"),
         sources=MultiSourceRetriever.load(paths["retrieval_sources"]),
-        versions=versions,
+        versions=dict(versions),
     )
+    # Everything is in memory now; the files are not needed again.
+    shutil.rmtree(cache, ignore_errors=True)
+    logger.info("loaded champions %s", versions)
+    return models
+
+
+def load_champion_models(settings: VidrecSettings) -> ServingModels:
+    """The current champions, loaded. LookupError names what is missing (run the pipeline)."""
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return load_models(settings, champion_versions(MlflowClient()))
+
+
+def serving_cache_dir(settings: VidrecSettings) -> Path:
+    return settings.home / "serving_cache"

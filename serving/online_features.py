@@ -9,6 +9,8 @@ entity instead of one per candidate.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,6 +23,8 @@ from feature_repo.entities import next_request_id
 from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
 from feature_repo.feature_columns import feature_refs_by_join_keys, service_feature_columns
 from feature_repo.on_demand import on_demand_requests
+
+logger = logging.getLogger(__name__)
 
 RETRIEVAL_USER_SERVICE = "retrieval_user_features"
 RANKER_SERVICE = "ranker_features"
@@ -78,6 +82,10 @@ class OnlineFeatureReader:
         self._video_expiry: dict[int, float] = {}
         self._numbers = np.empty((0, len(self._number_names)))
         self._strings = np.empty((0, len(self._string_names)), dtype=object)
+        # request threads share the cache: one of them refreshes it at a time
+        self._cache_lock = threading.Lock()
+        self._refresher: threading.Thread | None = None
+        self._stop_refresher = threading.Event()
 
     def user_features(self, user_id: int) -> dict[str, object] | None:
         """Every user-keyed feature either service needs, plus the state the user's next request
@@ -90,22 +98,45 @@ class OnlineFeatureReader:
             return None
         return row
 
+    def default_user_features(self) -> dict[str, object]:
+        """A user the store cannot tell about (it is down): every user feature, missing, as the
+        store answers for a user without history; the ranker treats them as missing values."""
+        return {reference.split(":", 1)[1]: None for reference in self._user_refs}
+
     def video_features(self, video_ids: Sequence[int]) -> pd.DataFrame:
         """One row per id (in order) of video features, from the cache where still fresh."""
         return pd.DataFrame(self._video_columns(video_ids), copy=False)
 
-    def _video_columns(self, video_ids: Sequence[int]) -> dict[str, np.ndarray]:
-        """The video features of `video_ids` column by column (a DataFrame built once, later)."""
+    def _video_columns(self, video_ids: Sequence[int], degraded: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The video features of `video_ids` column by column (a DataFrame built once, later).
+
+        When refreshing expired entries fails (the online store is down) and every video has
+        cached values, the stale values serve and "candidate_features:stale" is added to
+        `degraded`; a video never read before makes the failure the caller's.
+        """
         now = self._clock()
-        stale = [
-            video for video in dict.fromkeys(int(video) for video in video_ids)
-            if self._video_expiry.get(video, -np.inf) <= now
-        ]
+        unique = dict.fromkeys(int(video) for video in video_ids)
+        expiry = self._video_expiry
+        stale = [video for video in unique if expiry.get(video, -np.inf) <= now]
+        if self._refresher is not None:
+            # the refresher keeps cached videos fresh off the request path: fetch only unseen ones,
+            # and serve expired ones (the refresher is failing) flagged as stale
+            missing = [video for video in stale if video not in self._video_slots]
+            if len(missing) < len(stale) and degraded is not None:
+                degraded.append("candidate_features:stale")
+            stale = missing
         if stale:
-            self._fetch_videos(stale, now)
+            try:
+                self._fetch_videos(stale, now)
+            except Exception as error:
+                if any(video not in self._video_slots for video in stale) or degraded is None:
+                    raise
+                logger.warning("video features not refreshed, serving stale ones: %r", error)
+                degraded.append("candidate_features:stale")
+        numbers, strings = self._numbers, self._strings  # one consistent pair, even while another thread grows them
         slots = np.fromiter((self._video_slots[int(video)] for video in video_ids), dtype=np.int64, count=len(video_ids))
-        numbers = self._numbers[slots]
-        strings = self._strings[slots]
+        numbers = numbers[slots]
+        strings = strings[slots]
         data = {name: numbers[:, column] for column, name in enumerate(self._number_names)}
         data.update({name: strings[:, column] for column, name in enumerate(self._string_names)})
         data[VIDEO_KEY] = np.asarray(video_ids, dtype=np.int64)
@@ -113,9 +144,29 @@ class OnlineFeatureReader:
 
     def warm_video_cache(self, video_ids: Sequence[int], batch_size: int = 1000) -> None:
         """Load every given video's features at start-up so the first requests are fast too."""
-        now = self._clock()
         for start in range(0, len(video_ids), batch_size):
-            self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], now)
+            self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], self._clock())
+
+    def start_video_refresher(self, batch_size: int = 1000) -> None:
+        """Re-read every cached video's features in a daemon thread, every half TTL, so requests
+        never wait on a refresh (at 100k videos an inline refresh of 500 candidates costs more
+        than the rest of the request). A failed round leaves the values in place; once they
+        pass their TTL, requests serving them are flagged `candidate_features:stale`."""
+        if self._refresher is not None or self._video_ttl_seconds <= 0:
+            return
+
+        def refresh_forever() -> None:
+            while not self._stop_refresher.wait(self._video_ttl_seconds / 2):
+                try:
+                    self.warm_video_cache(list(self._video_slots), batch_size)
+                except Exception as error:  # noqa: BLE001 - the store is down: retry next round
+                    logger.warning("video feature refresh failed: %r", error)
+
+        self._refresher = threading.Thread(target=refresh_forever, name="video-feature-refresher", daemon=True)
+        self._refresher.start()
+
+    def stop_video_refresher(self) -> None:
+        self._stop_refresher.set()
 
     def ranking_columns(
         self,
@@ -125,6 +176,7 @@ class OnlineFeatureReader:
         request_unix_seconds: float,
         retrieval_sources: Sequence[str | None] | None = None,
         retrieval_source_scores: Sequence[float] | None = None,
+        degraded: list[str] | None = None,
     ) -> dict[str, np.ndarray]:
         """One row per candidate, column by column: its video features, the user's features and
         the on-demand ones. Numpy columns, not a DataFrame: at 500 candidates building a frame
@@ -132,9 +184,10 @@ class OnlineFeatureReader:
 
         The on-demand views (cross features) run their own Feast transformation on the user's
         stored log and the request data: the request time and what retrieval said of each
-        candidate (unknown where not given).
+        candidate (unknown where not given). Stale video features may serve when the store is
+        down (see `_video_columns`); that is added to `degraded`.
         """
-        data = self._video_columns(video_ids)
+        data = self._video_columns(video_ids, degraded)
         size = len(video_ids)
         # The logs feed the on-demand views, not the ranker directly; of the list-valued user
         # features (histories) only those the ranker service names (bags) are ranker inputs.
@@ -168,12 +221,19 @@ class OnlineFeatureReader:
         values = self._store.get_online_features(
             features=self._video_refs, entity_rows=[{VIDEO_KEY: video} for video in video_ids]
         ).to_dict()
+        with self._cache_lock:
+            self._store_videos(video_ids, values, now)
+
+    def _store_videos(self, video_ids: list[int], values: dict[str, list], now: float) -> None:
+        """Write read values into the cache: new videos get slots in grown copies of the matrices
+        (swapped in whole, so a concurrent reader sees the old pair or the new one)."""
         new = [video for video in video_ids if video not in self._video_slots]
         if new:
             first = len(self._numbers)
+            numbers = np.vstack([self._numbers, np.full((len(new), len(self._number_names)), np.nan)])
+            strings = np.vstack([self._strings, np.full((len(new), len(self._string_names)), None, dtype=object)])
+            self._numbers, self._strings = numbers, strings
             self._video_slots.update({video: first + offset for offset, video in enumerate(new)})
-            self._numbers = np.vstack([self._numbers, np.full((len(new), len(self._number_names)), np.nan)])
-            self._strings = np.vstack([self._strings, np.full((len(new), len(self._string_names)), None, dtype=object)])
         slots = np.array([self._video_slots[video] for video in video_ids], dtype=np.int64)
         for column, name in enumerate(self._number_names):
             self._numbers[slots, column] = [np.nan if value is None else value for value in values[name]]

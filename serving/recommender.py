@@ -1,34 +1,52 @@
-"""The request path: embed the user, retrieve with faiss, fetch features, rank, answer.
+"""The request path: embed the user, retrieve from every source, fetch features, rank, answer.
 
 Plain Python, no BentoML, so it is tested without a server; the service only wires it up.
+
+Every stage runs through a `RequestTrace` (serving.request_trace): timed, within a budget, and
+with a fallback so the request answers when a dependency does not:
+
+| stage | on error or timeout |
+|---|---|
+| user_features (online store) | the user's last-known features, else default (cold-user) features |
+| retrieval:<source> (ann and each fitted source) | the other sources; none left: popular videos |
+| candidate_features (online store, cached) | stale cached values; none: retrieval order |
+| ranking | retrieval order |
+
+What fell back is listed in the response's `degraded`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
+from feature_repo.features import RECENT_WATCH_VIDEO_IDS
 from models.index import VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
 from models.retrieval.bundle import RetrievalBundle
+from models.retrieval.query import query_from_online_row
 from models.sources import Candidate, MultiSourceRetriever
+from models.sources.multi_source import FITTED_SOURCES
 from serving.online_features import OnlineFeatureReader
+from serving.request_trace import RequestTrace, StageBudgets
 from serving.schemas import RecommendationResponse, RecommendedVideo, Surface
+from serving.serving_metrics import serving_metrics
 
 logger = logging.getLogger(__name__)
 
-PROFILE_COLUMNS = ("country", "device", "age_bucket", "gender")
 
 
 @dataclass
 class ServingModels:
-    """The champion artifacts one service instance answers with."""
+    """The champion artifacts one service instance answers with (one registry version each)."""
 
     retrieval: RetrievalBundle
     index: VideoIndex
@@ -38,6 +56,31 @@ class ServingModels:
     versions: dict[str, str] = field(default_factory=dict)
 
 
+class LastKnownUsers:
+    """The latest successfully read features of recently seen users, for when the store is down.
+
+    Bounded (least recently stored evicted first) and shared by a worker's request threads.
+    """
+
+    def __init__(self, capacity: int):
+        self._capacity = capacity
+        self._rows: OrderedDict[int, dict[str, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, user_id: int, row: dict[str, object]) -> None:
+        if self._capacity <= 0:
+            return
+        with self._lock:
+            self._rows[user_id] = row
+            self._rows.move_to_end(user_id)
+            while len(self._rows) > self._capacity:
+                self._rows.popitem(last=False)
+
+    def get(self, user_id: int) -> dict[str, object] | None:
+        with self._lock:
+            return self._rows.get(user_id)
+
+
 class Recommender:
     def __init__(
         self,
@@ -45,67 +88,142 @@ class Recommender:
         features: OnlineFeatureReader,
         candidates_per_request: int = 200,
         request_clock: Callable[[], float] = time.time,
+        budgets: StageBudgets | None = None,
+        io_executor: Executor | None = None,
+        last_known_users: LastKnownUsers | None = None,
     ):
-        """`request_clock` gives a request's time in Unix seconds (see `serving.request_clock`)."""
+        """`request_clock` gives a request's time in Unix seconds (see `serving.request_clock`).
+
+        `io_executor` runs the online-store reads so their budgets can be enforced (None: inline,
+        only errors fall back); `last_known_users` may outlive this instance across model reloads.
+        """
         self.models = models
         self.features = features
         self.candidates_per_request = candidates_per_request
         self.request_clock = request_clock
+        self.budgets = budgets or StageBudgets()
+        self.io_executor = io_executor
+        self.last_known_users = last_known_users or LastKnownUsers(10_000)
 
     def recommend(self, user_id: int, k: int, surface: Surface) -> RecommendationResponse:
-        user = self.features.user_features(user_id)
-        if user is None:
-            items = [
-                RecommendedVideo(video_id=video, score=score, source="popular", retrieval_score=score)
-                for video, score in self.models.popularity.recommend(k)
-            ]
-            return self._response(user_id, surface, known_user=False, items=items)
-        history = [int(video) for video in (user.get("recent_watch_video_ids") or [])]
-        candidates = self._retrieve(user_id, user, history, max(k, self.candidates_per_request))
-        if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
-            taken = set(history) | {candidate.video_id for candidate in candidates}
-            candidates += [
-                Candidate(video, "popular", score, ("popular",), rank)
-                for rank, (video, score) in enumerate(
-                    self.models.popularity.recommend(k - len(candidates), exclude=taken)
-                )
-            ]
-        ranked = self._rank(user, user_id, surface, candidates)[:k]
-        return self._response(user_id, surface, known_user=True, items=ranked)
-
-    def _retrieve(self, user_id: int, user: dict[str, object], history: list[int], count: int) -> list[Candidate]:
-        """ANN over the user embedding plus every other source, deduplicated, each tagged."""
-        query = pd.DataFrame(
-            [
-                {
-                    "history_video_ids": list(user.get("recent_watch_video_ids") or []),
-                    "history_search_tokens": list(user.get("recent_search_tokens") or []),
-                    "example_age_days": 0.0,
-                    **{column: user.get(column) for column in PROFILE_COLUMNS},
-                }
-            ]
+        trace = RequestTrace()
+        started = time.perf_counter()
+        user, known_user = self._user_features(user_id, trace)
+        if user is None:  # the store has nothing on this user: popular videos
+            items = self._popular(k, exclude=set())
+        else:
+            history = [int(video) for video in (user.get(RECENT_WATCH_VIDEO_IDS) or [])]
+            candidates = self._retrieve(user_id, user, history, max(k, self.candidates_per_request), trace)
+            if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
+                taken = set(history) | {candidate.video_id for candidate in candidates}
+                candidates += [
+                    Candidate(video, "popular", score, ("popular",), rank)
+                    for rank, (video, score) in enumerate(self.models.popularity.recommend(k - len(candidates), taken))
+                ]
+            items = self._rank(user, user_id, surface, candidates, trace)[:k]
+        trace.observe("total", time.perf_counter() - started)
+        return RecommendationResponse(
+            user_id=user_id, surface=surface, known_user=known_user, items=items,
+            model_versions=self.models.versions, degraded=trace.degraded,
         )
-        vector = self.models.retrieval.user_embeddings(query)
+
+    def _user_features(self, user_id: int, trace: RequestTrace) -> tuple[dict[str, object] | None, bool]:
+        """(features, known_user); features None means a user the store does not know.
+
+        When the store fails: the user's last-known features, else default features (no history,
+        no profile: the candidate generator's cold-user query), and the user counts as unknown.
+        """
+        remembered = self.last_known_users.get(user_id)
+        unavailable = object()
+        row = trace.run(
+            "user_features",
+            lambda: self.features.user_features(user_id),
+            lambda: unavailable,
+            "last_known" if remembered is not None else "default",
+            self.budgets.user_features,
+            self.io_executor,
+        )
+        if row is unavailable:
+            return (remembered, True) if remembered is not None else (self.features.default_user_features(), False)
+        if row is None:
+            return None, False
+        self.last_known_users.remember(user_id, row)
+        return row, True
+
+    def _retrieve(
+        self, user_id: int, user: dict[str, object], history: list[int], count: int, trace: RequestTrace
+    ) -> list[Candidate]:
+        """ANN over the user embedding plus every other source, each on its own budget,
+        deduplicated and tagged; popular videos when every source failed."""
         watched = set(history)
-        ids, scores = self.models.index.search(vector, count + len(watched))
-        ann = [
-            (int(video), float(score)) for video, score in zip(ids[0], scores[0]) if video >= 0 and int(video) not in watched
-        ][:count]
-        return self.models.sources.retrieve(user_id, history, watched, precomputed={"ann": ann})
+        lists: dict[str, list[tuple[int, float]]] = {}
+
+        def ann() -> list[tuple[int, float]]:
+            vector = self.models.retrieval.user_embeddings(query_from_online_row(user))
+            ids, scores = self.models.index.search(vector, count + len(watched))
+            return [
+                (int(video), float(score)) for video, score in zip(ids[0], scores[0])
+                if video >= 0 and int(video) not in watched
+            ][:count]
+
+        stages = {"ann": ann} | {
+            name: (lambda name=name: self.models.sources.source_list(name, user_id, history, watched))
+            for name in FITTED_SOURCES
+        }
+        for name, work in stages.items():
+            result = trace.run(f"retrieval:{name}", work, lambda: None, "skipped", self.budgets.retrieval)
+            if result is not None:
+                lists[name] = result
+        candidates = self.models.sources.union(lists, history, watched) if lists else []
+        if not candidates:
+            trace.fell_back("retrieval", "popular", "no retrieval source answered")
+            candidates = [
+                Candidate(video, "popular", score, ("popular",), rank)
+                for rank, (video, score) in enumerate(self.models.popularity.recommend(count, watched))
+            ]
+        return candidates
 
     def _rank(
-        self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate]
+        self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate],
+        trace: RequestTrace,
     ) -> list[RecommendedVideo]:
-        columns = self.features.ranking_columns(
-            user,
-            user_id,
-            [candidate.video_id for candidate in candidates],
-            request_unix_seconds=self.request_clock(),
-            retrieval_sources=[candidate.source for candidate in candidates],
-            retrieval_source_scores=[candidate.rank_score for candidate in candidates],
+        """The ranker's order; retrieval order when the candidates' features or the ranker fail."""
+        for source, count in _count_by_source(candidates).items():
+            serving_metrics().candidates.labels(source=source).inc(count)
+        request_time = self.request_clock()
+        video_ids = [candidate.video_id for candidate in candidates]
+
+        def columns() -> dict[str, np.ndarray]:
+            data = self.features.ranking_columns(
+                user,
+                user_id,
+                video_ids,
+                request_unix_seconds=request_time,
+                retrieval_sources=[candidate.source for candidate in candidates],
+                retrieval_source_scores=[candidate.rank_score for candidate in candidates],
+                degraded=trace.degraded,
+            )
+            data["surface"] = np.array([surface] * len(candidates), dtype=object)  # one object: encoded once
+            return data
+
+        data = trace.run(
+            "candidate_features", columns, lambda: None, "retrieval_order",
+            self.budgets.candidate_features, self.io_executor,
         )
-        columns["surface"] = np.array([surface] * len(candidates), dtype=object)  # one object: encoded once
-        scores = self.models.ranker.score(columns)
+        scores = None
+        if data is not None:
+            scores = trace.run(
+                "ranking", lambda: self.models.ranker.score(data), lambda: None, "retrieval_order",
+                self.budgets.ranking,
+            )
+        if scores is None:  # retrieval order (sources in priority order, each best first), scored 1/(1 + position)
+            return [
+                RecommendedVideo(
+                    video_id=candidate.video_id, score=1.0 / (1.0 + position), source=candidate.source,
+                    retrieval_score=candidate.source_score,
+                )
+                for position, candidate in enumerate(candidates)
+            ]
         order = np.argsort(-scores, kind="stable")
         return [
             RecommendedVideo(
@@ -117,7 +235,15 @@ class Recommender:
             for position in order
         ]
 
-    def _response(self, user_id: int, surface: Surface, known_user: bool, items: list[RecommendedVideo]):
-        return RecommendationResponse(
-            user_id=user_id, surface=surface, known_user=known_user, items=items, model_versions=self.models.versions
-        )
+    def _popular(self, k: int, exclude: set[int]) -> list[RecommendedVideo]:
+        return [
+            RecommendedVideo(video_id=video, score=score, source="popular", retrieval_score=score)
+            for video, score in self.models.popularity.recommend(k, exclude=exclude)
+        ]
+
+
+def _count_by_source(candidates: list[Candidate]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for candidate in candidates:
+        counts[candidate.source] = counts.get(candidate.source, 0) + 1
+    return counts

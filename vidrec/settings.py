@@ -56,6 +56,18 @@ class VidrecSettings(BaseSettings):
     candidates_per_request: int = Field(200, ge=1)
     # Video features are daily aggregates: serving keeps them in-process this long.
     video_feature_ttl_seconds: float = Field(300.0, ge=0)
+    # BentoML worker processes of `vidrec serve` (each loads the models and polls the registry).
+    serve_workers: int = Field(1, ge=1)
+    # How often serving checks whether a `champion` alias moved (0: never; restart to reload).
+    model_poll_seconds: float = Field(10.0, ge=0)
+    # Per-stage time budgets of a request (seconds); past one, the stage falls back (see
+    # serving.recommender): online-store reads are abandoned, compute stages are counted.
+    budget_user_features_seconds: float = Field(0.05, gt=0)
+    budget_retrieval_seconds: float = Field(0.02, gt=0)
+    budget_candidate_features_seconds: float = Field(0.05, gt=0)
+    budget_ranking_seconds: float = Field(0.05, gt=0)
+    # Users whose last successfully read features a worker keeps for when the online store fails.
+    last_known_users: int = Field(10_000, ge=0)
     # What "now" is for request-time features (days since the user last watched a creator, ...):
     # "wall" = the system clock; "data" = the end of the online store's last materialization, for
     # logs that lie in the past (the embedded simulated data). Unset: "data" in the default

@@ -28,6 +28,8 @@ from models.sources.trending import TrendingConfig, TrendingSource
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "multi_source.json"
+# The sources fitted here (ANN comes from the candidate generator and the faiss index).
+FITTED_SOURCES = ("co_watch", "subscriptions", "trending", "fresh", "exploration")
 
 
 @dataclass
@@ -98,14 +100,48 @@ class MultiSourceRetriever:
         self, user_id: int, history_ids: Sequence[int], exclude: set[int] | frozenset[int], salt: int = 0
     ) -> dict[str, list[tuple[int, float]]]:
         """Each fitted source's top `quota` (video_id, score), excluded videos skipped."""
+        return {name: self.source_list(name, user_id, history_ids, exclude, salt) for name in FITTED_SOURCES}
+
+    def source_list(
+        self,
+        name: str,
+        user_id: int,
+        history_ids: Sequence[int],
+        exclude: set[int] | frozenset[int],
+        salt: int = 0,
+    ) -> list[tuple[int, float]]:
+        """One fitted source's top `quota` (serving asks each on its own, so one failing source
+        costs only its own candidates)."""
         config = self.config
-        return {
-            "co_watch": self.co_watch.recommend(history_ids, exclude, config.co_watch.quota),
-            "subscriptions": self.subscriptions.recommend(user_id, exclude, config.subscriptions.quota),
-            "trending": self.trending.recommend(exclude, config.trending.quota),
-            "fresh": self.fresh.recommend(exclude, config.fresh.quota),
-            "exploration": self.exploration.recommend(user_id, exclude, config.exploration.quota, salt),
-        }
+        if name == "co_watch":
+            return self.co_watch.recommend(history_ids, exclude, config.co_watch.quota)
+        if name == "subscriptions":
+            return self.subscriptions.recommend(user_id, exclude, config.subscriptions.quota)
+        if name == "trending":
+            return self.trending.recommend(exclude, config.trending.quota)
+        if name == "fresh":
+            return self.fresh.recommend(exclude, config.fresh.quota)
+        if name == "exploration":
+            return self.exploration.recommend(user_id, exclude, config.exploration.quota, salt)
+        raise ValueError(f"unknown retrieval source {name!r}; fitted sources are {list(FITTED_SOURCES)}")
+
+    def union(
+        self,
+        lists: Mapping[str, Sequence[tuple[int, float]]],
+        history_ids: Sequence[int],
+        exclude: set[int] | frozenset[int] = frozenset(),
+    ) -> list[Candidate]:
+        """The deduplicated union of ranked lists already computed (e.g. per source by serving);
+        a name outside the priority ranks after every configured source and keeps its whole list."""
+        excluded = set(exclude).union(int(video) for video in history_ids)
+        quotas = self.config.quotas()
+        priority = list(self.config.priority)
+        for name, ranked in lists.items():
+            if name not in quotas:
+                quotas[name] = len(ranked)
+            if name not in priority:
+                priority.append(name)
+        return union_candidates(lists, quotas, excluded, priority)
 
     def retrieve(
         self,
@@ -124,14 +160,7 @@ class MultiSourceRetriever:
         excluded = set(exclude).union(int(video) for video in history_ids)
         lists: dict[str, Sequence[tuple[int, float]]] = dict(precomputed or {})
         lists.update(self.source_lists(user_id, history_ids, excluded, salt))
-        quotas = self.config.quotas()
-        priority = list(self.config.priority)
-        for name, ranked in (precomputed or {}).items():
-            if name not in quotas:
-                quotas[name] = len(ranked)
-            if name not in priority:
-                priority.append(name)
-        return union_candidates(lists, quotas, excluded, priority)
+        return self.union(lists, history_ids, excluded)
 
     def summary(self) -> dict[str, int | str]:
         """Sizes worth logging after a fit (e.g. as Dagster asset metadata)."""

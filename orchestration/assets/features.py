@@ -5,7 +5,7 @@ serving reads with `get_online_features`: one feature definition for both paths.
 """
 
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,16 @@ def online_feature_store(context: AssetExecutionContext, vidrec: VidrecResource)
     (idempotent) even after marts were rebuilt with corrected history.
     """
     settings = vidrec.settings()
-    store = feature_store(settings)
+    start, end = materialize_online_store(settings, feature_store(settings))
+    context.log.info("materialized online features for %s .. %s (per-request views: next requests only)", start, end)
+    return MaterializeResult(metadata={"event_time_start": str(start), "event_time_end": str(end)})
+
+
+def materialize_online_store(settings: VidrecSettings, store: FeatureStore) -> tuple[datetime, datetime]:
+    """Load the latest feature values of the marts into `store`'s online store; the event-time range.
+
+    Materializes the whole range every time, so a re-run converges on the same state.
+    """
     start, end = event_time_range(settings)
     per_request = [view.name for view in store.list_feature_views() if view.entity_columns[0].name == "request_id"]
     keyed_otherwise = [view.name for view in store.list_feature_views() if view.name not in per_request]
@@ -76,8 +85,7 @@ def online_feature_store(context: AssetExecutionContext, vidrec: VidrecResource)
     ).max().to_pydatetime()
     store.materialize(start_date=next_requests - timedelta(seconds=1), end_date=next_requests + timedelta(seconds=1),
                       feature_views=per_request)
-    context.log.info("materialized online features for %s .. %s (%s: next requests only)", start, end, per_request)
-    return MaterializeResult(metadata={"event_time_start": str(start), "event_time_end": str(end)})
+    return start, end
 
 
 def event_time_range(settings: VidrecSettings) -> tuple[pd.Timestamp, pd.Timestamp]:

@@ -87,6 +87,27 @@ def test_video_features_come_from_the_cache_until_the_ttl_expires(store):
     assert reader.video_features([5, 6])["ctr_7d"].tolist() == [0.9, 0.1]
 
 
+def test_with_the_background_refresher_requests_never_wait_on_a_refresh(store):
+    clock = FakeClock()
+    reader = OnlineFeatureReader(store, video_ttl_seconds=300, clock=clock)
+    reader.warm_video_cache([5])
+    reader.start_video_refresher()  # its first round is 150 real seconds away: it stays idle here
+    try:
+        _push(store, "video_stats", [_video_row(5, 0.9), _video_row(6, 0.7)])
+        clock.now = 301
+        degraded: list[str] = []
+
+        frame = pd.DataFrame(reader.ranking_columns({}, 7, [5, 6], DAY_SECONDS, degraded=degraded))
+
+        # video 6 was never cached: read now; video 5 expired without a refresh: served stale, and said so
+        assert frame["ctr_7d"].tolist() == [0.2, 0.7]
+        assert degraded == ["candidate_features:stale"]
+        reader.warm_video_cache([5])  # what a refresher round does
+        assert reader.video_features([5])["ctr_7d"].tolist() == [0.9]
+    finally:
+        reader.stop_video_refresher()
+
+
 def test_user_features_are_read_fresh_on_every_request(store):
     reader = OnlineFeatureReader(store, video_ttl_seconds=300, clock=FakeClock())
     assert reader.user_features(7)["watch_count_28d"] == 3

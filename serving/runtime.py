@@ -1,0 +1,111 @@
+"""What one service worker holds for its lifetime, and how a loaded model set becomes a recommender.
+
+The online store connection, the video feature cache, the thread pool that bounds online reads
+and the users' last-known features outlive any model set: a hot reload builds a new
+`Recommender` from new models and these same parts (serving.hot_reload swaps it in).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import mlflow
+from feast import FeatureStore
+from mlflow.tracking import MlflowClient
+
+from feature_repo.services import RETRIEVAL_USER_FEATURES
+from feature_repo.store import feature_store
+from models.retrieval.query import check_service
+from serving.hot_reload import ChampionWatcher
+from serving.loading import champion_versions, load_models
+from serving.online_features import OnlineFeatureReader
+from serving.recommender import LastKnownUsers, Recommender, ServingModels
+from serving.request_clock import request_clock
+from serving.request_trace import StageBudgets
+from vidrec.settings import VidrecSettings
+
+logger = logging.getLogger(__name__)
+
+# Online-store reads in flight at once per worker (each request makes at most two).
+IO_THREADS = 16
+HEALTH_PROBE_SECONDS = 1.0
+
+
+def stage_budgets(settings: VidrecSettings) -> StageBudgets:
+    return StageBudgets(
+        user_features=settings.budget_user_features_seconds,
+        retrieval=settings.budget_retrieval_seconds,
+        candidate_features=settings.budget_candidate_features_seconds,
+        ranking=settings.budget_ranking_seconds,
+    )
+
+
+@dataclass
+class ServingRuntime:
+    settings: VidrecSettings
+    store: FeatureStore
+    features: OnlineFeatureReader
+    io_executor: ThreadPoolExecutor
+    last_known_users: LastKnownUsers
+    _healthy: tuple[float, bool] = (-float("inf"), False)
+
+    @classmethod
+    def open(cls, settings: VidrecSettings, store: FeatureStore | None = None) -> ServingRuntime:
+        store = store if store is not None else feature_store(settings)
+        # the retrieval query maps every feature of its service, or serving refuses to start
+        check_service(store.get_feature_service(RETRIEVAL_USER_FEATURES))
+        return cls(
+            settings=settings,
+            store=store,
+            features=OnlineFeatureReader(store, settings.video_feature_ttl_seconds),
+            io_executor=ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="online-store"),
+            last_known_users=LastKnownUsers(settings.last_known_users),
+        )
+
+    def recommender(self, models: ServingModels) -> Recommender:
+        """A recommender answering with `models`; their catalog's video features are cached first,
+        so the first requests after a (re)load do not wait on the store."""
+        self.features.warm_video_cache(models.retrieval.catalog_video_ids.tolist())
+        return Recommender(
+            models,
+            self.features,
+            self.settings.candidates_per_request,
+            request_clock=request_clock(self.settings, self.store),
+            budgets=stage_budgets(self.settings),
+            io_executor=self.io_executor,
+            last_known_users=self.last_known_users,
+        )
+
+    def champion_watcher(self) -> ChampionWatcher:
+        """Follows the registry's champions (see serving.hot_reload) every `model_poll_seconds`."""
+        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
+        return ChampionWatcher(
+            resolve=lambda: champion_versions(MlflowClient()),
+            load=lambda versions: load_models(self.settings, versions),
+            build=self.recommender,
+            poll_seconds=self.settings.model_poll_seconds,
+        )
+
+    def online_store_healthy(self) -> bool:
+        """Whether the online store answers a read within the user-features budget (probed at
+        most once a second: `/readyz` may be polled often)."""
+        probed_at, healthy = self._healthy
+        now = time.monotonic()
+        if now - probed_at < HEALTH_PROBE_SECONDS:
+            return healthy
+        future = self.io_executor.submit(self.features.user_features, -1)
+        try:
+            future.result(timeout=self.settings.budget_user_features_seconds * 4)
+            healthy = True
+        except Exception as error:  # noqa: BLE001 - any failure means not healthy
+            logger.warning("online store unhealthy: %r", error)
+            healthy = False
+        self._healthy = (now, healthy)
+        return healthy
+
+    def close(self) -> None:
+        self.features.stop_video_refresher()
+        self.io_executor.shutdown(wait=False, cancel_futures=True)

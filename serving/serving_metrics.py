@@ -1,0 +1,60 @@
+"""The service's own Prometheus metrics, exported on BentoML's `/metrics` beside its defaults.
+
+Built on first use, not at import: a BentoML worker switches prometheus_client to multiprocess
+mode (PROMETHEUS_MULTIPROC_DIR) during its start-up, and a metric created before that would
+count into a private registry that `/metrics` never reads. Created inside a worker, every
+worker's observations add up on one `/metrics`. All names start with `vidrec_`, the prefix
+`bench/serving_load.py` reads.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+# Stage latencies of a recommendation request run from ~0.1 ms (a cached read) to tens of ms.
+STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class ServingMetrics:
+    stage_seconds: object  # Histogram[stage]
+    fallbacks: object  # Counter[stage, fallback]
+    over_budget: object  # Counter[stage]
+    candidates: object  # Counter[source]
+    model_reloads: object  # Counter[outcome]
+
+
+@functools.cache
+def serving_metrics() -> ServingMetrics:
+    import prometheus_client  # here, after the worker chose the multiprocess mode
+
+    return ServingMetrics(
+        stage_seconds=prometheus_client.Histogram(
+            "vidrec_stage_seconds",
+            "Time spent in one stage of a /recommend request (user_features, retrieval:<source>, "
+            "candidate_features, ranking, total).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+        ),
+        fallbacks=prometheus_client.Counter(
+            "vidrec_fallbacks",
+            "Requests in which a stage fell back (the response lists the same in `degraded`).",
+            ["stage", "fallback"],
+        ),
+        over_budget=prometheus_client.Counter(
+            "vidrec_over_budget",
+            "Compute stages that finished past their budget (not abandoned; see serving.request_trace).",
+            ["stage"],
+        ),
+        candidates=prometheus_client.Counter(
+            "vidrec_candidates",
+            "Candidates passed to ranking, by the retrieval source that nominated them.",
+            ["source"],
+        ),
+        model_reloads=prometheus_client.Counter(
+            "vidrec_model_reloads",
+            "Champion model-set swaps tried by the hot-reload poller, by outcome.",
+            ["outcome"],
+        ),
+    )

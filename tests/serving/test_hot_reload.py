@@ -1,0 +1,104 @@
+"""The champion watcher swaps a whole model set at once, and only a set that loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from serving.hot_reload import ChampionWatcher
+from serving.loading import ChampionSetInconsistent
+
+
+@dataclass
+class LoadedSet:
+    """What the watcher needs of a Recommender: the versions of the models it answers with."""
+
+    versions: dict[str, str]
+
+
+@dataclass
+class Serving:
+    models: LoadedSet
+
+
+@dataclass
+class Registry:
+    champions: dict[str, str]
+    broken: set[str] = field(default_factory=set)  # versions whose files fail to load
+    promoting: bool = False
+    loads: int = 0
+
+    def resolve(self) -> dict[str, str]:
+        if self.promoting:
+            raise ChampionSetInconsistent("index and generator disagree")
+        return dict(self.champions)
+
+    def load(self, versions: dict[str, str]) -> LoadedSet:
+        self.loads += 1
+        if set(versions.values()) & self.broken:
+            raise OSError("truncated model file")
+        return LoadedSet(versions)
+
+
+def _watcher(registry: Registry) -> ChampionWatcher:
+    return ChampionWatcher(registry.resolve, registry.load, Serving, poll_seconds=0)
+
+
+def test_first_poll_loads_the_champions_and_unchanged_champions_are_not_reloaded():
+    registry = Registry({"ranker": "1", "generator": "1"})
+    watcher = _watcher(registry)
+
+    assert watcher.poll() is True
+    assert watcher.versions == {"ranker": "1", "generator": "1"}
+    assert watcher.poll() is False
+    assert registry.loads == 1
+
+
+def test_a_moved_alias_swaps_the_whole_set_and_in_flight_requests_keep_theirs():
+    registry = Registry({"ranker": "1", "generator": "1"})
+    watcher = _watcher(registry)
+    watcher.poll()
+    in_flight = watcher.current  # what a request read at its start
+
+    registry.champions["ranker"] = "2"
+    assert watcher.poll() is True
+
+    assert watcher.current.models.versions == {"ranker": "2", "generator": "1"}
+    assert in_flight.models.versions == {"ranker": "1", "generator": "1"}
+
+
+def test_a_set_that_fails_to_load_leaves_the_old_one_serving_and_is_retried():
+    registry = Registry({"ranker": "1"})
+    watcher = _watcher(registry)
+    watcher.poll()
+
+    registry.champions["ranker"] = "2"
+    registry.broken.add("2")
+    assert watcher.poll() is False
+    assert watcher.versions == {"ranker": "1"}
+
+    registry.broken.clear()
+    assert watcher.poll() is True
+    assert watcher.versions == {"ranker": "2"}
+
+
+def test_a_half_done_promotion_is_waited_out():
+    registry = Registry({"ranker": "1"})
+    watcher = _watcher(registry)
+    registry.promoting = True
+
+    assert watcher.poll() is False
+    assert watcher.current is None
+    assert "promotion in progress" in watcher.not_ready_reason
+
+    registry.promoting = False
+    assert watcher.poll() is True
+
+
+def test_no_champion_yet_says_what_to_do():
+    def resolve():
+        raise LookupError("no 'champion' version of registered model 'vidrec-ranker'; run `vidrec pipeline` first")
+
+    watcher = ChampionWatcher(resolve, lambda versions: None, Serving, poll_seconds=0)
+
+    assert watcher.poll() is False
+    assert "vidrec pipeline" in watcher.not_ready_reason
