@@ -4,6 +4,7 @@
     .venv/bin/python bench/retrieval.py --dataset ml-100k              # ../shared/data/ml-100k, read in place
     .venv/bin/python bench/retrieval.py --data-dir VIDREC_HOME/raw     # any `vidrec simulate` / `vidrec import` output
       [--split {global,per-user}] [--trials 12] [--seeds 5] [--methods NAME ...] [--device cuda]
+      [--query-at {cutoff,last-interaction}] [--holdout {test,validation}]
       [--results-dir DIR] [--report-from DIR] [--mlflow-uri URI | --no-mlflow]
 
 The split is a global time cut-off by default (test = first interactions in the last
@@ -20,6 +21,13 @@ is read once per chosen configuration, and the MLflow run lists those reads (`te
 Each metric is printed with a user-level bootstrap 95% interval of the seed-averaged per-user
 values, and every method's paired difference from the candidate generator with its interval:
 "beats" in a table means that interval excludes 0.
+
+Every method is asked at the split's cut-off (`TemporalSplit.query_time`), as production asks at
+request time: any "now" a method measures from (a recent-popularity window, the freshness logit,
+an example's age) is the cut, the same for all. `--query-at last-interaction` asks each user as of
+their own last train interaction instead, for every method (how tables before 2026-12-05 were
+measured). `--holdout validation` scores the validation split (tuning on the same cut inside its
+train period) and never reads test: for deciding a change before the one test read.
 
 What each method sees (equal access: the same interactions with their times):
 - most_popular: distinct users per video in a tuned recent window (a freshness signal);
@@ -209,14 +217,20 @@ def extra_table(runs: dict[str, MethodRun]) -> str:
 def split_header(name: str, num_interactions: int, catalog_size: int, split: dict, settings: HarnessSettings) -> str:
     """What the table was measured on, from `TemporalSplit.describe()`; a leaking split says so first."""
     cutoff = f"cut-off {split['cutoff']}" if split["kind"] == "global" else "each user's last fraction"
+    asked = ("each user at their last train interaction" if settings.query_at == "last_interaction"
+             or split["query_time"] is None else "every user at the cut-off")
     lines = [
         f"dataset {name}: {num_interactions} interactions, catalog {catalog_size}; split {split['kind']} "
         f"({cutoff}): {split['train_interactions']} train first interactions; test {split['test_users']} users, "
         f"{split['test_interactions']} interactions; cold-start slice {split['cold_test_users']} users, "
         f"{split['cold_test_interactions']} interactions on {split['cold_items']} new videos; tuned on validation "
         f"{settings.tuning_metric} with {settings.trials} Optuna trials per round (≤ {settings.max_widenings} "
-        f"widenings); stochastic methods × {len(settings.seeds)} seeds; intervals: user-level bootstrap 95%",
+        f"widenings); stochastic methods × {len(settings.seeds)} seeds; intervals: user-level bootstrap 95%; "
+        f"methods asked {asked}",
     ]
+    if settings.holdout == "validation":
+        lines.insert(0, "VALIDATION HOLDOUT: scored on the validation split (tuned on the same cut inside its train "
+                        "period); test was not read.")
     if split["leaks_future"]:
         lines.insert(0, "WARNING: the per-user split leaks the future (train holds interactions later than other "
                         "users' test interactions); use --split global for numbers that predict production.")
@@ -245,6 +259,7 @@ def log_to_mlflow(uri: str, dataset: RetrievalDataset, settings: HarnessSettings
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"retrieval-{dataset.name}") as run:
         mlflow.log_params({"bench": "retrieval", "dataset": dataset.name, "split": settings.split_kind,
+                           "query_at": settings.query_at, "holdout": settings.holdout,
                            "tuning_metric": settings.tuning_metric, "trials_per_round": settings.trials,
                            "seeds": len(settings.seeds)})
         mlflow.log_params({f"split.{key}": str(value) for key, value in split.describe().items()})
@@ -253,8 +268,13 @@ def log_to_mlflow(uri: str, dataset: RetrievalDataset, settings: HarnessSettings
             for metric in TABLE_METRICS:
                 mlflow.log_metric(f"{name}.{metric.replace('@', '_at_')}",
                                   float(np.mean(method_run.seed_values(metric))))
-        mlflow.log_text(json.dumps(test_reads(runs.values()), indent=2), "test_reads.json")
-        mlflow.set_tag("test_read_by", ", ".join(runs))
+        reads = test_reads(runs.values())
+        if settings.holdout == "validation":
+            mlflow.log_text(json.dumps(reads, indent=2), "validation_reads.json")
+            mlflow.set_tag("test_read_by", "")
+        else:
+            mlflow.log_text(json.dumps(reads, indent=2), "test_reads.json")
+            mlflow.set_tag("test_read_by", ", ".join(runs))
         mlflow.log_text(text, "retrieval_table.md")
         return run.info.run_id
 
@@ -267,6 +287,11 @@ def main() -> None:
     parser.add_argument("--split", choices=["global", "per-user"], default="global",
                         help="global time cut-off (default) or each user's last fraction (leaks the future)")
     parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--query-at", choices=["cutoff", "last-interaction"], default="cutoff",
+                        help="when every method asks: at the cut-off (default, as production) or at each user's "
+                             "last train interaction")
+    parser.add_argument("--holdout", choices=["test", "validation"], default="test",
+                        help="validation: score the validation split, tune inside its train period, never read test")
     parser.add_argument("--tuning-metric", default="recall@50")
     parser.add_argument("--trials", type=int, default=12, help="Optuna trials per round, the same for every method")
     parser.add_argument("--max-widenings", type=int, default=2)
@@ -289,7 +314,8 @@ def main() -> None:
     dataset = load_dataset(args)
     settings = HarnessSettings(test_fraction=args.test_fraction, split_kind=args.split.replace("-", "_"),
                                tuning_metric=args.tuning_metric, trials=args.trials,
-                               max_widenings=args.max_widenings, seeds=tuple(range(args.seeds)))
+                               max_widenings=args.max_widenings, seeds=tuple(range(args.seeds)),
+                               query_at=args.query_at.replace("-", "_"), holdout=args.holdout)
     if args.report_from is not None:
         split, _ = prepare_splits(dataset.interactions, settings)
         runs = {path.stem: pickle.loads(path.read_bytes())

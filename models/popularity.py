@@ -34,15 +34,17 @@ class PopularityRecommender:
         # (video_id, recent_count, total_count), best first; filled by fit/load.
         self._ranking: list[tuple[int, float, float]] = []
 
-    def fit(self, interactions: pd.DataFrame) -> "PopularityRecommender":
-        """Fit on every row given; filter to the training split before calling to avoid leakage."""
+    def fit(self, interactions: pd.DataFrame, now: pd.Timestamp | None = None) -> "PopularityRecommender":
+        """Fit on every row given; filter to the training split before calling to avoid leakage.
+        The window ends at `now` (default: the latest watch), e.g. an evaluation's cut-off."""
         missing = [column for column in _REQUIRED_COLUMNS if column not in interactions.columns]
         if missing:
             raise ValueError(f"interactions lacks columns {missing}; expected {list(_REQUIRED_COLUMNS)}")
         if interactions.empty:
             raise ValueError("interactions is empty; cannot compute popularity")
         watch_time = pd.to_datetime(interactions["first_watch_time"])
-        window_start = watch_time.max() - pd.Timedelta(days=self.config.recency_window_days)
+        window_end = watch_time.max() if now is None else pd.Timestamp(now)
+        window_start = window_end - pd.Timedelta(days=self.config.recency_window_days)
         recent = interactions["video_id"][watch_time > window_start].value_counts()
         total = interactions["video_id"].value_counts()
         table = pd.DataFrame({"total": total}).join(pd.DataFrame({"recent": recent})).fillna(0.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -13,8 +13,13 @@ from models.evaluation.protocol import rank_by_scores
 
 
 class Recommender(Protocol):
-    def fit(self, train: pd.DataFrame) -> Recommender:
-        """Learn from interactions (user_id, video_id, time)."""
+    def fit(self, train: pd.DataFrame, query_time: Any = None) -> Recommender:
+        """Learn from interactions (user_id, video_id, time), to be asked at `query_time`.
+
+        `query_time` is the split's "now" (`TemporalSplit.query_time`: the cut-off of a global
+        split), offered to every method alike; a method that measures anything from "now" measures
+        it from there. None: each user as of their own last train interaction. Methods that use
+        only the order of events (item-item, factorisation, SASRec) ignore it."""
 
     def recommend(self, user_ids: Sequence[int], k: int, exclude: Mapping[int, set[int]]) -> list[list[int]]:
         """Up to k video ids per user, best first, none of them in exclude[user]."""
@@ -67,6 +72,16 @@ class InteractionMatrix:
         return weighted
 
 
+def check_query_time(train: pd.DataFrame, query_time: Any) -> None:
+    """A method asked before some of its train interactions would learn from its own future."""
+    if query_time is None:
+        return
+    latest = train["time"].max()
+    if latest > query_time:
+        raise ValueError(f"query_time {query_time!r} precedes the latest train interaction {latest!r}; "
+                         "the query time must be at or after every train interaction (the split's cut-off)")
+
+
 def check_recency_decay(recency_decay: float) -> None:
     if not 0.0 < recency_decay <= 1.0:
         raise ValueError(f"recency_decay must lie in (0, 1] (1 = every past interaction weighs the same), "
@@ -88,7 +103,10 @@ class ScoringRecommender:
     data: InteractionMatrix
     recency_decay: float = 1.0
 
-    def fit(self, train: pd.DataFrame) -> ScoringRecommender:
+    def fit(self, train: pd.DataFrame, query_time: Any = None) -> ScoringRecommender:
+        """`query_time` is not used: the recency weights count positions in the user's history,
+        which do not change with when the user is asked."""
+        check_query_time(train, query_time)
         self.data = InteractionMatrix(train)
         self._history = self.data.recency_weighted(self.recency_decay)
         self._fit(self.data.matrix)

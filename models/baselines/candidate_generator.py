@@ -3,22 +3,29 @@
 Training examples are built by rollback from the train interactions (as the dbt mart does): every
 interaction with at least one earlier interaction of that user is a label, its history the up to
 `history_length` previous items (oldest first), at most `max_examples_per_user` per user (the most
-recent). `example_age_days` is measured from the last train interaction; `reference_time` (when
-the freshness logit measures video age) is the time of the example's last history item; searches
-(tokens of the user's last 10 searches strictly before the label) and demographics are used when
-given.
+recent). `example_age_days` is measured from the query time (the end of the training window);
+`reference_time` (when the freshness logit measures video age) is the time of the example's last
+history item; searches (tokens of the user's last 10 searches strictly before the label) and
+demographics are used when given.
+
 The query is each user's train history (the model keeps its last `history_length` items) with
-example age 0, as serving asks, and `reference_time` = the user's last train interaction: the
-query's "now", the last moment the train split knows about that user.
+example age 0, as serving asks, at the protocol's query time (`fit(train, query_time)`; the
+split's cut-off, `TemporalSplit.query_time`): `reference_time` is that time and the searches are
+those made before it. That is what production does, asking at request time, and every test
+interaction happens at or after the cut. Without a query time (the per-user split has no common
+one) each user is asked as of their last train interaction, the last moment the train split knows
+about that user.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from models.baselines.base import check_query_time
 from models.evaluation.protocol import rank_by_scores
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import USER_CATEGORICAL_FEATURES
@@ -42,9 +49,10 @@ class CandidateGeneratorRecommender:
         self.searches = searches
         self.max_examples_per_user = max_examples_per_user
 
-    def fit(self, train: pd.DataFrame) -> CandidateGeneratorRecommender:
+    def fit(self, train: pd.DataFrame, query_time: Any = None) -> CandidateGeneratorRecommender:
+        check_query_time(train, query_time)
         examples, queries = rollback_examples(
-            train, self.config.history_length, self.max_examples_per_user, self.searches
+            train, self.config.history_length, self.max_examples_per_user, self.searches, query_time
         )
         self.bundle = train_candidate_generator(self._with_demographics(examples), self.catalog, self.config)
         self.queries = self._with_demographics(queries).set_index("user_id", drop=False)
@@ -68,12 +76,17 @@ def rollback_examples(
     history_length: int,
     max_examples_per_user: int,
     searches: pd.DataFrame | None = None,
+    query_time: Any = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training examples, one query row per user) from interactions (user_id, video_id, time).
 
-    Query rows have example age 0 ("now") and their user's last train time as `reference_time`."""
+    Query rows have example age 0 ("now") and `query_time` as `reference_time`, with the searches
+    made before it; without a query time, their user's last train time and the searches up to it.
+    Examples' `example_age_days` count back from `query_time` (default: the last train time)."""
     train = train.sort_values(["user_id", "time", "video_id"], kind="stable")
-    window_end = train["time"].max()
+    if query_time is not None:
+        query_time = pd.Timestamp(query_time).to_datetime64()  # compares with the numpy times below
+    window_end = train["time"].max() if query_time is None else query_time
     search_index = _search_index(searches)
     example_rows, query_rows = [], []
     for user, group in train.groupby("user_id", sort=True):
@@ -88,9 +101,11 @@ def rollback_examples(
                 (window_end - times[position]) / np.timedelta64(1, "D"),
                 times[position - 1],
             ))
-        query_rows.append((
-            int(user), items[-history_length:], _tokens_before(user_searches, times[-1], inclusive=True), times[-1],
-        ))
+        if query_time is None:
+            query_searches, asked_at = _tokens_before(user_searches, times[-1], inclusive=True), times[-1]
+        else:
+            query_searches, asked_at = _tokens_before(user_searches, query_time), query_time
+        query_rows.append((int(user), items[-history_length:], query_searches, asked_at))
     examples = pd.DataFrame(example_rows, columns=[
         "user_id", "label_video_id", "history_video_ids", "history_search_tokens", "example_age_days",
         "reference_time",
@@ -114,7 +129,7 @@ def _search_index(searches: pd.DataFrame | None) -> dict[int, tuple[np.ndarray, 
 
 def _tokens_before(user_searches, time, inclusive: bool = False) -> list[str]:
     """Distinct tokens of the user's last searches before `time` (at or before, if inclusive):
-    a query never sees a search made after the user's last train interaction."""
+    a query never sees a search made after the moment it is asked."""
     if user_searches is None:
         return []
     search_times, queries = user_searches

@@ -9,6 +9,14 @@ The rules this module enforces, so a benchmark table can be trusted:
   `models.evaluation.tuning.tune` (Optuna TPE) with the same trial budget per round on the same
   validation split and the same metric, widening edges its winner sits on. Stochastic methods
   (`seeded=True`) are tuned with seed `settings.seeds[0]`.
+- **One query time for every method**: each method is fitted with the split's query time
+  (`TemporalSplit.query_time`: the cut-off of the global split, as production asks at request
+  time), so any "now" a method measures from is the same for all. `query_at="last_interaction"`
+  asks each user as of their own last train interaction instead, for every method alike (kept to
+  compare with tables measured that way).
+- **Validation-only runs**: `holdout="validation"` scores on the validation split and tunes on
+  the same cut inside its train period, so a change can be measured with seeds and intervals
+  without reading test.
 - **Test read once per chosen configuration**: after tuning, the chosen configuration is fitted on
   the whole train split once per seed and scored on test (and on its cold-start slice); nothing
   is chosen after that. `HarnessResult.test_reads` lists every (method, configuration, seeds) that
@@ -62,10 +70,26 @@ class HarnessSettings:
     max_widenings: int = 2  # extra rounds when a winner sits on a search-range edge
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     slices: tuple[str, ...] = ("all", "cold_start")
+    query_at: str = "cutoff"  # one of QUERY_AT: when every method asks (see the module docstring)
+    holdout: str = "test"  # one of HOLDOUTS: "validation" scores validation and never reads test
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("seeds is empty; stochastic methods need at least one seed")
+        if self.query_at not in QUERY_AT:
+            raise ValueError(f"query_at must be one of {QUERY_AT}, got {self.query_at!r}")
+        if self.holdout not in HOLDOUTS:
+            raise ValueError(f"holdout must be one of {HOLDOUTS}, got {self.holdout!r}")
+
+
+QUERY_AT = ("cutoff", "last_interaction")
+HOLDOUTS = ("test", "validation")
+
+
+def query_time(split: TemporalSplit, settings: HarnessSettings):
+    """The time every method is asked at on `split`: its query time (the cut-off of a global
+    split), or None (each user as of their last train interaction) when settings ask for that."""
+    return split.query_time if settings.query_at == "cutoff" else None
 
 
 @dataclass
@@ -98,7 +122,11 @@ class HarnessResult:
 
 
 def prepare_splits(interactions: pd.DataFrame, settings: HarnessSettings) -> tuple[TemporalSplit, TemporalSplit]:
+    """(the split scored, the split tuned on): (test, validation), or with holdout="validation"
+    (validation, the same cut inside validation's train period), which never touches test."""
     split = temporal_split(interactions, settings.test_fraction, settings.cutoff, kind=settings.split_kind)
+    if settings.holdout == "validation":
+        split = validation_split(split)
     return split, validation_split(split)
 
 
@@ -113,7 +141,7 @@ def tune_method(
     """The search on validation (fit on its train, score its test), never touching the test split."""
 
     def objective(params: dict) -> float:
-        method = _build(spec, params, settings.seeds[0]).fit(validation.train)
+        method = _build(spec, params, settings.seeds[0]).fit(validation.train, query_time(validation, settings))
         return evaluate(method.recommend, validation, catalog_size, extra_metrics).metrics[settings.tuning_metric]
 
     return tune(objective, spec.space, settings.trials, settings.max_widenings, seed=settings.seeds[0])
@@ -142,7 +170,7 @@ def run_method(
     fit_seconds = []
     for seed in seeds:
         started = time.perf_counter()
-        method = _build(spec, params, seed).fit(split.train)
+        method = _build(spec, params, seed).fit(split.train, query_time(split, settings))
         fit_seconds.append(time.perf_counter() - started)
         for slice in slices:
             extra = extra_metrics if slice == "all" else None

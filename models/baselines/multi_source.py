@@ -3,13 +3,15 @@ fresh, exploration) behind the baselines' interface, so the harness scores it un
 protocol as every single method: fitted on the train split only, full catalog, train items
 excluded.
 
-What each source may see, under a per-user temporal split where users' "now"s differ:
+What each source may see:
 
 - co-watch is fitted once on the whole train split (as EASE and item-kNN are);
-- subscriptions, trending, fresh and exploration depend on when you ask, so they are fitted as of
-  the end of the day of each user's last train interaction (the query's reference day, like the
-  candidate generator's `reference_time`), once per distinct day, on train watches before then;
-- subscriptions and impressions (exploration's exposure counts) are also cut per user at that
+- subscriptions, trending, fresh and exploration depend on when you ask. Given the protocol's
+  query time (`fit(train, query_time)`, the global split's cut-off, as the candidate generator is
+  asked) they are fitted once as of that time, on what happened strictly before it. Without one
+  (the per-user split, where users' "now"s differ) they are fitted as of the end of the day of each
+  user's last train interaction, once per distinct day, on train watches before then, and
+  subscriptions and impressions (exploration's exposure counts) are also cut per user at that
   user's last train interaction, so nothing from a user's test period reaches any source;
 - a source the data cannot feed is empty, never faked: no subscriptions table (MovieLens) → no
   subscription candidates; no impressions → no exploration candidates.
@@ -27,11 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from models.baselines.base import Recommender
+from models.baselines.base import Recommender, check_query_time
 from models.sources import MultiSourceConfig
 from models.sources._common import take_top
 from models.sources.candidate import SOURCE_PRIORITY
@@ -77,11 +80,17 @@ class MultiSourceUnion:
         if impressions is None:  # no exposure data: exploration would be a blind draw, so it stays empty
             self.config = replace(self.config, exploration=replace(self.config.exploration, quota=0))
 
-    def fit(self, train: pd.DataFrame) -> MultiSourceUnion:
-        self.ann.fit(train)
+    def fit(self, train: pd.DataFrame, query_time: Any = None) -> MultiSourceUnion:
+        check_query_time(train, query_time)
+        self.ann.fit(train, query_time)
+        self.query_time = None if query_time is None else pd.Timestamp(query_time)
         train = train.sort_values(["user_id", "time", "video_id"], kind="stable")
         self.watches = train.rename(columns={"time": "watch_time"})
+        # What each user's sources may know: up to the last train interaction, or (with a query
+        # time) everything strictly before it, shifted by a microsecond so `<=` below means `<`.
         self.user_cut = train.groupby("user_id")["time"].max()
+        if self.query_time is not None:
+            self.user_cut[:] = self.query_time - pd.Timedelta(microseconds=1)
         now = train["time"].max() + pd.Timedelta(microseconds=1)  # sources use rows strictly before now
         self.co_watch = CoWatchSource(self.config.co_watch).fit(self.watches, now)
         self.history = {int(user): items.tolist()[-HISTORY_LENGTH:] for user, items in train.groupby("user_id")["video_id"]}
@@ -106,8 +115,9 @@ class MultiSourceUnion:
         return ranked
 
     def _day_sources(self, reference_time: pd.Timestamp) -> DaySources:
-        """The time-dependent sources as of the end of the reference day (fitted once per day)."""
-        day_end = reference_time.floor("D") + pd.Timedelta(days=1)
+        """The time-dependent sources as of the query time if there is one, else as of the end of
+        the reference day (fitted once per day)."""
+        day_end = self.query_time if self.query_time is not None else reference_time.floor("D") + pd.Timedelta(days=1)
         if day_end not in self._sources_by_day:
             config = self.config
             self._sources_by_day[day_end] = DaySources(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.baselines.base import InteractionMatrix, ScoringRecommender
+from models.baselines.base import InteractionMatrix, ScoringRecommender, check_query_time
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,9 @@ class SASRec(ScoringRecommender):
     def __init__(self, config: SASRecConfig | None = None, **overrides):
         self.config = replace(config or SASRecConfig(), **overrides)
 
-    def fit(self, train: pd.DataFrame) -> SASRec:
+    def fit(self, train: pd.DataFrame, query_time: Any = None) -> SASRec:
+        """`query_time` is not used: SASRec reads the order of the history, not its age."""
+        check_query_time(train, query_time)
         self.data = InteractionMatrix(train)  # ids ↔ rows and columns; the order comes from `time` below
         config = self.config
         self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -21,6 +21,16 @@ Validation is the same kind of split applied to the train part (`validation_spli
 global kind with its own cut-off T_val < T (the same quantile of the train times), so tuning
 never sees test time.
 
+The query time (`TemporalSplit.query_time`): when every test user is asked for recommendations.
+For the global split it is the cut-off T (T_val on validation): production asks at request time,
+every test interaction happens at or after T, and T is the latest moment nothing of the test
+period is known, so a method that measures anything from "now" (a freshness logit, an example's
+age, a recent-popularity window) measures it from T, the same T for every method. Asking as of
+each user's own last train interaction instead (days or weeks before T for a user who paused)
+throws away what is known and is not what serving does. The per-user split has no common "now"
+(each user's test part starts at a different time), so its query time is None: methods then ask
+as of each user's last train interaction, the latest time that user's train part knows.
+
 Every method ranks the WHOLE catalog (no sampled negatives), the user's train items are excluded,
 and metrics are averaged over every test user (a user a method returns nothing for scores 0).
 `evaluate` also returns the per-user values, indexed by user id, for paired bootstrap intervals
@@ -79,6 +89,12 @@ class TemporalSplit:
     test_fraction: float = 0.2  # what validation_split carves from train by default
 
     @property
+    def query_time(self) -> Any:
+        """When test users are asked (see the module docstring): the cut-off for the global split,
+        None for the per-user split (each user as of their own last train interaction)."""
+        return self.cutoff if self.kind == "global" else None
+
+    @property
     def leaks_future(self) -> bool:
         """True for the per-user split: train holds interactions later than other users' test ones."""
         return self.kind == "per_user"
@@ -106,6 +122,7 @@ class TemporalSplit:
         return {
             "kind": self.kind,
             "cutoff": self.cutoff,
+            "query_time": self.query_time,
             "test_fraction": self.test_fraction,
             "leaks_future": self.leaks_future,
             "train_interactions": len(self.train),

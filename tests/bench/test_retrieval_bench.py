@@ -48,6 +48,21 @@ def test_the_per_user_split_says_it_leaks(raw_dir):
     assert report.splitlines()[0].startswith("WARNING: the per-user split leaks the future")
 
 
+def test_a_validation_holdout_says_test_was_not_read_and_two_query_times_compare_paired(raw_dir, tmp_path):
+    for query_at in ("cutoff", "last-interaction"):
+        report = bench("--data-dir", str(raw_dir), "--methods", "most_popular", "--holdout", "validation",
+                       "--query-at", query_at, "--results-dir", str(tmp_path / query_at), *FAST)
+        assert report.splitlines()[0].startswith("VALIDATION HOLDOUT") and "test was not read" in report
+        asked = "every user at the cut-off" if query_at == "cutoff" else "each user at their last train interaction"
+        assert f"methods asked {asked}" in report
+    done = subprocess.run([sys.executable, str(BENCH.with_name("retrieval_compare.py")), str(tmp_path / "cutoff"),
+                           str(tmp_path / "last-interaction"), "--dataset", "simulator", "--method", "most_popular"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| recall@50")]
+    assert len(rows) == 1 and rows[0].count("[") == 3  # A, B and the paired difference, each with its interval
+
+
 def test_a_directory_without_raw_logs_is_an_error_naming_it(tmp_path):
     done = subprocess.run([sys.executable, str(BENCH), "--data-dir", str(tmp_path), *FAST],
                           capture_output=True, text=True, timeout=120)

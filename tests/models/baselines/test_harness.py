@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from models.baselines.harness import HarnessSettings, MethodSpec, run_harness, summary_table
 from models.evaluation.tuning import Choice, FloatRange
@@ -25,7 +26,7 @@ class NextVideo:
     def __init__(self, seed: int = 0, stride: float = 1.0):
         self.seed, self.stride = seed, stride
 
-    def fit(self, train: pd.DataFrame):
+    def fit(self, train: pd.DataFrame, query_time=None):
         self.last = train.sort_values("time").groupby("user_id")["video_id"].last().to_dict()
         return self
 
@@ -42,7 +43,7 @@ class Shuffled:
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(seed)
 
-    def fit(self, train: pd.DataFrame):
+    def fit(self, train: pd.DataFrame, query_time=None):
         return self
 
     def recommend(self, user_ids, k, exclude):
@@ -56,9 +57,9 @@ def test_seeded_methods_run_every_seed_and_deterministic_ones_once():
     fits = []
 
     class Counting(NextVideo):
-        def fit(self, train):
+        def fit(self, train, query_time=None):
             fits.append(self.seed)
-            return super().fit(train)
+            return super().fit(train, query_time)
 
     methods = [MethodSpec("ours", Counting, {"stride": FloatRange(0.6, 3.0)}, seeded=True),
                MethodSpec("random", Shuffled)]
@@ -86,3 +87,47 @@ def test_a_clear_winner_is_called_better_and_an_equal_method_is_not():
     assert table.loc["same", "recall@10 verdict"] == "no difference"
     assert table.loc["ours", "recall@10 low"] <= table.loc["ours", "recall@10"] <= table.loc["ours", "recall@10 high"]
     assert table.loc["random", "seeds"] == 3 and table.loc["random", "recall@10 seed sd"] > 0
+
+
+class RecordingQueryTime(NextVideo):
+    """NextVideo that notes the query time and the latest train time of every fit."""
+
+    fits: list = []
+
+    def fit(self, train, query_time=None):
+        RecordingQueryTime.fits.append((query_time, train["time"].max()))
+        return super().fit(train, query_time)
+
+
+def test_every_fit_is_asked_at_its_splits_cutoff():
+    RecordingQueryTime.fits = []
+    result = run_harness(drifting_interactions(), [MethodSpec("ours", RecordingQueryTime)], catalog_size=50,
+                         settings=replace(SETTINGS, trials=1))
+    tuning_fit, test_fit = RecordingQueryTime.fits
+    assert tuning_fit[0] == result.validation.cutoff and test_fit[0] == result.split.cutoff
+    assert tuning_fit[1] < tuning_fit[0] < test_fit[1] < test_fit[0]  # each "now" after its train, before test
+
+
+def test_asking_at_the_last_interaction_gives_no_query_time_to_any_method():
+    RecordingQueryTime.fits = []
+    run_harness(drifting_interactions(), [MethodSpec("ours", RecordingQueryTime)], catalog_size=50,
+                settings=replace(SETTINGS, trials=1, query_at="last_interaction"))
+    assert [query_time for query_time, _ in RecordingQueryTime.fits] == [None, None]
+
+
+def test_a_validation_holdout_never_reaches_the_test_period():
+    interactions = drifting_interactions()
+    full = run_harness(interactions, [MethodSpec("random", Shuffled)], catalog_size=50, settings=SETTINGS)
+    RecordingQueryTime.fits = []
+    result = run_harness(interactions, [MethodSpec("ours", RecordingQueryTime)], catalog_size=50,
+                         settings=replace(SETTINGS, trials=1, holdout="validation"))
+    assert result.split.cutoff == full.validation.cutoff  # scored on validation
+    assert result.validation.cutoff < result.split.cutoff  # tuned on the same cut inside its train
+    assert result.split.test["time"].max() < full.split.cutoff
+    assert all(latest < full.validation.cutoff for _, latest in RecordingQueryTime.fits)
+
+
+@pytest.mark.parametrize("field, value", [("query_at", "now"), ("holdout", "train")])
+def test_unknown_query_time_or_holdout_is_rejected(field, value):
+    with pytest.raises(ValueError, match=f"{field} must be one of .*{value}"):
+        replace(SETTINGS, **{field: value})
