@@ -34,6 +34,7 @@ def version_segments(outcomes: list[Outcome]) -> list[dict]:
     versions (errors) are skipped, so an error does not split a segment.
     """
     segments: list[dict] = []
+    labels = version_labels(outcomes)
     answered = sorted((o for o in outcomes if o.model_versions is not None), key=lambda o: o.finished_s)
     for outcome in answered:
         versions = dict(outcome.model_versions)
@@ -41,12 +42,24 @@ def version_segments(outcomes: list[Outcome]) -> list[dict]:
             segments[-1]["answers"] += 1
             segments[-1]["last_s"] = outcome.finished_s
         else:
-            segments.append({"model_versions": versions, "answers": 1, "first_s": outcome.finished_s, "last_s": outcome.finished_s})
+            segments.append({"version_set": labels[outcome.model_versions], "model_versions": versions, "answers": 1,
+                             "first_s": outcome.finished_s, "last_s": outcome.finished_s})
     return segments
 
 
+def version_labels(outcomes: list[Outcome]) -> dict[tuple, int]:
+    """Each distinct `model_versions` set, numbered 1, 2, ... in the order answers first carried it."""
+    labels: dict[tuple, int] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.finished_s):
+        if outcome.model_versions is not None and outcome.model_versions not in labels:
+            labels[outcome.model_versions] = len(labels) + 1
+    return labels
+
+
 def timeline(outcomes: list[Outcome]) -> list[dict]:
-    """One row per second of due time: sent, ok, errors by kind, degraded, latency percentiles."""
+    """One row per second of due time: sent, ok, errors by kind, degraded, latency percentiles and
+    the version sets (numbered as in `version_labels`) that answered."""
+    labels = version_labels(outcomes)
     by_second: dict[int, list[Outcome]] = {}
     for outcome in outcomes:
         by_second.setdefault(math.floor(outcome.due_s), []).append(outcome)
@@ -55,7 +68,7 @@ def timeline(outcomes: list[Outcome]) -> list[dict]:
         bucket = by_second[second]
         errors = Counter(outcome.error for outcome in bucket if outcome.error)
         ok = [outcome for outcome in bucket if outcome.error is None]
-        versions = sorted({"/".join(f"{k}={v}" for k, v in o.model_versions) for o in ok if o.model_versions})
+        versions = sorted({labels[o.model_versions] for o in ok if o.model_versions is not None})
         rows.append(
             {
                 "second": second,
@@ -129,10 +142,10 @@ def markdown(summary: dict) -> str:
         "",
         f"model versions (in answer order; {summary['version_switches']} switch(es)):",
         "",
-        "| versions | answers | first s | last s |",
-        "|---|---|---|---|",
+        "| set | versions | answers | first s | last s |",
+        "|---|---|---|---|---|",
         *(
-            f"| {', '.join(f'{k}={v}' for k, v in segment['model_versions'].items()) or '(none)'} | "
+            f"| {segment['version_set']} | {', '.join(f'{k}={v}' for k, v in segment['model_versions'].items()) or '(none)'} | "
             f"{segment['answers']} | {segment['first_s']:.2f} | {segment['last_s']:.2f} |"
             for segment in summary["version_segments"]
         ),
@@ -143,11 +156,11 @@ def markdown(summary: dict) -> str:
             f"| {c['offset_s']:g} | `{c['command']}` | {_fmt(c['started_s'], 2)} | {_fmt(c['finished_s'], 2)} | {c['exit_status']} |"
             for c in summary["commands"]
         ]
-    lines += ["", "| second | requests | ok | errors | degraded | p50 ms | p99 ms | max ms | versions |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| second | requests | ok | errors | degraded | p50 ms | p99 ms | max ms | version sets |", "|---|---|---|---|---|---|---|---|---|"]
     for row in summary["timeline"]:
         errors = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items()) or "0"
         lines.append(
             f"| {row['second']} | {row['requests']} | {row['ok']} | {errors} | {row['degraded']} | "
-            f"{_fmt(row['p50_ms'])} | {_fmt(row['p99_ms'])} | {_fmt(row['max_ms'])} | {'; '.join(row['model_versions'])} |"
+            f"{_fmt(row['p50_ms'])} | {_fmt(row['p99_ms'])} | {_fmt(row['max_ms'])} | {', '.join(map(str, row['model_versions']))} |"
         )
     return "\n".join(lines)

@@ -131,6 +131,8 @@ def _scaled(name: str, value: float | None) -> str:
 
 
 def metrics_markdown(summary: dict) -> str:
+    if not summary["histograms"] and not summary["values"]:
+        return f"(no {PREFIX}* series on /metrics)"
     lines = ["| histogram | labels | count | mean | p50 est. | p99 est. |", "|---|---|---|---|---|---|"]
     lines += [
         f"| {row['name']} | {_labels(tuple(row['labels'].items()))} | {row['count']:g} | {_scaled(row['name'], row['mean'])} | "
@@ -139,6 +141,4 @@ def metrics_markdown(summary: dict) -> str:
     ]
     lines += ["", "| counter / gauge | labels | value |", "|---|---|---|"]
     lines += [f"| {row['name']} | {_labels(tuple(row['labels'].items()))} | {row['value']:g} |" for row in summary["values"]]
-    if not summary["histograms"] and not summary["values"]:
-        lines.append(f"| (no {PREFIX}* series on /metrics) | | |")
     return "\n".join(lines)

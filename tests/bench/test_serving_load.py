@@ -263,6 +263,8 @@ def test_model_versions_are_reported_as_segments_in_answer_order(engine, report,
     first, second = summary["version_segments"]
     assert first["model_versions"] == {"ranker": "1", "retrieval": "1"} and second["model_versions"]["ranker"] == "2"
     assert first["answers"] + second["answers"] == 30 and first["last_s"] <= second["first_s"]
+    assert {tuple(row["model_versions"]) for row in summary["timeline"]} <= {(1,), (2,), (1, 2)}
+    assert "| 2 | ranker=2, retrieval=2 |" in report.markdown(summary)
 
 
 SAMPLE_METRICS = """\
