@@ -20,7 +20,8 @@ The report: offered and achieved rates, p50/p90/p99/max latency, errors by kind 
 4xx, connection errors, unparseable answers), answers whose `degraded` list is non-empty, the
 `model_versions` seen in answer order (a hot reload should switch them once), the results of
 `--at` commands, a per-second timeline and, with `--metrics`, the service's `vidrec_*` Prometheus
-series over the run. Markdown on stdout, everything as JSON with `--results-json`.
+series over the measured phase (scraped as it starts and after its last answer, so the warmup is
+left out). Markdown on stdout, everything as JSON with `--results-json`.
 
 The generator shares the machine with the service: its send lag (how late it sent against the
 schedule) is reported so a saturated client is told apart from a slow service.
@@ -93,10 +94,11 @@ def request_bodies(
     return bodies
 
 
-def scrape_metrics(url: str) -> MetricSnapshot | None:
+async def scrape_metrics(url: str) -> MetricSnapshot | None:
     """The service's `vidrec_*` series, or None (logged) when /metrics cannot be read."""
     try:
-        response = httpx.get(f"{url}/metrics", timeout=10)
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{url}/metrics")
         response.raise_for_status()
         return parse_metrics(response.text)
     except (httpx.HTTPError, ValueError) as error:
@@ -154,17 +156,21 @@ def main(argv: list[str] | None = None) -> dict:
     users = known_user_ids(args.users_from, args.max_user_id)
     count = round((args.warmup + args.duration) * args.rate)
     bodies = request_bodies(users, count, args.unknown_share, args.k, args.surfaces, args.seed)
-    before = scrape_metrics(url) if args.metrics else None
     logger.info("%d requests at %g/s to %s/recommend (%g s warmup, %g s measured)", count, args.rate, url, args.warmup, args.duration)
+    # With --metrics, /metrics is read as the measured phase starts and after it: the difference is the run's.
     run = asyncio.run(
-        run_open_loop(f"{url}/recommend", bodies, args.rate, args.warmup, args.timeout, args.at, args.max_connections)
+        run_open_loop(
+            f"{url}/recommend", bodies, args.rate, args.warmup, args.timeout, args.at, args.max_connections,
+            at_measure_start=(lambda: scrape_metrics(url)) if args.metrics else None,
+        )
     )
+    before = run.extra.get("at_measure_start")
     summary = summarise(run)
     summary["options"] = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items() if key != "at"}
     summary["known_users"] = len(users)
     report = markdown(summary)
     if args.metrics:
-        after = scrape_metrics(url)
+        after = asyncio.run(scrape_metrics(url))
         if after is not None:
             summary["metrics"] = summarise_metrics(after.minus(before) if before is not None else after)
             summary["metrics_scope"] = "the run" if before is not None else "the service's lifetime"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -168,11 +168,13 @@ async def run_open_loop(
     timeout_s: float,
     commands: Sequence[ScheduledCommand] = (),
     max_connections: int = 0,
+    at_measure_start: Callable[[], Awaitable[object]] | None = None,
 ) -> LoadRun:
     """Send `bodies` in order at `rate` per second; the first `warmup_s * rate` are the warmup.
 
     Waits for every answer (or its timeout) before returning. `max_connections` 0 means no limit,
-    so the client never holds a due request back for want of a connection.
+    so the client never holds a due request back for want of a connection. `at_measure_start` is
+    awaited (beside the sends) when the measured phase starts; its result is `extra["at_measure_start"]`.
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
@@ -184,6 +186,7 @@ async def run_open_loop(
     runs = [CommandRun(command.offset_s, command.command) for command in commands]
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         command_tasks = [asyncio.create_task(_run_command(run, origin)) for run in runs]
+        start_task = asyncio.create_task(_at(origin, at_measure_start)) if at_measure_start else None
         request_tasks = []
         for index, body in enumerate(bodies):
             due = loop_start + index / rate
@@ -194,6 +197,7 @@ async def run_open_loop(
             request_tasks.append(asyncio.create_task(_send(session, url, index, phase, body, due, origin)))
         outcomes = list(await asyncio.gather(*request_tasks))
         await asyncio.gather(*command_tasks)
+        extra = {"at_measure_start": await start_task} if start_task else {}
     return LoadRun(
         outcomes=outcomes,
         commands=runs,
@@ -201,4 +205,10 @@ async def run_open_loop(
         rate=rate,
         duration_s=(len(bodies) - n_warmup) / rate,
         warmup_s=n_warmup / rate,
+        extra=extra,
     )
+
+
+async def _at(origin: float, action: Callable[[], Awaitable[object]]) -> object:
+    await asyncio.sleep(max(0.0, origin - time.monotonic()))
+    return await action()

@@ -68,7 +68,9 @@ class FakeService(ThreadingHTTPServer):
         self.stall_s = stall_s
         self.stall_finished: float | None = None
         self.versions_after = versions_after  # monotonic time from which answers carry version 2
-        self.metrics_text = ""
+        self.metrics_text = ""  # what /metrics says; empty: a counter of the /recommend answers so far
+        self.served = 0
+        self.count_lock = threading.Lock()
 
     def handle_error(self, request, client_address) -> None:  # the hang-up user breaks its own answer
         pass
@@ -85,7 +87,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        self._answer(200, self.server.metrics_text.encode(), "text/plain; version=0.0.4")
+        served = (
+            "# TYPE vidrec_requests_total counter\n"
+            f"vidrec_requests_total {self.server.served}\n"
+        )
+        self._answer(200, (self.server.metrics_text or served).encode(), "text/plain; version=0.0.4")
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -96,6 +102,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._recommend(body)
 
     def _recommend(self, body: dict) -> None:
+        with self.server.count_lock:
+            self.server.served += 1
         user = body["user_id"]
         if user == STALL_USER:
             time.sleep(self.server.stall_s)
@@ -231,6 +239,16 @@ def test_the_cli_reports_rates_unknown_users_and_a_per_second_timeline(cli, serv
     assert sum(row["requests"] for row in summary["timeline"]) == 100
     assert summary["latency"]["p50_ms"] <= summary["latency"]["p99_ms"] <= summary["latency"]["max_ms"]
     assert "| offered req/s |" in out and "| second |" in out
+
+
+def test_service_metrics_cover_the_measured_phase_not_the_warmup(cli, serve):
+    service = serve()
+    summary = cli.main(["--url", service.url, "--rate", "20", "--duration", "1", "--warmup", "1",
+                        "--max-user-id", "50", "--metrics"])
+    (counter,) = summary["metrics"]["values"]
+    assert service.served == 40 and summary["requests"] == 20
+    # Read as the measured phase starts: at most the last warmup answers can still be counted in it.
+    assert 18 <= counter["value"] <= 25 and summary["metrics_scope"] == "the run"
 
 
 def test_request_bodies_draw_unknown_users_beyond_the_corpus(cli):
