@@ -1,8 +1,11 @@
-"""The BentoML service: POST /recommend, plus BentoML's own GET /healthz, /livez and /readyz.
+"""The BentoML service: POST /recommend, plus BentoML's own GET /healthz, /livez, /readyz and /metrics.
 
-`__init__` loads the champion models from the MLflow registry and opens the Feast online store
-once; requests only run the recommender. Without champions (the pipeline has not run) the service
-still starts, `/readyz` answers 503 and `/recommend` says what to do, rather than crash-looping.
+Each worker opens the Feast online store once and follows the registry's `champion` aliases
+(serving.hot_reload): the models load at start-up and are swapped, whole, when a promotion moves
+an alias; no restart. Without champions (the pipeline has not run) the service still starts,
+`/readyz` answers 503 and `/recommend` says what to do, rather than crash-looping; it becomes
+ready on its own once the pipeline promotes models. `/readyz` is also 503 while the online store
+does not answer (requests are then served degraded, see serving.recommender).
 """
 
 from __future__ import annotations
@@ -13,43 +16,33 @@ import bentoml
 import faiss
 import torch
 
-from feature_repo.store import feature_store
 from serving.api_guard import ApiGuard, GuardPolicy, service_media_types
 from serving.error_logging import log_client_errors_without_traceback
-from serving.loading import load_champion_models
-from serving.online_features import OnlineFeatureReader
-from serving.recommender import Recommender
-from serving.request_clock import request_clock
+from serving.runtime import ServingRuntime
 from serving.schemas import RecommendationResponse, Surface, TopK, UserId
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
 
+# Read at import: BentoML takes the worker count from the decorator.
+SERVICE_SETTINGS = VidrecSettings()
 
-@bentoml.service(name="vidrec_recommender", traffic={"timeout": 30}, workers=1)
+
+@bentoml.service(name="vidrec_recommender", traffic={"timeout": 30}, workers=SERVICE_SETTINGS.serve_workers)
 class RecommendationService:
     def __init__(self) -> None:
         settings = VidrecSettings()
         # One request is one small batch: extra threads only add overhead and fight the server.
         faiss.omp_set_num_threads(1)
         torch.set_num_threads(1)
-        self.recommender: Recommender | None = None
-        self.not_ready_reason = ""
-        try:
-            models = load_champion_models(settings)
-            store = feature_store(settings)
-            features = OnlineFeatureReader(store, settings.video_feature_ttl_seconds)
-            features.warm_video_cache(models.retrieval.catalog_video_ids.tolist())
-        except LookupError as error:
-            self.not_ready_reason = str(error)
-            logger.error("service not ready: %s", error)
-            return
-        self.recommender = Recommender(
-            models, features, settings.candidates_per_request, request_clock=request_clock(settings, store)
-        )
+        self.runtime = ServingRuntime.open(settings)
+        self.watcher = self.runtime.champion_watcher()
+        self.watcher.poll()  # the first load, before the first request
+        self.watcher.start()  # then follow promotions (and retry while there are no champions)
+        self.runtime.features.start_video_refresher()
 
     def __is_ready__(self) -> bool:
-        return self.recommender is not None
+        return self.watcher.current is not None and self.runtime.online_store_healthy()
 
     @bentoml.api(route="/recommend")
     def recommend(
@@ -59,9 +52,10 @@ class RecommendationService:
         surface: Surface = "home",
     ) -> RecommendationResponse:
         """Top-k videos for a user on a surface, each with its score and retrieval source."""
-        if self.recommender is None:
-            raise bentoml.exceptions.ServiceUnavailable(f"models not loaded: {self.not_ready_reason}")
-        return self.recommender.recommend(user_id, k, surface)
+        recommender = self.watcher.current  # read once: the whole request answers with one model set
+        if recommender is None:
+            raise bentoml.exceptions.ServiceUnavailable(f"models not loaded: {self.watcher.not_ready_reason}")
+        return recommender.recommend(user_id, k, surface)
 
 
 def _guard_policy(settings: VidrecSettings) -> GuardPolicy:

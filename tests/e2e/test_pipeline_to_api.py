@@ -6,6 +6,7 @@ import httpx
 import pandas as pd
 from dagster import AssetKey
 from mlflow.tracking import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from models.registry import SERVED_ARTIFACTS, champion_version
 
@@ -83,3 +84,25 @@ def test_health_readiness_and_openapi_spec(service_url):
     assert httpx.get(f"{service_url}/readyz", timeout=5).status_code == 200
     spec = httpx.get(f"{service_url}/docs.json", timeout=5).json()
     assert "/recommend" in spec["paths"]
+
+
+def test_responses_name_their_model_versions_and_metrics_show_each_stage(pipeline_run, service_url):
+    settings = pipeline_run[0]
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    client = MlflowClient()
+    champions = {artifact.name: champion_version(client, artifact) for artifact in SERVED_ARTIFACTS.values()}
+    history = pd.read_parquet(settings.marts_dir / "user_watch_history.parquet")
+    user = int(history["user_id"].iloc[0])
+
+    body = httpx.post(f"{service_url}/recommend", json={"user_id": user, "k": 5}, timeout=30).json()
+    metrics = httpx.get(f"{service_url}/metrics", timeout=10).text
+
+    assert body["model_versions"] == champions
+    assert body["degraded"] == []
+    samples = [sample for family in text_string_to_metric_families(metrics) for sample in family.samples]
+    timed = {sample.labels["stage"] for sample in samples if sample.name == "vidrec_stage_seconds_count" and sample.value}
+    assert {"user_features", "retrieval:ann", "candidate_features", "ranking", "total"} <= timed
+    assert any(sample.name == "vidrec_candidates_total" and sample.labels == {"source": "ann"} and sample.value > 0
+               for sample in samples)
