@@ -25,8 +25,8 @@ class ChampionWatcher:
     """Holds the serving `Recommender` and replaces it when the champions move.
 
     `resolve()` gives {model name: version} of the champions now; `load(versions)` loads that
-    set; `build(models)` makes the recommender that serves it. (The service passes the registry
-    functions of serving.loading; tests pass their own.)
+    set; `build(models)` makes the recommender that serves it; `on_swap()` runs after each swap.
+    (The service passes the registry functions of serving.loading; tests pass their own.)
     """
 
     def __init__(
@@ -35,11 +35,13 @@ class ChampionWatcher:
         load: Callable[[dict[str, str]], ServingModels],
         build: Callable[[ServingModels], Recommender],
         poll_seconds: float,
+        on_swap: Callable[[], None] | None = None,
     ):
         self._resolve = resolve
         self._load = load
         self._build = build
         self.poll_seconds = poll_seconds
+        self._on_swap = on_swap or (lambda: None)
         self.current: Recommender | None = None
         self.not_ready_reason = "models not loaded yet"
         self._stop = threading.Event()
@@ -80,6 +82,7 @@ class ChampionWatcher:
             previous = self.versions
             self.current = recommender  # the swap: one reference assignment
             self.not_ready_reason = ""
+            self._on_swap()
             serving_metrics().model_reloads.labels(outcome="swapped").inc()
             logger.info("serving champions %s (were %s)", versions, previous or "none")
             return True

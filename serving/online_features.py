@@ -147,20 +147,28 @@ class OnlineFeatureReader:
         for start in range(0, len(video_ids), batch_size):
             self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], self._clock())
 
-    def start_video_refresher(self, batch_size: int = 1000) -> None:
-        """Re-read every cached video's features in a daemon thread, every half TTL, so requests
-        never wait on a refresh (at 100k videos an inline refresh of 500 candidates costs more
-        than the rest of the request). A failed round leaves the values in place; once they
-        pass their TTL, requests serving them are flagged `candidate_features:stale`."""
+    def start_video_refresher(self, batch_size: int = 250) -> None:
+        """Re-read every cached video's features in a daemon thread, so requests never wait on a
+        refresh (at 100k videos an inline refresh of 500 candidates costs more than the rest of
+        the request). Each round re-reads every cached video once, in small batches spread evenly
+        over half a TTL: reading 100k videos costs ~10 s of CPU, which in one burst would stall
+        every request for as long. A failed batch leaves its values in place; once they pass
+        their TTL, requests serving them are flagged `candidate_features:stale`."""
         if self._refresher is not None or self._video_ttl_seconds <= 0:
             return
 
         def refresh_forever() -> None:
-            while not self._stop_refresher.wait(self._video_ttl_seconds / 2):
-                try:
-                    self.warm_video_cache(list(self._video_slots), batch_size)
-                except Exception as error:  # noqa: BLE001 - the store is down: retry next round
-                    logger.warning("video feature refresh failed: %r", error)
+            round_seconds = self._video_ttl_seconds / 2
+            while not self._stop_refresher.is_set():
+                videos = list(self._video_slots)
+                batches = max(1, -(-len(videos) // batch_size))
+                for start in range(0, max(len(videos), 1), batch_size):
+                    if self._stop_refresher.wait(round_seconds / batches):
+                        return
+                    try:
+                        self._fetch_videos(videos[start:start + batch_size], self._clock())
+                    except Exception as error:  # noqa: BLE001 - the store is down: the next round retries
+                        logger.warning("video feature refresh failed: %r", error)
 
         self._refresher = threading.Thread(target=refresh_forever, name="video-feature-refresher", daemon=True)
         self._refresher.start()

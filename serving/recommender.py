@@ -120,7 +120,7 @@ class Recommender:
                     Candidate(video, "popular", score, ("popular",), rank)
                     for rank, (video, score) in enumerate(self.models.popularity.recommend(k - len(candidates), taken))
                 ]
-            items = self._rank(user, user_id, surface, candidates, trace)[:k]
+            items = self._rank(user, user_id, surface, candidates, k, trace)
         trace.observe("total", time.perf_counter() - started)
         return RecommendationResponse(
             user_id=user_id, surface=surface, known_user=known_user, items=items,
@@ -153,28 +153,36 @@ class Recommender:
     def _retrieve(
         self, user_id: int, user: dict[str, object], history: list[int], count: int, trace: RequestTrace
     ) -> list[Candidate]:
-        """ANN over the user embedding plus every other source, each on its own budget,
-        deduplicated and tagged; popular videos when every source failed."""
+        """`count` candidates: every fitted source's own quota, each on its own budget, and ANN over
+        the user embedding filling the rest; deduplicated and tagged. Popular videos when every
+        source failed."""
         watched = set(history)
         lists: dict[str, list[tuple[int, float]]] = {}
+        for name in FITTED_SOURCES:
+            result = trace.run(
+                f"retrieval:{name}",
+                lambda name=name: self.models.sources.source_list(name, user_id, history, watched),
+                lambda: None, "skipped", self.budgets.retrieval,
+            )
+            if result is not None:
+                lists[name] = result
+        from_sources = {video for ranked in lists.values() for video, _ in ranked}
 
         def ann() -> list[tuple[int, float]]:
             vector = self.models.retrieval.user_embeddings(query_from_online_row(user))
-            ids, scores = self.models.index.search(vector, count + len(watched))
-            return [
-                (int(video), float(score)) for video, score in zip(ids[0], scores[0])
-                if video >= 0 and int(video) not in watched
-            ][:count]
+            ids, scores = self.models.index.search(vector, count + len(watched) + len(from_sources))
+            return _fill(
+                [(int(video), float(score)) for video, score in zip(ids[0], scores[0])
+                 if video >= 0 and int(video) not in watched],
+                from_sources, count,
+            )
 
-        stages = {"ann": ann} | {
-            name: (lambda name=name: self.models.sources.source_list(name, user_id, history, watched))
-            for name in FITTED_SOURCES
-        }
-        for name, work in stages.items():
-            result = trace.run(f"retrieval:{name}", work, lambda: None, "skipped", self.budgets.retrieval)
-            if result is not None:
-                lists[name] = result
-        candidates = self.models.sources.union(lists, history, watched) if lists else []
+        ranked_by_ann = trace.run("retrieval:ann", ann, lambda: None, "skipped", self.budgets.retrieval)
+        if ranked_by_ann is not None:
+            lists = {"ann": ranked_by_ann, **lists}
+        candidates = (
+            self.models.sources.union(lists, history, watched, quotas={"ann": len(ranked_by_ann or [])}) if lists else []
+        )
         if not candidates:
             trace.fell_back("retrieval", "popular", "no retrieval source answered")
             candidates = [
@@ -184,10 +192,10 @@ class Recommender:
         return candidates
 
     def _rank(
-        self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate],
+        self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate], k: int,
         trace: RequestTrace,
     ) -> list[RecommendedVideo]:
-        """The ranker's order; retrieval order when the candidates' features or the ranker fail."""
+        """The ranker's top k; retrieval order when the candidates' features or the ranker fail."""
         for source, count in _count_by_source(candidates).items():
             serving_metrics().candidates.labels(source=source).inc(count)
         request_time = self.request_clock()
@@ -206,9 +214,10 @@ class Recommender:
             data["surface"] = np.array([surface] * len(candidates), dtype=object)  # one object: encoded once
             return data
 
+        # Inline, not on the I/O pool: video features come from the in-process cache (kept fresh
+        # off the request path), so this stage computes; only never-seen videos are read here.
         data = trace.run(
-            "candidate_features", columns, lambda: None, "retrieval_order",
-            self.budgets.candidate_features, self.io_executor,
+            "candidate_features", columns, lambda: None, "retrieval_order", self.budgets.candidate_features,
         )
         scores = None
         if data is not None:
@@ -222,9 +231,9 @@ class Recommender:
                     video_id=candidate.video_id, score=1.0 / (1.0 + position), source=candidate.source,
                     retrieval_score=candidate.source_score,
                 )
-                for position, candidate in enumerate(candidates)
+                for position, candidate in enumerate(candidates[:k])
             ]
-        order = np.argsort(-scores, kind="stable")
+        order = np.argsort(-scores, kind="stable")[:k]
         return [
             RecommendedVideo(
                 video_id=candidates[position].video_id,
@@ -240,6 +249,19 @@ class Recommender:
             RecommendedVideo(video_id=video, score=score, source="popular", retrieval_score=score)
             for video, score in self.models.popularity.recommend(k, exclude=exclude)
         ]
+
+
+def _fill(ranked: list[tuple[int, float]], taken: set[int], total: int) -> list[tuple[int, float]]:
+    """The head of `ranked` that brings the union with `taken` to `total` videos."""
+    room = total - len(taken)
+    head = []
+    for video, score in ranked:
+        if room <= 0:
+            break
+        head.append((video, score))
+        if video not in taken:
+            room -= 1
+    return head
 
 
 def _count_by_source(candidates: list[Candidate]) -> dict[str, int]:

@@ -11,6 +11,7 @@ does not answer (requests are then served degraded, see serving.recommender).
 from __future__ import annotations
 
 import logging
+import warnings
 
 import bentoml
 import faiss
@@ -24,11 +25,20 @@ from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
 
+# BentoML 1.4 reads `model_fields` off each request's input model, which pydantic >= 2.11 flags
+# with a warning that gets printed on every request: BentoML's to fix, and costlier than the parse.
+warnings.filterwarnings("ignore", message="Accessing the 'model_fields' attribute on the instance")
+
 # Read at import: BentoML takes the worker count from the decorator.
 SERVICE_SETTINGS = VidrecSettings()
 
 
-@bentoml.service(name="vidrec_recommender", traffic={"timeout": 30}, workers=SERVICE_SETTINGS.serve_workers)
+@bentoml.service(
+    name="vidrec_recommender",
+    traffic={"timeout": 30},
+    workers=SERVICE_SETTINGS.serve_workers,
+    logging={"access": {"enabled": SERVICE_SETTINGS.serve_access_log}},
+)
 class RecommendationService:
     def __init__(self) -> None:
         settings = VidrecSettings()

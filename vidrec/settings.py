@@ -53,11 +53,15 @@ class VidrecSettings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = 3000
     ui_port: int = 3001
+    # Candidates ranked per request: every fitted retrieval source's quota, ANN filling the rest.
     candidates_per_request: int = Field(200, ge=1)
-    # Video features are daily aggregates: serving keeps them in-process this long.
-    video_feature_ttl_seconds: float = Field(300.0, ge=0)
+    # Video features are daily aggregates: serving keeps them in-process this long, re-reading
+    # them in the background over each half TTL (at 100k videos a re-read costs ~10 s of CPU).
+    video_feature_ttl_seconds: float = Field(1800.0, ge=0)
     # BentoML worker processes of `vidrec serve` (each loads the models and polls the registry).
     serve_workers: int = Field(1, ge=1)
+    # BentoML's access log: one formatted line per request (a few % of a core at 100 requests/s).
+    serve_access_log: bool = True
     # How often serving checks whether a `champion` alias moved (0: never; restart to reload).
     model_poll_seconds: float = Field(10.0, ge=0)
     # Per-stage time budgets of a request (seconds); past one, the stage falls back (see

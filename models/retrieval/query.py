@@ -13,7 +13,7 @@ offline row of the same state therefore give identical queries.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,19 +54,38 @@ def queries_from_features(features: pd.DataFrame) -> pd.DataFrame:
     missing = [name for name in QUERY_COLUMNS if name not in features.columns]
     if missing:
         raise ValueError(f"retrieval user features lack {missing}; have {list(features.columns)}")
-    queries = features.drop(columns=list(QUERY_COLUMNS))
-    for feature, column in LIST_QUERY_COLUMNS.items():
-        queries[column] = [_as_list(value) for value in features[feature]]
-    for feature, column in CATEGORICAL_QUERY_COLUMNS.items():
-        queries[column] = pd.Series([_as_category(value) for value in features[feature]], index=features.index, dtype=object)
-    if EXAMPLE_AGE_DAYS not in queries.columns:
-        queries[EXAMPLE_AGE_DAYS] = 0.0
-    return queries
+    columns = {name: features[name] for name in features.columns if name not in QUERY_COLUMNS}
+    columns.update(_query_columns({name: features[name] for name in QUERY_COLUMNS}))
+    if EXAMPLE_AGE_DAYS not in columns:
+        columns[EXAMPLE_AGE_DAYS] = np.zeros(len(features))
+    # one frame built whole: a column at a time costs milliseconds per request at serving
+    return pd.DataFrame(columns, index=features.index)
 
 
 def query_from_online_row(user: Mapping[str, object]) -> pd.DataFrame:
     """The one-row query of a user from their online features (what the request path reads)."""
-    return queries_from_features(pd.DataFrame([{feature: user.get(feature) for feature in QUERY_COLUMNS}]))
+    columns = _query_columns({feature: [user.get(feature)] for feature in QUERY_COLUMNS})
+    return pd.DataFrame({**columns, EXAMPLE_AGE_DAYS: [0.0]})
+
+
+def _query_columns(features: Mapping[str, Sequence[object]]) -> dict[str, np.ndarray]:
+    """The one mapping of service feature values to query column values (lists as Python lists,
+    missing ones empty; categoricals as the stored value or None), shared by both entry points.
+    Object arrays, not Series: they carry no index to misalign with the caller's frame."""
+    columns: dict[str, np.ndarray] = {}
+    for feature, column in LIST_QUERY_COLUMNS.items():
+        columns[column] = _objects([_as_list(value) for value in features[feature]])
+    for feature, column in CATEGORICAL_QUERY_COLUMNS.items():
+        columns[column] = _objects([_as_category(value) for value in features[feature]])
+    return columns
+
+
+def _objects(values: list) -> np.ndarray:
+    """A 1-d object array of `values` as they are (numpy would stack equally long lists into 2-d)."""
+    array = np.empty(len(values), dtype=object)
+    for position, value in enumerate(values):
+        array[position] = value
+    return array
 
 
 def historical_queries(store: FeatureStore, examples: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> pd.DataFrame:

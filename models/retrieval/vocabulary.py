@@ -19,6 +19,10 @@ import pandas as pd
 OOV_INDEX = 0
 
 
+# Up to this many values are looked up one by one (same answers as the vectorised path).
+SMALL_INPUT = 64
+
+
 class Vocabulary:
     def __init__(self, tokens: Sequence[Hashable]):
         if len(set(tokens)) != len(tokens):
@@ -55,6 +59,8 @@ class Vocabulary:
         """Indices (int64) of `values`; unknown and missing values get 0."""
         if len(values) == 0:
             return np.zeros(0, dtype=np.int64)
+        if len(values) <= SMALL_INPUT:  # a serving request's few values: dict lookups beat building an index query
+            return np.fromiter((self.index(value) for value in values), dtype=np.int64, count=len(values))
         if isinstance(values, np.ndarray):
             # Fast path: pandas hashes 7, 7.0 and np.int64(7) alike, and NaN/None match nothing.
             array = values if values.dtype.kind in "iu" else values.astype(object)

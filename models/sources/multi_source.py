@@ -130,11 +130,13 @@ class MultiSourceRetriever:
         lists: Mapping[str, Sequence[tuple[int, float]]],
         history_ids: Sequence[int],
         exclude: set[int] | frozenset[int] = frozenset(),
+        quotas: Mapping[str, int] | None = None,
     ) -> list[Candidate]:
         """The deduplicated union of ranked lists already computed (e.g. per source by serving);
-        a name outside the priority ranks after every configured source and keeps its whole list."""
+        a name outside the priority ranks after every configured source and keeps its whole list.
+        `quotas` overrides the configured ones (serving sizes ANN to fill its candidate count)."""
         excluded = set(exclude).union(int(video) for video in history_ids)
-        quotas = self.config.quotas()
+        quotas = {**self.config.quotas(), **(quotas or {})}
         priority = list(self.config.priority)
         for name, ranked in lists.items():
             if name not in quotas:

@@ -194,3 +194,19 @@ def test_a_promoted_champion_is_picked_up_without_restart(pipeline_run, tmp_path
     finally:
         set_champion(client, RANKER, original)
         serving_runtime.close()
+
+
+def test_a_request_ranks_exactly_the_configured_number_of_candidates(pipeline_run, runtime):
+    from serving.request_trace import RequestTrace
+
+    _, recommender = runtime
+    user = _known_users(pipeline_run[0])[-5]
+    features = recommender.features.user_features(user)
+    history = [int(video) for video in features["recent_watch_video_ids"]]
+
+    candidates = recommender._retrieve(user, features, history, 100, RequestTrace())
+
+    videos = [candidate.video_id for candidate in candidates]
+    assert len(videos) == len(set(videos)) == 100  # every source's quota, ANN filling the rest
+    assert {candidate.source for candidate in candidates} > {"ann"}
+    assert not set(history) & set(videos)

@@ -25,3 +25,16 @@ def test_unknown_token_gets_a_zero_embedding():
     vectors = table(torch.from_numpy(vocabulary.encode(["x", "unknown"])))
     assert torch.count_nonzero(vectors[1]) == 0
     assert torch.count_nonzero(vectors[0]) > 0
+
+
+def test_a_few_values_encode_exactly_as_many_do():
+    import numpy as np
+
+    from models.retrieval.vocabulary import SMALL_INPUT
+
+    vocabulary = Vocabulary([7, "news", 3])
+    values = [7, 7.0, np.int64(3), "news", None, float("nan"), "unknown", 8]
+    many = (values * (SMALL_INPUT // len(values) + 1))[: SMALL_INPUT + 1]
+
+    assert vocabulary.encode(values).tolist() == vocabulary.encode(many)[: len(values)].tolist()
+    assert vocabulary.encode(np.array(values, dtype=object)).tolist() == [1, 1, 3, 2, 0, 0, 0, 0]

@@ -118,3 +118,18 @@ def test_online_row_and_offline_frame_give_identical_queries(store):
     first = query_from_online_row(reader.user_features(1)).iloc[0]
     assert first["history_video_ids"] == [10, 11] and [type(video) for video in first["history_video_ids"]] == [int, int]
     assert (first["country"], first["device"]) == ("FR", "tv")
+
+
+def test_equally_long_histories_stay_one_list_per_row():
+    from models.retrieval.query import queries_from_features
+
+    features = pd.DataFrame({
+        "recent_watch_video_ids": [[1, 2], [3, 4]], "recent_search_tokens": [["a"], ["b"]],
+        "country": ["BR", None], "device": ["tv", "tv"], "age_bucket": [None, "25-34"], "gender": ["f", "m"],
+    }, index=[10, 11])
+
+    queries = queries_from_features(features)
+
+    assert queries["history_video_ids"].tolist() == [[1, 2], [3, 4]]
+    assert queries["country"].tolist() == ["BR", None]
+    assert queries.index.tolist() == [10, 11]
