@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from serving.loading import ChampionSetInconsistent
@@ -100,5 +101,7 @@ class ChampionWatcher:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        # Poll on wall-clock multiples of the interval: every worker process of the service then
+        # polls at the same moments, and a promotion reaches all of them within one load time.
+        while not self._stop.wait(self.poll_seconds - time.time() % self.poll_seconds):
             self.poll()

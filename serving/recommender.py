@@ -106,6 +106,10 @@ class Recommender:
         self.last_known_users = last_known_users or LastKnownUsers(10_000)
 
     def recommend(self, user_id: int, k: int, surface: Surface) -> RecommendationResponse:
+        return self.recommend_traced(user_id, k, surface)[0]
+
+    def recommend_traced(self, user_id: int, k: int, surface: Surface) -> tuple[RecommendationResponse, RequestTrace]:
+        """The response and its trace (stage timings, fallbacks), for benchmarks and tests."""
         trace = RequestTrace()
         started = time.perf_counter()
         user, known_user = self._user_features(user_id, trace)
@@ -122,10 +126,11 @@ class Recommender:
                 ]
             items = self._rank(user, user_id, surface, candidates, k, trace)
         trace.observe("total", time.perf_counter() - started)
-        return RecommendationResponse(
+        response = RecommendationResponse(
             user_id=user_id, surface=surface, known_user=known_user, items=items,
             model_versions=self.models.versions, degraded=trace.degraded,
         )
+        return response, trace
 
     def _user_features(self, user_id: int, trace: RequestTrace) -> tuple[dict[str, object] | None, bool]:
         """(features, known_user); features None means a user the store does not know.
