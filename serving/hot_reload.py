@@ -81,12 +81,21 @@ class ChampionWatcher:
                 serving_metrics().model_reloads.labels(outcome="failed").inc()
                 return False
             previous = self.versions
+            if self.current is not None:
+                self._wait_for_the_swap_moment()
             self.current = recommender  # the swap: one reference assignment
             self.not_ready_reason = ""
             self._on_swap()
             serving_metrics().model_reloads.labels(outcome="swapped").inc()
             logger.info("serving champions %s (were %s)", versions, previous or "none")
             return True
+
+    def _wait_for_the_swap_moment(self) -> None:
+        """Swap on the next wall-clock multiple of the poll interval: every worker process loads
+        the new set after the same poll and swaps at the same moment, so answers switch versions
+        once rather than alternating between workers for as long as their loads differ."""
+        if self.poll_seconds > 0:
+            self._stop.wait(self.poll_seconds - time.time() % self.poll_seconds)
 
     def start(self) -> None:
         """Poll in a daemon thread until `stop()`; a poll interval of 0 disables reloading."""

@@ -142,8 +142,11 @@ class OnlineFeatureReader:
         data[VIDEO_KEY] = np.asarray(video_ids, dtype=np.int64)
         return data
 
-    def warm_video_cache(self, video_ids: Sequence[int], batch_size: int = 1000) -> None:
-        """Load every given video's features at start-up so the first requests are fast too."""
+    def warm_video_cache(self, video_ids: Sequence[int], batch_size: int = 1000, only_missing: bool = False) -> None:
+        """Load every given video's features (`only_missing`: those not cached yet) ahead of the
+        requests that will ask for them."""
+        if only_missing:
+            video_ids = [int(video) for video in video_ids if int(video) not in self._video_slots]
         for start in range(0, len(video_ids), batch_size):
             self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], self._clock())
 

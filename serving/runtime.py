@@ -36,12 +36,11 @@ HEALTH_PROBE_SECONDS = 1.0
 
 
 def settle_heap() -> None:
-    """Collect what the previous model set left, then freeze what serves now out of the garbage
-    collector's reach. A served 100k-video set is millions of long-lived objects (video feature
-    cache, vocabularies, source tables); without this, each full collection walks them all and
-    stalls every request in the worker for a few hundred milliseconds."""
-    gc.unfreeze()
-    gc.collect()
+    """Freeze what serves now out of the garbage collector's reach. A served 100k-video set is
+    millions of long-lived objects (video feature cache, vocabularies, source tables); without
+    this, each full collection walks them all and stalls every request in the worker for a few
+    hundred milliseconds. Freezing is cheap (no collection, which would stall as long); what an
+    old set leaves is still freed by reference counting, only its reference cycles stay."""
     gc.freeze()
 
 
@@ -77,9 +76,10 @@ class ServingRuntime:
         )
 
     def recommender(self, models: ServingModels) -> Recommender:
-        """A recommender answering with `models`; their catalog's video features are cached first,
-        so the first requests after a (re)load do not wait on the store."""
-        self.features.warm_video_cache(models.retrieval.catalog_video_ids.tolist())
+        """A recommender answering with `models`; their catalog's videos not cached yet are read
+        first, so the first requests after a (re)load do not wait on the store (the cached ones
+        are kept fresh by the refresher: re-reading 100k at each reload would stall the worker)."""
+        self.features.warm_video_cache(models.retrieval.catalog_video_ids.tolist(), only_missing=True)
         return Recommender(
             models,
             self.features,
