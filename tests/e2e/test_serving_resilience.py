@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -25,20 +24,15 @@ from models.registry import RANKER, champion_version, download_version, log_bund
 from orchestration.assets.features import materialize_online_store
 from serving.loading import load_champion_models
 from serving.runtime import ServingRuntime
+from tests.served_service import free_port
 from vidrec.settings import VidrecSettings
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PrivateRedis:
     """A redis-server of this test's own, with an append-only file so a restart keeps the data."""
 
     def __init__(self, directory: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = directory
         self.process: subprocess.Popen | None = None
 

@@ -10,10 +10,6 @@ here rather than in a deployment.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -27,6 +23,7 @@ import redis
 from dagster import DagsterInstance
 
 from orchestration.definitions import build_definitions
+from tests.served_service import served
 from vidrec.settings import VidrecSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -106,18 +103,11 @@ def built_bento(production_pipeline) -> tuple[str, Path]:
     return metadata["bento_tag"].value, Path(metadata["bentoml_home"].value)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def bento_url(production_pipeline, built_bento, tmp_path_factory) -> Iterator[str]:
     """`bentoml serve <tag>` of the built Bento, started outside the source tree, over loopback HTTP."""
     settings, _ = production_pipeline
     tag, bentoml_home = built_bento
-    port = _free_port()
     environment = {
         **os.environ,
         **TINY_DATA,
@@ -127,29 +117,9 @@ def bento_url(production_pipeline, built_bento, tmp_path_factory) -> Iterator[st
         "VIDREC_REDIS_URL": settings.redis_url,
         "BENTOML_HOME": str(bentoml_home),
     }
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bentoml"), "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp_path_factory.mktemp("elsewhere"), env=environment,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(f"bentoml serve {tag} exited:\n{server.stdout.read().decode()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise RuntimeError(f"bentoml serve {tag} not ready within {READY_TIMEOUT_SECONDS} s")
+    with served(tag, tmp_path_factory.mktemp("elsewhere"), environment, bentoml_home / "bentoml_serve.log",
+                READY_TIMEOUT_SECONDS) as url:
         yield url
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
 
 
 def test_the_bento_installs_exactly_the_project_dependencies(built_bento):
