@@ -14,7 +14,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetKey
 
 from feature_repo.store import feature_store
-from models.evaluation.holdout_task import HoldoutTask, build_holdout_task
+from models.evaluation.holdout_task import HoldoutTask, build_holdout_task, task_with_stored_queries
 from models.registry import ModelVersionRef
 from vidrec.settings import VidrecSettings
 
@@ -41,11 +41,29 @@ def run_tags(context: AssetExecutionContext, settings: VidrecSettings) -> dict[s
     }
 
 
-def holdout_task(settings: VidrecSettings) -> HoldoutTask:
-    """The holdout task; its queries are read through the Feast registry (feast_registry first)."""
+def holdout_queries_path(settings: VidrecSettings) -> Path:
+    return settings.artifacts_dir / "holdout_queries.parquet"
+
+
+def build_holdout_queries(settings: VidrecSettings) -> HoldoutTask:
+    """The holdout task with its queries read through the Feast registry (the `holdout_queries`
+    asset does this once per run and stores the queries)."""
     return build_holdout_task(
         interactions=pd.read_parquet(settings.marts_dir / "watch_interactions.parquet"),
         store=feature_store(settings),
+        holdout_start=holdout_start(settings),
+    )
+
+
+def holdout_task(settings: VidrecSettings) -> HoldoutTask:
+    """The holdout task every model asset evaluates on: the split from the marts, the queries the
+    `holdout_queries` asset stored (a Feast point-in-time read costs seconds; four assets share it)."""
+    path = holdout_queries_path(settings)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: materialize the holdout_queries asset first")
+    return task_with_stored_queries(
+        interactions=pd.read_parquet(settings.marts_dir / "watch_interactions.parquet"),
+        queries=pd.read_parquet(path),
         holdout_start=holdout_start(settings),
     )
 

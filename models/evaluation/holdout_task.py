@@ -17,7 +17,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from models.evaluation.protocol import TemporalSplit, temporal_split
-from models.retrieval.features import HISTORY_VIDEO_IDS
+from models.retrieval.features import HISTORY_SEARCH_TOKENS, HISTORY_VIDEO_IDS
 from models.retrieval.query import historical_queries
 
 HOLDOUT_KS = (10, 50, 100)  # the pipeline logs recall / ndcg / hit_rate at each, as holdout_<metric>_at_<k>
@@ -32,14 +32,33 @@ class HoldoutTask:
 
 def build_holdout_task(interactions: pd.DataFrame, store: FeatureStore, holdout_start: pd.Timestamp) -> HoldoutTask:
     """Assemble the task from the mart `watch_interactions` and the Feast store over the marts."""
-    holdout_start = pd.Timestamp(holdout_start)
+    split = holdout_split(interactions, holdout_start)
+    return HoldoutTask(split, queries_before(store, sorted(split.relevant()), pd.Timestamp(holdout_start)))
+
+
+def holdout_split(interactions: pd.DataFrame, holdout_start: pd.Timestamp) -> TemporalSplit:
+    """The protocol's global split of the mart `watch_interactions`' first watches at the cut."""
     first_watches = pd.DataFrame({
         "user_id": interactions["user_id"],
         "video_id": interactions["video_id"],
         "time": pd.to_datetime(interactions["first_watch_time"]),
     })
-    split = temporal_split(first_watches, cutoff=holdout_start)
-    return HoldoutTask(split, queries_before(store, sorted(split.relevant()), holdout_start))
+    return temporal_split(first_watches, cutoff=pd.Timestamp(holdout_start))
+
+
+def task_with_stored_queries(interactions: pd.DataFrame, queries: pd.DataFrame, holdout_start: pd.Timestamp) -> HoldoutTask:
+    """The task from queries built earlier (and stored: lists come back as arrays, made lists
+    again); raises when they are not one per test user of this split, e.g. built on older data."""
+    split = holdout_split(interactions, holdout_start)
+    if sorted(queries["user_id"].astype(int)) != sorted(int(user) for user in split.relevant()):
+        raise ValueError(
+            f"the stored holdout queries ({len(queries)} users) are not those of this holdout "
+            f"({len(split.relevant())} test users at {holdout_start}): materialize holdout_queries again"
+        )
+    queries = queries.copy()
+    for column in (HISTORY_VIDEO_IDS, HISTORY_SEARCH_TOKENS):
+        queries[column] = [list(value) for value in queries[column]]
+    return HoldoutTask(split, queries.sort_values("user_id").reset_index(drop=True))
 
 
 def queries_before(store: FeatureStore, user_ids: list[int], cut: pd.Timestamp) -> pd.DataFrame:

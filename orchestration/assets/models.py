@@ -36,7 +36,9 @@ from orchestration.assets.features import (
     retrieval_training_frame,
 )
 from orchestration.model_runs import (
+    build_holdout_queries,
     fresh_dir,
+    holdout_queries_path,
     holdout_start,
     holdout_task,
     latest_metadata,
@@ -51,9 +53,24 @@ MODELS_GROUP = "models"
 RECALL_AT_K_FOR_INDEX = 100
 
 
-# every asset that asks `holdout_task` reads its queries through the Feast registry
+@asset(group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), feast_registry], kinds={"feast"})
+def holdout_queries(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
+    """Each holdout test user's retrieval query as they stood strictly before the cut, read once
+    through the `retrieval_user_features` service and stored for every model asset's holdout
+    evaluation (the point-in-time read costs seconds; four assets evaluate on it)."""
+    settings = vidrec.settings()
+    task = build_holdout_queries(settings)
+    path = holdout_queries_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    task.queries.to_parquet(path)
+    context.log.info("holdout queries: %d test users as of %s", len(task.queries), task.split.cutoff)
+    return MaterializeResult(metadata={"test_users": len(task.queries), "holdout_start": str(holdout_start(settings)),
+                                       "path": str(path)})
+
+
+# every asset that asks `holdout_task` evaluates on the stored `holdout_queries`
 @asset(
-    group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), AssetKey("video_catalog"), feast_registry],
+    group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), AssetKey("video_catalog"), holdout_queries],
     kinds={"python", "mlflow"},
 )
 def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
@@ -81,7 +98,8 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlf
 
 @asset(
     group_name=MODELS_GROUP,
-    deps=[retrieval_training_frame, popularity_model, AssetKey("video_catalog"), AssetKey("user_watch_history")],
+    deps=[retrieval_training_frame, popularity_model, holdout_queries, AssetKey("video_catalog"),
+          AssetKey("user_watch_history")],
     kinds={"pytorch", "mlflow"},
 )
 def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
@@ -235,7 +253,7 @@ def _recall_of_lists(lists: dict[int, list[int]], split: TemporalSplit, catalog_
 @asset(
     group_name=MODELS_GROUP,
     deps=[AssetKey("stg_raw__watches"), AssetKey("stg_raw__impressions"), AssetKey("stg_raw__subscriptions"),
-          AssetKey("video_catalog"), AssetKey("user_watch_history"), feast_registry],
+          AssetKey("video_catalog"), AssetKey("user_watch_history"), holdout_queries],
     kinds={"python", "mlflow"},
 )
 def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:

@@ -16,7 +16,7 @@ def test_every_asset_and_check_succeeds(pipeline_run):
     assert result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     for key in ["raw/watches", "user_watch_history", "ranking_training_examples", "feast_registry",
-                "online_feature_store", "candidate_generator", "video_index", "retrieval_sources", "ranking_model",
+                "online_feature_store", "holdout_queries", "candidate_generator", "video_index", "retrieval_sources", "ranking_model",
                 "champion_models", "recommendation_bento"]:
         assert AssetKey.from_user_string(key) in materialized, key
     checks = result.get_asset_check_evaluations()

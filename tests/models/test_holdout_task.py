@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from models.evaluation.holdout_task import build_holdout_task
+from models.evaluation.holdout_task import build_holdout_task, task_with_stored_queries
 from tests.models.retrieval.user_feature_marts import history_row, profile_row, store_over_marts
 
 CUT = pd.Timestamp("2024-01-10")
@@ -57,3 +57,22 @@ def test_a_test_user_without_a_history_state_is_an_error(tmp_path):
     only_others = [history_row(2, BEFORE.to_pydatetime(), [20], []), history_row(3, AFTER.to_pydatetime(), [30], [])]
     with pytest.raises(ValueError, match=r"no state before .* for test users \[1\]"):
         build_holdout_task(interactions(), store(tmp_path, only_others), holdout_start=CUT)
+
+
+def test_stored_queries_give_back_the_task_they_were_built_with(tmp_path):
+    built = build_holdout_task(interactions(), store(tmp_path), holdout_start=CUT)
+    built.queries.to_parquet(tmp_path / "holdout_queries.parquet")
+
+    loaded = task_with_stored_queries(interactions(), pd.read_parquet(tmp_path / "holdout_queries.parquet"), CUT)
+
+    assert loaded.split.relevant() == built.split.relevant()
+    assert loaded.queries["history_video_ids"].tolist() == [[10]]  # a list again, not a parquet array
+    pd.testing.assert_frame_equal(loaded.queries, built.queries)
+
+
+def test_stored_queries_of_another_holdout_are_refused(tmp_path):
+    built = build_holdout_task(interactions(), store(tmp_path), holdout_start=CUT)
+    later_data = pd.concat([interactions(), pd.DataFrame({"user_id": [2], "video_id": [21], "first_watch_time": [AFTER]})])
+
+    with pytest.raises(ValueError, match="materialize holdout_queries again"):
+        task_with_stored_queries(later_data, built.queries, CUT)
