@@ -7,49 +7,23 @@ import pytest
 from models.baselines import EASE, MostPopular
 from models.baselines.candidate_generator import CandidateGeneratorRecommender, rollback_examples
 from models.evaluation.protocol import temporal_split
-from models.retrieval.config import RetrievalConfig
+from tests.models.fresh_feed import FRESHNESS_ONLY_CONFIG, START, fresh_feed
 
-START = pd.Timestamp("2024-01-01")
-NUM_VIDEOS, DAYS = 300, 60
 CUTOFF = START + pd.Timedelta(days=50)
 PAUSED_USERS = range(10)  # they stop watching on day 25, 25 days before the cut
 
 
-def fresh_feed(num_users: int = 60, watches_per_user: int = 20, seed: int = 0):
-    """Videos are uploaded evenly over 60 days and every watch is of a video uploaded less than a
-    day before it, so the video's age at the moment of asking is what ranks. The paused users
-    watch only between days 2 and 25."""
-    rng = np.random.default_rng(seed)
-    upload_days = np.sort(rng.uniform(0, DAYS, NUM_VIDEOS))
-    catalog = pd.DataFrame({
-        "video_id": np.arange(NUM_VIDEOS, dtype=np.int64),
-        "creator_id": np.arange(NUM_VIDEOS) % 10,
-        "category": "news",
-        "duration_seconds": 300.0,
-        "upload_time": START + pd.to_timedelta(upload_days, unit="D"),
-        "title_tokens": [["news"] for _ in range(NUM_VIDEOS)],
-    })
-    rows = []
-    for user in range(num_users):
-        last_day = 25 if user in PAUSED_USERS else DAYS
-        for day in np.sort(rng.uniform(2, last_day, watches_per_user)):
-            fresh = np.flatnonzero((upload_days <= day) & (upload_days > day - 1.0))
-            if len(fresh):
-                rows.append((user, int(rng.choice(fresh)), START + pd.to_timedelta(day, unit="D")))
-    interactions = pd.DataFrame(rows, columns=["user_id", "video_id", "time"])
-    return interactions.drop_duplicates(["user_id", "video_id"]), catalog
+def fresh_feed_with_pauses(num_users: int = 60, watches_per_user: int = 20, seed: int = 0):
+    """The fresh-only feed; the paused users watch only between days 2 and 25."""
+    return fresh_feed(num_users, watches_per_user, seed, paused_users=PAUSED_USERS, paused_from_day=25)
 
 
-# Only the freshness logit carries signal here (one category, creators at random).
-CONFIG = RetrievalConfig(
-    embedding_dim=16, tower_widths=(32, 16), item_tower_widths=(16,), epochs=4, batch_size=128,
-    num_uniform_negatives=64, show_progress=False, seed=1, video_age_logit=True, history_content=False,
-)
+CONFIG = FRESHNESS_ONLY_CONFIG
 
 
 @pytest.fixture(scope="module")
 def split_and_catalog():
-    interactions, catalog = fresh_feed()
+    interactions, catalog = fresh_feed_with_pauses()
     return temporal_split(interactions, cutoff=CUTOFF), catalog
 
 

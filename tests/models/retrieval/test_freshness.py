@@ -5,42 +5,14 @@ import torch
 
 from models.baselines.candidate_generator import CandidateGeneratorRecommender, rollback_examples
 from models.retrieval.bundle import RetrievalBundle
-from models.retrieval.config import RetrievalConfig
+from tests.models.fresh_feed import FRESHNESS_ONLY_CONFIG, START, fresh_feed
 from models.retrieval.freshness import AGE_BUCKET_EDGES_DAYS, UNKNOWN_AGE_BUCKET, age_buckets, epoch_days
 
-START = pd.Timestamp("2024-01-01")
-NUM_VIDEOS, DAYS = 300, 60
-
-
 def fresh_watching(num_users: int = 60, watches_per_user: int = 20, seed: int = 0):
-    """Videos are uploaded evenly over 60 days; every watch is of a video uploaded less than a
-    day before it (a fresh-only feed), so the only signal that ranks is the video's age."""
-    rng = np.random.default_rng(seed)
-    upload_days = np.sort(rng.uniform(0, DAYS, NUM_VIDEOS))
-    catalog = pd.DataFrame({
-        "video_id": np.arange(NUM_VIDEOS, dtype=np.int64),
-        "creator_id": np.arange(NUM_VIDEOS) % 10,
-        "category": "news",
-        "duration_seconds": 300.0,
-        "upload_time": START + pd.to_timedelta(upload_days, unit="D"),
-        "title_tokens": [["news"] for _ in range(NUM_VIDEOS)],
-    })
-    rows = []
-    for user in range(num_users):
-        for day in np.sort(rng.uniform(2, DAYS, watches_per_user)):
-            fresh = np.flatnonzero((upload_days <= day) & (upload_days > day - 1.0))
-            if len(fresh):
-                rows.append((user, int(rng.choice(fresh)), START + pd.to_timedelta(day, unit="D")))
-    interactions = pd.DataFrame(rows, columns=["user_id", "video_id", "time"])
-    return interactions.drop_duplicates(["user_id", "video_id"]), catalog
+    return fresh_feed(num_users, watches_per_user, seed)
 
 
-# The history's content bags are off: this catalog's creators and its one category carry no
-# signal, and the tests isolate what the freshness logit learns.
-CONFIG = RetrievalConfig(
-    embedding_dim=16, tower_widths=(32, 16), item_tower_widths=(16,), epochs=4, batch_size=128,
-    num_uniform_negatives=64, show_progress=False, seed=1, video_age_logit=True, history_content=False,
-)
+CONFIG = FRESHNESS_ONLY_CONFIG
 
 
 @pytest.fixture(scope="module")
