@@ -57,32 +57,40 @@ def stage_budgets(settings: VidrecSettings) -> StageBudgets:
 class ServingRuntime:
     settings: VidrecSettings
     store: FeatureStore
-    features: OnlineFeatureReader
     io_executor: ThreadPoolExecutor
     last_known_users: LastKnownUsers
+    # Opened with the first model set: before the pipeline has run, the store has no feature
+    # services to read, and the service must still start (not ready) rather than crash.
+    features: OnlineFeatureReader | None = None
     _healthy: tuple[float, bool] = (-float("inf"), False)
 
     @classmethod
     def open(cls, settings: VidrecSettings, store: FeatureStore | None = None) -> ServingRuntime:
-        store = store if store is not None else feature_store(settings)
-        # the retrieval query maps every feature of its service, or serving refuses to start
-        check_service(store.get_feature_service(RETRIEVAL_USER_FEATURES))
         return cls(
             settings=settings,
-            store=store,
-            features=OnlineFeatureReader(store, settings.video_feature_ttl_seconds),
+            store=store if store is not None else feature_store(settings),
             io_executor=ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="online-store"),
             last_known_users=LastKnownUsers(settings.last_known_users),
         )
+
+    def feature_reader(self) -> OnlineFeatureReader:
+        """The online feature reader, opened on first use (with the video refresher started)."""
+        if self.features is None:
+            # the retrieval query maps every feature of its service, or serving refuses to serve
+            check_service(self.store.get_feature_service(RETRIEVAL_USER_FEATURES))
+            self.features = OnlineFeatureReader(self.store, self.settings.video_feature_ttl_seconds)
+            self.features.start_video_refresher()
+        return self.features
 
     def recommender(self, models: ServingModels) -> Recommender:
         """A recommender answering with `models`; their catalog's videos not cached yet are read
         first, so the first requests after a (re)load do not wait on the store (the cached ones
         are kept fresh by the refresher: re-reading 100k at each reload would stall the worker)."""
-        self.features.warm_video_cache(models.retrieval.catalog_video_ids.tolist(), only_missing=True)
+        features = self.feature_reader()
+        features.warm_video_cache(models.retrieval.catalog_video_ids.tolist(), only_missing=True)
         return Recommender(
             models,
-            self.features,
+            features,
             self.settings.candidates_per_request,
             request_clock=request_clock(self.settings, self.store),
             budgets=stage_budgets(self.settings),
@@ -104,6 +112,8 @@ class ServingRuntime:
     def online_store_healthy(self) -> bool:
         """Whether the online store answers a read within the user-features budget (probed at
         most once a second: `/readyz` may be polled often)."""
+        if self.features is None:
+            return False
         probed_at, healthy = self._healthy
         now = time.monotonic()
         if now - probed_at < HEALTH_PROBE_SECONDS:
@@ -119,5 +129,6 @@ class ServingRuntime:
         return healthy
 
     def close(self) -> None:
-        self.features.stop_video_refresher()
+        if self.features is not None:
+            self.features.stop_video_refresher()
         self.io_executor.shutdown(wait=False, cancel_futures=True)

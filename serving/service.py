@@ -3,8 +3,9 @@
 Each worker opens the Feast online store once and follows the registry's `champion` aliases
 (serving.hot_reload): the models load at start-up and are swapped, whole, when a promotion moves
 an alias; no restart. Without champions (the pipeline has not run) the service still starts,
-`/readyz` answers 503 and `/recommend` says what to do, rather than crash-looping; it becomes
-ready on its own once the pipeline promotes models. `/readyz` is also 503 while the online store
+`/readyz` and `/recommend` answer 503 and the log says what to do (BentoML hides the text of a
+5xx from clients), rather than crash-looping; it becomes ready on its own once the pipeline
+promotes models. `/readyz` is also 503 while the online store
 does not answer (requests are then served degraded, see serving.recommender).
 """
 
@@ -49,7 +50,6 @@ class RecommendationService:
         self.watcher = self.runtime.champion_watcher()
         self.watcher.poll()  # the first load, before the first request
         self.watcher.start()  # then follow promotions (and retry while there are no champions)
-        self.runtime.features.start_video_refresher()
 
     def __is_ready__(self) -> bool:
         return self.watcher.current is not None and self.runtime.online_store_healthy()

@@ -24,8 +24,9 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def served(target: str, cwd: Path, environment: dict[str, str], log_path: Path,
-           ready_within_seconds: float = 120) -> Iterator[str]:
-    """`bentoml serve TARGET` on a free loopback port; yields its URL once `/readyz` answers 200.
+           ready_within_seconds: float = 120, ready_path: str = "/readyz") -> Iterator[str]:
+    """`bentoml serve TARGET` on a free loopback port; yields its URL once `ready_path` answers 200
+    (`/livez` for a service expected to start without being ready).
 
     Its output goes to `log_path`, a file, not a pipe: nobody drains a pipe while tests run, and a
     full one blocks the server's logging (and with it every request).
@@ -43,7 +44,7 @@ def served(target: str, cwd: Path, environment: dict[str, str], log_path: Path,
             if server.poll() is not None:
                 raise RuntimeError(f"bentoml serve {target} exited:\n{log_path.read_text()}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
