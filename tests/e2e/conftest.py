@@ -21,20 +21,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VidrecSettings, object, DagsterInstance]]:
     """Materialize every asset (with every check) into a temporary VIDREC_HOME."""
     home = tmp_path_factory.mktemp("vidrec_home")
-    saved = {key: os.environ.get(key) for key in [*TINY_DATA, "VIDREC_HOME"]}
-    os.environ.update({**TINY_DATA, "VIDREC_HOME": str(home)})
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the environment is restored afterwards
+        for key, value in {**TINY_DATA, "VIDREC_HOME": str(home)}.items():
+            patch.setenv(key, value)
         settings = VidrecSettings()
         definitions = build_definitions(settings)
         instance = DagsterInstance.ephemeral()
         result = definitions.resolve_job_def("refresh_everything").execute_in_process(instance=instance)
         yield settings, result, instance, definitions
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -75,22 +75,18 @@ def production_pipeline(postgres_url, tmp_path_factory: pytest.TempPathFactory):
         "VIDREC_POSTGRES_URL": postgres_url,
         "VIDREC_REDIS_URL": REDIS_URL,
     }
-    saved = {key: os.environ.get(key) for key in environment}
     online_store = redis.Redis.from_url(REDIS_URL)
     online_store.flushdb()
-    os.environ.update(environment)
     try:
-        settings = VidrecSettings()
-        result = build_definitions(settings).resolve_job_def("refresh_everything").execute_in_process(
-            instance=DagsterInstance.ephemeral()
-        )
-        yield settings, result
+        with pytest.MonkeyPatch.context() as patch:  # the environment is restored afterwards
+            for key, value in environment.items():
+                patch.setenv(key, value)
+            settings = VidrecSettings()
+            result = build_definitions(settings).resolve_job_def("refresh_everything").execute_in_process(
+                instance=DagsterInstance.ephemeral()
+            )
+            yield settings, result
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         online_store.flushdb()
 
 
