@@ -120,10 +120,7 @@ class Recommender:
             candidates = self._retrieve(user_id, user, history, max(k, self.candidates_per_request), trace)
             if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
                 taken = set(history) | {candidate.video_id for candidate in candidates}
-                candidates += [
-                    Candidate(video, "popular", score, ("popular",), rank)
-                    for rank, (video, score) in enumerate(self.models.popularity.recommend(k - len(candidates), taken))
-                ]
+                candidates += self._popular_candidates(k - len(candidates), taken)
             items = self._rank(user, user_id, surface, candidates, k, trace)
         trace.observe("total", time.perf_counter() - started)
         response = RecommendationResponse(
@@ -190,10 +187,7 @@ class Recommender:
         )
         if not candidates:
             trace.fell_back("retrieval", "popular", "no retrieval source answered")
-            candidates = [
-                Candidate(video, "popular", score, ("popular",), rank)
-                for rank, (video, score) in enumerate(self.models.popularity.recommend(count, watched))
-            ]
+            candidates = self._popular_candidates(count, watched)
         return candidates
 
     def _rank(
@@ -247,6 +241,12 @@ class Recommender:
                 retrieval_score=candidates[position].source_score,
             )
             for position in order
+        ]
+
+    def _popular_candidates(self, count: int, exclude: set[int]) -> list[Candidate]:
+        return [
+            Candidate(video, "popular", score, ("popular",), rank)
+            for rank, (video, score) in enumerate(self.models.popularity.recommend(count, exclude))
         ]
 
     def _popular(self, k: int, exclude: set[int]) -> list[RecommendedVideo]:
