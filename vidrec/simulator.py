@@ -434,13 +434,16 @@ def _logged_sources(
         standardised.append(np.where(spread > 0, np.take_along_axis(z, slate_columns, axis=1), -np.inf))
     sources = np.array(names, dtype=object)[np.argmax(np.stack(standardised), axis=0)]
     shown_logit = np.take_along_axis(policy_logit, slate_columns, axis=1)
-    rank = np.concatenate(
-        [
-            (policy_logit[start:start + 256, None, :] > shown_logit[start:start + 256, :, None]).sum(axis=2)
-            for start in range(0, len(policy_logit), 256)
-        ]
-    )
-    return sources, 1.0 / (1.0 + rank)
+    return sources, 1.0 / (1.0 + _rank_among(policy_logit, shown_logit))
+
+
+def _rank_among(logits: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """Per row, how many of `logits` are strictly above each of `shown`: one sort per row and a
+    binary search per shown video (comparing every pair cost minutes at 100k videos)."""
+    ordered = np.sort(logits, axis=1)
+    width = logits.shape[1]
+    return np.stack([width - np.searchsorted(row, values, side="right") for row, values in zip(ordered, shown)]
+                    ) if len(logits) else np.zeros(shown.shape, dtype=np.int64)
 
 
 def _record_watches(
