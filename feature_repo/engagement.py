@@ -85,7 +85,7 @@ def candidate_engagement_features(inputs: pd.DataFrame) -> pd.DataFrame:
     user's `user_engagement_history` row, the candidate's `video_id`, `creator_id` and
     `category`, and the request data `request_unix_seconds`, `retrieval_source` and
     `retrieval_source_score`. Each distinct log is parsed and folded once, however many
-    candidates (or training examples) share it.
+    candidates (or training examples) share it; `one_user_engagement` computes each group.
     """
     missing = [
         column for column in (WATCH_LOG, IMPRESSION_LOG, *CANDIDATE_COLUMNS, REQUEST_TIME) if column not in inputs.columns
@@ -93,63 +93,89 @@ def candidate_engagement_features(inputs: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"candidate_engagement needs columns {missing}; got {list(inputs.columns)}")
     size = len(inputs)
-    counts = {name: np.zeros(size, dtype=np.int64) for name in COUNT_FEATURES}
-    days = {name: np.full(size, np.nan) for name in DAYS_SINCE_FEATURES}
-    fractions = {name: np.full(size, np.nan) for name in FRACTION_FEATURES}
-    videos = inputs["video_id"].tolist() if "video_id" in inputs.columns else [None] * size
-    candidate_keys = {
-        "user_video": videos,
-        "user_creator": inputs["creator_id"].tolist(),
-        "user_category": inputs["category"].tolist(),
+    outputs: dict[str, np.ndarray] = {
+        **{name: np.zeros(size, dtype=np.int64) for name in COUNT_FEATURES},
+        **{name: np.full(size, np.nan) for name in (*DAYS_SINCE_FEATURES, *FRACTION_FEATURES)},
     }
-    request_times = pd.to_numeric(inputs[REQUEST_TIME], errors="coerce").to_numpy(float)
+    videos = inputs["video_id"].to_numpy(object) if "video_id" in inputs.columns else np.full(size, None)
+    creators = inputs["creator_id"].to_numpy(object)
+    categories = inputs["category"].to_numpy(object)
+    request_times = _floats(inputs[REQUEST_TIME].to_numpy())
     watch_logs = inputs[WATCH_LOG].to_numpy(object)
     impression_logs = inputs[IMPRESSION_LOG].to_numpy(object)
-    for first_row, rows in _rows_by_log(inputs).items():
-        summary = _EngagementSummary(watch_logs[first_row], impression_logs[first_row])
-        row_list = rows.tolist()
-        for prefix, lookup in (
-            ("user_video", summary.by_video),
-            ("user_creator", summary.by_creator),
-            ("user_category", summary.by_category),
-        ):
-            keys = candidate_keys[prefix]
-            folded = np.array([lookup.get(keys[row], _NEVER_WATCHED) for row in row_list], dtype=float).reshape(-1, 3)
-            watched = folded[:, 0]
-            counts[f"{prefix}_watches"][rows] = watched
-            with np.errstate(invalid="ignore", divide="ignore"):
-                days[f"{prefix}_days_since_watch"][rows] = np.where(
-                    watched > 0, np.maximum(request_times[rows] - folded[:, 1], 0.0) / SECONDS_PER_DAY, np.nan
-                )
-                if f"{prefix}_watch_fraction" in fractions:
-                    fractions[f"{prefix}_watch_fraction"][rows] = np.where(watched > 0, folded[:, 2] / watched, np.nan)
-        churn = summary.unclicked_impressions
-        counts["user_video_unclicked_impressions"][rows] = [churn.get(videos[row], 0) for row in row_list]
+    for first_row, rows in _rows_by_log(watch_logs, impression_logs).items():
+        group = one_user_engagement(
+            watch_logs[first_row], impression_logs[first_row], videos[rows], creators[rows], categories[rows],
+            request_times[rows],
+        )
+        for name, values in group.items():
+            outputs[name][rows] = values
     sources = inputs[RETRIEVAL_SOURCE].to_numpy(object) if RETRIEVAL_SOURCE in inputs.columns else np.full(size, None)
     scores = (
-        pd.to_numeric(inputs[RETRIEVAL_SOURCE_SCORE], errors="coerce").to_numpy(float)
-        if RETRIEVAL_SOURCE_SCORE in inputs.columns
+        _floats(inputs[RETRIEVAL_SOURCE_SCORE].to_numpy()) if RETRIEVAL_SOURCE_SCORE in inputs.columns
         else np.full(size, np.nan)
     )
     return pd.DataFrame(
-        {
-            **counts,
-            **days,
-            **fractions,
-            CANDIDATE_SOURCE: np.where(pd.isna(sources), None, sources),
-            CANDIDATE_SOURCE_SCORE: scores,
-        },
+        {**outputs, CANDIDATE_SOURCE: np.where(pd.isna(sources), None, sources), CANDIDATE_SOURCE_SCORE: scores},
         index=inputs.index,
     )
+
+
+def one_user_engagement(
+    watch_log: object,
+    impression_log: object,
+    videos: Sequence,
+    creators: Sequence,
+    categories: Sequence,
+    request_times: np.ndarray | float,
+) -> dict[str, np.ndarray]:
+    """The count, recency and fraction features (every output but the passthroughs) of candidates
+    that share one user's logs, column by column.
+
+    The one computation behind the `candidate_engagement` view: its pandas transformation calls
+    this per distinct log (training, Feast's own serving), and the request path calls it
+    directly with numpy columns, where building DataFrames around it cost more than the
+    features themselves (`serving.online_features`).
+    """
+    summary = _EngagementSummary(watch_log, impression_log)
+    videos = _keys(videos)
+    outputs: dict[str, np.ndarray] = {}
+    for prefix, keys, lookup in (
+        ("user_video", videos, summary.by_video),
+        ("user_creator", _keys(creators), summary.by_creator),
+        ("user_category", _keys(categories), summary.by_category),
+    ):
+        folded = np.array([lookup.get(key, _NEVER_WATCHED) for key in keys], dtype=float).reshape(-1, 3)
+        watched = folded[:, 0]
+        outputs[f"{prefix}_watches"] = watched.astype(np.int64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            outputs[f"{prefix}_days_since_watch"] = np.where(
+                watched > 0, np.maximum(request_times - folded[:, 1], 0.0) / SECONDS_PER_DAY, np.nan
+            )
+            if f"{prefix}_watch_fraction" in FRACTION_FEATURES:
+                outputs[f"{prefix}_watch_fraction"] = np.where(watched > 0, folded[:, 2] / watched, np.nan)
+    churn = summary.unclicked_impressions
+    outputs["user_video_unclicked_impressions"] = np.array([churn.get(video, 0) for video in videos], dtype=np.int64)
+    return outputs
+
+
+def _keys(values: Sequence) -> list:
+    """Candidate keys as plain Python values (numpy ints hash like the logs' ints, but a list of
+    Python ints is looked up faster)."""
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind in "iuf":
+        return values.astype(float, copy=False)
+    return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(float)
 
 
 _NEVER_WATCHED = (0, -math.inf, 0.0)
 
 
-def _rows_by_log(inputs: pd.DataFrame) -> dict[int, np.ndarray]:
+def _rows_by_log(watch_logs: np.ndarray, impression_logs: np.ndarray) -> dict[int, np.ndarray]:
     """Row positions grouped by the (watch log, impression log) they carry, keyed by the first row."""
-    watch_logs = inputs[WATCH_LOG].to_numpy(object)
-    impression_logs = inputs[IMPRESSION_LOG].to_numpy(object)
     if len(watch_logs) and _all_equal(watch_logs) and _all_equal(impression_logs):
         # serving: one request's candidates share one user's logs
         return {0: np.arange(len(watch_logs))}

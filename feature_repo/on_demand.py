@@ -9,8 +9,10 @@ the entity frame, at serving as fields of each entity row.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore, FeatureView, Field, OnDemandFeatureView, RequestSource
 from feast.types import Float64, Int64, String
@@ -99,9 +101,42 @@ class OnDemandRequest:
         self.require_request_data(frame.columns)
         return self.view.feature_transformation.transform(frame)[list(self.features)].set_axis(frame.index)
 
+    def outputs_for_one_user(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The requested outputs for one request's candidates, column by column. `columns` holds
+        what `outputs` reads, as numpy arrays, every row carrying the same user's stored inputs.
+
+        A view with a columnar form (`COLUMNAR_FORMS`: the same computation as its pandas
+        transformation, without the DataFrames around it) runs that; any other view runs its
+        own transformation on a frame of the columns."""
+        columnar = COLUMNAR_FORMS.get(self.view.name)
+        if columnar is None:
+            outputs = self.outputs(pd.DataFrame(columns, copy=False))
+            return {name: outputs[name].to_numpy() for name in self.features}
+        self.require_request_data(columns)
+        outputs = columnar(columns)
+        return {name: outputs[name] for name in self.features}
+
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         """`frame` plus the requested outputs."""
         return pd.concat([frame, self.outputs(frame)], axis=1)
+
+
+def candidate_engagement_columns(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`candidate_engagement` for candidates sharing one user's logs (read off the first row)."""
+    outputs = engagement.one_user_engagement(
+        columns[engagement.WATCH_LOG][0], columns[engagement.IMPRESSION_LOG][0], columns["video_id"],
+        columns["creator_id"], columns["category"], np.asarray(columns[engagement.REQUEST_TIME], dtype=float),
+    )
+    sources = np.asarray(columns[engagement.RETRIEVAL_SOURCE], dtype=object)
+    outputs[engagement.CANDIDATE_SOURCE] = np.where(pd.isna(sources), None, sources)
+    outputs[engagement.CANDIDATE_SOURCE_SCORE] = np.asarray(columns[engagement.RETRIEVAL_SOURCE_SCORE], dtype=float)
+    return outputs
+
+
+# On-demand views whose transformation also exists column-wise for one user's candidates.
+COLUMNAR_FORMS: dict[str, Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]] = {
+    CANDIDATE_ENGAGEMENT: candidate_engagement_columns,
+}
 
 
 def on_demand_requests(store: FeatureStore, features: FeatureService | list[str]) -> list[OnDemandRequest]:

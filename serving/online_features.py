@@ -23,6 +23,8 @@ from feature_repo.entities import next_request_id
 from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
 from feature_repo.feature_columns import feature_refs_by_join_keys, service_feature_columns
 from feature_repo.on_demand import on_demand_requests
+from models.ranking.preprocessing import constant_column
+from serving.video_slots import NO_SLOT, VideoSlots
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +80,14 @@ class OnlineFeatureReader:
         }
         self._string_names = [name for name in self.video_feature_names if name in string_features]
         self._number_names = [name for name in self.video_feature_names if name not in string_features]
-        self._video_slots: dict[int, int] = {}
-        self._video_expiry: dict[int, float] = {}
-        self._numbers = np.empty((0, len(self._number_names)))
-        self._strings = np.empty((0, len(self._string_names)), dtype=object)
+        self._video_slots = VideoSlots()
+        # (numbers, strings, expiry per slot): swapped whole when new videos grow it, so a
+        # reader always holds rows for every slot it looked up
+        self._table: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+            np.empty((0, len(self._number_names))),
+            np.empty((0, len(self._string_names)), dtype=object),
+            np.empty(0),
+        )
         # request threads share the cache: one of them refreshes it at a time
         self._cache_lock = threading.Lock()
         self._refresher: threading.Thread | None = None
@@ -115,38 +121,43 @@ class OnlineFeatureReader:
         `degraded`; a video never read before makes the failure the caller's.
         """
         now = self._clock()
-        unique = dict.fromkeys(int(video) for video in video_ids)
-        expiry = self._video_expiry
-        stale = [video for video in unique if expiry.get(video, -np.inf) <= now]
+        ids = np.asarray(video_ids, dtype=np.int64)
+        numbers, strings, expiry = self._table
+        slots = self._video_slots.lookup(ids)
+        cached = slots != NO_SLOT
+        expired = np.zeros(len(ids), dtype=bool)
+        expired[cached] = expiry[slots[cached]] <= now
         if self._refresher is not None:
             # the refresher keeps cached videos fresh off the request path: fetch only unseen ones,
             # and serve expired ones (the refresher is failing) flagged as stale
-            missing = [video for video in stale if video not in self._video_slots]
-            if len(missing) < len(stale) and degraded is not None:
+            if expired.any() and degraded is not None:
                 degraded.append("candidate_features:stale")
-            stale = missing
-        if stale:
+            to_fetch = ids[~cached]
+        else:
+            to_fetch = ids[~cached | expired]
+        if len(to_fetch):
             try:
-                self._fetch_videos(stale, now)
+                self._fetch_videos(list(dict.fromkeys(to_fetch.tolist())), now)
             except Exception as error:
-                if any(video not in self._video_slots for video in stale) or degraded is None:
+                if not cached.all() or degraded is None:
                     raise
                 logger.warning("video features not refreshed, serving stale ones: %r", error)
                 degraded.append("candidate_features:stale")
-        numbers, strings = self._numbers, self._strings  # one consistent pair, even while another thread grows them
-        slots = np.fromiter((self._video_slots[int(video)] for video in video_ids), dtype=np.int64, count=len(video_ids))
+            numbers, strings, _ = self._table
+            slots = self._video_slots.lookup(ids)
         numbers = numbers[slots]
         strings = strings[slots]
         data = {name: numbers[:, column] for column, name in enumerate(self._number_names)}
         data.update({name: strings[:, column] for column, name in enumerate(self._string_names)})
-        data[VIDEO_KEY] = np.asarray(video_ids, dtype=np.int64)
+        data[VIDEO_KEY] = ids
         return data
 
     def warm_video_cache(self, video_ids: Sequence[int], batch_size: int = 1000, only_missing: bool = False) -> None:
         """Load every given video's features (`only_missing`: those not cached yet) ahead of the
         requests that will ask for them."""
         if only_missing:
-            video_ids = [int(video) for video in video_ids if int(video) not in self._video_slots]
+            ids = np.asarray(video_ids, dtype=np.int64)
+            video_ids = ids[self._video_slots.lookup(ids) == NO_SLOT].tolist()
         for start in range(0, len(video_ids), batch_size):
             self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], self._clock())
 
@@ -163,7 +174,7 @@ class OnlineFeatureReader:
         def refresh_forever() -> None:
             round_seconds = self._video_ttl_seconds / 2
             while not self._stop_refresher.is_set():
-                videos = list(self._video_slots)
+                videos = self._video_slots.video_ids()
                 batches = max(1, -(-len(videos) // batch_size))
                 for start in range(0, max(len(videos), 1), batch_size):
                     if self._stop_refresher.wait(round_seconds / batches):
@@ -213,19 +224,18 @@ class OnlineFeatureReader:
             return data
         data[REQUEST_TIME] = np.full(size, float(request_unix_seconds))
         data[RETRIEVAL_SOURCE] = (
-            np.asarray(retrieval_sources, dtype=object) if retrieval_sources is not None else _same_object(None, size)
+            np.asarray(retrieval_sources, dtype=object) if retrieval_sources is not None else constant_column(None, size)
         )
         data[RETRIEVAL_SOURCE_SCORE] = (
             np.asarray(retrieval_source_scores, dtype=np.float64)
             if retrieval_source_scores is not None else np.full(size, np.nan)
         )
         # the user's logs (None: nothing logged yet), the same object on every candidate row
-        logs = {name: _same_object(user.get(name), size) for name in self._user_log_names}
+        logs = {name: constant_column(user.get(name), size) for name in self._user_log_names}
         for request in self._on_demand:
-            # the transformation sees only what it reads: a narrow frame is cheaper to build
+            # the transformation sees only what it reads
             inputs = {name: data[name] for name in (USER_KEY, VIDEO_KEY, *request.input_columns) if name in data}
-            outputs = request.outputs(pd.DataFrame({**inputs, **logs}, copy=False))
-            data.update({name: outputs[name].to_numpy() for name in request.features})
+            data.update(request.outputs_for_one_user({**inputs, **logs}))
         return data
 
     def _fetch_videos(self, video_ids: list[int], now: float) -> None:
@@ -238,28 +248,22 @@ class OnlineFeatureReader:
     def _store_videos(self, video_ids: list[int], values: dict[str, list], now: float) -> None:
         """Write read values into the cache: new videos get slots in grown copies of the matrices
         (swapped in whole, so a concurrent reader sees the old pair or the new one)."""
-        new = [video for video in video_ids if video not in self._video_slots]
-        if new:
-            first = len(self._numbers)
-            numbers = np.vstack([self._numbers, np.full((len(new), len(self._number_names)), np.nan)])
-            strings = np.vstack([self._strings, np.full((len(new), len(self._string_names)), None, dtype=object)])
-            self._numbers, self._strings = numbers, strings
-            self._video_slots.update({video: first + offset for offset, video in enumerate(new)})
-        slots = np.array([self._video_slots[video] for video in video_ids], dtype=np.int64)
+        ids = np.asarray(video_ids, dtype=np.int64)
+        numbers, strings, expiry = self._table
+        new = np.unique(ids[self._video_slots.lookup(ids) == NO_SLOT])
+        if len(new):
+            first = len(numbers)
+            numbers = np.vstack([numbers, np.full((len(new), len(self._number_names)), np.nan)])
+            strings = np.vstack([strings, np.full((len(new), len(self._string_names)), None, dtype=object)])
+            expiry = np.concatenate([expiry, np.full(len(new), -np.inf)])
+            self._table = (numbers, strings, expiry)
+            self._video_slots.assign(new, first)
+        slots = self._video_slots.lookup(ids)
         for column, name in enumerate(self._number_names):
-            self._numbers[slots, column] = [np.nan if value is None else value for value in values[name]]
+            numbers[slots, column] = [np.nan if value is None else value for value in values[name]]
         for column, name in enumerate(self._string_names):
-            self._strings[slots, column] = values[name]
-        expires = now + self._video_ttl_seconds
-        self._video_expiry.update({video: expires for video in video_ids})
-
-
-def _same_object(value: object, size: int) -> np.ndarray:
-    """An object column holding `value` itself on every row: the preprocessor sees one object
-    and encodes it once."""
-    column = np.empty(size, dtype=object)
-    column.fill(value)
-    return column
+            strings[slots, column] = values[name]
+        expiry[slots] = now + self._video_ttl_seconds
 
 
 def _repeated(value: object, size: int) -> np.ndarray:
@@ -267,4 +271,4 @@ def _repeated(value: object, size: int) -> np.ndarray:
         return np.full(size, np.nan)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return np.full(size, float(value))
-    return _same_object(value, size)  # (np.full would copy a string per row)
+    return constant_column(value, size)  # (np.full would copy a string per row)

@@ -31,9 +31,11 @@ from feature_repo.features import RECENT_WATCH_VIDEO_IDS
 from models.index import VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
+from models.ranking.preprocessing import constant_column
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.query import query_from_online_row
-from models.sources import Candidate, MultiSourceRetriever
+from models.sources import MultiSourceRetriever
+from models.sources.candidate import CandidateColumns, RankedList
 from models.sources.multi_source import FITTED_SOURCES
 from serving.online_features import OnlineFeatureReader
 from serving.request_trace import RequestTrace, StageBudgets
@@ -119,8 +121,8 @@ class Recommender:
             history = [int(video) for video in (user.get(RECENT_WATCH_VIDEO_IDS) or [])]
             candidates = self._retrieve(user_id, user, history, max(k, self.candidates_per_request), trace)
             if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
-                taken = set(history) | {candidate.video_id for candidate in candidates}
-                candidates += self._popular_candidates(k - len(candidates), taken)
+                taken = set(history) | set(candidates.video_ids.tolist())
+                candidates = candidates.concat(self._popular_candidates(k - len(candidates), taken))
             items = self._rank(user, user_id, surface, candidates, k, trace)
         trace.observe("total", time.perf_counter() - started)
         response = RecommendationResponse(
@@ -154,12 +156,12 @@ class Recommender:
 
     def _retrieve(
         self, user_id: int, user: dict[str, object], history: list[int], count: int, trace: RequestTrace
-    ) -> list[Candidate]:
+    ) -> CandidateColumns:
         """`count` candidates: every fitted source's own quota, each on its own budget, and ANN over
         the user embedding filling the rest; deduplicated and tagged. Popular videos when every
         source failed."""
         watched = set(history)
-        lists: dict[str, list[tuple[int, float]]] = {}
+        lists: dict[str, RankedList] = {}
         for name in FITTED_SOURCES:
             result = trace.run(
                 f"retrieval:{name}",
@@ -168,37 +170,38 @@ class Recommender:
             )
             if result is not None:
                 lists[name] = result
-        from_sources = {video for ranked in lists.values() for video, _ in ranked}
+        from_sources = np.unique(np.fromiter(
+            (video for ranked in lists.values() for video, _ in ranked), dtype=np.int64))
+        watched_ids = np.fromiter(watched, dtype=np.int64, count=len(watched))
 
-        def ann() -> list[tuple[int, float]]:
+        def ann() -> tuple[np.ndarray, np.ndarray]:
             vector = self.models.retrieval.user_embeddings(query_from_online_row(user))
             ids, scores = self.models.index.search(vector, count + len(watched) + len(from_sources))
-            return _fill(
-                [(int(video), float(score)) for video, score in zip(ids[0], scores[0])
-                 if video >= 0 and int(video) not in watched],
-                from_sources, count,
-            )
+            ids, scores = ids[0], scores[0].astype(np.float64)
+            unwatched = (ids >= 0) & ~np.isin(ids, watched_ids)
+            return _fill(ids[unwatched], scores[unwatched], from_sources, count)
 
         ranked_by_ann = trace.run("retrieval:ann", ann, lambda: None, "skipped", self.budgets.retrieval)
+        quotas = {}
         if ranked_by_ann is not None:
             lists = {"ann": ranked_by_ann, **lists}
-        candidates = (
-            self.models.sources.union(lists, history, watched, quotas={"ann": len(ranked_by_ann or [])}) if lists else []
-        )
+            quotas["ann"] = len(ranked_by_ann[0])
+        candidates = self.models.sources.union_columns(lists, history, watched, quotas=quotas)
         if not candidates:
             trace.fell_back("retrieval", "popular", "no retrieval source answered")
             candidates = self._popular_candidates(count, watched)
         return candidates
 
     def _rank(
-        self, user: dict[str, object], user_id: int, surface: Surface, candidates: list[Candidate], k: int,
+        self, user: dict[str, object], user_id: int, surface: Surface, candidates: CandidateColumns, k: int,
         trace: RequestTrace,
     ) -> list[RecommendedVideo]:
         """The ranker's top k; retrieval order when the candidates' features or the ranker fail."""
-        for source, count in _count_by_source(candidates).items():
+        sources, counts = np.unique(candidates.sources.astype(str), return_counts=True)
+        for source, count in zip(sources.tolist(), counts.tolist(), strict=True):
             serving_metrics().candidates.labels(source=source).inc(count)
         request_time = self.request_clock()
-        video_ids = [candidate.video_id for candidate in candidates]
+        video_ids = candidates.video_ids
 
         def columns() -> dict[str, np.ndarray]:
             data = self.features.ranking_columns(
@@ -206,11 +209,11 @@ class Recommender:
                 user_id,
                 video_ids,
                 request_unix_seconds=request_time,
-                retrieval_sources=[candidate.source for candidate in candidates],
-                retrieval_source_scores=[candidate.rank_score for candidate in candidates],
+                retrieval_sources=candidates.sources,
+                retrieval_source_scores=candidates.rank_scores,
                 degraded=trace.degraded,
             )
-            data["surface"] = np.array([surface] * len(candidates), dtype=object)  # one object: encoded once
+            data["surface"] = constant_column(surface, len(candidates))  # one object: encoded once
             return data
 
         # Inline, not on the I/O pool: video features come from the in-process cache (kept fresh
@@ -225,29 +228,21 @@ class Recommender:
                 self.budgets.ranking,
             )
         if scores is None:  # retrieval order (sources in priority order, each best first), scored 1/(1 + position)
-            return [
-                RecommendedVideo(
-                    video_id=candidate.video_id, score=1.0 / (1.0 + position), source=candidate.source,
-                    retrieval_score=candidate.source_score,
-                )
-                for position, candidate in enumerate(candidates[:k])
-            ]
-        order = np.argsort(-scores, kind="stable")[:k]
+            order = np.arange(min(k, len(candidates)))
+            scores = 1.0 / (1.0 + order)
+            final = scores
+        else:
+            order = np.argsort(-scores, kind="stable")[:k]
+            final = scores[order]
         return [
-            RecommendedVideo(
-                video_id=candidates[position].video_id,
-                score=float(scores[position]),
-                source=candidates[position].source,
-                retrieval_score=candidates[position].source_score,
-            )
-            for position in order
+            RecommendedVideo(video_id=video, score=score, source=source, retrieval_score=retrieval_score)
+            for video, score, source, retrieval_score in zip(
+                candidates.video_ids[order].tolist(), final.tolist(), candidates.sources[order].tolist(),
+                candidates.source_scores[order].tolist(), strict=True)
         ]
 
-    def _popular_candidates(self, count: int, exclude: set[int]) -> list[Candidate]:
-        return [
-            Candidate(video, "popular", score, ("popular",), rank)
-            for rank, (video, score) in enumerate(self.models.popularity.recommend(count, exclude))
-        ]
+    def _popular_candidates(self, count: int, exclude: set[int]) -> CandidateColumns:
+        return CandidateColumns.from_ranked("popular", self.models.popularity.recommend(count, exclude))
 
     def _popular(self, k: int, exclude: set[int]) -> list[RecommendedVideo]:
         return [
@@ -256,21 +251,12 @@ class Recommender:
         ]
 
 
-def _fill(ranked: list[tuple[int, float]], taken: set[int], total: int) -> list[tuple[int, float]]:
-    """The head of `ranked` that brings the union with `taken` to `total` videos."""
+def _fill(ids: np.ndarray, scores: np.ndarray, taken: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """The head of the ranked (ids, scores) that brings the union with `taken` (unique ids) to
+    `total` videos."""
     room = total - len(taken)
-    head = []
-    for video, score in ranked:
-        if room <= 0:
-            break
-        head.append((video, score))
-        if video not in taken:
-            room -= 1
-    return head
-
-
-def _count_by_source(candidates: list[Candidate]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for candidate in candidates:
-        counts[candidate.source] = counts.get(candidate.source, 0) + 1
-    return counts
+    if room <= 0:
+        return ids[:0], scores[:0]
+    new = np.cumsum(~np.isin(ids, taken))
+    end = int(np.searchsorted(new, room)) + 1  # just past the room-th new video (or everything)
+    return ids[:end], scores[:end]

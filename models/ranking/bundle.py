@@ -36,7 +36,7 @@ class RankerBundle:
     # head → {"method", "ece_before", "ece_after", "validation_log_loss_*", "bins_before", "bins_after"}
     calibration: dict[str, dict] = field(default_factory=dict)
 
-    @torch.no_grad()
+    @torch.inference_mode()  # cheaper than no_grad: no version counters on the tensors
     def all_logits(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Head → (len(frame),) float64 serving-mode logits (position tower at `serving_position`)."""
         inputs = self.preprocessor.transform(frame)

@@ -196,17 +196,31 @@ def _array(frame: Frame, name: str) -> np.ndarray:
     return np.asarray(column)
 
 
+def constant_column(value: object, size: int) -> np.ndarray:
+    """A read-only column holding `value` itself on every one of `size` rows, in O(1): a stride-0
+    view of one cell. A serving request repeats each user feature (and the user's bag) on every
+    candidate row; the preprocessor recognises such a column by its stride and encodes it once."""
+    cell = np.empty(1, dtype=object)
+    cell[0] = value
+    return np.broadcast_to(cell, (size,))
+
+
 def _one_object(cells: np.ndarray) -> bool:
-    """Every cell is the same object: a serving request repeats each user feature (and the
-    user's bag) on every candidate row, so such a column is encoded once."""
-    return (cells.dtype == object and len(cells) > 0 and cells[0] is cells[-1]
-            and all(cell is cells[0] for cell in cells))
+    """Every cell is the same object (a `constant_column`, or equal cells built another way), so
+    the column is encoded once."""
+    if cells.dtype != object or len(cells) == 0:
+        return False
+    if cells.strides[0] == 0:
+        return True
+    return cells[0] is cells[-1] and all(cell is cells[0] for cell in cells)
 
 
 def _encode_categorical(values: np.ndarray, vocabulary: Vocabulary) -> np.ndarray | int:
     """Vocabulary indices of one column (one lookup for a repeated user feature)."""
     if _one_object(values):
         return vocabulary.index(values[0])
+    if vocabulary.holds_ids and values.dtype.kind in "iuf":
+        return vocabulary.encode(values)  # ids straight through the id table
     return vocabulary.encode(_category_values(values))
 
 

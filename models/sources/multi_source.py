@@ -18,7 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from models.sources._common import as_timestamp
-from models.sources.candidate import SOURCE_PRIORITY, Candidate, union_candidates
+from models.sources.candidate import (
+    SOURCE_PRIORITY,
+    Candidate,
+    CandidateColumns,
+    RankedList,
+    union_candidates,
+    union_columns,
+)
 from models.sources.co_watch import CoWatchConfig, CoWatchSource
 from models.sources.exploration import ExplorationConfig, ExplorationSource
 from models.sources.fresh import FreshConfig, FreshSource
@@ -135,15 +142,32 @@ class MultiSourceRetriever:
         """The deduplicated union of ranked lists already computed (e.g. per source by serving);
         a name outside the priority ranks after every configured source and keeps its whole list.
         `quotas` overrides the configured ones (serving sizes ANN to fill its candidate count)."""
+        return union_candidates(lists, *self._union_terms(lists, history_ids, exclude, quotas))
+
+    def union_columns(
+        self,
+        lists: Mapping[str, RankedList],
+        history_ids: Sequence[int],
+        exclude: set[int] | frozenset[int] = frozenset(),
+        quotas: Mapping[str, int] | None = None,
+    ) -> CandidateColumns:
+        """`union` column by column (the request path's form; lists may be arrays)."""
+        return union_columns(lists, *self._union_terms(lists, history_ids, exclude, quotas))
+
+    def _union_terms(
+        self, lists: Mapping[str, RankedList], history_ids: Sequence[int], exclude: set[int] | frozenset[int],
+        quotas: Mapping[str, int] | None,
+    ) -> tuple[dict[str, int], set[int], list[str]]:
+        """(quotas, excluded videos, priority) of a union of `lists`."""
         excluded = set(exclude).union(int(video) for video in history_ids)
         quotas = {**self.config.quotas(), **(quotas or {})}
         priority = list(self.config.priority)
         for name, ranked in lists.items():
             if name not in quotas:
-                quotas[name] = len(ranked)
+                quotas[name] = len(ranked[0]) if isinstance(ranked, tuple) else len(ranked)
             if name not in priority:
                 priority.append(name)
-        return union_candidates(lists, quotas, excluded, priority)
+        return quotas, excluded, priority
 
     def retrieve(
         self,

@@ -200,7 +200,7 @@ def test_a_request_ranks_exactly_the_configured_number_of_candidates(pipeline_ru
 
     candidates = recommender._retrieve(user, features, history, 100, RequestTrace())
 
-    videos = [candidate.video_id for candidate in candidates]
+    videos = candidates.video_ids.tolist()
     assert len(videos) == len(set(videos)) == 100  # every source's quota, ANN filling the rest
-    assert {candidate.source for candidate in candidates} > {"ann"}
+    assert set(candidates.sources) > {"ann"}
     assert not set(history) & set(videos)

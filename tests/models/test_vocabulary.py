@@ -38,3 +38,19 @@ def test_a_few_values_encode_exactly_as_many_do():
 
     assert vocabulary.encode(values).tolist() == vocabulary.encode(many)[: len(values)].tolist()
     assert vocabulary.encode(np.array(values, dtype=object)).tolist() == [1, 1, 3, 2, 0, 0, 0, 0]
+
+
+def test_numeric_id_arrays_encode_exactly_as_token_lookups():
+    vocabulary = Vocabulary([5, 3, 900, 0])
+    ints = np.array([5, 3, 1, 900, 0, -4, 10**9, 901])
+    floats = np.array([5.0, 3.5, np.nan, 900.0, np.inf, -1.0, 0.0])
+
+    assert vocabulary.holds_ids
+    assert vocabulary.encode(ints).tolist() == [vocabulary.index(token) for token in ints.tolist()]
+    assert vocabulary.encode(floats).tolist() == [vocabulary.index(token) for token in floats.tolist()] == [1, 0, 0, 3, 0, 0, 4]
+
+
+def test_vocabularies_of_other_tokens_keep_the_hash_lookup():
+    assert not Vocabulary(["music", 3]).holds_ids
+    assert not Vocabulary([-2, 3]).holds_ids
+    assert Vocabulary(["music", 3]).encode(np.array([3.0, 4.0])).tolist() == [2, 0]
