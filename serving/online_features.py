@@ -267,8 +267,10 @@ class OnlineFeatureReader:
 
 
 def _repeated(value: object, size: int) -> np.ndarray:
+    """A user feature on every candidate row, as a stride-0 view (the preprocessor transforms
+    it once); numbers as float64, missing as NaN."""
     if value is None:
-        return np.full(size, np.nan)
+        return np.broadcast_to(np.array([np.nan]), (size,))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return np.full(size, float(value))
+        return np.broadcast_to(np.array([float(value)]), (size,))
     return constant_column(value, size)  # (np.full would copy a string per row)

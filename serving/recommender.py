@@ -176,7 +176,9 @@ class Recommender:
 
         def ann() -> tuple[np.ndarray, np.ndarray]:
             vector = self.models.retrieval.user_embeddings(query_from_online_row(user))
-            ids, scores = self.models.index.search(vector, count + len(watched) + len(from_sources))
+            # enough for `count` even when every watched video and every other source's video is
+            # among the neighbours: room for new ones + those two sets = count + watched
+            ids, scores = self.models.index.search(vector, count + len(watched))
             ids, scores = ids[0], scores[0].astype(np.float64)
             unwatched = (ids >= 0) & ~np.isin(ids, watched_ids)
             return _fill(ids[unwatched], scores[unwatched], from_sources, count)

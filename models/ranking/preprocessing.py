@@ -125,8 +125,10 @@ class FeaturePreprocessor:
             categorical[:, column] = _encode_categorical(_array(frame, name), vocabulary)
         raw = _numeric_matrix(frame, list(self.numeric))  # (n, numeric features)
         cdf = np.empty_like(raw)
-        for column, transform in enumerate(self.numeric.values()):
-            cdf[:, column] = transform(raw[:, column])
+        for column, (name, transform) in enumerate(self.numeric.items()):
+            # a stride-0 column (one user's feature on every candidate row) is transformed once
+            once = rows > 1 and _is_constant(frame[name])
+            cdf[:, column] = transform(raw[:1, column]) if once else transform(raw[:, column])
         missing = np.isnan(cdf)
         cdf[missing] = 0.0
         numeric = np.empty((rows, len(self.numeric), NUMERIC_EXPANSION), dtype=np.float32)
@@ -203,6 +205,11 @@ def constant_column(value: object, size: int) -> np.ndarray:
     cell = np.empty(1, dtype=object)
     cell[0] = value
     return np.broadcast_to(cell, (size,))
+
+
+def _is_constant(column: object) -> bool:
+    """A numpy view repeating one cell (`constant_column`, or np.broadcast_to of one value)."""
+    return isinstance(column, np.ndarray) and column.ndim == 1 and column.strides[0] == 0
 
 
 def _one_object(cells: np.ndarray) -> bool:
