@@ -159,6 +159,20 @@ def one_user_engagement(
     return outputs
 
 
+def watched_fractions(watch_log: object) -> tuple[np.ndarray, np.ndarray]:
+    """(video ids, the largest fraction of each the user watched) over a watch log; empty
+    arrays for a missing log. Serving's policy drops videos watched nearly to the end."""
+    watches = _parse_log(watch_log, WATCH_LOG)
+    videos = np.asarray(watches.get("video_ids", []), dtype=np.int64)
+    fractions = np.asarray([_number(value) for value in watches.get("fractions", [])], dtype=np.float64)
+    if len(videos) == 0 or len(fractions) != len(videos):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    order = np.lexsort((-np.nan_to_num(fractions, nan=-1.0), videos))  # per video, the largest fraction first
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = videos[order][1:] != videos[order][:-1]
+    return videos[order][first], np.nan_to_num(fractions[order][first], nan=0.0)
+
+
 def _keys(values: Sequence) -> list:
     """Candidate keys as plain Python values (numpy ints hash like the logs' ints, but a list of
     Python ints is looked up faster)."""

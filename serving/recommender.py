@@ -11,6 +11,7 @@ with a fallback so the request answers when a dependency does not:
 | retrieval:<source> (ann and each fitted source) | the other sources; none left: popular videos |
 | candidate_features (online store, cached) | stale cached values; none: retrieval order |
 | ranking | retrieval order |
+| policy (re-ranking, serving.policy) | ranker order, blocklist applied |
 
 What fell back is listed in the response's `degraded`.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -38,8 +40,10 @@ from models.sources import MultiSourceRetriever
 from models.sources.candidate import CandidateColumns, RankedList
 from models.sources.multi_source import FITTED_SOURCES
 from serving.online_features import OnlineFeatureReader
+from serving.policy import PolicyConfig, PolicyStage
 from serving.request_trace import RequestTrace, StageBudgets
 from serving.schemas import RecommendationResponse, RecommendedVideo, Surface
+from serving.served_list import apply_policy, items_from_policy, items_in_order, policy_candidates, user_context
 from serving.serving_metrics import serving_metrics
 
 logger = logging.getLogger(__name__)
@@ -93,6 +97,7 @@ class Recommender:
         budgets: StageBudgets | None = None,
         io_executor: Executor | None = None,
         last_known_users: LastKnownUsers | None = None,
+        policy: PolicyStage | None = None,
     ):
         """`request_clock` gives a request's time in Unix seconds (see `serving.request_clock`).
 
@@ -106,6 +111,8 @@ class Recommender:
         self.budgets = budgets or StageBudgets()
         self.io_executor = io_executor
         self.last_known_users = last_known_users or LastKnownUsers(10_000)
+        self.policy = policy or PolicyStage(PolicyConfig())
+        self._blocked = frozenset(self.policy.blocklist.video_ids.tolist())
 
     def recommend(self, user_id: int, k: int, surface: Surface) -> RecommendationResponse:
         return self.recommend_traced(user_id, k, surface)[0]
@@ -114,19 +121,20 @@ class Recommender:
         """The response and its trace (stage timings, fallbacks), for benchmarks and tests."""
         trace = RequestTrace()
         started = time.perf_counter()
+        request_id = uuid.uuid4().hex
         user, known_user = self._user_features(user_id, trace)
         if user is None:  # the store has nothing on this user: popular videos
-            items = self._popular(k, exclude=set())
+            items = self._popular(k, exclude=self._blocked)
         else:
             history = [int(video) for video in (user.get(RECENT_WATCH_VIDEO_IDS) or [])]
             candidates = self._retrieve(user_id, user, history, max(k, self.candidates_per_request), trace)
             if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
                 taken = set(history) | set(candidates.video_ids.tolist())
                 candidates = candidates.concat(self._popular_candidates(k - len(candidates), taken))
-            items = self._rank(user, user_id, surface, candidates, k, trace)
+            items = self._rank(user, user_id, surface, candidates, k, trace, request_id)
         trace.observe("total", time.perf_counter() - started)
         response = RecommendationResponse(
-            user_id=user_id, surface=surface, known_user=known_user, items=items,
+            request_id=request_id, user_id=user_id, surface=surface, known_user=known_user, items=items,
             model_versions=self.models.versions, degraded=trace.degraded,
         )
         return response, trace
@@ -196,9 +204,11 @@ class Recommender:
 
     def _rank(
         self, user: dict[str, object], user_id: int, surface: Surface, candidates: CandidateColumns, k: int,
-        trace: RequestTrace,
+        trace: RequestTrace, request_id: str,
     ) -> list[RecommendedVideo]:
-        """The ranker's top k; retrieval order when the candidates' features or the ranker fail."""
+        """The policy's k from the ranked candidates (retrieval order when the ranker fails);
+        without candidate features, retrieval order; without the policy, ranker order. The
+        blocklist holds on every path."""
         sources, counts = np.unique(candidates.sources.astype(str), return_counts=True)
         for source, count in zip(sources.tolist(), counts.tolist(), strict=True):
             serving_metrics().candidates.labels(source=source).inc(count)
@@ -230,21 +240,25 @@ class Recommender:
                 self.budgets.ranking,
             )
         if scores is None:  # retrieval order (sources in priority order, each best first), scored 1/(1 + position)
-            order = np.arange(min(k, len(candidates)))
-            scores = 1.0 / (1.0 + order)
-            final = scores
-        else:
-            order = np.argsort(-scores, kind="stable")[:k]
-            final = scores[order]
-        return [
-            RecommendedVideo(video_id=video, score=score, source=source, retrieval_score=retrieval_score)
-            for video, score, source, retrieval_score in zip(
-                candidates.video_ids[order].tolist(), final.tolist(), candidates.sources[order].tolist(),
-                candidates.source_scores[order].tolist(), strict=True)
-        ]
+            scores = 1.0 / (1.0 + np.arange(len(candidates)))
+        if data is None:
+            return items_in_order(candidates, np.arange(len(candidates)), scores, self.policy, k)
+        served = trace.run(
+            "policy",
+            lambda: apply_policy(
+                self.policy, policy_candidates(candidates, scores, data, request_time),
+                user_context(user, self.models.sources.subscriptions.creators_of(user_id), request_time),
+                k, request_id,
+            ),
+            lambda: None, "ranker_order", self.budgets.policy,
+        )
+        if served is None:
+            order = np.argsort(-scores, kind="stable")
+            return items_in_order(candidates, order, scores[order], self.policy, k)
+        return items_from_policy(served)
 
     def _popular_candidates(self, count: int, exclude: set[int]) -> CandidateColumns:
-        return CandidateColumns.from_ranked("popular", self.models.popularity.recommend(count, exclude))
+        return CandidateColumns.from_ranked("popular", self.models.popularity.recommend(count, exclude | self._blocked))
 
     def _popular(self, k: int, exclude: set[int]) -> list[RecommendedVideo]:
         return [

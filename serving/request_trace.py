@@ -38,6 +38,7 @@ class StageBudgets:
     retrieval: float = 0.02
     candidate_features: float = 0.05
     ranking: float = 0.05
+    policy: float = 0.02
 
 
 @dataclass

@@ -11,7 +11,7 @@ import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mlflow
 from feast import FeatureStore
@@ -23,6 +23,7 @@ from models.retrieval.query import check_service
 from serving.hot_reload import ChampionWatcher
 from serving.loading import champion_versions, load_models
 from serving.online_features import OnlineFeatureReader
+from serving.policy import PolicyConfig, PolicyStage
 from serving.recommender import LastKnownUsers, Recommender, ServingModels
 from serving.request_clock import request_clock
 from serving.request_trace import StageBudgets
@@ -50,6 +51,7 @@ def stage_budgets(settings: VidrecSettings) -> StageBudgets:
         retrieval=settings.budget_retrieval_seconds,
         candidate_features=settings.budget_candidate_features_seconds,
         ranking=settings.budget_ranking_seconds,
+        policy=settings.budget_policy_seconds,
     )
 
 
@@ -62,6 +64,8 @@ class ServingRuntime:
     # Opened with the first model set: before the pipeline has run, the store has no feature
     # services to read, and the service must still start (not ready) rather than crash.
     features: OnlineFeatureReader | None = None
+    # The re-ranking policy (its blocklist read once: a bad file fails start-up, naming the line).
+    policy: PolicyStage = field(default_factory=lambda: PolicyStage(PolicyConfig()))
     _healthy: tuple[float, bool] = (-float("inf"), False)
 
     @classmethod
@@ -71,6 +75,7 @@ class ServingRuntime:
             store=store if store is not None else feature_store(settings),
             io_executor=ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="online-store"),
             last_known_users=LastKnownUsers(settings.last_known_users),
+            policy=PolicyStage.from_settings(settings),
         )
 
     def feature_reader(self) -> OnlineFeatureReader:
@@ -96,6 +101,7 @@ class ServingRuntime:
             budgets=stage_budgets(self.settings),
             io_executor=self.io_executor,
             last_known_users=self.last_known_users,
+            policy=self.policy,
         )
 
     def champion_watcher(self) -> ChampionWatcher:

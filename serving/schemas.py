@@ -25,6 +25,7 @@ UserId = Annotated[
 TopK = Annotated[StrictInt, Field(ge=1, le=500, description="How many videos to return (a JSON integer).")]
 Surface = Literal["home", "watch_next", "search"]
 Source = Literal["ann", "co_watch", "subscriptions", "trending", "fresh", "exploration", "popular"]
+Reason = Literal["exploring", "new_from_subscription", "because_you_watched", "trending", "recommended_for_you"]
 
 
 class RecommendedVideo(BaseModel):
@@ -35,9 +36,20 @@ class RecommendedVideo(BaseModel):
     )
     source: Source = Field(description="Which retrieval source nominated the video.")
     retrieval_score: float = Field(description="The score the nominating source gave it.")
+    reason: Reason = Field(
+        "recommended_for_you",
+        description="Why it is shown: exploring, new_from_subscription, because_you_watched, trending or "
+        "recommended_for_you.",
+    )
+    propensity: float = Field(
+        1.0, description="Probability that the serving policy shows this video at this position, given the "
+        "positions above it (exploration makes it < 1); logged for off-policy evaluation.",
+    )
+    explored: bool = Field(False, description="True when an exploration draw, not the ranking, chose this slot.")
 
 
 class RecommendationResponse(BaseModel):
+    request_id: str = Field(description="Names this answer in the served-impression log and in events about it.")
     user_id: int
     surface: Surface
     known_user: bool = Field(description="False when the user has no features yet and got the popularity fallback.")

@@ -70,6 +70,7 @@ class VidrecSettings(BaseSettings):
     budget_retrieval_seconds: float = Field(0.02, gt=0)
     budget_candidate_features_seconds: float = Field(0.05, gt=0)
     budget_ranking_seconds: float = Field(0.05, gt=0)
+    budget_policy_seconds: float = Field(0.02, gt=0)
     # Users whose last successfully read features a worker keeps for when the online store fails.
     last_known_users: int = Field(10_000, ge=0)
     # What "now" is for request-time features (days since the user last watched a creator, ...):
@@ -81,6 +82,20 @@ class VidrecSettings(BaseSettings):
     # that routes which write or administer (/events, /admin/...) require when set.
     api_max_body_bytes: int = Field(1_048_576, ge=1)
     api_key: SecretStr | None = Field(None, description="Unset: write/admin routes are open (local use).")
+
+    # Re-ranking policy after the ranker (serving/policy/config.py documents each knob).
+    policy_max_per_creator: int = Field(2, ge=1)
+    policy_separate_adjacent_creators: bool = True
+    policy_diversity_lambda: float = Field(0.8, ge=0, le=1)
+    policy_diversity_similarity: Literal["category", "embedding"] = "category"
+    policy_watched_fraction_threshold: float = Field(0.8, ge=0, le=1)
+    policy_fresh_upload_hours: float = Field(48.0, ge=0)
+    policy_fresh_subscription_boost: float = Field(0.2, ge=0)
+    policy_exploration_share: float = Field(0.03, ge=0, le=1)
+    policy_exploration_seed: int | None = None
+    policy_item_to_item_sources: tuple[str, ...] = ("co_watch",)
+    policy_trending_sources: tuple[str, ...] = ("trending",)
+    policy_blocklist_path: Path | None = None
 
     # Production profile endpoints (only read when profile == "production").
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/vidrec"

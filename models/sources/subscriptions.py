@@ -75,6 +75,11 @@ class SubscriptionsSource:
     def num_subscribers(self) -> int:
         return len(self._creators_of_user)
 
+    def creators_of(self, user_id: int) -> list[int]:
+        """The creators the user subscribed to (as of fitting)."""
+        (creators,) = self._creators_of_user.get(int(user_id), ([],))
+        return [int(creator) for creator in creators]
+
     def recommend(self, user_id: int, exclude: set[int] | frozenset[int], k: int) -> list[tuple[int, float]]:
         """Top-k (video_id, score) among the user's subscribed creators' recent uploads, newest first."""
         (creators,) = self._creators_of_user.get(int(user_id), ([],))

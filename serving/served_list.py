@@ -1,0 +1,76 @@
+"""From ranked candidates to the list a user is shown: the policy stage's inputs and its answer.
+
+The ranker orders candidates by expected value; what is served also obeys the product's rules
+(serving.policy: creator caps and spacing, topic diversity, finished and blocklisted videos,
+fresh uploads of subscriptions, exploration with a propensity per slot). This module only
+translates: the request's feature columns into the policy's inputs, and its result into API items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from feature_repo.engagement import SECONDS_PER_DAY, WATCH_LOG, watched_fractions
+from models.sources.candidate import CandidateColumns
+from serving.policy import PolicyResult, PolicyStage, RankedCandidates, UserContext, pool_from_candidates
+from serving.schemas import RecommendedVideo
+
+CREATOR_COLUMN = "creator_id"
+CATEGORY_COLUMN = "category"
+VIDEO_AGE_COLUMN = "video_age_days"
+
+
+def policy_candidates(candidates: CandidateColumns, scores: np.ndarray, data: dict[str, np.ndarray],
+                      request_time: float) -> RankedCandidates:
+    """The ranked candidates as the policy reads them. A video without a known creator counts as
+    its own creator (a negative id per row), so unknowns are not capped together."""
+    creators = np.asarray(data[CREATOR_COLUMN], dtype=np.float64)
+    unknown = ~np.isfinite(creators)
+    creator_ids = np.where(unknown, -1 - np.arange(len(creators)), np.nan_to_num(creators)).astype(np.int64)
+    ages = np.asarray(data[VIDEO_AGE_COLUMN], dtype=np.float64) if VIDEO_AGE_COLUMN in data else np.full(len(scores), np.nan)
+    categories = np.asarray(data[CATEGORY_COLUMN], dtype=object)
+    return RankedCandidates(
+        video_ids=candidates.video_ids, scores=scores, creator_ids=creator_ids,
+        categories=np.where(categories == None, "", categories),  # noqa: E711 - elementwise
+        upload_times=request_time - ages * SECONDS_PER_DAY, sources=candidates.sources,
+        source_scores=candidates.source_scores,
+    )
+
+
+def user_context(user: dict[str, object], subscribed_creators: list[int], request_time: float) -> UserContext:
+    """What the policy knows of the user: subscriptions and how much of each logged watch they saw."""
+    watched, fractions = watched_fractions(user.get(WATCH_LOG))
+    return UserContext(request_time=request_time, subscribed_creator_ids=subscribed_creators,
+                       watched_video_ids=watched, watched_fractions=fractions)
+
+
+def apply_policy(policy: PolicyStage, ranked: RankedCandidates, user: UserContext, k: int,
+                 request_id: str) -> PolicyResult:
+    """The served list; exploration draws come from the candidates the exploration and fresh
+    sources nominated (under-exposed and new videos), so they need no second lookup."""
+    return policy.rerank(ranked, user, k, request_id, pool=pool_from_candidates(ranked))
+
+
+def items_from_policy(result: PolicyResult) -> list[RecommendedVideo]:
+    return [
+        RecommendedVideo(video_id=video, score=score, source=source, retrieval_score=retrieval_score, reason=reason,
+                         propensity=propensity, explored=explored)
+        for video, score, source, retrieval_score, reason, propensity, explored in zip(
+            result.video_ids.tolist(), np.nan_to_num(result.scores).tolist(), [str(s) for s in result.sources],
+            result.source_scores.tolist(), [str(r) for r in result.reasons], result.propensities.tolist(),
+            result.was_explored.tolist(), strict=True)
+    ]
+
+
+def items_in_order(candidates: CandidateColumns, order: np.ndarray, scores: np.ndarray,
+                   policy: PolicyStage, k: int) -> list[RecommendedVideo]:
+    """The first k of `candidates` in `order` with `scores`, blocklisted videos left out: the list
+    when the policy stage cannot run (it lacks candidate features, or failed)."""
+    keep = ~policy.blocklist.contains(candidates.video_ids[order])
+    order, scores = order[keep][:k], scores[keep][:k]
+    return [
+        RecommendedVideo(video_id=video, score=score, source=source, retrieval_score=retrieval_score)
+        for video, score, source, retrieval_score in zip(
+            candidates.video_ids[order].tolist(), scores.tolist(), candidates.sources[order].tolist(),
+            candidates.source_scores[order].tolist(), strict=True)
+    ]
