@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from serving.events.intake import EventIntake
@@ -15,8 +17,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 WRITER = Path(__file__).with_name("writer_process.py")
 
 
-def run_writer(*arguments: str) -> subprocess.Popen:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def writer_process(*arguments: str) -> Iterator[subprocess.Popen]:
+    """tests/serving/events/writer_process.py running with `arguments`; killed on leaving, whatever happened."""
+    writer = subprocess.Popen(
         [sys.executable, str(WRITER), *arguments],
         cwd=PROJECT_ROOT,
         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
@@ -24,6 +28,11 @@ def run_writer(*arguments: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+    try:
+        yield writer
+    finally:
+        writer.kill()  # a no-op once it has exited
+        writer.communicate()
 
 
 def raw_rows(raw_dir: Path) -> dict[str, list[tuple]]:

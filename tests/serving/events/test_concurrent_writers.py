@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from tests.serving.events.events_data import make_raw_log
-from tests.serving.events.log_checks import leftovers, oracle, raw_rows, run_writer
+from tests.serving.events.log_checks import leftovers, oracle, raw_rows, writer_process
 from tests.serving.events.writer_process import split_session
 
 SESSIONS = 40
@@ -20,10 +20,12 @@ SESSIONS = 40
 def test_two_processes_writing_the_same_events_concurrently_log_each_once(tmp_path):
     raw_dir = make_raw_log(tmp_path / "raw")
     start = tmp_path / "start"
-    writers = [run_writer("replay", str(raw_dir), str(SESSIONS), str(seed), str(start)) for seed in (1, 2)]
-    assert [writer.stdout.readline() for writer in writers] == ["ready\n", "ready\n"]
-    start.touch()  # both processes have started and opened the intake: they now race
-    outputs = [writer.communicate(timeout=300) for writer in writers]
+    arguments = [("replay", str(raw_dir), str(SESSIONS), str(seed), str(start)) for seed in (1, 2)]
+    with writer_process(*arguments[0]) as first, writer_process(*arguments[1]) as second:
+        writers = [first, second]
+        assert [writer.stdout.readline() for writer in writers] == ["ready\n", "ready\n"]
+        start.touch()  # both processes have started and opened the intake: they now race
+        outputs = [writer.communicate(timeout=300) for writer in writers]
 
     assert [writer.returncode for writer in writers] == [0, 0], [errors for _, errors in outputs]
     receipts = [[json.loads(line) for line in output.splitlines()] for output, _ in outputs]

@@ -23,7 +23,7 @@ import pytest
 
 from serving.events.intake import EventIntake
 from tests.serving.events.events_data import make_raw_log, parsed
-from tests.serving.events.log_checks import leftovers, oracle, raw_rows, run_writer
+from tests.serving.events.log_checks import leftovers, oracle, raw_rows, writer_process
 from tests.serving.events.writer_process import KILLED, split_session
 from vidrec.rawlog import read_raw_table
 
@@ -52,8 +52,8 @@ def test_a_writer_killed_at_any_step_loses_nothing_acknowledged_and_a_retry_logs
     batch_path = tmp_path / "batch.json"
     batch_path.write_text(json.dumps(crashing))
 
-    writer = run_writer("die-at", str(raw_dir), step, str(occurrence), str(batch_path))
-    output, errors = writer.communicate(timeout=120)
+    with writer_process("die-at", str(raw_dir), step, str(occurrence), str(batch_path)) as writer:
+        output, errors = writer.communicate(timeout=120)
 
     assert writer.returncode == KILLED, errors
     assert "acknowledged" not in output
@@ -78,10 +78,10 @@ def test_writers_killed_at_random_moments_lose_no_acknowledged_event(tmp_path):
     acknowledged_ids: set[str] = set()
     next_session = 0
     for _ in range(6):
-        writer = run_writer("stream", str(raw_dir), str(next_session))
-        time.sleep(rng.uniform(1.5, 3.0))  # the first part of that is the interpreter starting
-        os.kill(writer.pid, signal.SIGKILL)
-        output, _ = writer.communicate(timeout=30)
+        with writer_process("stream", str(raw_dir), str(next_session)) as writer:
+            time.sleep(rng.uniform(1.5, 3.0))  # the first part of that is the interpreter starting
+            os.kill(writer.pid, signal.SIGKILL)
+            output, _ = writer.communicate(timeout=30)
         lines = [json.loads(line) for line in output.splitlines()]
         acknowledged_ids.update(event_id for line in lines for event_id in line["event_ids"])
         if lines:

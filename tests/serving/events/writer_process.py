@@ -68,7 +68,10 @@ def replay(raw_dir: Path, sessions: int, seed: int, start_file: Path) -> None:
     batch_size = rng.randint(20, 60)
     intake = EventIntake(raw_dir)
     print("ready", flush=True)
+    waiting_since = time.monotonic()
     while not start_file.exists():
+        if time.monotonic() - waiting_since > 120:
+            sys.exit("no start signal within 120 s: the test that started this writer is gone")
         time.sleep(0.001)
     for start in range(0, len(events), batch_size):
         receipt = intake.submit(parsed(events[start:start + batch_size]))
