@@ -40,7 +40,8 @@ class RankerBundle:
     def all_logits(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Head → (len(frame),) float64 serving-mode logits (position tower at `serving_position`)."""
         inputs = self.preprocessor.transform(frame)
-        self.model.eval()
+        if self.model.training:  # (eval() walks every module: not per request)
+            self.model.eval()
         chunks = [self.model(inputs.select(slice(start, start + _CHUNK_ROWS)))
                   for start in range(0, len(inputs), _CHUNK_ROWS)]
         return {

@@ -72,7 +72,8 @@ class RetrievalBundle:
             frame, self.vocabularies, self.config.history_length, self.config.max_search_tokens,
             self.example_age_scale,
         )
-        self.model.eval()
+        if self.model.training:  # (eval() walks every module: not per request)
+            self.model.eval()
         chunks = [
             self.model.user_vectors(users.select(slice(start, start + _CHUNK_ROWS)))
             for start in range(0, len(users), _CHUNK_ROWS)
