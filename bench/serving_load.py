@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--surfaces", type=parse_surfaces, default=("home",), help="Comma-separated, drawn uniformly.")
     parser.add_argument("--timeout", type=float, default=10.0, help="Seconds before a request counts as a timeout.")
     parser.add_argument("--max-connections", type=int, default=0, help="Client connection limit (0: none).")
+    parser.add_argument("--connection-per-request", action="store_true",
+                        help="A new connection per request (many independent clients) instead of a keep-alive "
+                        "pool, whose few connections each stay with one server worker.")
     parser.add_argument("--at", type=parse_at, action="append", default=[], metavar="SECONDS:COMMAND",
                         help="Run a shell command SECONDS into the measured phase (repeatable).")
     parser.add_argument("--metrics", action="store_true", help="Summarise the service's vidrec_* /metrics over the run.")
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     run = asyncio.run(
         run_open_loop(
             f"{url}/recommend", bodies, args.rate, args.warmup, args.timeout, args.at, args.max_connections,
+            connection_per_request=args.connection_per_request,
             at_measure_start=(lambda: scrape_metrics(url)) if args.metrics else None,
         )
     )

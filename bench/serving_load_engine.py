@@ -169,18 +169,23 @@ async def run_open_loop(
     commands: Sequence[ScheduledCommand] = (),
     max_connections: int = 0,
     at_measure_start: Callable[[], Awaitable[object]] | None = None,
+    connection_per_request: bool = False,
 ) -> LoadRun:
     """Send `bodies` in order at `rate` per second; the first `warmup_s * rate` are the warmup.
 
     Waits for every answer (or its timeout) before returning. `max_connections` 0 means no limit,
     so the client never holds a due request back for want of a connection. `at_measure_start` is
     awaited (beside the sends) when the measured phase starts; its result is `extra["at_measure_start"]`.
+
+    `connection_per_request` opens a connection per request, as many independent clients would,
+    instead of reusing a few keep-alive ones: a reused connection stays with the server worker
+    that accepted it, so a handful of them can split the load unevenly between workers.
     """
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
     n_warmup = round(warmup_s * rate)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
-    connector = aiohttp.TCPConnector(limit=max_connections, force_close=False)
+    connector = aiohttp.TCPConnector(limit=max_connections, force_close=connection_per_request)
     loop_start = time.monotonic() + 0.05  # a moment to set up before the first due time
     origin = loop_start + n_warmup / rate  # t=0 of the measured phase
     runs = [CommandRun(command.offset_s, command.command) for command in commands]
