@@ -43,16 +43,30 @@ class ChampionWatcher:
         self._build = build
         self.poll_seconds = poll_seconds
         self._on_swap = on_swap or (lambda: None)
-        self.current: Recommender | None = None
+        self._serving: Recommender | None = None
+        # A loaded set waiting for its moment: (Unix time it starts answering, recommender).
+        self._pending: tuple[float, Recommender] | None = None
+        self._swap_lock = threading.Lock()
         self.not_ready_reason = "models not loaded yet"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._poll_lock = threading.Lock()
 
     @property
+    def current(self) -> Recommender | None:
+        """The recommender for a request arriving now. A staged set takes over for every request
+        that arrives from its moment on, whichever thread notices first (the watcher thread
+        may be starved of the GIL for milliseconds under load): in every worker process, a
+        request arriving before the moment gets the old set and one arriving after it the new."""
+        pending = self._pending
+        if pending is not None and time.time() >= pending[0]:
+            self._activate(pending)
+        return self._serving
+
+    @property
     def versions(self) -> dict[str, str]:
-        current = self.current
-        return dict(current.models.versions) if current is not None else {}
+        serving = self._serving
+        return dict(serving.models.versions) if serving is not None else {}
 
     def poll(self) -> bool:
         """Load and swap in the champions if they differ from what serves; True if swapped."""
@@ -61,7 +75,7 @@ class ChampionWatcher:
                 versions = self._resolve()
             except ChampionSetInconsistent as reason:
                 logger.info("champions not reloaded yet: %s", reason)
-                if self.current is None:
+                if self._serving is None:
                     self.not_ready_reason = f"promotion in progress: {reason}"
                 return False
             except LookupError as reason:
@@ -72,7 +86,7 @@ class ChampionWatcher:
                 logger.error("could not read the champions from the registry: %r", error)
                 serving_metrics().model_reloads.labels(outcome="registry_error").inc()
                 return False
-            if self.current is not None and versions == self.current.models.versions:
+            if self._serving is not None and versions == self._serving.models.versions:
                 return False
             try:
                 recommender = self._build(self._load(versions))
@@ -80,22 +94,32 @@ class ChampionWatcher:
                 logger.exception("loading champions %s failed; the serving set stays %s", versions, self.versions)
                 serving_metrics().model_reloads.labels(outcome="failed").inc()
                 return False
-            previous = self.versions
-            if self.current is not None:
-                self._wait_for_the_swap_moment()
-            self.current = recommender  # the swap: one reference assignment
-            self.not_ready_reason = ""
-            self._on_swap()
-            serving_metrics().model_reloads.labels(outcome="swapped").inc()
-            logger.info("serving champions %s (were %s)", versions, previous or "none")
+            staged = (self._swap_moment() if self._serving is not None else time.time(), recommender)
+            self._pending = staged
+            if self.poll_seconds > 0:
+                self._stop.wait(max(0.0, staged[0] - time.time()))
+            self._activate(staged)
             return True
 
-    def _wait_for_the_swap_moment(self) -> None:
-        """Swap on the next wall-clock multiple of the poll interval: every worker process loads
-        the new set after the same poll and swaps at the same moment, so answers switch versions
-        once rather than alternating between workers for as long as their loads differ."""
-        if self.poll_seconds > 0:
-            self._stop.wait(self.poll_seconds - time.time() % self.poll_seconds)
+    def _swap_moment(self) -> float:
+        """The next wall-clock multiple of the poll interval: every worker process loads the new
+        set after the same poll and switches at the same moment, so answers switch versions once
+        rather than alternating between workers for as long as their loads differ."""
+        now = time.time()
+        return now if self.poll_seconds <= 0 else now + self.poll_seconds - now % self.poll_seconds
+
+    def _activate(self, staged: tuple[float, Recommender]) -> None:
+        """Swap in a staged set (once, by whichever thread gets here first)."""
+        with self._swap_lock:
+            if self._pending is not staged:
+                return
+            previous = self.versions
+            self._serving = staged[1]  # the swap: one reference assignment
+            self._pending = None
+        self.not_ready_reason = ""
+        self._on_swap()
+        serving_metrics().model_reloads.labels(outcome="swapped").inc()
+        logger.info("serving champions %s (were %s)", self.versions, previous or "none")
 
     def start(self) -> None:
         """Poll in a daemon thread until `stop()`; a poll interval of 0 disables reloading."""

@@ -102,3 +102,31 @@ def test_no_champion_yet_says_what_to_do():
 
     assert watcher.poll() is False
     assert "vidrec pipeline" in watcher.not_ready_reason
+
+
+def test_requests_arriving_after_the_swap_moment_get_the_new_set_even_before_the_watcher_wakes():
+    import threading
+    import time
+
+    registry = Registry({"ranker": "1"})
+    watcher = ChampionWatcher(registry.resolve, registry.load, Serving, poll_seconds=0.4)
+    watcher.poll()
+    registry.champions["ranker"] = "2"
+
+    class DrowsyStop(threading.Event):  # the watcher thread oversleeps the moment (GIL-starved)
+        def wait(self, timeout=None):
+            return super().wait(None if timeout is None else timeout + 1.0)
+
+    watcher._stop = DrowsyStop()
+    polling = threading.Thread(target=watcher.poll)
+    polling.start()
+    while watcher._pending is None:  # loaded and staged for the next multiple of 0.4 s
+        time.sleep(0.005)
+    moment = watcher._pending[0]
+    assert watcher.current.models.versions == {"ranker": "1"}  # arrived before the moment
+    time.sleep(max(0.0, moment - time.time()) + 0.01)
+
+    assert polling.is_alive()  # the watcher has not woken yet
+    assert watcher.current.models.versions == {"ranker": "2"}  # arrived after it
+    polling.join()
+    assert watcher.versions == {"ranker": "2"}
