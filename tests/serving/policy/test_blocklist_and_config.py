@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pytest
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from serving.policy import (
     Blocklist,
@@ -21,25 +19,7 @@ from serving.policy import (
     reason_text,
 )
 from tests.serving.policy.slates import Video, candidates, user
-
-
-class SettingsWithPolicy(BaseSettings):
-    """The `policy_*` fields proposed for vidrec.settings.VidrecSettings, declared exactly as there."""
-
-    model_config = SettingsConfigDict(env_prefix="VIDREC_", extra="ignore", frozen=True)
-
-    policy_max_per_creator: int = Field(2, ge=1)
-    policy_separate_adjacent_creators: bool = True
-    policy_diversity_lambda: float = Field(0.8, ge=0, le=1)
-    policy_diversity_similarity: Literal["category", "embedding"] = "category"
-    policy_watched_fraction_threshold: float = Field(0.8, ge=0, le=1)
-    policy_fresh_upload_hours: float = Field(48.0, ge=0)
-    policy_fresh_subscription_boost: float = Field(0.2, ge=0)
-    policy_exploration_share: float = Field(0.03, ge=0, le=1)
-    policy_exploration_seed: int | None = None
-    policy_item_to_item_sources: tuple[str, ...] = ("co_watch",)
-    policy_trending_sources: tuple[str, ...] = ("trending",)
-    policy_blocklist_path: Path | None = None
+from vidrec.settings import VidrecSettings
 
 
 def test_the_blocklist_file_takes_ids_comments_and_blank_lines(tmp_path):
@@ -85,8 +65,8 @@ def test_a_config_out_of_range_names_every_bad_knob():
         PolicyConfig(max_per_creator=0, exploration_share=1.5)
 
 
-def test_the_proposed_settings_fields_are_exactly_what_the_policy_reads():
-    declared = {name: field.default for name, field in SettingsWithPolicy.model_fields.items()}
+def test_vidrec_settings_declare_exactly_what_the_policy_reads():
+    declared = {name: field.default for name, field in VidrecSettings.model_fields.items() if name.startswith("policy_")}
 
     assert declared == policy_settings_fields()
 
@@ -97,7 +77,7 @@ def test_policy_knobs_come_from_vidrec_policy_env_vars(monkeypatch, tmp_path):
     monkeypatch.setenv("VIDREC_POLICY_TRENDING_SOURCES", '["trending", "popular"]')
     monkeypatch.setenv("VIDREC_POLICY_BLOCKLIST_PATH", str(tmp_path / "blocklist.txt"))
 
-    config = policy_config_from_settings(SettingsWithPolicy())
+    config = policy_config_from_settings(VidrecSettings())
 
     assert config.max_per_creator == 3
     assert config.exploration_share == 0.05
