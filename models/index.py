@@ -96,6 +96,18 @@ class VideoIndex:
         scores = np.where(ids >= 0, scores, -np.finfo(np.float32).max)
         return ids.astype(np.int64), scores.astype(np.float32)
 
+    def vector(self, video_id: int) -> np.ndarray | None:
+        """The vector the index holds for `video_id` (float32, shape (dim,)), or None if it holds none.
+
+        A lookup in the id map and a copy, no search. Under the HNSW reduction it is the stored
+        vector without its extra coordinate: what was added, unless it was longer than M and so
+        shortened (see `_stored_form`)."""
+        video_id = int(video_id)
+        if video_id not in self._ids:
+            return None
+        stored = self._require().reconstruct(video_id)
+        return stored if self._max_norm is None else stored[:-1]
+
     @property
     def dim(self) -> int:
         """Dimension of the video and user vectors (the stored L2 form has one more)."""

@@ -101,3 +101,27 @@ def test_an_inner_product_hnsw_file_from_an_older_version_is_still_served(tmp_pa
     query = rng.normal(size=(1, 16)).astype(np.float32)
     found, scores = loaded.search(query, 5)
     np.testing.assert_allclose(scores[0], (query @ vectors.T)[0, found[0]], rtol=1e-5)  # inner products, as before
+
+
+def test_an_exact_index_gives_back_each_video_vector_and_none_for_a_video_it_lacks(tmp_path):
+    ids, vectors, _ = random_corpus(300)
+    index = VideoIndex().build(ids, vectors)
+    index.add(np.array([777]), vectors[:1] * 2)
+    np.testing.assert_array_equal(index.vector(ids[42]), vectors[42])
+    np.testing.assert_array_equal(index.vector(777), vectors[0] * 2)  # an upload added after the build
+    assert index.vector(99_999) is None
+    index.save(tmp_path / "videos.faiss")
+    np.testing.assert_array_equal(VideoIndex.load(tmp_path / "videos.faiss").vector(ids[7]), vectors[7])
+
+
+def test_an_hnsw_index_gives_back_the_vector_without_the_reduction_coordinate(tmp_path):
+    ids, vectors, _ = clustered_corpus(1500)
+    index = VideoIndex(exact_threshold=1000).build(ids, vectors)
+    assert not index.is_exact
+    vector = index.vector(ids[3])
+    assert vector.shape == (16,) and vector.dtype == np.float32
+    np.testing.assert_allclose(vector, vectors[3], rtol=1e-6)
+    index.save(tmp_path / "videos.faiss")
+    loaded = VideoIndex.load(tmp_path / "videos.faiss")
+    np.testing.assert_allclose(loaded.vector(ids[1499]), vectors[1499], rtol=1e-6)
+    assert loaded.vector(-5) is None
