@@ -9,11 +9,18 @@ with a fallback so the request answers when a dependency does not:
 |---|---|
 | user_features (online store) | the user's last-known features, else default (cold-user) features |
 | retrieval:<source> (ann and each fitted source) | the other sources; none left: popular videos |
+| retrieval:seed_co_watch, retrieval:seed_ann (watch_next's seed) | the other sources |
 | candidate_features (online store, cached) | stale cached values; none: retrieval order |
 | ranking | retrieval order |
 | policy (re-ranking, serving.policy) | ranker order, blocklist applied |
 
 What fell back is listed in the response's `degraded`.
+
+Surfaces: on `watch_next` with a seed video the index holds, the seed's co-watch neighbours and
+the videos nearest its vector take `seed_share` of the candidates (tagged co_watch and ann, the
+sources the ranker knows, with the seed as the reason "because you watched"); the user's own
+sources fill the rest, and the seed itself is never served. A seed the index lacks is answered
+as home (`seed:unknown` in `degraded`); a seed on another surface is ignored (`seed:ignored`).
 """
 
 from __future__ import annotations
@@ -37,17 +44,26 @@ from models.ranking.preprocessing import constant_column
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.query import query_from_online_row
 from models.sources import MultiSourceRetriever
-from models.sources.candidate import CandidateColumns, RankedList
+from models.sources.candidate import CandidateColumns, RankedList, union_columns
 from models.sources.multi_source import FITTED_SOURCES
 from serving.online_features import OnlineFeatureReader
-from serving.policy import PolicyConfig, PolicyStage
+from serving.policy import UNKNOWN_VIDEO, PolicyConfig, PolicyStage
 from serving.request_trace import RequestTrace, StageBudgets
-from serving.schemas import RecommendationResponse, RecommendedVideo, Surface
+from serving.schemas import RecommendationResponse, RecommendedVideo, SimilarVideo, SimilarVideos, Surface
 from serving.served_list import apply_policy, items_from_policy, items_in_order, policy_candidates, user_context
 from serving.serving_metrics import serving_metrics
 
 logger = logging.getLogger(__name__)
 
+SEED_SURFACE = "watch_next"  # the one surface a seed video steers
+
+
+@dataclass(frozen=True)
+class Seed:
+    """watch_next's seed video, known to the index, and the vector the index holds for it."""
+
+    video_id: int
+    vector: np.ndarray  # (dim,)
 
 
 @dataclass
@@ -98,12 +114,16 @@ class Recommender:
         io_executor: Executor | None = None,
         last_known_users: LastKnownUsers | None = None,
         policy: PolicyStage | None = None,
+        seed_share: float = 0.5,
     ):
         """`request_clock` gives a request's time in Unix seconds (see `serving.request_clock`).
 
         `io_executor` runs the online-store reads so their budgets can be enforced (None: inline,
         only errors fall back); `last_known_users` may outlive this instance across model reloads.
+        `seed_share`: on watch_next with a known seed, the share of the candidates its neighbours take.
         """
+        if not 0.0 <= seed_share <= 1.0:
+            raise ValueError(f"seed_share must be in [0, 1], got {seed_share!r}")
         self.models = models
         self.features = features
         self.candidates_per_request = candidates_per_request
@@ -112,32 +132,56 @@ class Recommender:
         self.io_executor = io_executor
         self.last_known_users = last_known_users or LastKnownUsers(10_000)
         self.policy = policy or PolicyStage(PolicyConfig())
+        self.seed_share = seed_share
         self._blocked = frozenset(self.policy.blocklist.video_ids.tolist())
+        self._blocked_ids = np.fromiter(self._blocked, dtype=np.int64, count=len(self._blocked))
 
-    def recommend(self, user_id: int, k: int, surface: Surface) -> RecommendationResponse:
-        return self.recommend_traced(user_id, k, surface)[0]
+    def recommend(
+        self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None
+    ) -> RecommendationResponse:
+        return self.recommend_traced(user_id, k, surface, seed_video_id)[0]
 
-    def recommend_traced(self, user_id: int, k: int, surface: Surface) -> tuple[RecommendationResponse, RequestTrace]:
+    def recommend_traced(
+        self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None
+    ) -> tuple[RecommendationResponse, RequestTrace]:
         """The response and its trace (stage timings, fallbacks), for benchmarks and tests."""
         trace = RequestTrace()
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
+        seed = self._seed(seed_video_id, surface, trace)
+        if seed_video_id is not None and seed is None and surface == SEED_SURFACE:
+            surface = "home"  # an unknown seed: home's answer, ranked as home
         user, known_user = self._user_features(user_id, trace)
+        if user is None and seed is not None:  # unknown user, known seed: the seed still steers
+            user = self.features.default_user_features()
         if user is None:  # the store has nothing on this user: popular videos
             items = self._popular(k, exclude=self._blocked)
         else:
-            history = [int(video) for video in (user.get(RECENT_WATCH_VIDEO_IDS) or [])]
-            candidates = self._retrieve(user_id, user, history, max(k, self.candidates_per_request), trace)
-            if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
-                taken = set(history) | set(candidates.video_ids.tolist())
-                candidates = candidates.concat(self._popular_candidates(k - len(candidates), taken))
-            items = self._rank(user, user_id, surface, candidates, k, trace, request_id)
+            candidates, because = self._candidates(user_id, user, k, trace, seed)
+            items = self._rank(user, user_id, surface, candidates, k, trace, request_id, because)
         trace.observe("total", time.perf_counter() - started)
         response = RecommendationResponse(
             request_id=request_id, user_id=user_id, surface=surface, known_user=known_user, items=items,
             model_versions=self.models.versions, degraded=trace.degraded,
         )
         return response, trace
+
+    def _candidates(
+        self, user_id: int, user: dict[str, object], k: int, trace: RequestTrace, seed: Seed | None
+    ) -> tuple[CandidateColumns, np.ndarray | None]:
+        """At least k candidates, and the video that nominated each (-1: none; None without a seed)."""
+        history = [int(video) for video in (user.get(RECENT_WATCH_VIDEO_IDS) or [])]
+        count = max(k, self.candidates_per_request)
+        seeded = self._seed_candidates(seed, set(history), round(self.seed_share * count), trace)
+        candidates = self._retrieve(user_id, user, history, count, trace, seed, seeded)
+        if len(candidates) < k:  # a tiny or exhausted corpus: top up with popular videos
+            taken = set(history) | set(candidates.video_ids.tolist()) | _seed_ids(seed)
+            candidates = candidates.concat(self._popular_candidates(k - len(candidates), taken))
+        if seed is None:
+            return candidates, None
+        because = np.full(len(candidates), UNKNOWN_VIDEO, dtype=np.int64)
+        because[: len(seeded)] = seed.video_id  # the seed's neighbours lead the candidates
+        return candidates, because
 
     def _user_features(self, user_id: int, trace: RequestTrace) -> tuple[dict[str, object] | None, bool]:
         """(features, known_user); features None means a user the store does not know.
@@ -162,53 +206,117 @@ class Recommender:
         self.last_known_users.remember(user_id, row)
         return row, True
 
+    def _seed(self, seed_video_id: int | None, surface: Surface, trace: RequestTrace) -> Seed | None:
+        """The seed when it steers this request (surface watch_next, a video the index holds);
+        otherwise None, flagged seed:ignored (another surface) or seed:unknown (answered as home)."""
+        if seed_video_id is None:
+            return None
+        if surface != SEED_SURFACE:
+            trace.fell_back("seed", "ignored", f"surface {surface!r} takes no seed video; only {SEED_SURFACE} does")
+            return None
+        vector = self.models.index.vector(seed_video_id)
+        if vector is None:
+            trace.fell_back("seed", "unknown", f"seed video {seed_video_id} is not in the video index")
+            return None
+        return Seed(seed_video_id, vector)
+
     def _retrieve(
-        self, user_id: int, user: dict[str, object], history: list[int], count: int, trace: RequestTrace
+        self, user_id: int, user: dict[str, object], history: list[int], count: int, trace: RequestTrace,
+        seed: Seed | None = None, seeded: CandidateColumns | None = None,
     ) -> CandidateColumns:
-        """`count` candidates: every fitted source's own quota, each on its own budget, and ANN over
-        the user embedding filling the rest; deduplicated and tagged. Popular videos when every
-        source failed."""
+        """`count` candidates: the seed's (`seeded`, from `_seed_candidates`) first, then every
+        fitted source's own quota (with a seed, all shrunk alike to fit the room it left), each on
+        its own budget, and ANN over the user embedding filling the rest; deduplicated and tagged.
+        Popular videos when every source failed. The seed itself is never among them."""
         watched = set(history)
+        seeded = _NO_CANDIDATES if seeded is None else seeded
+        excluded = watched | _seed_ids(seed) | set(seeded.video_ids.tolist())
+        source_quotas = self.models.sources.config.quotas()
+        shrink = 1.0 if not len(seeded) else min(1.0, (count - len(seeded)) / sum(
+            source_quotas[name] for name in FITTED_SOURCES))
         lists: dict[str, RankedList] = {}
         for name in FITTED_SOURCES:
             result = trace.run(
                 f"retrieval:{name}",
-                lambda name=name: self.models.sources.source_list(name, user_id, history, watched),
+                lambda name=name: self.models.sources.source_list(name, user_id, history, excluded),
                 lambda: None, "skipped", self.budgets.retrieval,
             )
             if result is not None:
-                lists[name] = result
-        from_sources = np.unique(np.fromiter(
-            (video for ranked in lists.values() for video, _ in ranked), dtype=np.int64))
-        watched_ids = np.fromiter(watched, dtype=np.int64, count=len(watched))
+                lists[name] = result[: round(source_quotas[name] * shrink)]
+        taken = np.unique(np.concatenate([seeded.video_ids, np.fromiter(
+            (video for ranked in lists.values() for video, _ in ranked), dtype=np.int64)]))
+        excluded_ids = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
 
         def ann() -> tuple[np.ndarray, np.ndarray]:
             vector = self.models.retrieval.user_embeddings(query_from_online_row(user))
-            # enough for `count` even when every watched video and every other source's video is
-            # among the neighbours: room for new ones + those two sets = count + watched
-            ids, scores = self.models.index.search(vector, count + len(watched))
+            # enough for `count` even when every excluded video and every other source's video is
+            # among the neighbours: room for new ones + those sets = count + excluded
+            ids, scores = self.models.index.search(vector, count + len(excluded))
             ids, scores = ids[0], scores[0].astype(np.float64)
-            unwatched = (ids >= 0) & ~np.isin(ids, watched_ids)
-            return _fill(ids[unwatched], scores[unwatched], from_sources, count)
+            allowed = (ids >= 0) & ~np.isin(ids, excluded_ids)
+            return _fill(ids[allowed], scores[allowed], taken, count)
 
         ranked_by_ann = trace.run("retrieval:ann", ann, lambda: None, "skipped", self.budgets.retrieval)
         quotas = {}
         if ranked_by_ann is not None:
             lists = {"ann": ranked_by_ann, **lists}
             quotas["ann"] = len(ranked_by_ann[0])
-        candidates = self.models.sources.union_columns(lists, history, watched, quotas=quotas)
+        candidates = seeded.concat(self.models.sources.union_columns(lists, history, excluded, quotas=quotas))
         if not candidates:
             trace.fell_back("retrieval", "popular", "no retrieval source answered")
-            candidates = self._popular_candidates(count, watched)
+            candidates = self._popular_candidates(count, watched | _seed_ids(seed))
         return candidates
+
+    def _seed_candidates(
+        self, seed: Seed | None, watched: set[int], count: int, trace: RequestTrace
+    ) -> CandidateColumns:
+        """Up to `count` videos like the seed, best first: its co-watch neighbours (what people
+        watched beside it), then the videos nearest its vector filling the rest. Tagged co_watch
+        and ann, the names the ranker learned for these two kinds of evidence."""
+        if seed is None or count <= 0:
+            return _NO_CANDIDATES
+        excluded = watched | {seed.video_id}
+        co_watch = trace.run(
+            "retrieval:seed_co_watch",
+            lambda: [(video, score) for video, score in self.models.sources.co_watch.neighbours(seed.video_id)
+                     if video not in excluded][:count],
+            lambda: [], "skipped", self.budgets.retrieval,
+        )
+        co_watch_ids = np.array([video for video, _ in co_watch], dtype=np.int64)
+
+        def ann() -> tuple[np.ndarray, np.ndarray]:
+            excluded_ids = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
+            ids, scores = _nearest(self.models.index, seed.vector, count + len(co_watch_ids), excluded_ids)
+            return _fill(ids, scores, co_watch_ids, count)
+
+        ranked_by_ann = trace.run("retrieval:seed_ann", ann, lambda: None, "skipped", self.budgets.retrieval)
+        lists: dict[str, RankedList] = {"co_watch": co_watch}
+        if ranked_by_ann is not None:
+            lists["ann"] = ranked_by_ann
+        return union_columns(lists, {"co_watch": count, "ann": count}, priority=("co_watch", "ann"))
+
+    def similar(self, video_id: int, k: int) -> SimilarVideos | None:
+        """The k videos whose index vectors have the largest inner product with `video_id`'s,
+        best first, itself and blocklisted videos left out; None when the index lacks the video."""
+        vector = self.models.index.vector(video_id)
+        if vector is None:
+            return None
+        ids, scores = _nearest(self.models.index, vector, k, np.append(self._blocked_ids, video_id))
+        return SimilarVideos(
+            video_id=video_id,
+            items=[SimilarVideo(video_id=video, score=score)
+                   for video, score in zip(ids.tolist(), scores.tolist(), strict=True)],
+            model_versions=self.models.versions,
+        )
 
     def _rank(
         self, user: dict[str, object], user_id: int, surface: Surface, candidates: CandidateColumns, k: int,
-        trace: RequestTrace, request_id: str,
+        trace: RequestTrace, request_id: str, because_video_ids: np.ndarray | None = None,
     ) -> list[RecommendedVideo]:
         """The policy's k from the ranked candidates (retrieval order when the ranker fails);
         without candidate features, retrieval order; without the policy, ranker order. The
-        blocklist holds on every path."""
+        blocklist holds on every path. `because_video_ids`: the video that nominated each
+        candidate (-1: none), for the reason "because you watched"."""
         sources, counts = np.unique(candidates.sources.astype(str), return_counts=True)
         for source, count in zip(sources.tolist(), counts.tolist(), strict=True):
             serving_metrics().candidates.labels(source=source).inc(count)
@@ -246,7 +354,7 @@ class Recommender:
         served = trace.run(
             "policy",
             lambda: apply_policy(
-                self.policy, policy_candidates(candidates, scores, data, request_time),
+                self.policy, policy_candidates(candidates, scores, data, request_time, because_video_ids),
                 user_context(user, self.models.sources.subscriptions.creators_of(user_id), request_time),
                 k, request_id,
             ),
@@ -265,6 +373,27 @@ class Recommender:
             RecommendedVideo(video_id=video, score=score, source="popular", retrieval_score=score)
             for video, score in self.models.popularity.recommend(k, exclude=exclude)
         ]
+
+
+_NO_CANDIDATES = CandidateColumns.from_ranked("ann", [])
+
+
+def _seed_ids(seed: Seed | None) -> set[int]:
+    return set() if seed is None else {seed.video_id}
+
+
+def _nearest(index: VideoIndex, vector: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (at most) k videos with the largest inner product with `vector`, `excluded` left out,
+    best first. Asks the index for k + 1 first (one excluded video, the query's own, is the common
+    case) and four times as many while exclusions leave fewer than k."""
+    fetch = k + 1
+    while True:
+        ids, scores = index.search(vector[None, :], min(fetch, len(index)))
+        ids, scores = ids[0], scores[0].astype(np.float64)
+        allowed = (ids >= 0) & ~np.isin(ids, excluded)
+        if allowed.sum() >= k or fetch >= len(index):
+            return ids[allowed][:k], scores[allowed][:k]
+        fetch *= 4
 
 
 def _fill(ids: np.ndarray, scores: np.ndarray, taken: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,17 @@ UserId = Annotated[
     ),
 ]
 TopK = Annotated[StrictInt, Field(ge=1, le=500, description="How many videos to return (a JSON integer).")]
+VideoId = Annotated[StrictInt, Field(ge=0, le=MAX_ID, description="A video id (a JSON integer).")]
+SeedVideoId = Annotated[
+    StrictInt | None,
+    Field(
+        ge=0,
+        le=MAX_ID,
+        description="The video being watched, for surface watch_next: its co-watch and embedding neighbours "
+        "fill a configured share of the candidates and it is never returned. Unknown to the index: the answer "
+        "is home's, with seed:unknown in `degraded`; on another surface it is ignored (seed:ignored).",
+    ),
+]
 Surface = Literal["home", "watch_next", "search"]
 Source = Literal["ann", "co_watch", "subscriptions", "trending", "fresh", "exploration", "popular"]
 Reason = Literal["exploring", "new_from_subscription", "because_you_watched", "trending", "recommended_for_you"]
@@ -46,6 +57,10 @@ class RecommendedVideo(BaseModel):
         "positions above it (exploration makes it < 1); logged for off-policy evaluation.",
     )
     explored: bool = Field(False, description="True when an exploration draw, not the ranking, chose this slot.")
+    because_video_id: int | None = Field(
+        None, description="The watched video behind the reason because_you_watched (on watch_next, the seed); "
+        "null for every other reason.",
+    )
 
 
 class RecommendationResponse(BaseModel):
@@ -60,6 +75,17 @@ class RecommendationResponse(BaseModel):
         description="Stages that fell back during this request, e.g. user_features:default, "
         "ranking:retrieval_order, retrieval:popular; empty when every stage answered in time.",
     )
+
+
+class SimilarVideo(BaseModel):
+    video_id: int
+    score: float = Field(description="Inner product of the two videos' vectors in the video index (higher: more alike).")
+
+
+class SimilarVideos(BaseModel):
+    video_id: int = Field(description="The video asked about (never among the items).")
+    items: list[SimilarVideo] = Field(description="The most similar videos, best first; blocklisted videos left out.")
+    model_versions: dict[str, str] = Field(description="Registry versions of the models that answered.")
 
 
 class ErrorResponse(BaseModel):

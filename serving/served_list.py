@@ -21,9 +21,11 @@ VIDEO_AGE_COLUMN = "video_age_days"
 
 
 def policy_candidates(candidates: CandidateColumns, scores: np.ndarray, data: dict[str, np.ndarray],
-                      request_time: float) -> RankedCandidates:
+                      request_time: float, because_video_ids: np.ndarray | None = None) -> RankedCandidates:
     """The ranked candidates as the policy reads them. A video without a known creator counts as
-    its own creator (a negative id per row), so unknowns are not capped together."""
+    its own creator (a negative id per row), so unknowns are not capped together.
+    `because_video_ids` names the watched video that nominated each row (watch_next's seed), -1
+    where none did (serving.policy.UNKNOWN_VIDEO); None: no row."""
     creators = np.asarray(data[CREATOR_COLUMN], dtype=np.float64)
     unknown = ~np.isfinite(creators)
     creator_ids = np.where(unknown, -1 - np.arange(len(creators)), np.nan_to_num(creators)).astype(np.int64)
@@ -33,7 +35,7 @@ def policy_candidates(candidates: CandidateColumns, scores: np.ndarray, data: di
         video_ids=candidates.video_ids, scores=scores, creator_ids=creator_ids,
         categories=np.where(categories == None, "", categories),  # noqa: E711 - elementwise
         upload_times=request_time - ages * SECONDS_PER_DAY, sources=candidates.sources,
-        source_scores=candidates.source_scores,
+        source_scores=candidates.source_scores, because_video_ids=because_video_ids,
     )
 
 
@@ -54,11 +56,11 @@ def apply_policy(policy: PolicyStage, ranked: RankedCandidates, user: UserContex
 def items_from_policy(result: PolicyResult) -> list[RecommendedVideo]:
     return [
         RecommendedVideo(video_id=video, score=score, source=source, retrieval_score=retrieval_score, reason=reason,
-                         propensity=propensity, explored=explored)
-        for video, score, source, retrieval_score, reason, propensity, explored in zip(
+                         propensity=propensity, explored=explored, because_video_id=because if because >= 0 else None)
+        for video, score, source, retrieval_score, reason, propensity, explored, because in zip(
             result.video_ids.tolist(), np.nan_to_num(result.scores).tolist(), [str(s) for s in result.sources],
             result.source_scores.tolist(), [str(r) for r in result.reasons], result.propensities.tolist(),
-            result.was_explored.tolist(), strict=True)
+            result.was_explored.tolist(), result.because_video_ids.tolist(), strict=True)
     ]
 
 
