@@ -384,9 +384,9 @@ def _seed_ids(seed: Seed | None) -> set[int]:
 
 def _nearest(index: VideoIndex, vector: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The (at most) k videos with the largest inner product with `vector`, `excluded` left out,
-    best first. Asks the index for k + 1 first (one excluded video, the query's own, is the common
-    case) and four times as many while exclusions leave fewer than k."""
-    fetch = k + 1
+    best first. Asks the index for enough to survive every exclusion (up to 4k of them: a long
+    blocklist rarely meets one video's neighbours), then four times as many while fewer are left."""
+    fetch = k + min(len(excluded), 4 * k)
     while True:
         ids, scores = index.search(vector[None, :], min(fetch, len(index)))
         ids, scores = ids[0], scores[0].astype(np.float64)
