@@ -17,10 +17,13 @@ with a fallback so the request answers when a dependency does not:
 What fell back is listed in the response's `degraded`.
 
 Surfaces: on `watch_next` with a seed video the index holds, the seed's co-watch neighbours and
-the videos nearest its vector take `seed_share` of the candidates (tagged co_watch and ann, the
-sources the ranker knows, with the seed as the reason "because you watched"); the user's own
-sources fill the rest, and the seed itself is never served. A seed the index lacks is answered
-as home (`seed:unknown` in `degraded`); a seed on another surface is ignored (`seed:ignored`).
+the videos nearest its vector take `seed_share` of the candidates, tagged co_watch and ann (the
+sources the ranker learned; a new name would reach it as an unknown category). The policy names
+the seed as their "because you watched" for the sources it counts as item-to-item (co_watch by
+default; adding ann covers the embedding neighbours too, and no other ann row names a video).
+The user's own sources fill the rest, and the seed itself is never served. A seed the index
+lacks is answered as home (`seed:unknown` in `degraded`); on another surface a seed is ignored
+(`seed:ignored`).
 """
 
 from __future__ import annotations

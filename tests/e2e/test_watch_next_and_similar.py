@@ -90,6 +90,21 @@ def test_the_seeds_co_watch_neighbours_are_served_because_the_user_watched_the_s
     assert {(item.reason, item.because_video_id) for item in from_neighbours} == {("because_you_watched", seed)}
 
 
+def test_with_ann_counted_as_item_to_item_the_seeds_embedding_neighbours_name_it_too(serving, recommender):
+    seed = _seed(recommender)
+    # The seed's neighbours are mostly its creator's videos: without a creator cap they all can show.
+    config = PolicyConfig(exploration_share=0.0, item_to_item_sources=("co_watch", "ann"),
+                          max_per_creator=CANDIDATES_PER_REQUEST, separate_adjacent_creators=False)
+    items = [item for user in _known_users(serving)[:12] for item in
+             _copy(recommender, PolicyStage(config)).recommend(user, 10, "watch_next", seed).items]
+    naming_the_seed = [item for item in items if item.because_video_id == seed]
+    assert {item.source for item in naming_the_seed} == {"co_watch", "ann"}
+    neighbours = {video for video, _ in recommender.models.sources.co_watch.neighbours(seed)}
+    nearest = {item.video_id for item in recommender.similar(seed, 60).items}
+    assert {item.video_id for item in naming_the_seed} <= neighbours | nearest  # only the seed's own rows
+    assert all(item.because_video_id in (None, seed) for item in items)
+
+
 def test_a_seed_the_index_lacks_is_answered_as_home_and_flagged(serving, recommender):
     user = _known_users(serving)[0]
     home = recommender.recommend(user, 10, "home")
