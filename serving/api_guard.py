@@ -9,7 +9,9 @@ publishes. `ApiGuard` answers those requests itself, in the documented `ErrorRes
 - 413 when the body is larger than `VIDREC_API_MAX_BODY_BYTES` (declared or streamed);
 - 415 when an API route is sent a body in a media type its spec does not list;
 - every other error an API route answers is rewritten into `ErrorResponse` (api_errors.py), and
-  `GET /docs.json` documents all of the above.
+  `GET /docs.json` documents all of the above, writes pydantic's exclusive bounds the way the
+  spec's OpenAPI 3.0 reads them, then applies the policy's `spec_documenters`: a route that
+  answers what BentoML cannot know (POST /events: 202, 409) corrects its own entry.
 
 A route is protected by its path, not by remembering a decorator: a new route under `/admin/`
 is guarded the moment it exists. The guard is plain ASGI so it runs (and is tested) without BentoML.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -42,12 +45,17 @@ SPEC_PATH = "/docs.json"
 
 @dataclass(frozen=True)
 class GuardPolicy:
-    """What the guard enforces; `api_media_types` maps each API route to the media types it documents."""
+    """What the guard enforces; `api_media_types` maps each API route to the media types it documents.
+
+    `spec_documenters` edit the spec after the guard's own responses are in (so they may refer to
+    `ErrorResponse`), in order; each takes the spec and returns it.
+    """
 
     max_body_bytes: int
     api_key: str | None = None
     api_media_types: Mapping[str, frozenset[str]] = field(default_factory=dict)
     protected_prefixes: tuple[str, ...] = PROTECTED_ROUTE_PREFIXES
+    spec_documenters: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = ()
 
 
 class Rejection(Exception):
@@ -215,7 +223,8 @@ class _ErrorNormalizer(_BufferedResponse):
 
 
 class _SpecDocumenter(_BufferedResponse):
-    """Adds the guard's responses and the API key scheme to the OpenAPI spec BentoML generates."""
+    """Adds the guard's responses and the API key scheme to the OpenAPI spec BentoML generates,
+    writes its exclusive bounds as OpenAPI 3.0 reads them, and applies the policy's corrections."""
 
     def __init__(self, send: Send, policy: GuardPolicy) -> None:
         super().__init__(send)
@@ -226,7 +235,43 @@ class _SpecDocumenter(_BufferedResponse):
 
     def finish(self, status: int, body: bytes) -> bytes:
         spec = document_guard_responses(json.loads(body), self.policy.api_media_types, self.policy.protected_prefixes)
+        spec = exclusive_bounds_as_openapi_30(spec)
+        for document in self.policy.spec_documenters:
+            spec = document(spec)
         return json.dumps(spec).encode()
+
+
+def exclusive_bounds_as_openapi_30(spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` with pydantic's exclusive bounds written as OpenAPI 3.0 reads them.
+
+    BentoML labels its spec OpenAPI 3.0 but fills it with pydantic's JSON Schema 2020-12, where
+    `exclusiveMinimum: 0` is the bound itself; OpenAPI 3.0 (JSON Schema draft 4) reads it as a
+    flag beside `minimum`, so `Field(gt=0)` makes the schema invalid there (schemathesis refuses
+    to generate from it). It becomes `minimum: 0, exclusiveMinimum: true`; likewise the maximum.
+    """
+    if str(spec.get("openapi", "")).startswith("3.0"):
+        _rewrite_exclusive_bounds(spec)
+    return spec
+
+
+def _rewrite_exclusive_bounds(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _rewrite_exclusive_bounds(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for inclusive, exclusive, tighter in (("minimum", "exclusiveMinimum", operator.gt),
+                                          ("maximum", "exclusiveMaximum", operator.lt)):
+        bound = node.get(exclusive)
+        if isinstance(bound, bool) or not isinstance(bound, int | float):
+            continue  # already a 3.0 flag, or absent
+        if inclusive in node and tighter(node[inclusive], bound):
+            del node[exclusive]  # the inclusive bound beside it is the tighter one
+        else:
+            node[inclusive], node[exclusive] = bound, True
+    for child in node.values():
+        _rewrite_exclusive_bounds(child)
 
 
 def service_media_types(service: Any) -> dict[str, frozenset[str]]:

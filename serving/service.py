@@ -1,4 +1,5 @@
-"""The BentoML service: POST /recommend, plus BentoML's own GET /healthz, /livez, /readyz and /metrics.
+"""The BentoML service: POST /recommend and POST /events, plus BentoML's own GET /healthz, /livez,
+/readyz and /metrics.
 
 Each worker opens the Feast online store once and follows the registry's `champion` aliases
 (serving.hot_reload): the models load at start-up and are swapped, whole, when a promotion moves
@@ -7,11 +8,17 @@ an alias; no restart. Without champions (the pipeline has not run) the service s
 5xx from clients), rather than crash-looping; it becomes ready on its own once the pipeline
 promotes models. `/readyz` is also 503 while the online store
 does not answer (requests are then served degraded, see serving.recommender).
+
+POST /events appends client events to the raw log (serving.events) and does not depend on the
+models: it answers before the first pipeline run too, with 503 until the raw log exists. It is an
+async API whose appends run on threads of their own (serving.events.route), so a request waiting
+for the raw log's write lock never holds the worker's thread that /recommend runs on.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import warnings
 
 import bentoml
@@ -20,6 +27,10 @@ import torch
 
 from serving.api_guard import ApiGuard, GuardPolicy, service_media_types
 from serving.error_logging import log_client_errors_without_traceback
+from serving.events.errors import IntakeRefused
+from serving.events.intake import EventIntake, IntakeLimits
+from serving.events.route import EventRoute, document_event_responses
+from serving.events.schemas import EventList, EventsAccepted
 from serving.runtime import ServingRuntime
 from serving.schemas import RecommendationResponse, Surface, TopK, UserId
 from vidrec.settings import VidrecSettings
@@ -50,6 +61,7 @@ class RecommendationService:
         self.watcher = self.runtime.champion_watcher()
         self.watcher.poll()  # the first load, before the first request
         self.watcher.start()  # then follow promotions (and retry while there are no champions)
+        self.event_route = _open_event_route(settings)
 
     def __is_ready__(self) -> bool:
         return self.watcher.current is not None and self.runtime.online_store_healthy()
@@ -67,10 +79,49 @@ class RecommendationService:
             raise bentoml.exceptions.ServiceUnavailable(f"models not loaded: {self.watcher.not_ready_reason}")
         return recommender.recommend(user_id, k, surface)
 
+    @bentoml.api(route="/events")
+    async def events(self, events: EventList, ctx: bentoml.Context) -> EventsAccepted:
+        """Append client events to the raw log: 202 once durable; 409, 429 or 503 (with Retry-After) if not."""
+        if self.event_route is None:
+            raise bentoml.exceptions.ServiceUnavailable("event intake did not open: see the service log")
+        return await self.event_route.answer(events, ctx)
+
+    @bentoml.on_shutdown
+    def close_event_intake(self) -> None:
+        """Let appends in flight finish, then close the intake's database and write lock."""
+        if self.event_route is not None:
+            self.event_route.close()
+
+
+def _open_event_route(settings: VidrecSettings) -> EventRoute | None:
+    """The worker's event intake over the raw log, or None (logged) when it cannot be opened.
+
+    A raw log that does not exist yet is fine (the intake answers 503 until the pipeline creates
+    it). An unwritable raw directory, a broken intake database or another worker holding the write
+    lock through the whole start-up wait are not, but they must not keep /recommend from starting
+    (a worker that raises here is restarted, and fails again, forever): /events answers 503 instead.
+    """
+    limits = IntakeLimits(
+        max_pending_events=settings.events_max_pending,
+        lock_wait_seconds=settings.events_lock_wait_seconds,
+        retry_after_seconds=settings.events_retry_after_seconds,
+    )
+    try:
+        return EventRoute(EventIntake(settings.raw_dir, limits))
+    except (OSError, sqlite3.Error, IntakeRefused) as error:
+        logger.error("POST /events will answer 503: the event intake over %s did not open: %s: %s",
+                     settings.raw_dir, type(error).__name__, error)
+        return None
+
 
 def _guard_policy(settings: VidrecSettings) -> GuardPolicy:
     api_key = settings.api_key.get_secret_value() if settings.api_key else None
-    return GuardPolicy(settings.api_max_body_bytes, api_key, service_media_types(RecommendationService))
+    return GuardPolicy(
+        settings.api_max_body_bytes,
+        api_key,
+        service_media_types(RecommendationService),
+        spec_documenters=(document_event_responses,),
+    )
 
 
 # Size limits, media types, the API key on write/admin routes and one error body (serving/api_guard.py).

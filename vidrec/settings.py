@@ -82,6 +82,13 @@ class VidrecSettings(BaseSettings):
     # that routes which write or administer (/events, /admin/...) require when set.
     api_max_body_bytes: int = Field(1_048_576, ge=1)
     api_key: SecretStr | None = Field(None, description="Unset: write/admin routes are open (local use).")
+    # POST /events (serving/events/intake.py): each worker refuses a request (429) once this many
+    # events wait to be written, so a stalled disk fills no memory; a request that cannot start
+    # writing within the lock wait gets 503; both answers tell the client to retry after the given
+    # seconds. The bound is at least 1000 so a full batch (1000 events) is never refused forever.
+    events_max_pending: int = Field(20_000, ge=1000)
+    events_lock_wait_seconds: float = Field(5.0, gt=0)
+    events_retry_after_seconds: int = Field(1, ge=1)
 
     # Re-ranking policy after the ranker (serving/policy/config.py documents each knob).
     policy_max_per_creator: int = Field(2, ge=1)

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from serving.api_guard import ApiGuard, GuardPolicy
+from serving.api_guard import ApiGuard, GuardPolicy, exclusive_bounds_as_openapi_30
 from serving.schemas import ErrorResponse
 from vidrec.settings import VidrecSettings
 
@@ -54,7 +54,7 @@ async def openapi_spec(request: Request) -> JSONResponse:
     return JSONResponse(SPEC)
 
 
-def guarded_client(api_key: str | None = KEY, max_body_bytes: int = 1000) -> TestClient:
+def guarded_client(api_key: str | None = KEY, max_body_bytes: int = 1000, spec_documenters=()) -> TestClient:
     app = Starlette(
         routes=[
             Route("/recommend", echo_body_size, methods=["POST"]),
@@ -67,7 +67,8 @@ def guarded_client(api_key: str | None = KEY, max_body_bytes: int = 1000) -> Tes
         ]
     )
     json_routes = {path: frozenset({"application/json"}) for path in ["/recommend", "/validation", "/listed", "/plain"]}
-    policy = GuardPolicy(max_body_bytes=max_body_bytes, api_key=api_key, api_media_types=json_routes)
+    policy = GuardPolicy(max_body_bytes=max_body_bytes, api_key=api_key, api_media_types=json_routes,
+                         spec_documenters=spec_documenters)
     return TestClient(ApiGuard(app, policy))
 
 
@@ -201,6 +202,35 @@ def test_the_spec_documents_what_the_guard_answers():
     assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     assert spec["components"]["schemas"]["ErrorResponse"]["required"] == ["error"]
     assert spec["paths"]["/healthz"] == SPEC["paths"]["/healthz"]
+
+
+def test_a_route_corrects_its_own_spec_entry_after_the_guards_responses_are_in():
+    def reload_answers_202(spec: dict) -> dict:
+        assert "ErrorResponse" in spec["components"]["schemas"]  # the guard's responses came first
+        responses = spec["paths"]["/admin/reload"]["post"]["responses"]
+        responses["202"] = responses.pop("200")
+        return spec
+
+    spec = guarded_client(spec_documenters=(reload_answers_202,)).get("/docs.json").json()
+
+    reload_responses = spec["paths"]["/admin/reload"]["post"]["responses"]
+    assert "202" in reload_responses and "200" not in reload_responses
+    assert "401" in reload_responses
+    assert "200" in spec["paths"]["/recommend"]["post"]["responses"]
+
+
+def test_pydantic_exclusive_bounds_are_written_as_openapi_30_reads_them():
+    spec = {"openapi": "3.0.2", "components": {"schemas": {"Scores": {"properties": {
+        "score": {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 1}, {"type": "null"}]},
+        "rate": {"type": "number", "exclusiveMinimum": 0, "minimum": 0.5, "exclusiveMaximum": 1.0},
+        "flagged": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+    }}}}}
+
+    properties = exclusive_bounds_as_openapi_30(spec)["components"]["schemas"]["Scores"]["properties"]
+
+    assert properties["score"]["anyOf"][0] == {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1}
+    assert properties["rate"] == {"type": "number", "minimum": 0.5, "maximum": 1.0, "exclusiveMaximum": True}
+    assert properties["flagged"] == {"type": "number", "minimum": 0, "exclusiveMinimum": True}
 
 
 @pytest.mark.parametrize("path", ["/admin", "/admin/reload", "/events", "/events/batch"])
