@@ -102,6 +102,7 @@ class ServingRuntime:
             io_executor=self.io_executor,
             last_known_users=self.last_known_users,
             policy=self.policy,
+            seed_share=self.settings.watch_next_seed_share,
         )
 
     def champion_watcher(self) -> ChampionWatcher:

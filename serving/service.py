@@ -1,10 +1,10 @@
-"""The BentoML service: POST /recommend and POST /events, plus BentoML's own GET /healthz, /livez,
-/readyz and /metrics.
+"""The BentoML service: POST /recommend, POST /similar and POST /events, plus BentoML's own GET
+/healthz, /livez, /readyz and /metrics.
 
 Each worker opens the Feast online store once and follows the registry's `champion` aliases
 (serving.hot_reload): the models load at start-up and are swapped, whole, when a promotion moves
 an alias; no restart. Without champions (the pipeline has not run) the service still starts,
-`/readyz` and `/recommend` answer 503 and the log says what to do (BentoML hides the text of a
+`/readyz`, `/recommend` and `/similar` answer 503 and the log says what to do (BentoML hides the text of a
 5xx from clients), rather than crash-looping; it becomes ready on its own once the pipeline
 promotes models. `/readyz` is also 503 while the online store
 does not answer (requests are then served degraded, see serving.recommender).
@@ -31,8 +31,9 @@ from serving.events.errors import IntakeRefused
 from serving.events.intake import EventIntake, IntakeLimits
 from serving.events.route import EventRoute, document_event_responses
 from serving.events.schemas import EventList, EventsAccepted
+from serving.recommender import Recommender
 from serving.runtime import ServingRuntime
-from serving.schemas import RecommendationResponse, Surface, TopK, UserId
+from serving.schemas import RecommendationResponse, SeedVideoId, SimilarVideos, Surface, TopK, UserId, VideoId
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
@@ -72,12 +73,27 @@ class RecommendationService:
         user_id: UserId,
         k: TopK = 10,
         surface: Surface = "home",
+        seed_video_id: SeedVideoId = None,
     ) -> RecommendationResponse:
-        """Top-k videos for a user on a surface, each with its score and retrieval source."""
-        recommender = self.watcher.current  # read once: the whole request answers with one model set
+        """Top-k videos for a user on a surface (on watch_next, steered by the seed video being watched),
+        each with its score and retrieval source."""
+        return self._recommender().recommend(user_id, k, surface, seed_video_id)
+
+    @bentoml.api(route="/similar")
+    def similar(self, video_id: VideoId, k: TopK = 10) -> SimilarVideos:
+        """The k videos most like a video (inner product of their vectors in the video index), itself and
+        blocklisted videos left out; 404 for a video the index does not hold."""
+        similar = self._recommender().similar(video_id, k)
+        if similar is None:
+            raise bentoml.exceptions.NotFound(f"video_id {video_id} is not in the video index")
+        return similar
+
+    def _recommender(self) -> Recommender:
+        """The current recommender, read once so a whole request answers with one model set; 503 before any."""
+        recommender = self.watcher.current
         if recommender is None:
             raise bentoml.exceptions.ServiceUnavailable(f"models not loaded: {self.watcher.not_ready_reason}")
-        return recommender.recommend(user_id, k, surface)
+        return recommender
 
     @bentoml.api(route="/events")
     async def events(self, events: EventList, ctx: bentoml.Context) -> EventsAccepted:

@@ -55,6 +55,9 @@ class VidrecSettings(BaseSettings):
     ui_port: int = 3001
     # Candidates ranked per request: every fitted retrieval source's quota, ANN filling the rest.
     candidates_per_request: int = Field(200, ge=1)
+    # On surface watch_next with a seed video, the share of those candidates that the seed's
+    # co-watch neighbours and nearest videos by embedding take; the user's own sources fill the rest.
+    watch_next_seed_share: float = Field(0.5, ge=0, le=1)
     # Video features are daily aggregates: serving keeps them in-process this long, re-reading
     # them in the background over each half TTL (at 100k videos a re-read costs ~10 s of CPU).
     video_feature_ttl_seconds: float = Field(1800.0, ge=0)

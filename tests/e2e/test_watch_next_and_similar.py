@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from serving.policy import PolicyConfig, PolicyStage
 from serving.recommender import Recommender
 from serving.runtime import ServingRuntime
+from serving.schemas import ErrorResponse, SimilarVideos
 
 UNKNOWN_VIDEO = 10**12  # no video has this id
 
@@ -162,3 +164,22 @@ def test_similar_leaves_out_blocklisted_videos_and_knows_no_unknown_video(recomm
 
     assert len(similar) == 3 and not set(nearest[:2]) & set(similar) and similar[0] == nearest[2]
     assert recommender.similar(UNKNOWN_VIDEO, 3) is None
+
+
+def test_the_api_takes_a_seed_on_watch_next_and_answers_similar_videos(serving, recommender, service_url):
+    seed, user = _seed(recommender), _known_users(serving)[0]
+
+    similar = httpx.post(f"{service_url}/similar", json={"video_id": seed, "k": 4}, timeout=30)
+    unknown = httpx.post(f"{service_url}/similar", json={"video_id": UNKNOWN_VIDEO}, timeout=30)
+    watch_next = httpx.post(f"{service_url}/recommend", timeout=30,
+                            json={"user_id": user, "k": 5, "surface": "watch_next", "seed_video_id": seed})
+    lax_seed = httpx.post(f"{service_url}/recommend", timeout=30,
+                          json={"user_id": user, "surface": "watch_next", "seed_video_id": str(seed)})
+
+    assert similar.status_code == 200
+    assert SimilarVideos.model_validate(similar.json()) == recommender.similar(seed, 4)  # the served models, no blocklist
+    assert unknown.status_code == 404
+    assert ErrorResponse.model_validate(unknown.json()).error == f"video_id {UNKNOWN_VIDEO} is not in the video index"
+    assert watch_next.status_code == 200 and watch_next.json()["degraded"] == []
+    assert seed not in [item["video_id"] for item in watch_next.json()["items"]]
+    assert lax_seed.status_code == 400 and "seed_video_id" in lax_seed.json()["error"]
