@@ -39,3 +39,15 @@ def service_url(pipeline_run) -> Iterator[str]:
     with served("serving.service:RecommendationService", PROJECT_ROOT, environment,
                 settings.home / "bentoml_serve.log") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def serving(pipeline_run):
+    """(runtime, recommender) of `pipeline_run`'s champions, in process (no HTTP)."""
+    from serving.runtime import ServingRuntime
+
+    runtime = ServingRuntime.open(pipeline_run[0])
+    watcher = runtime.champion_watcher()
+    assert watcher.poll(), watcher.not_ready_reason
+    yield runtime, watcher.current
+    runtime.close()

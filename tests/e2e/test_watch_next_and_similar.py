@@ -6,24 +6,14 @@ import dataclasses
 
 import httpx
 import numpy as np
-import pandas as pd
 import pytest
 
 from serving.policy import PolicyConfig, PolicyStage
 from serving.recommender import Recommender
-from serving.runtime import ServingRuntime
 from serving.schemas import ErrorResponse, SimilarVideos
+from tests.e2e.recommenders import known_users, with_policy
 
 UNKNOWN_VIDEO = 10**12  # no video has this id
-
-
-@pytest.fixture(scope="module")
-def serving(pipeline_run):
-    runtime = ServingRuntime.open(pipeline_run[0])
-    watcher = runtime.champion_watcher()
-    assert watcher.poll(), watcher.not_ready_reason
-    yield runtime, watcher.current
-    runtime.close()
 
 
 # A sixth of the tiny 240-video catalog, so retrieval chooses (as 200 of 100,000 videos do in
@@ -38,14 +28,7 @@ def recommender(serving) -> Recommender:
 
 
 def _copy(recommender: Recommender, policy: PolicyStage) -> Recommender:
-    return Recommender(recommender.models, recommender.features, CANDIDATES_PER_REQUEST, recommender.request_clock,
-                       recommender.budgets, None, recommender.last_known_users, policy, seed_share=0.5)
-
-
-def _known_users(serving) -> list[int]:
-    runtime, recommender = serving
-    users = pd.read_parquet(runtime.settings.raw_dir / "users", columns=["user_id"])["user_id"].tolist()
-    return [user for user in users if recommender.features.user_features(user)]
+    return with_policy(recommender, policy, CANDIDATES_PER_REQUEST, seed_share=0.5)
 
 
 def _seed(recommender: Recommender) -> int:
@@ -68,7 +51,7 @@ def test_watch_next_with_a_known_seed_serves_more_videos_like_it_and_never_the_s
     seed = _seed(recommender)
     like = _like(recommender, seed)
     watch_next_overlap = home_overlap = 0
-    for user in _known_users(serving)[:12]:
+    for user in known_users(serving)[:12]:
         watch_next = recommender.recommend(user, 10, "watch_next", seed_video_id=seed)
         home = recommender.recommend(user, 10, "home")
         assert not watch_next.degraded and watch_next.surface == "watch_next"
@@ -85,7 +68,7 @@ def test_watch_next_with_a_known_seed_serves_more_videos_like_it_and_never_the_s
 def test_the_seeds_co_watch_neighbours_are_served_because_the_user_watched_the_seed(serving, recommender):
     seed = _seed(recommender)
     neighbours = {video for video, _ in recommender.models.sources.co_watch.neighbours(seed)}
-    items = [item for user in _known_users(serving)[:12]
+    items = [item for user in known_users(serving)[:12]
              for item in recommender.recommend(user, 10, "watch_next", seed_video_id=seed).items]
     from_neighbours = [item for item in items if item.source == "co_watch" and item.video_id in neighbours]
     assert from_neighbours
@@ -97,7 +80,7 @@ def test_with_ann_counted_as_item_to_item_the_seeds_embedding_neighbours_name_it
     # The seed's neighbours are mostly its creator's videos: without a creator cap they all can show.
     config = PolicyConfig(exploration_share=0.0, item_to_item_sources=("co_watch", "ann"),
                           max_per_creator=CANDIDATES_PER_REQUEST, separate_adjacent_creators=False)
-    items = [item for user in _known_users(serving)[:12] for item in
+    items = [item for user in known_users(serving)[:12] for item in
              _copy(recommender, PolicyStage(config)).recommend(user, 10, "watch_next", seed).items]
     naming_the_seed = [item for item in items if item.because_video_id == seed]
     assert {item.source for item in naming_the_seed} == {"co_watch", "ann"}
@@ -108,7 +91,7 @@ def test_with_ann_counted_as_item_to_item_the_seeds_embedding_neighbours_name_it
 
 
 def test_a_seed_the_index_lacks_is_answered_as_home_and_flagged(serving, recommender):
-    user = _known_users(serving)[0]
+    user = known_users(serving)[0]
     home = recommender.recommend(user, 10, "home")
 
     answer = recommender.recommend(user, 10, "watch_next", seed_video_id=UNKNOWN_VIDEO)
@@ -119,7 +102,7 @@ def test_a_seed_the_index_lacks_is_answered_as_home_and_flagged(serving, recomme
 
 
 def test_a_seed_on_the_home_surface_is_ignored_and_flagged(serving, recommender):
-    user = _known_users(serving)[1]
+    user = known_users(serving)[1]
     seed = _seed(recommender)
 
     answer = recommender.recommend(user, 10, "home", seed_video_id=seed)
@@ -167,7 +150,7 @@ def test_similar_leaves_out_blocklisted_videos_and_knows_no_unknown_video(recomm
 
 
 def test_the_api_takes_a_seed_on_watch_next_and_answers_similar_videos(serving, recommender, service_url):
-    seed, user = _seed(recommender), _known_users(serving)[0]
+    seed, user = _seed(recommender), known_users(serving)[0]
 
     similar = httpx.post(f"{service_url}/similar", json={"video_id": seed, "k": 4}, timeout=30)
     unknown = httpx.post(f"{service_url}/similar", json={"video_id": UNKNOWN_VIDEO}, timeout=30)
