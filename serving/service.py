@@ -22,10 +22,9 @@ import sqlite3
 import warnings
 
 import bentoml
-import faiss
-import torch
 
 from serving.api_guard import ApiGuard, GuardPolicy, service_media_types
+from serving.compute_threads import single_threaded_math
 from serving.error_logging import log_client_errors_without_traceback
 from serving.events.errors import IntakeRefused
 from serving.events.intake import EventIntake, IntakeLimits
@@ -55,9 +54,7 @@ SERVICE_SETTINGS = VidrecSettings()
 class RecommendationService:
     def __init__(self) -> None:
         settings = VidrecSettings()
-        # One request is one small batch: extra threads only add overhead and fight the server.
-        faiss.omp_set_num_threads(1)
-        torch.set_num_threads(1)
+        single_threaded_math()  # and again on each thread that answers requests (see _recommender)
         self.runtime = ServingRuntime.open(settings)
         self.watcher = self.runtime.champion_watcher()
         self.watcher.poll()  # the first load, before the first request
@@ -90,6 +87,7 @@ class RecommendationService:
 
     def _recommender(self) -> Recommender:
         """The current recommender, read once so a whole request answers with one model set; 503 before any."""
+        single_threaded_math()  # requests run on BentoML's threads, not the one that built the service
         recommender = self.watcher.current
         if recommender is None:
             raise bentoml.exceptions.ServiceUnavailable(f"models not loaded: {self.watcher.not_ready_reason}")
