@@ -1,31 +1,66 @@
 """Sensors: react to new raw data without waiting for the nightly schedule."""
 
-
 import hashlib
+import json
+from dataclasses import asdict, dataclass
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import DagsterRunStatus, DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, sensor
 
 from orchestration.jobs import refresh_everything
 from orchestration.resources import VidrecResource
+from serving.events.state import committed_batches
 from vidrec.rawlog import MANIFEST_NAME
+
+UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+@dataclass(frozen=True)
+class RawLogState:
+    """What the sensor last acted on: the manifest's fingerprint (imports, simulations) and the
+    last committed batch of `POST /events` appends (which leave the manifest alone)."""
+
+    manifest: str
+    events_seq: int = 0
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def decode(cls, cursor: str, events_seq_now: int) -> "RawLogState":
+        """A cursor written before events were tracked was a bare fingerprint: events already
+        there count as seen (the runs since read them)."""
+        try:
+            return cls(**json.loads(cursor))
+        except (ValueError, TypeError):
+            return cls(cursor, events_seq_now)
 
 
 @sensor(
     job=refresh_everything,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Refresh everything when the raw logs' manifest changes (a new import or simulation).",
+    description="Refresh everything when the raw logs change: a new import or simulation (the manifest), "
+    "or at least VIDREC_EVENTS_MIN_FOR_RUN events appended through POST /events. While a refresh runs, "
+    "new events wait for the next evaluation after it.",
 )
 def raw_logs_changed(context: SensorEvaluationContext, vidrec: VidrecResource):
-    manifest = vidrec.settings().raw_dir / MANIFEST_NAME
+    settings = vidrec.settings()
+    manifest = settings.raw_dir / MANIFEST_NAME
     if not manifest.exists():
         return SkipReason(f"no raw logs yet ({manifest} does not exist)")
     fingerprint = hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+    batches = committed_batches(settings.raw_dir)
+    events_seq = batches[-1].seq if batches else 0
     if context.cursor is None:
         # First evaluation: remember what is there; the pipeline that wrote it already ran.
-        context.update_cursor(fingerprint)
+        context.update_cursor(RawLogState(fingerprint, events_seq).encode())
         return SkipReason("recorded the current raw logs")
-    if fingerprint == context.cursor:
-        return SkipReason("raw logs unchanged")
-    context.update_cursor(fingerprint)
-    return RunRequest(run_key=f"raw-{fingerprint}")
+    seen = RawLogState.decode(context.cursor, events_seq)
+    new_events = sum(batch.accepted for batch in batches if batch.seq > seen.events_seq)
+    if fingerprint == seen.manifest and new_events < settings.events_min_for_run:
+        return SkipReason(f"raw logs unchanged ({new_events} new events, a run needs {settings.events_min_for_run})")
+    running = context.instance.get_runs(RunsFilter(job_name=refresh_everything.name, statuses=UNFINISHED), limit=1)
+    if running:
+        return SkipReason(f"a refresh is running ({running[0].run_id}); the changes wait for the next evaluation")
+    context.update_cursor(RawLogState(fingerprint, events_seq).encode())
+    return RunRequest(run_key=f"raw-{fingerprint}-events-{events_seq}")

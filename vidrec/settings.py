@@ -92,6 +92,9 @@ class VidrecSettings(BaseSettings):
     events_max_pending: int = Field(20_000, ge=1000)
     events_lock_wait_seconds: float = Field(5.0, gt=0)
     events_retry_after_seconds: int = Field(1, ge=1)
+    # New events appended through POST /events that make the raw-log sensor start a refresh (a
+    # whole refresh takes minutes: not one per event).
+    events_min_for_run: int = Field(1000, ge=1)
 
     # Re-ranking policy after the ranker (serving/policy/config.py documents each knob).
     policy_max_per_creator: int = Field(2, ge=1)

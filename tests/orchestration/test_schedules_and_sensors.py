@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+import json
+
+from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
 
 from orchestration.definitions import build_definitions
 from orchestration.resources import VidrecResource
 from orchestration.sensors import raw_logs_changed
+from serving.events.intake import EventIntake
+from tests.serving.events.events_data import parsed, session_events
 from vidrec.rawlog import RawManifest
 from vidrec.settings import VidrecSettings
 
@@ -40,6 +44,59 @@ def test_sensor_requests_a_refresh_only_when_the_raw_logs_change(tmp_path):
     _write_manifest(tmp_path, 11)
     changed, new_cursor = _evaluate(tmp_path, cursor)
     assert isinstance(changed, RunRequest) and new_cursor != cursor
+
+
+def _append_events(tmp_path, sessions: range) -> None:
+    """Events through the real intake, as POST /events appends them (the manifest is untouched)."""
+    intake = EventIntake(tmp_path / "raw")
+    try:
+        for session in sessions:
+            intake.append(parsed(session_events(session)))
+    finally:
+        intake.close()
+
+
+def test_appended_events_start_a_refresh_once_enough_have_arrived(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDREC_EVENTS_MIN_FOR_RUN", "30")
+    _write_manifest(tmp_path, 10)
+    _, cursor = _evaluate(tmp_path, None)
+
+    _append_events(tmp_path, range(1))  # 18 events (a served list of 5 with clicks, watches, likes)
+    few, cursor_after_few = _evaluate(tmp_path, cursor)
+    assert isinstance(few, SkipReason) and "18 new events" in few.skip_message and cursor_after_few == cursor
+
+    _append_events(tmp_path, range(1, 2))  # 36 since the last run
+    enough, cursor_after_enough = _evaluate(tmp_path, cursor)
+    assert isinstance(enough, RunRequest) and cursor_after_enough != cursor
+
+    again, _ = _evaluate(tmp_path, cursor_after_enough)
+    assert isinstance(again, SkipReason)  # those events are taken
+
+
+def test_changes_wait_while_a_refresh_is_running(tmp_path):
+    _write_manifest(tmp_path, 10)
+    _, cursor = _evaluate(tmp_path, None)
+    _write_manifest(tmp_path, 11)
+    instance = DagsterInstance.ephemeral()
+    definitions = build_definitions(VidrecSettings(home=tmp_path))
+    job = definitions.resolve_job_def("refresh_everything")
+    instance.create_run_for_job(job, status=DagsterRunStatus.STARTED)
+
+    context = build_sensor_context(instance=instance, cursor=cursor, resources={"vidrec": VidrecResource(home=str(tmp_path))})
+    waiting = raw_logs_changed(context)
+
+    assert isinstance(waiting, SkipReason) and "a refresh is running" in waiting.skip_message
+    assert context.cursor == cursor  # so the next evaluation after the run still sees the change
+
+
+def test_a_cursor_from_before_events_were_tracked_still_reads(tmp_path):
+    _write_manifest(tmp_path, 10)
+    _, cursor = _evaluate(tmp_path, None)
+    bare_fingerprint = json.loads(cursor)["manifest"]  # what the sensor stored before
+
+    unchanged, _ = _evaluate(tmp_path, bare_fingerprint)
+
+    assert isinstance(unchanged, SkipReason)
 
 
 def test_definitions_schedule_a_daily_retrain_of_everything(tmp_path):
