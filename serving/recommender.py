@@ -137,7 +137,6 @@ class Recommender:
         self.policy = policy or PolicyStage(PolicyConfig())
         self.seed_share = seed_share
         self._blocked = frozenset(self.policy.blocklist.video_ids.tolist())
-        self._blocked_ids = np.fromiter(self._blocked, dtype=np.int64, count=len(self._blocked))
 
     def recommend(
         self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None
@@ -304,7 +303,7 @@ class Recommender:
         vector = self.models.index.vector(video_id)
         if vector is None:
             return None
-        ids, scores = _nearest(self.models.index, vector, k, np.append(self._blocked_ids, video_id))
+        ids, scores = _nearest(self.models.index, vector, k, np.append(self.policy.blocklist.video_ids, video_id))
         return SimilarVideos(
             video_id=video_id,
             items=[SimilarVideo(video_id=video, score=score)
