@@ -5,6 +5,10 @@ users the candidate generator knows nothing about.
 data (not wall-clock now), so a model fitted on an old log still recommends what was popular at
 the end of that log. Videos watched only before the window still rank, after every video watched
 inside it, by their all-time count, so `recommend(k)` can fill k slots when the window is thin.
+
+A fitted model may also carry per-segment rankings (models.segment_popularity, attached by
+`with_segments`): `recommend_for(demographics, ...)` then answers a new user with what their
+demographic segment watches, topped up from the global ranking.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:  # segments rank with this module's model: import it only where needed
+    from models.segment_popularity import SegmentPopularity
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +41,12 @@ class PopularityRecommender:
         self.config = config or PopularityConfig()
         # (video_id, recent_count, total_count), best first; filled by fit/load.
         self._ranking: list[tuple[int, float, float]] = []
+        self.segments: SegmentPopularity | None = None
+
+    def with_segments(self, segments: SegmentPopularity) -> "PopularityRecommender":
+        """This model answering `recommend_for` by segment (fit `segments` on the same window)."""
+        self.segments = segments
+        return self
 
     def fit(self, interactions: pd.DataFrame, now: pd.Timestamp | None = None) -> "PopularityRecommender":
         """Fit on every row given; filter to the training split before calling to avoid leakage.
@@ -75,11 +89,27 @@ class PopularityRecommender:
                 break
         return picked
 
+    def recommend_for(
+        self, demographics: dict[str, object], k: int, exclude: set[int] | frozenset[int] = frozenset()
+    ) -> tuple[list[tuple[int, float]], str | None]:
+        """Top-k for a user known only by `demographics`: their finest fitted segment's videos first,
+        then global ones filling the rest; and the segment used (None: global popularity only)."""
+        segment = None if self.segments is None else self.segments.segment_for(demographics)
+        if segment is None:
+            return self.recommend(k, exclude), None
+        picked = self.segments.recommend(segment, k, exclude)
+        if len(picked) < k:
+            taken = set(exclude) | {video for video, _ in picked}
+            picked += self.recommend(k - len(picked), taken)
+        return picked, segment
+
     def save(self, path: str | Path) -> None:
         payload = {
             "config": asdict(self.config),
             "ranking": [list(row) for row in self._ranking],
         }
+        if self.segments is not None:
+            payload["segments"] = self.segments.to_payload()
         Path(path).write_text(json.dumps(payload))
 
     @classmethod
@@ -87,4 +117,8 @@ class PopularityRecommender:
         payload = json.loads(Path(path).read_text())
         recommender = cls(PopularityConfig(**payload["config"]))
         recommender._ranking = [(int(v), float(r), float(t)) for v, r, t in payload["ranking"]]
+        if "segments" in payload:  # bundles saved before segments existed answer globally
+            from models.segment_popularity import SegmentPopularity
+
+            recommender.segments = SegmentPopularity.from_payload(payload["segments"])
         return recommender

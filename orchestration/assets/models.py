@@ -19,6 +19,7 @@ from feature_repo.feature_columns import ranker_inputs
 from feature_repo.store import feature_store
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
+from models.segment_popularity import DEMOGRAPHIC_COLUMNS, SegmentPopularity
 from models.ranking.config import RankerConfig
 from models.ranking.train import train_ranker
 from models.evaluation.holdout_task import HOLDOUT_KS
@@ -70,23 +71,38 @@ def holdout_queries(context: AssetExecutionContext, vidrec: VidrecResource) -> M
 
 # every asset that asks `holdout_task` evaluates on the stored `holdout_queries`
 @asset(
-    group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), AssetKey("video_catalog"), holdout_queries],
+    group_name=MODELS_GROUP,
+    deps=[AssetKey("watch_interactions"), AssetKey("video_catalog"), AssetKey("user_features_daily"), holdout_queries],
     kinds={"python", "mlflow"},
 )
 def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
-    """Most-watched-recently videos: the baseline to beat and the unknown-user fallback."""
+    """Most-watched-recently videos: the baseline to beat and the unknown-user fallback, globally
+    and per demographic segment (what a new user with a profile but no history is shown).
+
+    Both are scored on the holdout; the segment ranking as if every test user were new (known only
+    by demographics), so `holdout_segment_*` beside `holdout_*` says what segments buy a new user."""
     settings = vidrec.settings()
     interactions = pd.read_parquet(settings.marts_dir / "watch_interactions.parquet")
     train = interactions[interactions["split"] == "train"]
     model = PopularityRecommender().fit(train)
+    demographics = user_demographics(settings)
+    model.with_segments(SegmentPopularity.fit(train, demographics, now=pd.to_datetime(train["first_watch_time"]).max()))
     task = holdout_task(settings)
+    by_user = demographics.set_index("user_id")[list(DEMOGRAPHIC_COLUMNS)].to_dict("index")
 
     def recommend(user_ids, k, exclude):
         return [[video for video, _ in model.recommend(k, exclude.get(user, set()))] for user in user_ids]
 
+    def recommend_by_segment(user_ids, k, exclude):
+        return [[video for video, _ in model.recommend_for(by_user.get(user, {}), k, exclude.get(user, set()))[0]]
+                for user in user_ids]
+
     catalog_size = len(pd.read_parquet(settings.marts_dir / "video_catalog.parquet", columns=["video_id"]))
     evaluation = evaluate(recommend, task.split, catalog_size, ks=HOLDOUT_KS)
-    metrics = prefixed_metrics(evaluation.averages(), "holdout")
+    by_segment = evaluate(recommend_by_segment, task.split, catalog_size, ks=HOLDOUT_KS)
+    metrics = {**prefixed_metrics(evaluation.averages(), "holdout"),
+               **prefixed_metrics(by_segment.averages(), "holdout_segment"),
+               "segments": float(len(model.segments.rankings))}
     bundle_dir = fresh_dir(settings.artifacts_dir / "popularity")
     model.save(bundle_dir / "popularity.json")
     with mlflow_tracking.start_run("popularity_model", run_tags(context, settings)):
@@ -94,6 +110,16 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlf
         mlflow.log_metrics(metrics)
         ref = log_bundle(POPULARITY, bundle_dir, metrics)
     return MaterializeResult(metadata={**metrics, **registration_metadata(ref)})
+
+
+def user_demographics(settings) -> pd.DataFrame:
+    """Each user's latest demographics (user_id and DEMOGRAPHIC_COLUMNS) from the daily user mart."""
+    columns = ", ".join(DEMOGRAPHIC_COLUMNS)
+    path = settings.marts_dir / "user_features_daily.parquet"
+    return duckdb.sql(
+        f"select user_id, {columns} from read_parquet('{path}') "
+        "qualify row_number() over (partition by user_id order by event_timestamp desc) = 1"
+    ).df()
 
 
 @asset(
