@@ -3,7 +3,7 @@
 Every table gets: exactly the schema's column set; primary-key columns not null and unique
 together; id columns (`*_id`, except the string `request_id`) not null and positive; timestamps
 not null and between `earliest` and `now` (a raw event cannot come from the future); booleans not
-null. Then the table's own rules: watch_seconds ≥ 0, position ≥ 0, surface in SURFACES, video
+null (except optional columns, which are null where the writer did not know them). Then the table's own rules: watch_seconds ≥ 0, position ≥ 0, surface in SURFACES, video
 durations positive, demographic and category columns within the schema's vocabularies, and an
 impression's source_score (nullable: not every log records it) a rank score in (0, 1].
 """
@@ -155,7 +155,7 @@ def _type_expectations(
             gxe.ExpectColumnValuesToNotBeNull(column=column),
             gxe.ExpectColumnValuesToBeBetween(column=column, min_value=lower, max_value=latest),
         ]
-    if pa.types.is_boolean(dtype) or pa.types.is_list(dtype):
+    if (pa.types.is_boolean(dtype) or pa.types.is_list(dtype)) and column not in table.optional_columns:
         return [gxe.ExpectColumnValuesToNotBeNull(column=column)]
     return []
 

@@ -31,18 +31,33 @@ class RawLogError(ValueError):
 
 
 def to_arrow(table: RawTable, frame: pd.DataFrame) -> pa.Table:
-    """Validate `frame` against the table's schema and convert it, naming any mismatch."""
-    expected = table.schema.names
-    missing = [column for column in expected if column not in frame.columns]
+    """Validate `frame` against the table's schema and convert it, naming any mismatch.
+
+    Optional columns the frame lacks (what only some writers know, see vidrec.schema) are written
+    as nulls, so the file still has every column of the schema.
+    """
+    missing = [column for column in table.required_columns if column not in frame.columns]
     if missing:
-        raise RawLogError(f"{table.name}: missing column(s) {missing}; expected {expected}")
+        raise RawLogError(f"{table.name}: missing column(s) {missing}; expected {table.schema.names} "
+                          f"(optional: {sorted(table.optional_columns)})")
     for column in table.primary_key:
         if frame[column].isna().any():
             raise RawLogError(f"{table.name}: key column {column!r} has null values")
+    absent = [column for column in table.schema.names if column not in frame.columns]
     try:
-        return pa.Table.from_pandas(frame[expected], schema=table.schema, preserve_index=False)
+        supplied = pa.Table.from_pandas(frame[[column for column in table.schema.names if column in frame.columns]],
+                                        schema=_schema_without(table.schema, absent), preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
         raise RawLogError(f"{table.name}: cannot convert to the raw schema: {error}") from error
+    for column in absent:
+        schema_field = table.schema.field(column)
+        supplied = supplied.add_column(table.schema.get_field_index(column), schema_field,
+                                       pa.nulls(len(supplied), schema_field.type))
+    return supplied
+
+
+def _schema_without(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    return pa.schema([schema_field for schema_field in schema if schema_field.name not in columns])
 
 
 def write_raw_table(table: RawTable, frame: pd.DataFrame, raw_dir: Path) -> int:

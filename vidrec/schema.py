@@ -1,9 +1,15 @@
 """The raw event schema: the one definition of what a raw log table holds.
 
-Everything that writes raw logs (the simulator, the importers) validates against these schemas,
-and dbt's sources read exactly these columns. Tables are Parquet, partitioned by the UTC day of
-their `partition_column`: `<raw_dir>/<table>/day=YYYY-MM-DD/part-0.parquet`. Timestamps are
-timezone-naive UTC with microsecond precision.
+Everything that writes raw logs (the simulator, the importers, the service's event intake and
+served-impression log) validates against these schemas, and dbt's sources read exactly these
+columns. Tables are Parquet, partitioned by the UTC day of their `partition_column`:
+`<raw_dir>/<table>/day=YYYY-MM-DD/part-0.parquet`. Timestamps are timezone-naive UTC with
+microsecond precision.
+
+A table's `optional_columns` are what only some writers know (the serving system's own record of
+an impression): a writer may leave them out and `vidrec.rawlog.to_arrow` fills them with nulls,
+so every file written from now on has every column. Files written before a column existed lack
+it; readers fill it with nulls (`read_raw_table`, dbt's sources with `union_by_name`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,20 @@ class RawTable:
     partition_column: str
     primary_key: tuple[str, ...]
     description: str
+    optional_columns: frozenset[str] = frozenset()  # nullable; a writer may leave them out
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.optional_columns - set(self.schema.names))
+        if unknown:
+            raise ValueError(f"{self.name}: optional columns {unknown} are not in the schema {self.schema.names}")
+        keys = sorted(self.optional_columns & set(self.primary_key))
+        if keys:
+            raise ValueError(f"{self.name}: key columns {keys} cannot be optional")
+
+    @property
+    def required_columns(self) -> list[str]:
+        """The columns every writer must supply, in schema order."""
+        return [name for name in self.schema.names if name not in self.optional_columns]
 
 
 USERS = RawTable(
@@ -74,11 +94,31 @@ IMPRESSIONS = RawTable(
             # standard logs).
             ("source", pa.string()),
             ("source_score", pa.float64()),
+            # What only the serving system knows (serving.served_log logs it for every item it
+            # serves): null in simulated, imported and client-sent rows. `score` is the final
+            # score the list was ordered by (watch-second equivalents; the popularity score for
+            # the unknown-user answer); `propensity` the probability the policy showed this video
+            # at this position given the positions above (off-policy evaluation divides by it);
+            # `reason` and `explored` as in the API's RecommendedVideo.
+            ("score", pa.float64()),
+            ("propensity", pa.float64()),
+            ("reason", pa.string()),
+            ("explored", pa.bool_()),
+            # The ranker's head values the score combined (watch_time in expected seconds, the
+            # others calibrated probabilities), and the registry version of each model that
+            # served. Maps, not JSON text: the heads and the models differ between versions, and
+            # a map keeps each value typed (DuckDB reads `head_predictions['like']` as a DOUBLE,
+            # pyarrow and pandas as (key, value) pairs) with no parsing in SQL.
+            ("head_predictions", pa.map_(pa.string(), pa.float64())),
+            ("model_versions", pa.map_(pa.string(), pa.string())),
         ]
     ),
     partition_column="impression_time",
     primary_key=("request_id", "video_id"),
     description="A video shown to a user at a position of a surface (home, watch_next, search).",
+    optional_columns=frozenset(
+        {"score", "propensity", "reason", "explored", "head_predictions", "model_versions"}
+    ),
 )
 
 WATCHES = RawTable(

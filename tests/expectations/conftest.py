@@ -33,5 +33,12 @@ def clean_impressions() -> pd.DataFrame:
             ).astype("datetime64[us]"),
             "source": ["ann", "trending", None, "exploration"],
             "source_score": [1.0, 0.5, None, 0.25],
+            # What the service logs of what it served (null where a client or the simulator wrote the row).
+            "score": [None, None, None, 31.5],
+            "propensity": [None, None, None, 0.03],
+            "reason": [None, None, None, "exploring"],
+            "explored": [None, None, None, True],
+            "head_predictions": [None, None, None, [("watch_time", 25.5), ("like", 0.3), ("skip", 0.1)]],
+            "model_versions": [None, None, None, [("ranker", "4"), ("retrieval", "3")]],
         }
     )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from vidrec.rawlog import RawLogError, read_raw_table, write_raw_table
-from vidrec.schema import SUBSCRIPTIONS
+from vidrec.rawlog import RawLogError, read_raw_table, to_arrow, write_raw_table
+from vidrec.schema import IMPRESSIONS, SUBSCRIPTIONS, RawTable
 
 
 def _subscriptions(creator_ids):
@@ -63,3 +65,57 @@ def test_empty_table_is_written_with_its_schema_and_reads_back_empty(tmp_path):
     assert list((tmp_path / "subscriptions").glob("*/*.parquet"))
     frame = read_raw_table("subscriptions", tmp_path)
     assert frame.empty and list(frame.columns) == SUBSCRIPTIONS.schema.names
+
+
+def _impressions(**columns) -> pd.DataFrame:
+    """One simulated-style impression (no serving columns) plus `columns`."""
+    return pd.DataFrame({
+        "request_id": ["r1"], "user_id": [1], "video_id": [7], "surface": ["home"], "position": [0],
+        "impression_time": pd.to_datetime(["2026-01-01 10:00"]), "source": ["ann"], "source_score": [0.5],
+        **columns,
+    })
+
+
+def test_optional_columns_a_writer_leaves_out_are_written_as_nulls(tmp_path):
+    table = to_arrow(IMPRESSIONS, _impressions())
+
+    assert table.schema == IMPRESSIONS.schema
+    row = table.to_pylist()[0]
+    assert {column: row[column] for column in IMPRESSIONS.optional_columns} == dict.fromkeys(
+        IMPRESSIONS.optional_columns)
+    assert (row["request_id"], row["source_score"]) == ("r1", 0.5)
+
+
+def test_optional_columns_a_writer_knows_are_kept(tmp_path):
+    frame = _impressions(score=[31.5], propensity=[0.97], explored=[False],
+                         head_predictions=[{"watch_time": 25.5, "like": 0.2}], model_versions=[{"ranker": "4"}])
+
+    write_raw_table(IMPRESSIONS, frame, tmp_path)
+
+    row = read_raw_table("impressions", tmp_path).iloc[0]
+    assert (row["score"], row["propensity"], row["explored"], row["reason"]) == (31.5, 0.97, False, None)
+    assert dict(row["head_predictions"]) == {"watch_time": 25.5, "like": 0.2}
+    assert dict(row["model_versions"]) == {"ranker": "4"}
+
+
+def test_a_missing_required_column_is_still_an_error_naming_the_optional_ones(tmp_path):
+    with pytest.raises(RawLogError, match=r"missing column\(s\) \['surface'\].*optional: \['explored'"):
+        to_arrow(IMPRESSIONS, _impressions().drop(columns=["surface"]))
+
+
+def test_files_written_before_a_column_existed_read_back_with_nulls(tmp_path):
+    old_columns = IMPRESSIONS.required_columns
+    old_schema = pa.schema([IMPRESSIONS.schema.field(column) for column in old_columns])
+    (tmp_path / "impressions" / "day=2026-01-01").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(_impressions(), schema=old_schema, preserve_index=False),
+                   tmp_path / "impressions" / "day=2026-01-01" / "part-0.parquet")
+
+    frame = read_raw_table("impressions", tmp_path)
+
+    assert list(frame.columns) == IMPRESSIONS.schema.names
+    assert frame[sorted(IMPRESSIONS.optional_columns)].isna().all().all()
+
+
+def test_a_key_column_cannot_be_optional():
+    with pytest.raises(ValueError, match=r"key columns \['user_id'\] cannot be optional"):
+        RawTable("follows", SUBSCRIPTIONS.schema, "subscribed_time", ("user_id",), "", frozenset({"user_id"}))
