@@ -90,8 +90,12 @@ RAW_ROWS: dict[str, list[dict]] = {
         # shown at 09:00, watched two hours later: not a click
         dict(request_id="r1", user_id=2, video_id=10, surface="home", position=1,
              impression_time=t("2026-01-02 09:00")),
+        # what the service logs of an item it served (serving.served_log): the serving columns too
         dict(request_id="r2", user_id=1, video_id=12, surface="watch_next", position=0,
-             impression_time=t("2026-01-05 08:58"), source="co_watch", source_score=0.5),
+             impression_time=t("2026-01-05 08:58"), source="co_watch", source_score=0.5,
+             score=12.5, propensity=0.97, reason="because_you_watched", explored=False,
+             head_predictions={"watch_time": 10.0, "click": 0.4, "like": 0.2, "skip": 0.1},
+             model_versions={"ranker": "3", "retrieval": "2"}),
         dict(request_id="r3", user_id=1, video_id=14, surface="search", position=0,
              impression_time=t("2026-01-05 23:55")),
         dict(request_id="r4", user_id=1, video_id=11, surface="home", position=2,
@@ -107,17 +111,27 @@ RAW_ROWS: dict[str, list[dict]] = {
 }
 
 
-def write_raw_tables(raw_dir: Path, rows_by_table: dict[str, list[dict]]) -> None:
-    """Write rows as the raw layout: `<raw_dir>/<table>/day=YYYY-MM-DD/part-0.parquet`."""
+# Days whose files were written before the schema had its optional columns (the serving ones):
+# they lack those columns on disk, as a raw log simulated or imported before them does.
+DAYS_WRITTEN_BEFORE_OPTIONAL_COLUMNS = {"impressions": {"2026-01-02"}}
+
+
+def write_raw_tables(raw_dir: Path, rows_by_table: dict[str, list[dict]],
+                     days_before_optional_columns: dict[str, set[str]] | None = None) -> None:
+    """Write rows as the raw layout: `<raw_dir>/<table>/day=YYYY-MM-DD/part-0.parquet`; the days
+    listed in `days_before_optional_columns` without the table's optional columns."""
     for table_name, rows in rows_by_table.items():
         table = RAW_TABLES[table_name]
+        old_days = (days_before_optional_columns or {}).get(table_name, set())
         by_day: dict[str, list[dict]] = defaultdict(list)
         for row in rows:
             by_day[row[table.partition_column].strftime("%Y-%m-%d")].append(row)
         for day, day_rows in by_day.items():
             out = raw_dir / table_name / f"day={day}" / "part-0.parquet"
             out.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist(day_rows, schema=table.schema), out)
+            schema = table.schema if day not in old_days else pa.schema(
+                [table.schema.field(column) for column in table.required_columns])
+            pq.write_table(pa.Table.from_pylist(day_rows, schema=schema), out)
 
 
 def run_dbt(args: list[str], *, home: Path, dbt_vars: dict) -> dbtRunnerResult:
@@ -148,6 +162,14 @@ class BuiltMarts:
         self.marts_dir = home / "marts"
         self.result = result
 
+    def warehouse_rows(self, model: str, where: str = "true", order_by: str = "all") -> list[dict]:
+        """Rows of a staging or intermediate model, from the warehouse dbt built them in."""
+        # not read_only: dbt-duckdb keeps its connection to the file open in this process, and
+        # DuckDB refuses a second one with another configuration
+        with duckdb.connect(str(self.home / "warehouse.duckdb")) as con:
+            relation = con.sql(f"select * from {model} where {where} order by {order_by}")
+            return [dict(zip(relation.columns, values)) for values in relation.fetchall()]
+
     def query(self, sql: str) -> list[tuple]:
         """Run SQL where `{marts}` is the marts directory."""
         with duckdb.connect() as con:
@@ -165,7 +187,7 @@ class BuiltMarts:
 @pytest.fixture(scope="session")
 def built_marts(tmp_path_factory: pytest.TempPathFactory) -> BuiltMarts:
     home = tmp_path_factory.mktemp("vidrec_home")
-    write_raw_tables(home / "raw", RAW_ROWS)
+    write_raw_tables(home / "raw", RAW_ROWS, DAYS_WRITTEN_BEFORE_OPTIONAL_COLUMNS)
     (home / "marts").mkdir()
     dbt_vars = {"raw_dir": str(home / "raw"), "marts_dir": str(home / "marts"), **DBT_VARS}
     result = run_dbt(["build"], home=home, dbt_vars=dbt_vars)

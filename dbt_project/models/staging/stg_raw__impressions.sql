@@ -6,6 +6,30 @@ source as (
 
 ),
 
+{#- The columns only the serving system logs (vidrec/schema.py's optional columns), typed, with
+    no rows: a raw log whose every file predates them (simulated or imported before they
+    existed) reads without them, and `union all by name` gives them to it as nulls. -#}
+serving_columns as (
+
+    select
+        cast(null as double) as score,
+        cast(null as double) as propensity,
+        cast(null as varchar) as reason,
+        cast(null as boolean) as explored,
+        cast(null as map(varchar, double)) as head_predictions,
+        cast(null as map(varchar, varchar)) as model_versions
+    where false
+
+),
+
+every_column as (
+
+    select * from serving_columns
+    union all by name
+    select * from source
+
+),
+
 renamed as (
 
     select
@@ -16,8 +40,14 @@ renamed as (
         cast(position as integer) as position,
         cast(impression_time as timestamp) as impression_time,
         cast(source as varchar) as source,
-        cast(source_score as double) as source_score
-    from source
+        cast(source_score as double) as source_score,
+        cast(score as double) as score,
+        cast(propensity as double) as propensity,
+        cast(reason as varchar) as reason,
+        cast(explored as boolean) as explored,
+        cast(head_predictions as map(varchar, double)) as head_predictions,
+        cast(model_versions as map(varchar, varchar)) as model_versions
+    from every_column
 
 ),
 
