@@ -79,7 +79,13 @@ class RankerBundle:
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """(len(frame),) float64 final score in watch-second units; rank by this. Needs only the
         feature columns (no labels, no position)."""
-        return self.combine(self.head_values(frame))
+        return self.score_with_head_values(frame)[0]
+
+    def score_with_head_values(self, frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The final score and the head values it combines, from one forward pass: serving logs
+        each served item's head values beside its score, at no cost beyond keeping them."""
+        values = self.head_values(frame)
+        return self.combine(values), values
 
     def calibration_report(self) -> dict[str, dict]:
         """Head → {method, ece_before, ece_after, validation_log_loss_platt/_isotonic,

@@ -88,6 +88,17 @@ def test_score_of_500_candidates_needs_no_labels_and_combines_the_heads(trained,
     np.testing.assert_allclose(score, expected)  # its speed is measured by bench/ranking_latency.py
 
 
+def test_the_score_comes_with_the_head_values_it_combined(trained, frame):
+    candidates = frame.sample(50, random_state=1).drop(columns=LABELS)
+
+    score, values = trained.score_with_head_values(candidates)
+
+    np.testing.assert_array_equal(score, trained.score(candidates))
+    assert sorted(values) == sorted(trained.model.head_names)
+    for head, expected in trained.head_values(candidates).items():
+        np.testing.assert_array_equal(values[head], expected)
+
+
 def test_bundle_round_trip_keeps_calibrators_and_the_report(trained, frame, tmp_path):
     trained.save(tmp_path / "ranker")
     loaded = RankerBundle.load(tmp_path / "ranker")
