@@ -1,4 +1,4 @@
-"""The durable, idempotent, bounded append behind POST /events.
+"""The durable, idempotent, bounded append behind POST /events and the served-impression log.
 
 A request is acknowledged (`append` returns) only once its batch is committed to SQLite and its
 rows are in the raw log's Parquet files, all fsynced. The files are the raw log as the importers
@@ -19,6 +19,12 @@ SQLite (serving.events.state) remembers which events, impressions and playbacks 
   request with 429; a request that cannot start writing within `lock_wait_seconds` gets 503; both
   say when to retry, and neither logs any of the request. Nothing acknowledged is dropped.
 
+The service's own rows of what it served (serving.served_log) come in through `append_served`:
+the same queue, group commit, write lock and files, keyed by (request_id, video_id) with no event
+id, so a client's impression event of a served item is a duplicate (or, logged first, is completed
+by the service's row: serving.events.raw_rows). The served log bounds what it holds itself, so its
+rows never count against `max_pending_events` and never make a client's request wait for room.
+
 New files are `<table>/day=YYYY-MM-DD/events-<seq>.parquet`, `<seq>` the batch's number;
 `committed_batches` lists every batch with the files it created or rewrote: a sensor's cursor.
 """
@@ -37,8 +43,8 @@ from pathlib import Path
 
 from serving.events import durable_files
 from serving.events.errors import EventConflict, IntakeBacklogFull, IntakeUnavailable
-from serving.events.planning import BatchWrite, RequestPlan, plan_request
-from serving.events.raw_rows import PlaybackEvent
+from serving.events.planning import BatchWrite, RequestPlan, plan_request, plan_served
+from serving.events.raw_rows import PlaybackEvent, ServedImpression
 from serving.events.schemas import MAX_EVENTS_PER_BATCH, EventsAccepted, ImpressionEvent
 from serving.events.state import DATABASE_NAME, BatchRecord, IntakeState, state_dir
 from vidrec.rawlog import MANIFEST_NAME
@@ -84,9 +90,11 @@ class Receipt:
 
 @dataclass
 class _Request:
-    """A request waiting in this worker for a batch to write it."""
+    """A request waiting in this worker for a batch to write it: client events, or the service's own
+    served impressions (`served`)."""
 
-    events: Events
+    events: Events | Sequence[ServedImpression]
+    served: bool = False
     taken: bool = False  # a writer has it: it will be written or refused, whatever the deadline
     receipt: Receipt | None = None
     error: BaseException | None = None
@@ -165,7 +173,16 @@ class EventIntake:
         Raises `EventConflict` (409) or `IntakeUnavailable` (503: the write lock stayed busy, the
         raw log is missing or a write failed); a refused request logged none of its events.
         """
-        request = _Request(events)
+        return self._append(_Request(events))
+
+    def append_served(self, impressions: Sequence[ServedImpression]) -> Receipt:
+        """Log rows the service built of what it served, durably and once per (request_id, video_id);
+        returns only when they are in the raw log. `duplicates` counts rows whose impression was
+        logged with the service's record before. Raises `IntakeUnavailable` as `append` does (a
+        refused call logged none of its rows), never `EventConflict`: there are no event ids."""
+        return self._append(_Request(impressions, served=True))
+
+    def _append(self, request: _Request) -> Receipt:
         deadline = time.monotonic() + self.limits.lock_wait_seconds
         with self._condition:
             self._queue.append(request)
@@ -253,12 +270,16 @@ class EventIntake:
         plans: dict[int, RequestPlan] = {}  # by position in `batch`; a conflicting request has none
         for position, request in enumerate(batch):
             try:
-                plans[position] = plan_request(request.events, self._state, write.seq)
+                plans[position] = (plan_served(request.events, self._state, write.seq, self.raw_dir) if request.served
+                                   else plan_request(request.events, self._state, write.seq))
             except EventConflict as conflict:
                 request.error = conflict
                 continue
             write.apply(plans[position], self._state)
-        tables = write.tables(self._state)
+        try:
+            tables = write.tables(self._state, self.raw_dir)  # reads the impressions files it completes
+        except OSError as error:
+            raise self._write_failed(write.seq, error) from error
         try:
             durable_files.stage(write.seq, tables, self.raw_dir, self._fault)
             durable_files.sync_directories(durable_files.directories_of(
@@ -267,7 +288,7 @@ class EventIntake:
             durable_files.discard(write.seq, tables, self.raw_dir)
             raise self._write_failed(write.seq, error) from error
         self._state.mark_published(record.seq for record in unpublished)
-        if write.remembers_events:
+        if write.logs_anything:
             created = tuple(sorted(file for file in tables if write.is_new(file)))
             replaced = tuple(sorted(file for file in tables if not write.is_new(file)))
             self._state.record_batch(write.seq, write.accepted, write.duplicates, created, replaced)
@@ -279,7 +300,7 @@ class EventIntake:
         except OSError as error:  # committed: the next batch publishes it
             raise self._write_failed(write.seq, error) from error
         for position, plan in plans.items():
-            batch[position].receipt = Receipt(write.seq if plan.event_digests else None, plan.accepted, plan.duplicates)
+            batch[position].receipt = Receipt(write.seq if plan.logs_anything else None, plan.accepted, plan.duplicates)
         logger.debug("events batch %s: %s requests, %s accepted, %s duplicates",
                      write.seq, len(batch), write.accepted, write.duplicates)
 

@@ -5,6 +5,12 @@ user, video and start time, with the seconds watched and whether the video was l
 
 - an **impression** is an `impressions` row, keyed (request_id, video_id) as the raw schema keys
   it; a second impression of the same key is the same impression (dbt's staging keeps one copy).
+- a **served impression** (`ServedImpression`) is the row the service built itself of an item it
+  served (serving.served_log): the same key, plus what only the service knows (score, propensity,
+  head predictions, model versions...). Whichever of it and a client's impression event is logged
+  first is the row; a client's after it is a duplicate, and it *completes* a client's before it:
+  each column the client left null takes the service's value (`completed_row`), in the client
+  row's file, so the log still holds one row per key.
 - a **click**, **watch**, **skip** and **like** all describe one playback, named by
   (user_id, video_id, watch_time = when it started), and fold into that playback's `watches` row:
   a click starts it (0 s watched, as the KuaiRand importer logs a click without play time), a
@@ -21,10 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from serving.events.schemas import ClickEvent, ImpressionEvent, LikeEvent, SkipEvent, WatchEvent
+from vidrec.schema import IMPRESSIONS
 
 PlaybackEvent = ClickEvent | WatchEvent | SkipEvent | LikeEvent
 _EPOCH = datetime(1970, 1, 1)
@@ -54,17 +62,52 @@ def content_digest(event: ImpressionEvent | PlaybackEvent) -> bytes:
 
 
 def impression_row(event: ImpressionEvent) -> dict:
-    """The `impressions` row of an impression event (columns of vidrec.schema.IMPRESSIONS)."""
-    return {
-        "request_id": event.request_id,
-        "user_id": event.user_id,
-        "video_id": event.video_id,
-        "surface": event.surface,
-        "position": event.position,
-        "impression_time": raw_time(event.impression_time),
-        "source": event.source,
-        "source_score": event.source_score,
-    }
+    """The `impressions` row of an impression event (columns of vidrec.schema.IMPRESSIONS; a client
+    does not know the serving columns: null)."""
+    row = dict.fromkeys(IMPRESSIONS.schema.names)
+    row.update(
+        request_id=event.request_id,
+        user_id=event.user_id,
+        video_id=event.video_id,
+        surface=event.surface,
+        position=event.position,
+        impression_time=raw_time(event.impression_time),
+        source=event.source,
+        source_score=event.source_score,
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class ServedImpression:
+    """An `impressions` row the service built of an item it served: every column of
+    vidrec.schema.IMPRESSIONS, in order, times naive UTC. No event id: keyed by (request_id, video_id)."""
+
+    row: Mapping[str, object]
+
+    def __post_init__(self) -> None:
+        if list(self.row) != IMPRESSIONS.schema.names:
+            raise ValueError(f"a served impression row has columns {list(self.row)}; "
+                             f"expected those of the raw schema, {IMPRESSIONS.schema.names}")
+        request_id, video_id = self.key
+        if not isinstance(request_id, str) or not request_id or not isinstance(video_id, int):
+            raise ValueError(f"a served impression needs a request_id string and a video_id integer, "
+                             f"got {request_id!r} and {video_id!r}")
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.row["request_id"], self.row["video_id"]
+
+    @property
+    def impression_time(self) -> datetime:
+        return self.row["impression_time"]
+
+
+def completed_row(logged: Mapping[str, object], served: ServedImpression) -> dict:
+    """A client's impression row completed by the service's row of the same impression: what the
+    client said stays, and every column it left null takes the service's value."""
+    return {column: logged[column] if logged[column] is not None else served.row[column]
+            for column in IMPRESSIONS.schema.names}
 
 
 @dataclass(frozen=True, order=True)

@@ -2,6 +2,8 @@
 
 The Parquet files are the raw log; this database is its index, so a resent event is recognised
 without reading Parquet, and a playback's row can be rebuilt whole when a later event changes it.
+An impression is remembered with the file that holds its row and whether the service's own record
+(serving.served_log) is in it, so the service's row can complete a client's logged before it.
 It lives beside the raw tables (`<raw_dir>/_events/intake.sqlite3`), in WAL mode with
 synchronous=FULL: a commit is on disk when it returns, and a reader (a sensor listing batches)
 never blocks the writer. Every batch row says which files the batch created or rewrote, and
@@ -43,6 +45,8 @@ create table if not exists events (
 create table if not exists impressions (
     request_id text not null,
     video_id integer not null,
+    file text,
+    served integer not null default 0,
     primary key (request_id, video_id)
 ) without rowid;
 create table if not exists playbacks (
@@ -60,9 +64,28 @@ create index if not exists playbacks_by_file on playbacks (file);
 """
 
 
+# Columns added to a table after databases were created with it: added to an older database on
+# opening (SQLite's `add column` keeps every row; they read as the default).
+_ADDED_COLUMNS = {
+    "impressions": (
+        ("file", "text"),  # the file holding the row; null for impressions logged before it was kept
+        ("served", "integer not null default 0"),  # 1: the row holds the service's own record
+    ),
+}
+
+
 def state_dir(raw_dir: Path) -> Path:
     """Where the intake keeps its database and write lock, beside the raw tables."""
     return raw_dir / STATE_DIR_NAME
+
+
+@dataclass(frozen=True)
+class LoggedImpression:
+    """Where an impression's row is (None: logged before files were remembered) and whether it
+    holds what the service served (else a client's event logged it)."""
+
+    file: str | None
+    served: bool
 
 
 @dataclass(frozen=True)
@@ -91,9 +114,18 @@ class IntakeState:
         self._connection.execute("pragma journal_mode = wal")
         self._connection.execute("pragma synchronous = full")
         self._connection.executescript(_SCHEMA)
+        self._add_missing_columns()
 
     def close(self) -> None:
         self._connection.close()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database created by an older intake up to `_SCHEMA` (the caller holds the write lock)."""
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self._connection.execute(f"pragma table_info({table})")}
+            for name, declaration in columns:
+                if name not in present:
+                    self._connection.execute(f"alter table {table} add column {name} {declaration}")
 
     # ---- the transaction ----------------------------------------------------------------
     def begin(self) -> None:
@@ -121,8 +153,13 @@ class IntakeState:
         return found
 
     def impression_logged(self, request_id: str, video_id: int) -> bool:
-        query = "select 1 from impressions where request_id = ? and video_id = ?"
-        return self._connection.execute(query, (request_id, video_id)).fetchone() is not None
+        return self.impression(request_id, video_id) is not None
+
+    def impression(self, request_id: str, video_id: int) -> LoggedImpression | None:
+        stored = self._connection.execute(
+            "select file, served from impressions where request_id = ? and video_id = ?", (request_id, video_id)
+        ).fetchone()
+        return None if stored is None else LoggedImpression(stored[0], bool(stored[1]))
 
     def playback(self, key: PlaybackKey) -> tuple[Playback, str] | None:
         """The playback as logged, and the file that holds its row; None if never logged."""
@@ -155,8 +192,14 @@ class IntakeState:
             "insert into events values (?, ?, ?)", [(event_id, digest, seq) for event_id, digest in event_digests]
         )
 
-    def record_impressions(self, keys: Iterable[tuple[str, int]]) -> None:
-        self._connection.executemany("insert into impressions values (?, ?)", sorted(keys))
+    def record_impressions(self, impressions: Iterable[tuple[tuple[str, int], LoggedImpression]]) -> None:
+        """Remember new impressions, or (a key already logged) where their row is now and what it holds."""
+        self._connection.executemany(
+            "insert into impressions values (?, ?, ?, ?) "
+            "on conflict (request_id, video_id) do update set file = excluded.file, served = excluded.served",
+            [(request_id, video_id, logged.file, int(logged.served))
+             for (request_id, video_id), logged in sorted(impressions, key=lambda item: item[0])],
+        )
 
     def store_playbacks(self, playbacks: Iterable[tuple[PlaybackKey, Playback, str]]) -> None:
         self._connection.executemany(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from serving.events.intake import EventIntake
+from serving.events.intake import LOCK_NAME, EventIntake
+from serving.events.state import state_dir
 from tests.serving.events.events_data import make_raw_log, parsed
 from vidrec.rawlog import read_raw_table
 
@@ -61,3 +63,11 @@ def oracle(tmp_path: Path, name: str, *batches: list[dict]) -> dict[str, list[tu
 def leftovers(raw_dir: Path) -> list[str]:
     """Hidden files under the raw tables: temporary files nobody will publish or delete."""
     return sorted(str(path.relative_to(raw_dir)) for path in raw_dir.glob("*/*/.*"))
+
+
+@contextlib.contextmanager
+def write_lock_held_elsewhere(raw_dir: Path) -> Iterator[None]:
+    """Another writer in the middle of a batch: the raw log's write lock taken through another file handle."""
+    with (state_dir(raw_dir) / LOCK_NAME).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

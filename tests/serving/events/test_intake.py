@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 
 import pyarrow.parquet as pq
@@ -15,10 +12,10 @@ import pytest
 
 from expectations.raw_logs import validate_raw_table
 from serving.events.errors import EventConflict, IntakeBacklogFull, IntakeUnavailable
-from serving.events.intake import LOCK_NAME, EventIntake, IntakeLimits
-from serving.events.state import committed_batches, state_dir
+from serving.events.intake import EventIntake, IntakeLimits
+from serving.events.state import committed_batches
 from tests.serving.events.events_data import at, impression, make_raw_log, parsed, playback, session_events
-from tests.serving.events.log_checks import oracle, raw_rows
+from tests.serving.events.log_checks import oracle, raw_rows, write_lock_held_elsewhere
 from vidrec.rawlog import MANIFEST_NAME, read_raw_table
 from vidrec.schema import IMPRESSIONS, WATCHES
 
@@ -164,14 +161,6 @@ def test_a_raw_log_that_does_not_exist_yet_is_refused_with_503(intake, raw_dir):
 
     assert refused.value.status == 503 and refused.value.retry_after_seconds == 1
     assert visible_files(raw_dir) == []
-
-
-@contextmanager
-def write_lock_held_elsewhere(raw_dir) -> Iterator[None]:
-    """Another writer in the middle of a batch: the raw log's write lock taken through another file handle."""
-    with (state_dir(raw_dir) / LOCK_NAME).open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 def test_a_write_lock_held_past_the_wait_limit_answers_503_with_retry_after(raw_dir):
