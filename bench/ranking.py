@@ -58,8 +58,11 @@ request start + 1 hour): how many users clicked the candidate, and how often the
 clicked by users who clicked the videos in this user's recent-watch bag (count, and share).
 
 Tuning. Every tuned model gets the project's one search (models/evaluation/tuning.py: Optuna's
-TPE, seeded), minimising the validation loss (the watch-time-weighted log loss of the watch-time
-log-odds), each trial fit with seed 0, over the model's space in bench/ranking_models.py
+TPE, seeded) for the best validation value of one `--selection-metric`, the same for every model:
+`log_loss` (the default: the watch-time-weighted log loss of the watch-time log-odds), `gauc` or
+`pairwise_loss` (of the final score, as the holdout tables report them; for our ranker that score
+includes its heads calibrated on the same validation rows). Each trial is a fit with seed 0, over
+the model's space in bench/ranking_models.py
 (ours: epochs, weight decay and learning rate, and its shape, dropout and DCN-v2 cross layers;
 HGB: rate, leaves, L2, leaf size; LR: C): `--trials` trials per round; a best point near an edge of
 its range that is not a hard limit widens that edge, and another round of `--trials` trials runs
@@ -113,7 +116,7 @@ from vidrec.settings import VidrecSettings
 from ranking_data import FRAME_FILE, INPUTS_FILE, export_frame, exported_frame, pipeline_frame_path, pipeline_inputs
 from ranking_features import benchmark_frame
 from ranking_mlflow import log_to_mlflow
-from ranking_models import DEFAULT_MODELS, MODELS, OURS, POPULARITY
+from ranking_models import DEFAULT_MODELS, DEFAULT_SELECTION, MODELS, OURS, POPULARITY, SELECTION_METRICS
 from ranking_protocol import run, score_latency_ms
 from ranking_results import Outcome, read_results, write_results
 from ranking_tables import report_footer, report_header, report_of, summarise
@@ -133,7 +136,7 @@ def benchmark(args: argparse.Namespace) -> Outcome:
     holdout = frame[frame["split"] == "holdout"]
     setup = {"dataset": args.dataset, "source": source, "rows": len(frame), "holdout_rows": len(holdout),
              "holdout_users": int(holdout["user_id"].nunique()), "seeds": list(range(args.seeds)),
-             "trials": args.trials, "max_widenings": args.max_widenings,
+             "trials": args.trials, "max_widenings": args.max_widenings, "selection_metric": args.selection_metric,
              "resamples": args.resamples or DEFAULT_RESAMPLES, "models": args.models, "threads": args.threads,
              "device": args.device}
     print(report_header(setup))
@@ -141,7 +144,8 @@ def benchmark(args: argparse.Namespace) -> Outcome:
         print(f"note: {args.seeds} seeds; reported numbers need at least 5")
 
     started = time.perf_counter()
-    tunings, results, touches = run(frame, config, args.models, setup["seeds"], args.trials, args.max_widenings)
+    tunings, results, touches = run(frame, config, args.models, setup["seeds"], args.trials, args.max_widenings,
+                                    args.selection_metric)
     ours = next(scored for scored in results if scored.model == OURS)
     sample = frame.sample(min(500, len(frame)), random_state=0).drop(
         columns=["clicked", "watch_seconds", "liked", "shared", "disliked", "position", "split"], errors="ignore")
@@ -172,6 +176,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=5, help="seeds per stochastic model (≥ 5 for reported numbers)")
     parser.add_argument("--trials", type=int, default=12, help="Optuna trials per model and search round")
     parser.add_argument("--max-widenings", type=int, default=2, help="edge widenings per model, at most")
+    parser.add_argument("--selection-metric", choices=list(SELECTION_METRICS), default=DEFAULT_SELECTION,
+                        help="the validation metric every model's search picks its trial by (the same for all)")
     parser.add_argument("--resamples", type=int, default=None,
                         help=f"bootstrap resamples of users (default {DEFAULT_RESAMPLES}; with --from-results, the file's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the latency budget assumes ≤ 2)")
@@ -215,7 +221,7 @@ def main() -> None:
     summaries = summarise(outcome.results, outcome.setup["resamples"])
     report = report_of(outcome, summaries)
     print(report)
-    print(f"\n{report_footer(outcome.setup)}")
+    print(f"\n{report_footer(outcome.setup, outcome.touches)}")
     if args.results_json:
         write_results(outcome, args.results_json)
         print(f"results: {args.results_json}")

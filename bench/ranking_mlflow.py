@@ -13,7 +13,7 @@ from vidrec.settings import VidrecSettings
 
 from ranking_models import OURS
 from ranking_results import Outcome, trial_records
-from ranking_tables import Summary
+from ranking_tables import Summary, selection_of
 
 
 def log_to_mlflow(mlflow_uri: str | None, settings: VidrecSettings, outcome: Outcome, summaries: dict[str, Summary],
@@ -27,9 +27,13 @@ def log_to_mlflow(mlflow_uri: str | None, settings: VidrecSettings, outcome: Out
         mlflow.log_params({"dataset": setup["dataset"], "home": setup["source"][:250], "threads": setup["threads"],
                            "device": setup["device"], "seeds": len(setup["seeds"]), "trials": setup["trials"],
                            "max_widenings": setup["max_widenings"], "resamples": setup["resamples"],
+                           "selection_metric": selection_of(setup),
                            "models": ",".join(setup["models"])[:250]})
         mlflow.set_tag("holdout_touches", "; ".join(
             f"{touch['model']} seed {touch['seed']} {json.dumps(touch['params'])}" for touch in outcome.touches)[:5000])
+        times = [touch["at"] for touch in outcome.touches if "at" in touch]
+        if times:
+            mlflow.set_tag("holdout_read_at", f"{min(times)} to {max(times)}")
         mlflow.log_dict(outcome.touches, "holdout_configurations.json")
         mlflow.log_dict([{"model": model, "rounds": tuning.rounds, "widened": tuning.widened,
                           "trials": trial_records(tuning.trials)} for model, tuning in outcome.tunings.items()],

@@ -1,6 +1,7 @@
 """The models the ranking benchmark compares, each a `ModelSpec` with a fitter: our ranker
 (shared-bottom and MMoE), logistic regression and HistGradientBoosting, their search spaces, and
-the validation loss every one of them is tuned by. Popularity is named here but needs no fit."""
+the validation metrics every one of them can be tuned by (one per run, the same for all).
+Popularity is named here but needs no fit."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 from models.evaluation.ranking_metrics import log_loss
 from models.evaluation.tuning import FloatRange, IntRange, SearchSpace
 from models.ranking.config import PROBABILITY_HEADS, RankerConfig
+from models.ranking.evaluate import ranking_report
 from models.ranking.labels import head_labels, watch_time_labels
 from models.ranking.preprocessing import FeaturePreprocessor
 from models.ranking.train import train_ranker
@@ -166,7 +168,38 @@ DEFAULT_MODELS = (OURS, "logistic regression", "HistGradientBoosting", POPULARIT
 
 
 def validation_loss(frame: pd.DataFrame, logits: np.ndarray) -> float:
-    """The watch-time-weighted log loss (every model's training objective) on `frame`: what
-    hyper-parameters are chosen by, for our ranker and the baselines alike."""
+    """The watch-time-weighted log loss (every model's training objective) on `frame`: the
+    default selection metric, for our ranker and the baselines alike."""
     clicked, weights = watch_time_labels(frame)
     return log_loss(clicked, 1.0 / (1.0 + np.exp(-logits)), sample_weight=weights)
+
+
+@dataclass(frozen=True)
+class SelectionMetric:
+    """What the shared search ranks a trial by on the validation rows: `value(rows, fitted)`,
+    better when lower (`direction` "minimize") or higher ("maximize")."""
+
+    direction: str
+    value: Callable[[pd.DataFrame, Fitted], float]
+
+
+def _final_score_metric(key: str) -> Callable[[pd.DataFrame, Fitted], float]:
+    """A key of `ranking_report` on the final score: the number the holdout tables report. NaN
+    when a score is not finite (a diverged fit), which the ranking metrics would read as ties."""
+
+    def value(rows: pd.DataFrame, fitted: Fitted) -> float:
+        scores = fitted.final_score(rows)
+        return ranking_report(rows, scores)[key] if np.isfinite(scores).all() else float("nan")
+
+    return value
+
+
+# One metric per run, the same for every model (equal tuning). log_loss scores the watch-time
+# log-odds (every model's training objective); the ranking metrics score the final score a slate
+# is ranked by, so for our ranker they include its heads calibrated on these same rows.
+SELECTION_METRICS: dict[str, SelectionMetric] = {
+    "log_loss": SelectionMetric("minimize", lambda rows, fitted: validation_loss(rows, fitted.logits(rows))),
+    "gauc": SelectionMetric("maximize", _final_score_metric("gauc_clicked")),
+    "pairwise_loss": SelectionMetric("minimize", _final_score_metric("pairwise_loss_watch_weighted")),
+}
+DEFAULT_SELECTION = "log_loss"

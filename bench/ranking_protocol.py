@@ -9,6 +9,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from models.ranking.evaluate import base_rates, ranking_report, user_components
 from models.ranking.labels import example_weights, head_labels
 from models.ranking.train import split_calibration_rows
 
-from ranking_models import MODELS, POPULARITY, SEARCH_SPACES, ModelSpec, validation_loss
+from ranking_models import DEFAULT_SELECTION, MODELS, POPULARITY, SEARCH_SPACES, SELECTION_METRICS, ModelSpec
 
 
 @dataclass
@@ -56,17 +57,19 @@ def make_splits(frame: pd.DataFrame, config: RankerConfig) -> Splits:
 
 
 def tune_model(spec: ModelSpec, splits: Splits, config: RankerConfig, trials: int, max_widenings: int,
-               space: SearchSpace | None = None) -> TuningResult:
-    """The shared search over `space` (default `SEARCH_SPACES[spec.name]`), minimising the
-    validation loss of fits with seed 0."""
+               space: SearchSpace | None = None, selection: str = DEFAULT_SELECTION) -> TuningResult:
+    """The shared search over `space` (default `SEARCH_SPACES[spec.name]`) for the best
+    `SELECTION_METRICS[selection]` on the validation rows, each trial a fit with seed 0."""
     rows = splits.train if spec.fits_on_train_split else splits.fit
+    metric = SELECTION_METRICS[selection]
+    worst = math.inf if metric.direction == "minimize" else -math.inf
 
-    def loss_of(params: dict) -> float:
-        loss = validation_loss(splits.validation, spec.fit(rows, config, params, 0).logits(splits.validation))
-        return loss if math.isfinite(loss) else math.inf  # a diverged fit loses; it does not fail the study
+    def value_of(params: dict) -> float:
+        value = metric.value(splits.validation, spec.fit(rows, config, params, 0))
+        return value if math.isfinite(value) else worst  # a diverged fit loses; it does not fail the study
 
     space = SEARCH_SPACES[spec.name] if space is None else space
-    return tune(loss_of, space, trials, max_widenings, seed=0, direction="minimize")
+    return tune(value_of, space, trials, max_widenings, seed=0, direction=metric.direction)
 
 
 def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerConfig, seeds: Sequence[int],
@@ -78,7 +81,7 @@ def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerCon
         started = time.perf_counter()
         fitted = spec.fit(rows, config, params, seed)
         scored.train_seconds.append(time.perf_counter() - started)
-        touches.append({"model": spec.name, "seed": seed if spec.stochastic else "deterministic", "params": params})
+        touches.append(_touch(spec.name, seed if spec.stochastic else "deterministic", params))
         final = fitted.final_score(splits.holdout)
         probabilities = fitted.probabilities(splits.holdout) if fitted.probabilities else None
         scored.seeds.append(seed)
@@ -88,6 +91,12 @@ def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerCon
             scored.bundle = fitted.bundle
             scored.diagrams = reliability_diagrams(fitted.bundle, splits.holdout)
     return scored
+
+
+def _touch(model: str, seed: int | str, params: dict) -> dict:
+    """One holdout read: which configuration, and when (UTC), for the MLflow run and the results."""
+    return {"model": model, "seed": seed, "params": params,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def reliability_diagrams(bundle, holdout: pd.DataFrame) -> dict[str, bytes]:
@@ -109,14 +118,16 @@ def reliability_diagrams(bundle, holdout: pd.DataFrame) -> dict[str, bytes]:
 
 def score_popularity(splits: Splits, touches: list[dict]) -> Scored:
     final = splits.holdout["candidate_train_clickers"].to_numpy(np.float64)
-    touches.append({"model": POPULARITY, "seed": "deterministic", "params": {}})
+    touches.append(_touch(POPULARITY, "deterministic", {}))
     return Scored(POPULARITY, [0], [ranking_report(splits.holdout, final)], [user_components(splits.holdout, final)], {}, [0.0])
 
 
 def run(frame: pd.DataFrame, config: RankerConfig, models: Sequence[str], seeds: Sequence[int], trials: int,
-        max_widenings: int) -> tuple[dict[str, TuningResult], list[Scored], list[dict]]:
-    """Tune every model on validation, then score each chosen configuration on the holdout once
-    per seed. Returns the tunings, the holdout results and the list of holdout touches."""
+        max_widenings: int, selection: str = DEFAULT_SELECTION,
+        ) -> tuple[dict[str, TuningResult], list[Scored], list[dict]]:
+    """Tune every model on validation by the same `selection` metric, then score each chosen
+    configuration on the holdout once per seed. Returns the tunings, the holdout results and the
+    list of holdout touches."""
     splits = make_splits(frame, config)
     constant_rates = base_rates(splits.train, config)
     tunings, results, touches = {}, [], []
@@ -125,7 +136,7 @@ def run(frame: pd.DataFrame, config: RankerConfig, models: Sequence[str], seeds:
             results.append(score_popularity(splits, touches))
             continue
         spec = MODELS[name]
-        tunings[name] = tune_model(spec, splits, config, trials, max_widenings)
+        tunings[name] = tune_model(spec, splits, config, trials, max_widenings, selection=selection)
         results.append(score_model(spec, tunings[name].best_params, splits, config, seeds, constant_rates, touches))
     return tunings, results, touches
 

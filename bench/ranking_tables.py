@@ -133,8 +133,9 @@ def calibration_table(scored: Scored) -> str:
     return "\n".join(lines)
 
 
-def tuning_table(tunings: dict[str, TuningResult]) -> str:
-    lines = ["| model | trials | rounds | best hyper-parameters | validation loss | widened edges |",
+def tuning_table(tunings: dict[str, TuningResult], selection: str) -> str:
+    lines = [f"| model | trials | rounds | best hyper-parameters | validation {selection_label(selection)} | "
+             "widened edges |",
              "|---|---|---|---|---|---|"]
     for model, tuning in tunings.items():
         point = ", ".join(f"{key} {_short(value)}" for key, value in tuning.best_params.items())
@@ -144,6 +145,11 @@ def tuning_table(tunings: dict[str, TuningResult]) -> str:
     return "\n".join(lines)
 
 
+def selection_label(selection: str) -> str:
+    """How a selection metric is named in tables ("log_loss" was always printed as "loss")."""
+    return {"log_loss": "loss", "gauc": "GAUC", "pairwise_loss": "pairwise loss"}.get(selection, selection)
+
+
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -151,7 +157,7 @@ def _short(value) -> str:
 def report_of(outcome: Outcome, summaries: dict[str, Summary]) -> str:
     ours = next(scored for scored in outcome.results if scored.model == OURS)
     tables = {
-        "tuning (validation rows)": tuning_table(outcome.tunings),
+        "tuning (validation rows)": tuning_table(outcome.tunings, selection_of(outcome.setup)),
         "holdout: seed-averaged, user-bootstrap 95% intervals": results_table(outcome.results, summaries),
         f"paired differences against {OURS} (> 0: {OURS} ranks better)": comparison_table(summaries),
         "spread over seeds": seed_table(outcome.results),
@@ -160,12 +166,20 @@ def report_of(outcome: Outcome, summaries: dict[str, Summary]) -> str:
     return "\n\n".join(f"### {title}\n\n{table}" for title, table in tables.items())
 
 
+def selection_of(setup: dict) -> str:
+    """The run's selection metric; results written before the option existed used the log loss."""
+    return setup.get("selection_metric", "log_loss")
+
+
 def report_header(setup: dict) -> str:
     return (f"dataset: {setup['dataset']} from {setup['source']}; {setup['rows']} rows, {setup['holdout_rows']} "
             f"holdout ({setup['holdout_users']} users); seeds {setup['seeds']}; {setup['trials']} trials per search "
-            f"round; torch threads {setup['threads']}; ranker trained on {setup['device']}")
+            f"round, every model's trial picked by validation {selection_label(selection_of(setup))}; "
+            f"torch threads {setup['threads']}; ranker trained on {setup['device']}")
 
 
-def report_footer(setup: dict) -> str:
+def report_footer(setup: dict, touches: Sequence[dict]) -> str:
+    times = [touch["at"] for touch in touches if "at" in touch]
+    read = f"; holdout read {len(touches)} times, {min(times)} to {max(times)} (UTC)" if times else ""
     return (f"bundle.score on {setup['latency_rows']} rows, median of 200 calls: {setup['latency_ms']:.2f} ms; "
-            f"benchmark wall time {setup['wall_seconds']:.0f} s")
+            f"benchmark wall time {setup['wall_seconds']:.0f} s{read}")

@@ -4,8 +4,9 @@ bench/ranking.py reads the holdout once per chosen configuration; choosing *whic
 there must not read it too. This study drops the holdout rows as soon as the frame is built (the
 train-click features of the remaining rows come from train clicks only, as in the benchmark), so
 nothing it prints can depend on them. Every ranker variant and every baseline gets the benchmark's
-own search (bench/ranking_protocol.py::tune_model: the same Optuna budget, minimising the
-watch-time-weighted validation log loss); the chosen configuration is then fit with `--seeds` seeds
+own search (bench/ranking_protocol.py::tune_model: the same Optuna budget and the same
+`--selection-metric`, by default the watch-time-weighted validation log loss; `gauc` and
+`pairwise_loss` pick trials by a ranking metric instead); the chosen configuration is fit with `--seeds` seeds
 and its final score ranked on the validation rows: GAUC and the watch-time-weighted pairwise loss
 with user-bootstrap intervals, paired against each baseline (bench/ranking_tables.py::summarise).
 
@@ -42,10 +43,19 @@ from models.ranking.train import split_calibration_rows
 
 from ranking_data import exported_frame
 from ranking_features import benchmark_frame
-from ranking_models import MODELS, OURS, POPULARITY, RANKER_SHAPE_SPACE, RANKER_TRAINING_SPACE, SEARCH_SPACES
+from ranking_models import (
+    DEFAULT_SELECTION,
+    MODELS,
+    OURS,
+    POPULARITY,
+    RANKER_SHAPE_SPACE,
+    RANKER_TRAINING_SPACE,
+    SEARCH_SPACES,
+    SELECTION_METRICS,
+)
 from ranking_protocol import Scored, Splits, tune_model
 from ranking_results import Outcome, read_results, write_results
-from ranking_tables import summarise
+from ranking_tables import selection_label, selection_of, summarise
 
 # name → (config changes, search space). Each was tuned by the same 10-trial search; the one
 # chosen (docs/benchmarks.md) is what bench/ranking.py now tunes as "ranker": RANKER_TRAINING_SPACE
@@ -73,9 +83,10 @@ def validation_splits(frame: pd.DataFrame, config: RankerConfig) -> Splits:
 
 
 def study(name: str, splits: Splits, config: RankerConfig, seeds: list[int], trials: int,
-          max_widenings: int, params: dict | None = None) -> tuple[object | None, Scored]:
-    """Tune `name` on validation (or take `params` as chosen: an ablation of one choice), then
-    score the choice on validation once per seed."""
+          max_widenings: int, params: dict | None = None,
+          selection: str = DEFAULT_SELECTION) -> tuple[object | None, Scored]:
+    """Tune `name` on validation by `selection` (or take `params` as chosen: an ablation of one
+    choice), then score the choice on validation once per seed."""
     validation = splits.validation
     if name == POPULARITY:
         final = validation["candidate_train_clickers"].to_numpy(np.float64)
@@ -84,7 +95,8 @@ def study(name: str, splits: Splits, config: RankerConfig, seeds: list[int], tri
     spec = MODELS[OURS] if name in VARIANTS else MODELS[name]
     changes, space = VARIANTS[name] if name in VARIANTS else ({}, SEARCH_SPACES[name])
     variant_config = replace(config, **changes)
-    tuning = None if params is not None else tune_model(spec, splits, variant_config, trials, max_widenings, space)
+    tuning = None if params is not None else tune_model(spec, splits, variant_config, trials, max_widenings, space,
+                                                        selection)
     chosen = params if tuning is None else tuning.best_params
     rows = splits.train if spec.fits_on_train_split else splits.fit
     scored = Scored(name, [], [], [], chosen, [])
@@ -104,12 +116,16 @@ def study(name: str, splits: Splits, config: RankerConfig, seeds: list[int], tri
 def combine(paths: list[Path], resamples: int) -> str:
     """Every variant's validation GAUC and pairwise loss, each paired against every baseline."""
     outcomes = [read_results(path) for path in paths]
+    selections = sorted({selection_of(outcome.setup) for outcome in outcomes})
+    if len(selections) > 1:
+        raise SystemExit(f"these results were tuned by different selection metrics {selections}; "
+                         "combine one metric's results at a time")
     results = {scored.model: scored for outcome in outcomes for scored in outcome.results}
     tunings = {model: tuning for outcome in outcomes for model, tuning in outcome.tunings.items()}
     baselines = [results[name] for name in BASELINES if name in results]
     variants = [scored for name, scored in results.items() if name not in BASELINES]
-    lines = ["| model | validation loss | GAUC [95% CI] | GAUC of the logit | pairwise loss ↓ [95% CI] | "
-             + " | ".join(f"vs {scored.model}: GAUC, pairwise loss" for scored in baselines) + " | chosen |",
+    lines = [f"| model | validation {selection_label(selections[0])} (selection) | GAUC [95% CI] | "
+             "GAUC of the logit | pairwise loss ↓ [95% CI] | " + " | ".join(f"vs {scored.model}: GAUC, pairwise loss" for scored in baselines) + " | chosen |",
              "|---|---|---|---|---|" + "---|" * len(baselines) + "---|"]
     for scored in [*variants, *baselines]:
         ours = replace(scored, model=OURS)
@@ -117,12 +133,12 @@ def combine(paths: list[Path], resamples: int) -> str:
         own = summaries[OURS]
         paired = [f"{summaries[b.model].gauc_advantage.format()}, {summaries[b.model].loss_advantage.format()}"
                   if b.model in summaries and b.model != scored.model else "—" for b in baselines]
-        loss = f"{tunings[scored.model].best_value:.5f}" if scored.model in tunings else "—"
+        selected = f"{tunings[scored.model].best_value:.5f}" if scored.model in tunings else "—"
         logit = [report["gauc_logit"] for report in scored.reports if "gauc_logit" in report]
         logit_text = f"{statistics.mean(logit):.4f}" if logit else "—"
         chosen = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
                            for key, value in scored.params.items())
-        lines.append(f"| {scored.model} | {loss} | {own.gauc.format()} | {logit_text} | {own.pairwise_loss.format()} | "
+        lines.append(f"| {scored.model} | {selected} | {own.gauc.format()} | {logit_text} | {own.pairwise_loss.format()} | "
                      + " | ".join(paired) + f" | {chosen} |")
     return "\n".join(lines)
 
@@ -137,6 +153,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--max-widenings", type=int, default=1)
+    parser.add_argument("--selection-metric", choices=list(SELECTION_METRICS), default=DEFAULT_SELECTION,
+                        help="the validation metric every model's search picks its trial by")
     parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
@@ -172,14 +190,16 @@ def main() -> None:
     seeds = list(range(args.seeds))
     tunings, results = {}, []
     for name in args.models:
-        tuning, scored = study(name, splits, config, seeds, args.trials, args.max_widenings, args.params)
+        tuning, scored = study(name, splits, config, seeds, args.trials, args.max_widenings, args.params,
+                               args.selection_metric)
         scored.model = name = args.label or name
         if tuning is not None:
             tunings[name] = tuning
         results.append(scored)
         print(f"{name}: validation GAUC per seed {[round(r['gauc_clicked'], 4) for r in scored.reports]}", flush=True)
     setup = {"source": str(args.frame_dir), "validation_rows": len(splits.validation), "seeds": seeds,
-             "trials": args.trials, "max_widenings": args.max_widenings, "models": args.models}
+             "trials": args.trials, "max_widenings": args.max_widenings, "selection_metric": args.selection_metric,
+             "models": args.models}
     write_results(Outcome(setup, tunings, results, touches=[]), args.results_json)
 
 

@@ -1,5 +1,5 @@
 """The ranking bench's own code: the train-click features never count a label or anything after
-it, tuning minimises the validation loss, and a run from an exported frame needs no Feast,
+it, tuning picks the best trial by the chosen validation metric (the loss by default), and a run from an exported frame needs no Feast,
 Dagster, dbt or MLflow and keeps what rebuilds its report."""
 
 from __future__ import annotations
@@ -138,6 +138,39 @@ def test_tuning_minimises_the_validation_loss_and_a_diverged_fit_loses(features,
         splits.validation, np.full(len(splits.validation), math.log(tuning.best_params["inverse_regularization"]))))
 
 
+def test_each_selection_metric_picks_the_trial_that_is_best_by_it(features, ranking_models, protocol):
+    """A calibrated constant wins on the log loss and cannot rank; an over-confident scorer ranks
+    by quality (which drives clicks) with a terrible log loss; a diverged fit wins nothing."""
+    from models.evaluation.tuning import Choice
+    from models.ranking.evaluate import ranking_report
+    from models.ranking.labels import watch_time_labels
+
+    frame, config = features.benchmark_frame(_labelled_frame(800), INPUTS)
+    splits = protocol.make_splits(frame, config)
+    clicked, weights = watch_time_labels(splits.validation)
+    rate = (clicked * weights).sum() / weights.sum()  # the loss weighs a click by its watch seconds
+
+    def scorer(fit_rows, config, params, seed):
+        logits = {"constant": lambda rows: np.full(len(rows), math.log(rate / (1 - rate))),
+                  "ranks": lambda rows: rows["quality"].to_numpy() - 6.0,  # p < 0.01 for every row
+                  "diverged": lambda rows: np.full(len(rows), math.nan)}[params["scorer"]]
+        return ranking_models.Fitted(logits=logits, final_score=logits)
+
+    spec = ranking_models.ModelSpec("toy", scorer, stochastic=False)
+    space = {"scorer": Choice(("constant", "ranks", "diverged"))}
+    chosen = {}
+    for selection in ("log_loss", "gauc", "pairwise_loss"):
+        tuning = protocol.tune_model(spec, splits, config, trials=12, max_widenings=0, space=space, selection=selection)
+        assert set(tuning.trials["scorer"]) == {"constant", "ranks", "diverged"}
+        diverged = tuning.trials.loc[tuning.trials["scorer"] == "diverged", "value"]
+        assert np.isinf(diverged).all() and (diverged > 0).all() == (selection != "gauc")  # the worst either way
+        chosen[selection] = tuning.best_params["scorer"], tuning.best_value
+    assert [scorer for scorer, _ in chosen.values()] == ["constant", "ranks", "ranks"]
+    report = ranking_report(splits.validation, splits.validation["quality"].to_numpy() - 6.0)
+    assert chosen["gauc"][1] == pytest.approx(report["gauc_clicked"]) and chosen["gauc"][1] > 0.55
+    assert chosen["pairwise_loss"][1] == pytest.approx(report["pairwise_loss_watch_weighted"])
+
+
 def test_an_export_reads_back_as_the_homes_frame_and_ranker_inputs(data, features, tmp_path, monkeypatch):
     from vidrec.settings import VidrecSettings
 
@@ -181,12 +214,17 @@ def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_
     common = ["--dataset", "toy", "--resamples", "50", "--no-mlflow"]
     printed = _run_bench(["--frame-dir", str(export), "--models", "ranker,popularity (train clickers)",
                           "--trials", "1", "--seeds", "2", "--max-widenings", "0", "--results-json", str(results),
-                          *common])
+                          "--selection-metric", "gauc", *common])
     assert "IMPORTED []" in printed
+    assert "every model's trial picked by validation GAUC" in printed and "holdout read 3 times" in printed
     report = printed[printed.index("### tuning"):printed.index("\nbundle.score")]
+    assert "| validation GAUC |" in report
     assert "| ranker | 2 |" in report and "| popularity (train clickers) | 1 |" in report
     saved = json.loads(results.read_text())
     assert [len(scored["components"]) for scored in saved["results"]] == [2, 1]
+    assert saved["setup"]["selection_metric"] == "gauc"
+    assert [touch["seed"] for touch in saved["touches"]] == [0, 1, "deterministic"]
+    assert all(pd.Timestamp(touch["at"]).tzname() == "UTC" for touch in saved["touches"])
     rebuilt = _run_bench(["--from-results", str(results), *common])
     assert rebuilt[rebuilt.index("### tuning"):rebuilt.index("\nbundle.score")] == report
 
@@ -243,11 +281,13 @@ def test_the_variant_study_reports_each_variant_paired_against_each_baseline(tmp
     for name, models in (("ours", "ranker tuned shape"), ("baselines", "logistic regression,popularity (train clickers)")):
         completed = subprocess.run([sys.executable, str(script), "--frame-dir", str(export), "--models", models,
                                     "--trials", "1", "--max-widenings", "0", "--seeds", "1",
+                                    "--selection-metric", "pairwise_loss",
                                     "--results-json", str(tmp_path / f"{name}.json")], **common)
         assert completed.returncode == 0, completed.stderr[-3000:]
     completed = subprocess.run([sys.executable, str(script), "--combine", str(tmp_path / "ours.json"),
                                 str(tmp_path / "baselines.json"), "--resamples", "50"], **common)
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| validation pairwise loss (selection) |" in completed.stdout.splitlines()[0]
     rows = {line.split(" | ")[0].strip("| "): line for line in completed.stdout.splitlines()[2:]}
     assert set(rows) == {"ranker tuned shape", "logistic regression", "popularity (train clickers)"}
     assert rows["ranker tuned shape"].count("[") == 2 + 2 * 2  # its own two intervals, two per baseline
