@@ -75,7 +75,8 @@ def main() -> None:
     end_to_end, degraded = [], 0
     for position, user in enumerate(chosen):
         began = time.perf_counter()
-        response, trace = recommender.recommend_traced(user, args.k, "home")
+        answer = recommender.recommend_traced(user, args.k, "home")
+        response, trace = answer.response, answer.trace
         if position >= WARMUP_REQUESTS:  # the first requests warm caches
             end_to_end.append(time.perf_counter() - began)
             for stage, seconds in trace.seconds.items():

@@ -17,7 +17,8 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
 @dataclass(frozen=True)
 class RawLogState:
     """What the sensor last acted on: the manifest's fingerprint (imports, simulations) and the
-    last committed batch of `POST /events` appends (which leave the manifest alone)."""
+    last committed batch of the event intake's appends (POST /events and served impressions,
+    which leave the manifest alone)."""
 
     manifest: str
     events_seq: int = 0
@@ -40,8 +41,9 @@ class RawLogState:
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
     description="Refresh everything when the raw logs change: a new import or simulation (the manifest), "
-    "or at least VIDREC_EVENTS_MIN_FOR_RUN events appended through POST /events. While a refresh runs, "
-    "new events wait for the next evaluation after it.",
+    "or at least VIDREC_EVENTS_MIN_FOR_RUN events appended through the event intake (POST /events, and "
+    "the service's own log of the impressions it served). While a refresh runs, new events wait for the "
+    "next evaluation after it.",
 )
 def raw_logs_changed(context: SensorEvaluationContext, vidrec: VidrecResource):
     settings = vidrec.settings()

@@ -53,7 +53,16 @@ from serving.online_features import OnlineFeatureReader
 from serving.policy import UNKNOWN_VIDEO, PolicyConfig, PolicyStage
 from serving.request_trace import RequestTrace, StageBudgets
 from serving.schemas import RecommendationResponse, RecommendedVideo, SimilarVideo, SimilarVideos, Surface
-from serving.served_list import apply_policy, items_from_policy, items_in_order, policy_candidates, user_context
+from serving.served_list import (
+    ServedAnswer,
+    ServedItems,
+    apply_policy,
+    items_from_policy,
+    items_in_order,
+    policy_candidates,
+    served_items,
+    user_context,
+)
 from serving.serving_metrics import serving_metrics
 
 logger = logging.getLogger(__name__)
@@ -141,15 +150,17 @@ class Recommender:
     def recommend(
         self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None
     ) -> RecommendationResponse:
-        return self.recommend_traced(user_id, k, surface, seed_video_id)[0]
+        return self.recommend_traced(user_id, k, surface, seed_video_id).response
 
     def recommend_traced(
         self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None
-    ) -> tuple[RecommendationResponse, RequestTrace]:
-        """The response and its trace (stage timings, fallbacks), for benchmarks and tests."""
+    ) -> ServedAnswer:
+        """The response, its trace (stage timings, fallbacks, for benchmarks and tests) and what the
+        service's served-impression log records beside it (the request's time, per-item values)."""
         trace = RequestTrace()
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
+        request_time = self.request_clock()
         seed = self._seed(seed_video_id, surface, trace)
         if seed_video_id is not None and seed is None and surface == SEED_SURFACE:
             surface = "home"  # an unknown seed: home's answer, ranked as home
@@ -157,16 +168,16 @@ class Recommender:
         if user is None and seed is not None:  # unknown user, known seed: the seed still steers
             user = self.features.default_user_features()
         if user is None:  # the store has nothing on this user: popular videos
-            items = self._popular(k, exclude=self._blocked)
+            served = ServedItems(self._popular(k, exclude=self._blocked))
         else:
             candidates, because = self._candidates(user_id, user, k, trace, seed)
-            items = self._rank(user, user_id, surface, candidates, k, trace, request_id, because)
+            served = self._rank(user, user_id, surface, candidates, k, trace, request_id, request_time, because)
         trace.observe("total", time.perf_counter() - started)
         response = RecommendationResponse(
-            request_id=request_id, user_id=user_id, surface=surface, known_user=known_user, items=items,
+            request_id=request_id, user_id=user_id, surface=surface, known_user=known_user, items=served.items,
             model_versions=self.models.versions, degraded=trace.degraded,
         )
-        return response, trace
+        return ServedAnswer(response, trace, request_time, served)
 
     def _candidates(
         self, user_id: int, user: dict[str, object], k: int, trace: RequestTrace, seed: Seed | None
@@ -313,16 +324,16 @@ class Recommender:
 
     def _rank(
         self, user: dict[str, object], user_id: int, surface: Surface, candidates: CandidateColumns, k: int,
-        trace: RequestTrace, request_id: str, because_video_ids: np.ndarray | None = None,
-    ) -> list[RecommendedVideo]:
+        trace: RequestTrace, request_id: str, request_time: float, because_video_ids: np.ndarray | None = None,
+    ) -> ServedItems:
         """The policy's k from the ranked candidates (retrieval order when the ranker fails);
         without candidate features, retrieval order; without the policy, ranker order. The
         blocklist holds on every path. `because_video_ids`: the video that nominated each
-        candidate (-1: none), for the reason "because you watched"."""
+        candidate (-1: none), for the reason "because you watched". Each item comes with its
+        rank score and the ranker's head values, for the served-impression log."""
         sources, counts = np.unique(candidates.sources.astype(str), return_counts=True)
         for source, count in zip(sources.tolist(), counts.tolist(), strict=True):
             serving_metrics().candidates.labels(source=source).inc(count)
-        request_time = self.request_clock()
         video_ids = candidates.video_ids
 
         def columns() -> dict[str, np.ndarray]:
@@ -343,16 +354,17 @@ class Recommender:
         data = trace.run(
             "candidate_features", columns, lambda: None, "retrieval_order", self.budgets.candidate_features,
         )
-        scores = None
+        scores, head_values = None, None
         if data is not None:
-            scores = trace.run(
-                "ranking", lambda: self.models.ranker.score(data), lambda: None, "retrieval_order",
-                self.budgets.ranking,
+            scores, head_values = trace.run(
+                "ranking", lambda: self.models.ranker.score_with_head_values(data), lambda: (None, None),
+                "retrieval_order", self.budgets.ranking,
             )
         if scores is None:  # retrieval order (sources in priority order, each best first), scored 1/(1 + position)
             scores = 1.0 / (1.0 + np.arange(len(candidates)))
         if data is None:
-            return items_in_order(candidates, np.arange(len(candidates)), scores, self.policy, k)
+            return served_items(
+                items_in_order(candidates, np.arange(len(candidates)), scores, self.policy, k), candidates, None)
         served = trace.run(
             "policy",
             lambda: apply_policy(
@@ -364,8 +376,9 @@ class Recommender:
         )
         if served is None:
             order = np.argsort(-scores, kind="stable")
-            return items_in_order(candidates, order, scores[order], self.policy, k)
-        return items_from_policy(served)
+            return served_items(items_in_order(candidates, order, scores[order], self.policy, k), candidates,
+                                head_values)
+        return served_items(items_from_policy(served), candidates, head_values)
 
     def _popular_candidates(self, count: int, exclude: set[int]) -> CandidateColumns:
         return CandidateColumns.from_ranked("popular", self.models.popularity.recommend(count, exclude | self._blocked))

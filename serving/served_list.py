@@ -3,17 +3,72 @@
 The ranker orders candidates by expected value; what is served also obeys the product's rules
 (serving.policy: creator caps and spacing, topic diversity, finished and blocklisted videos,
 fresh uploads of subscriptions, exploration with a propensity per slot). This module only
-translates: the request's feature columns into the policy's inputs, and its result into API items.
+translates: the request's feature columns into the policy's inputs, and its result into API items
+(with what the served-impression log records of each item beyond them: `ServedItems`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from feature_repo.engagement import SECONDS_PER_DAY, WATCH_LOG, watched_fractions
 from models.sources.candidate import CandidateColumns
 from serving.policy import PolicyResult, PolicyStage, RankedCandidates, UserContext, pool_from_candidates
-from serving.schemas import RecommendedVideo
+from serving.request_trace import RequestTrace
+from serving.schemas import RecommendationResponse, RecommendedVideo
+
+
+@dataclass(frozen=True)
+class ServedItems:
+    """One request's served items and, per item, what the served-impression log records that the
+    API does not show: the rank score the ranker read (1 / (1 + rank in the nominating source),
+    the raw log's `source_score`) and the ranker's head values (its `head_predictions`).
+
+    `rank_scores` is None for an answer that did not come from ranked candidates (the popular
+    answer to an unknown user); `head_values` also where the ranker did not score (a fallback).
+    A value is NaN for an item the request's candidates lack.
+    """
+
+    items: list[RecommendedVideo]
+    rank_scores: np.ndarray | None = None  # (len(items),) float64
+    head_values: dict[str, np.ndarray] | None = None  # head → (len(items),) float64
+
+
+@dataclass(frozen=True)
+class ServedAnswer:
+    """A /recommend answer, its trace, and what the served-impression log needs beside it
+    (serving.served_log): the request's time and the per-item values of `served`."""
+
+    response: RecommendationResponse
+    trace: RequestTrace
+    request_time: float  # Unix seconds: the request clock's "now", the served impressions' time
+    served: ServedItems
+
+
+def served_items(items: list[RecommendedVideo], candidates: CandidateColumns,
+                 head_values: dict[str, np.ndarray] | None) -> ServedItems:
+    """`items` with the rank score and (given the ranker's values for every candidate) the head
+    values of the candidate each item is. k lookups among the candidates: microseconds."""
+    rows = _candidate_rows(candidates.video_ids, np.fromiter((item.video_id for item in items), np.int64, len(items)))
+    return ServedItems(
+        items, _at(candidates.rank_scores, rows),
+        None if head_values is None else {head: _at(values, rows) for head, values in head_values.items()},
+    )
+
+
+def _candidate_rows(candidate_ids: np.ndarray, served_ids: np.ndarray) -> np.ndarray:
+    """The row of each served id among the candidates (unique ids); -1 where it is not one."""
+    if not len(candidate_ids):
+        return np.full(len(served_ids), -1, dtype=np.int64)
+    order = np.argsort(candidate_ids, kind="stable")
+    at = np.searchsorted(candidate_ids[order], served_ids).clip(max=len(order) - 1)
+    return np.where(candidate_ids[order[at]] == served_ids, order[at], -1)
+
+
+def _at(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.where(rows >= 0, np.asarray(values, dtype=np.float64)[rows], np.nan)
 
 CREATOR_COLUMN = "creator_id"
 CATEGORY_COLUMN = "category"

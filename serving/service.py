@@ -13,6 +13,10 @@ POST /events appends client events to the raw log (serving.events) and does not 
 models: it answers before the first pipeline run too, with 503 until the raw log exists. It is an
 async API whose appends run on threads of their own (serving.events.route), so a request waiting
 for the raw log's write lock never holds the worker's thread that /recommend runs on.
+
+Every /recommend answer is also logged, by the service itself, to the raw log's impressions
+(serving.served_log, through the same intake): handed to a background writer, so the request
+never waits for disk nor fails because the raw log cannot be written.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from serving.events.route import EventRoute, document_event_responses
 from serving.events.schemas import EventList, EventsAccepted
 from serving.recommender import Recommender
 from serving.runtime import ServingRuntime
+from serving.served_log import ServedImpressionLog
 from serving.schemas import RecommendationResponse, SeedVideoId, SimilarVideos, Surface, TopK, UserId, VideoId
 from vidrec.settings import VidrecSettings
 
@@ -60,6 +65,7 @@ class RecommendationService:
         self.watcher.poll()  # the first load, before the first request
         self.watcher.start()  # then follow promotions (and retry while there are no champions)
         self.event_route = _open_event_route(settings)
+        self.served_log = _open_served_log(settings, self.event_route)
 
     def __is_ready__(self) -> bool:
         return self.watcher.current is not None and self.runtime.online_store_healthy()
@@ -74,7 +80,10 @@ class RecommendationService:
     ) -> RecommendationResponse:
         """Top-k videos for a user on a surface (on watch_next, steered by the seed video being watched),
         each with its score and retrieval source."""
-        return self._recommender().recommend(user_id, k, surface, seed_video_id)
+        answer = self._recommender().recommend_traced(user_id, k, surface, seed_video_id)
+        if self.served_log is not None:
+            self.served_log.offer(answer)  # never waits for the raw log
+        return answer.response
 
     @bentoml.api(route="/similar")
     def similar(self, video_id: VideoId, k: TopK = 10) -> SimilarVideos:
@@ -102,7 +111,10 @@ class RecommendationService:
 
     @bentoml.on_shutdown
     def close_event_intake(self) -> None:
-        """Let appends in flight finish, then close the intake's database and write lock."""
+        """Write the served impressions still held, let appends in flight finish, then close the
+        intake's database and write lock."""
+        if self.served_log is not None:
+            self.served_log.close()
         if self.event_route is not None:
             self.event_route.close()
 
@@ -126,6 +138,14 @@ def _open_event_route(settings: VidrecSettings) -> EventRoute | None:
         logger.error("POST /events will answer 503: the event intake over %s did not open: %s: %s",
                      settings.raw_dir, type(error).__name__, error)
         return None
+
+
+def _open_served_log(settings: VidrecSettings, event_route: EventRoute | None) -> ServedImpressionLog | None:
+    """The worker's served-impression log, over the event route's intake; None when switched off
+    (VIDREC_SERVED_LOG_ENABLED=false) or when the intake did not open (already logged)."""
+    if not settings.served_log_enabled or event_route is None:
+        return None
+    return ServedImpressionLog(event_route.intake, settings.served_log_max_pending, settings.served_log_flush_seconds)
 
 
 def _guard_policy(settings: VidrecSettings) -> GuardPolicy:

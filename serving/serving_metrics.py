@@ -23,6 +23,8 @@ class ServingMetrics:
     over_budget: object  # Counter[stage]
     candidates: object  # Counter[source]
     model_reloads: object  # Counter[outcome]
+    served_impressions: object  # Counter[outcome]
+    served_impressions_dropped: object  # Counter[reason]
 
 
 @functools.cache
@@ -56,5 +58,19 @@ def serving_metrics() -> ServingMetrics:
             "vidrec_model_reloads",
             "Champion model-set swaps tried by the hot-reload poller, by outcome.",
             ["outcome"],
+        ),
+        served_impressions=prometheus_client.Counter(
+            "vidrec_served_impressions",
+            "Served items the served-impression log wrote to the raw log (logged: a new row or one "
+            "completing a client's impression; duplicate: already logged with the service's record).",
+            ["outcome"],
+        ),
+        served_impressions_dropped=prometheus_client.Counter(
+            "vidrec_served_impressions_dropped",
+            "Served items the served-impression log did not write, by reason (queue_full: its bound "
+            "was reached, e.g. while the raw log could not be written; shutdown: still unwritten when "
+            "the worker stopped; invalid_id: a user or video id the raw log cannot hold; error: a "
+            "write that failed for another reason than the raw log being unavailable).",
+            ["reason"],
         ),
     )

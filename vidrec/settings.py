@@ -92,9 +92,19 @@ class VidrecSettings(BaseSettings):
     events_max_pending: int = Field(20_000, ge=1000)
     events_lock_wait_seconds: float = Field(5.0, gt=0)
     events_retry_after_seconds: int = Field(1, ge=1)
-    # New events appended through POST /events that make the raw-log sensor start a refresh (a
-    # whole refresh takes minutes: not one per event).
+    # New events appended through the event intake (POST /events and the served-impression log
+    # below: a served item counts as one) that make the raw-log sensor start a refresh (a whole
+    # refresh takes minutes: not one per event).
     events_min_for_run: int = Field(1000, ge=1)
+    # The served-impression log (serving/served_log/): each worker appends every item /recommend
+    # serves to the raw log's impressions, in the background, through the event intake (same
+    # lock, files and dedupe as POST /events). It holds at most `served_log_max_pending` rows
+    # waiting to be written (past that, new answers are dropped and counted, never waited for) and
+    # writes every `served_log_flush_seconds`: one file per worker, day and flush, so a longer
+    # interval means fewer, larger files, and more rows lost if the process is killed outright.
+    served_log_enabled: bool = True
+    served_log_max_pending: int = Field(50_000, ge=1)
+    served_log_flush_seconds: float = Field(5.0, gt=0)
 
     # Re-ranking policy after the ranker (serving/policy/config.py documents each knob).
     policy_max_per_creator: int = Field(2, ge=1)

@@ -10,7 +10,7 @@ from orchestration.definitions import build_definitions
 from orchestration.resources import VidrecResource
 from orchestration.sensors import raw_logs_changed
 from serving.events.intake import EventIntake
-from tests.serving.events.events_data import parsed, session_events
+from tests.serving.events.events_data import parsed, served, session_events
 from vidrec.rawlog import RawManifest
 from vidrec.settings import VidrecSettings
 
@@ -71,6 +71,24 @@ def test_appended_events_start_a_refresh_once_enough_have_arrived(tmp_path, monk
 
     again, _ = _evaluate(tmp_path, cursor_after_enough)
     assert isinstance(again, SkipReason)  # those events are taken
+
+
+def test_served_impressions_count_toward_a_refresh_like_client_events(tmp_path, monkeypatch):
+    """The service's rows of what it served are impressions like a client's (one row per key, the
+    same files): a refresh waits for as many new rows whoever logged them."""
+    monkeypatch.setenv("VIDREC_EVENTS_MIN_FOR_RUN", "30")
+    _write_manifest(tmp_path, 10)
+    _, cursor = _evaluate(tmp_path, None)
+    _append_events(tmp_path, range(1))  # 18 client events
+
+    intake = EventIntake(tmp_path / "raw")
+    try:
+        intake.append_served([served("served-1", 2000 + slot, slot) for slot in range(12)])
+    finally:
+        intake.close()
+    enough, _ = _evaluate(tmp_path, cursor)
+
+    assert isinstance(enough, RunRequest)
 
 
 def test_changes_wait_while_a_refresh_is_running(tmp_path):

@@ -7,15 +7,19 @@ exactly the same events as the test that checks them.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from serving.events.raw_rows import ServedImpression
 from serving.events.schemas import Event
 from vidrec.rawlog import RawManifest
+from vidrec.schema import IMPRESSIONS
 
 EVENT = TypeAdapter(Event)
 DAY = "2026-01-05"
+SHOWN_AT = datetime(2026, 1, 5, 10, 0)  # naive UTC, the raw log's form; on DAY
 
 
 def at(clock: str, day: str = DAY) -> str:
@@ -61,3 +65,16 @@ def session_events(session: int, videos: int = 5, user_id: int = 1, day: str = D
         if slot % 2 == 0:
             events.append(playback("like", f"{request}-like-{slot}", video, started, user_id=user_id))
     return events
+
+
+def served(request_id: str, video_id: int, position: int, **columns) -> ServedImpression:
+    """A row as serving.served_log builds it of a served item: every column, the serving ones filled."""
+    row = {
+        "request_id": request_id, "user_id": 1, "video_id": video_id, "surface": "home", "position": position,
+        "impression_time": SHOWN_AT, "source": "ann", "source_score": 1.0 / (1 + position),
+        "score": 30.0 - position, "propensity": 0.97, "reason": "recommended_for_you", "explored": False,
+        "head_predictions": {"watch_time": 20.0, "click": 0.3, "like": 0.1, "skip": 0.05},
+        "model_versions": {"ranker": "4", "retrieval": "3"},
+    }
+    row.update(columns)
+    return ServedImpression({column: row[column] for column in IMPRESSIONS.schema.names})

@@ -14,25 +14,10 @@ from expectations.raw_logs import validate_raw_table
 from serving.events.intake import EventIntake
 from serving.events.raw_rows import ServedImpression
 from serving.events.state import DATABASE_NAME, committed_batches, state_dir
-from tests.serving.events.events_data import impression, make_raw_log, parsed
+from tests.serving.events.events_data import SHOWN_AT, impression, make_raw_log, parsed, served
 from tests.serving.events.log_checks import write_lock_held_elsewhere
 from vidrec.rawlog import read_raw_table
 from vidrec.schema import IMPRESSIONS
-
-SHOWN_AT = datetime(2026, 1, 5, 10, 0)  # naive UTC, the raw log's form; the day of events_data.DAY
-
-
-def served(request_id: str, video_id: int, position: int, **columns) -> ServedImpression:
-    """A row as serving.served_log builds it: every column, the serving ones filled."""
-    row = {
-        "request_id": request_id, "user_id": 1, "video_id": video_id, "surface": "home", "position": position,
-        "impression_time": SHOWN_AT, "source": "ann", "source_score": 1.0 / (1 + position),
-        "score": 30.0 - position, "propensity": 0.97, "reason": "recommended_for_you", "explored": False,
-        "head_predictions": {"watch_time": 20.0, "click": 0.3, "like": 0.1, "skip": 0.05},
-        "model_versions": {"ranker": "4", "retrieval": "3"},
-    }
-    row.update(columns)
-    return ServedImpression({column: row[column] for column in IMPRESSIONS.schema.names})
 
 
 @pytest.fixture
