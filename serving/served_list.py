@@ -52,9 +52,18 @@ def served_items(items: list[RecommendedVideo], candidates: CandidateColumns,
     """`items` with the rank score and (given the ranker's values for every candidate) the head
     values of the candidate each item is. k lookups among the candidates: microseconds."""
     rows = _candidate_rows(candidates.video_ids, np.fromiter((item.video_id for item in items), np.int64, len(items)))
+    missing = rows < 0
+    missing = missing if missing.any() else None
+
+    def at_rows(values: np.ndarray) -> np.ndarray:
+        picked = np.asarray(values, dtype=np.float64)[rows]
+        if missing is not None:
+            picked[missing] = np.nan
+        return picked
+
     return ServedItems(
-        items, _at(candidates.rank_scores, rows),
-        None if head_values is None else {head: _at(values, rows) for head, values in head_values.items()},
+        items, at_rows(candidates.rank_scores),
+        None if head_values is None else {head: at_rows(values) for head, values in head_values.items()},
     )
 
 
@@ -66,9 +75,6 @@ def _candidate_rows(candidate_ids: np.ndarray, served_ids: np.ndarray) -> np.nda
     at = np.searchsorted(candidate_ids[order], served_ids).clip(max=len(order) - 1)
     return np.where(candidate_ids[order[at]] == served_ids, order[at], -1)
 
-
-def _at(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.where(rows >= 0, np.asarray(values, dtype=np.float64)[rows], np.nan)
 
 CREATOR_COLUMN = "creator_id"
 CATEGORY_COLUMN = "category"

@@ -36,6 +36,7 @@ from serving.api_guard import PROTECTED_ROUTE_PREFIXES
 from serving.events.state import STATE_DIR_NAME
 from tests.served_service import served
 from vidrec.rawlog import read_raw_table
+from vidrec.schema import IMPRESSIONS
 from vidrec.settings import VidrecSettings
 
 EXAMPLES_PER_MODE = 60
@@ -63,10 +64,13 @@ def recommend_operation(api_schema):
 def events_service(pipeline_run, tmp_path_factory):
     """The service over a copy of the pipeline's raw log (no models: /recommend is 503 there), keyed.
 
-    The intake's own index (`raw/_events`) is not copied: this log starts with no event logged.
+    The intake's own index (`raw/_events`) is not copied, nor the files it wrote (the shared
+    service's served-impression log appends to the pipeline's raw log): this log starts with no
+    event logged, and its batches' file names cannot meet a copied one.
     """
     home = tmp_path_factory.mktemp("events_home")
-    shutil.copytree(pipeline_run[0].raw_dir, home / "raw", ignore=shutil.ignore_patterns(STATE_DIR_NAME))
+    shutil.copytree(pipeline_run[0].raw_dir, home / "raw",
+                    ignore=shutil.ignore_patterns(STATE_DIR_NAME, "events-*.parquet", ".*"))
     environment = {**os.environ, "VIDREC_HOME": str(home), "BENTOML_HOME": str(home / "bentoml"),
                    "VIDREC_API_KEY": API_KEY}
     with served("serving.service:RecommendationService", PROJECT_ROOT, environment, home / "serve.log",
@@ -196,10 +200,12 @@ def test_a_batch_is_logged_once_where_the_next_pipeline_run_reads_it(
     assert_documented(events_schema["/events"]["POST"], first)
     impressions, watches = read_raw_table("impressions", raw_dir), read_raw_table("watches", raw_dir)
     assert len(impressions) == impressions_before + 1
-    assert impressions[impressions["request_id"] == "contract-req-1"].to_dict("records") == [{
+    logged = impressions[impressions["request_id"] == "contract-req-1"]
+    assert logged[IMPRESSIONS.required_columns].to_dict("records") == [{
         "request_id": "contract-req-1", "user_id": user_id, "video_id": video_id, "surface": "home",
         "position": 2, "impression_time": raw_time(shown_at), "source": "ann", "source_score": 0.5,
     }]
+    assert logged[sorted(IMPRESSIONS.optional_columns)].isna().all().all()  # what only the service knows
     playback_key = (user_id, video_id, raw_time(started(shown_at)))
     playback = watches.set_index(["user_id", "video_id", "watch_time"]).loc[[playback_key]]
     assert playback.to_dict("records") == [{"watch_seconds": 42.5, "liked": True, "shared": False, "disliked": False}]
