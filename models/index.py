@@ -5,7 +5,8 @@ brute-force scan takes well under a millisecond per query, and exact results mak
 trustworthy. Above it, an HNSW graph trades a little recall (measure it with
 `recall_against_exact`, or `bench/index_recall.py`) for sub-linear queries. Both are wrapped in
 `IndexIDMap2`, so search returns video ids and `add` can append new uploads without a rebuild
-(the index type chosen at `build` stays; rebuild to switch).
+(the index type chosen at `build` stays; rebuild to switch); `with_videos` appends them to a copy
+instead, for an index that other threads are searching (serving's live index, serving/uploads).
 
 The HNSW graph is built in Euclidean space, not on inner products: a graph over inner products
 (faiss's `METRIC_INNER_PRODUCT`) is not a metric graph, and on the candidate generator's vectors
@@ -78,6 +79,25 @@ class VideoIndex:
             raise ValueError(f"video ids already in the index or repeated: {sorted(duplicates)[:10]}")
         index.add_with_ids(self._stored_form(vectors), video_ids)
         self._ids.update(video_ids.tolist())
+
+    def with_videos(self, video_ids: np.ndarray, vectors: np.ndarray) -> "VideoIndex":
+        """A copy of this index with the videos added; this one is left as it was.
+
+        For an index that other threads search while videos arrive (serving's live index): faiss
+        must not be written while it is read, so the copy is grown beside the served one and
+        swapped in whole. Copying costs about what the index occupies (a memcpy of its vectors
+        and, under HNSW, its graph)."""
+        grown = VideoIndex(self.exact_threshold, self.hnsw_m, self.ef_construction, self.ef_search)
+        grown._index = faiss.clone_index(self._require())
+        grown._ids = set(self._ids)
+        grown._max_norm = self._max_norm
+        grown.add(video_ids, vectors)
+        return grown
+
+    def holds(self, video_ids: np.ndarray) -> np.ndarray:
+        """(n,) bool: whether the index holds each of `video_ids` (an id-map lookup each, no search)."""
+        ids = self._ids
+        return np.fromiter((video in ids for video in np.asarray(video_ids).tolist()), dtype=bool, count=len(video_ids))
 
     def search(self, user_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids int64 (n, k), scores float32 (n, k)), best first; id -1 pads when k > len(index)."""

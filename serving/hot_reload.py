@@ -6,6 +6,10 @@ new `Recommender` on it, and swaps one reference. A request reads that reference
 start, and uses that recommender to the end: no request fails during a swap or mixes versions,
 and each response names the versions that answered it. A set that fails to load is logged and
 counted, and the old one keeps serving; the next poll tries again.
+
+Between reloads, `extend` serves a grown copy of the serving set the same way (serving.uploads
+adds new videos to the live index so), and tasks given to `run_beside` start and stop with the
+watcher's thread, so whoever starts the watcher (the service) runs them without knowing them.
 """
 
 from __future__ import annotations
@@ -14,12 +18,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from serving.loading import ChampionSetInconsistent
 from serving.recommender import Recommender, ServingModels
 from serving.serving_metrics import serving_metrics
 
 logger = logging.getLogger(__name__)
+
+
+class BackgroundTask(Protocol):
+    """Something that runs in a thread of its own beside the watcher's (see `run_beside`)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class ChampionWatcher:
@@ -50,7 +63,10 @@ class ChampionWatcher:
         self.not_ready_reason = "models not loaded yet"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # held by a reload from resolving to its swap, and by `extend`: one change at a time
         self._poll_lock = threading.Lock()
+        self._tasks: list[BackgroundTask] = []
+        self._started = False
 
     @property
     def current(self) -> Recommender | None:
@@ -101,6 +117,32 @@ class ChampionWatcher:
             self._activate(staged)
             return True
 
+    def extend(self, grow: Callable[[ServingModels], ServingModels]) -> bool:
+        """Serve `grow(serving models)` from now on, unless it returns them unchanged; True if swapped.
+
+        Copy-on-write, as a reload: `grow` builds a new set beside the serving one (never
+        writing it: requests are reading it), a new recommender is built on it, and one
+        reference assignment swaps it in; a request keeps the set it started with. Never during
+        a reload: a reload that is loading or staged finishes first, and is then what grows (it
+        keeps its versions, so the next poll does not reload it)."""
+        with self._poll_lock:
+            serving = self._serving
+            if serving is None:
+                return False
+            models = grow(serving.models)
+            if models is serving.models:
+                return False
+            recommender = self._build(models)
+            with self._swap_lock:
+                self._serving = recommender
+            return True
+
+    def run_beside(self, task: BackgroundTask) -> None:
+        """Start `task` when this watcher starts (now, if it has) and stop it when it stops."""
+        self._tasks.append(task)
+        if self._started:
+            task.start()
+
     def _swap_moment(self) -> float:
         """The next wall-clock multiple of the poll interval: every worker process loads the new
         set after the same poll and switches at the same moment, so answers switch versions once
@@ -122,14 +164,21 @@ class ChampionWatcher:
         logger.info("serving champions %s (were %s)", self.versions, previous or "none")
 
     def start(self) -> None:
-        """Poll in a daemon thread until `stop()`; a poll interval of 0 disables reloading."""
-        if self.poll_seconds <= 0 or self._thread is not None:
+        """Poll in a daemon thread until `stop()` (a poll interval of 0 disables reloading), and
+        start the tasks run beside (with or without reloading)."""
+        if self._started:
             return
-        self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
-        self._thread.start()
+        self._started = True
+        for task in self._tasks:
+            task.start()
+        if self.poll_seconds > 0:
+            self._thread = threading.Thread(target=self._run, name="champion-watcher", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        for task in self._tasks:
+            task.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
 

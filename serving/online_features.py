@@ -4,7 +4,8 @@ A request needs the user's features once and every candidate's video features. U
 (history, activity) change with every watch, so they are read from the online store on every
 request and never cached. Video features are daily aggregates shared by all users, so they are
 kept in-process for `video_ttl_seconds`: a warm request then costs one online-store read for one
-entity instead of one per candidate.
+entity instead of one per candidate. A video the store knows nothing of yet (uploaded since the
+last materialization, serving.uploads) takes what `unknown_video_features` knows of it instead.
 """
 
 from __future__ import annotations
@@ -41,8 +42,12 @@ class OnlineFeatureReader:
         store: FeatureStore,
         video_ttl_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        unknown_video_features: Callable[[list[int]], dict[str, list]] | None = None,
     ):
+        """`unknown_video_features(ids)`: {feature name: a value or None per id} for videos the
+        store answers nothing for (every feature missing); None: they stay missing."""
         self._store = store
+        self._unknown_video_features = unknown_video_features
         ranker = feature_refs_by_join_keys(store, store.get_feature_service(RANKER_SERVICE))
         retrieval = feature_refs_by_join_keys(store, store.get_feature_service(RETRIEVAL_USER_SERVICE))
         # On-demand views of the ranker service are computed here, from stored inputs read below.
@@ -242,8 +247,26 @@ class OnlineFeatureReader:
         values = self._store.get_online_features(
             features=self._video_refs, entity_rows=[{VIDEO_KEY: video} for video in video_ids]
         ).to_dict()
+        self._fill_unknown_videos(video_ids, values)
         with self._cache_lock:
             self._store_videos(video_ids, values, now)
+
+    def _fill_unknown_videos(self, video_ids: list[int], values: dict[str, list]) -> None:
+        """Where the store answered nothing for a video, the values `unknown_video_features` has
+        (in place). Re-read on every refresh, so the store's own values win once it has any."""
+        if self._unknown_video_features is None:
+            return
+        unknown = [
+            row for row in range(len(video_ids))
+            if all(values[name][row] is None for name in self.video_feature_names)
+        ]
+        if not unknown:
+            return
+        known = self._unknown_video_features([video_ids[row] for row in unknown])
+        for name in self.video_feature_names:
+            if name in known:
+                for row, value in zip(unknown, known[name], strict=True):
+                    values[name][row] = value
 
     def _store_videos(self, video_ids: list[int], values: dict[str, list], now: float) -> None:
         """Write read values into the cache: new videos get slots in grown copies of the matrices

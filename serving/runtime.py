@@ -1,8 +1,9 @@
 """What one service worker holds for its lifetime, and how a loaded model set becomes a recommender.
 
-The online store connection, the video feature cache, the thread pool that bounds online reads
-and the users' last-known features outlive any model set: a hot reload builds a new
-`Recommender` from new models and these same parts (serving.hot_reload swaps it in).
+The online store connection, the video feature cache, the thread pool that bounds online reads,
+the users' last-known features and the videos uploaded since the models were trained outlive any
+model set: a hot reload builds a new `Recommender` from new models and these same parts
+(serving.hot_reload swaps it in), and the uploads are added to its index before it serves.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,6 +29,8 @@ from serving.policy import PolicyConfig, PolicyStage
 from serving.recommender import LastKnownUsers, Recommender, ServingModels
 from serving.request_clock import request_clock
 from serving.request_trace import StageBudgets
+from serving.uploads import NewVideoFiles, UploadedVideos, UploadFollower, with_uploads
+from vidrec.schema import VIDEOS
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
@@ -66,7 +70,11 @@ class ServingRuntime:
     features: OnlineFeatureReader | None = None
     # The re-ranking policy (its blocklist read once: a bad file fails start-up, naming the line).
     policy: PolicyStage = field(default_factory=lambda: PolicyStage(PolicyConfig()))
+    # Videos uploaded since training that this worker serves (serving.uploads), kept across reloads.
+    uploads: UploadedVideos = field(default_factory=UploadedVideos)
     _healthy: tuple[float, bool] = (-float("inf"), False)
+    # The request clock of the newest recommender: uploads' ages are measured on it.
+    _request_clock: Callable[[], float] = time.time
 
     @classmethod
     def open(cls, settings: VidrecSettings, store: FeatureStore | None = None) -> ServingRuntime:
@@ -83,7 +91,10 @@ class ServingRuntime:
         if self.features is None:
             # the retrieval query maps every feature of its service, or serving refuses to serve
             check_service(self.store.get_feature_service(RETRIEVAL_USER_FEATURES))
-            self.features = OnlineFeatureReader(self.store, self.settings.video_feature_ttl_seconds)
+            self.features = OnlineFeatureReader(
+                self.store, self.settings.video_feature_ttl_seconds,
+                unknown_video_features=lambda video_ids: self.uploads.video_features(video_ids, self._request_clock()),
+            )
             self.features.start_video_refresher()
         return self.features
 
@@ -93,11 +104,12 @@ class ServingRuntime:
         are kept fresh by the refresher: re-reading 100k at each reload would stall the worker)."""
         features = self.feature_reader()
         features.warm_video_cache(models.retrieval.catalog_video_ids.tolist(), only_missing=True)
+        self._request_clock = request_clock(self.settings, self.store)
         return Recommender(
             models,
             features,
             self.settings.candidates_per_request,
-            request_clock=request_clock(self.settings, self.store),
+            request_clock=self._request_clock,
             budgets=stage_budgets(self.settings),
             io_executor=self.io_executor,
             last_known_users=self.last_known_users,
@@ -106,15 +118,33 @@ class ServingRuntime:
         )
 
     def champion_watcher(self) -> ChampionWatcher:
-        """Follows the registry's champions (see serving.hot_reload) every `model_poll_seconds`."""
+        """Follows the registry's champions (see serving.hot_reload) every `model_poll_seconds`,
+        and, started with it, the raw log's new uploads every `uploads_poll_seconds`."""
         mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
-        return ChampionWatcher(
+        watcher = ChampionWatcher(
             resolve=lambda: champion_versions(MlflowClient()),
-            load=lambda versions: load_models(self.settings, versions),
+            load=lambda versions: self._with_uploads(load_models(self.settings, versions)),
             build=self.recommender,
             poll_seconds=self.settings.model_poll_seconds,
             on_swap=settle_heap,
         )
+        watcher.run_beside(self.upload_follower(watcher))
+        return watcher
+
+    def upload_follower(self, watcher: ChampionWatcher) -> UploadFollower:
+        """Makes the raw log's new videos retrievable in what `watcher` serves (see serving.uploads)."""
+        files = NewVideoFiles(self.settings.raw_dir / VIDEOS.name)
+        return UploadFollower(files, self.uploads, watcher, self.settings.uploads_poll_seconds)
+
+    def _with_uploads(self, models: ServingModels) -> ServingModels:
+        """A newly loaded set with the uploads this worker serves that its index lacks. A failure
+        here must not keep the new champions out: they load without them, and the follower's
+        next poll adds them."""
+        try:
+            return with_uploads(models, self.uploads.catalog())
+        except Exception:  # noqa: BLE001
+            logger.exception("uploads not added to the champions %s yet; the upload follower retries", models.versions)
+            return models
 
     def online_store_healthy(self) -> bool:
         """Whether the online store answers a read within the user-features budget (probed at

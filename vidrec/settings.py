@@ -67,6 +67,10 @@ class VidrecSettings(BaseSettings):
     serve_access_log: bool = True
     # How often serving checks whether a `champion` alias moved (0: never; restart to reload).
     model_poll_seconds: float = Field(10.0, ge=0)
+    # How often each worker looks for new files in the raw log's videos table (serving/uploads):
+    # videos its index lacks are embedded by the champion's video tower and served without a
+    # retrain (0: never; they wait for the next pipeline run).
+    uploads_poll_seconds: float = Field(5.0, ge=0)
     # Per-stage time budgets of a request (seconds); past one, the stage falls back (see
     # serving.recommender): online-store reads are abandoned, compute stages are counted.
     budget_user_features_seconds: float = Field(0.05, gt=0)
