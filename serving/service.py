@@ -36,8 +36,8 @@ from serving.events.route import EventRoute, document_event_responses
 from serving.events.schemas import EventList, EventsAccepted
 from serving.recommender import Recommender
 from serving.runtime import ServingRuntime
-from serving.served_log import ServedImpressionLog
 from serving.schemas import RecommendationResponse, SeedVideoId, SimilarVideos, Surface, TopK, UserId, VideoId
+from serving.served_log import ServedImpressionLog
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
