@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -52,7 +52,7 @@ from models.sources.multi_source import FITTED_SOURCES
 from serving.online_features import OnlineFeatureReader
 from serving.policy import UNKNOWN_VIDEO, PolicyConfig, PolicyStage
 from serving.request_trace import RequestTrace, StageBudgets
-from serving.schemas import RecommendationResponse, RecommendedVideo, SimilarVideo, SimilarVideos, Surface
+from serving.schemas import RecommendationResponse, SimilarVideo, SimilarVideos, Surface
 from serving.served_list import (
     ServedAnswer,
     ServedItems,
@@ -68,6 +68,8 @@ from serving.serving_metrics import serving_metrics
 logger = logging.getLogger(__name__)
 
 SEED_SURFACE = "watch_next"  # the one surface a seed video steers
+# The sources whose videos a new user's list explores with (under-exposed and new videos).
+NEWCOMER_POOL_SOURCES = ("fresh", "exploration")
 
 
 @dataclass(frozen=True)
@@ -148,15 +150,20 @@ class Recommender:
         self._blocked = frozenset(self.policy.blocklist.video_ids.tolist())
 
     def recommend(
-        self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None
+        self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None,
+        profile: Mapping[str, object] | None = None,
     ) -> RecommendationResponse:
-        return self.recommend_traced(user_id, k, surface, seed_video_id).response
+        return self.recommend_traced(user_id, k, surface, seed_video_id, profile).response
 
     def recommend_traced(
-        self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None
+        self, user_id: int, k: int, surface: Surface, seed_video_id: int | None = None,
+        profile: Mapping[str, object] | None = None,
     ) -> ServedAnswer:
         """The response, its trace (stage timings, fallbacks, for benchmarks and tests) and what the
-        service's served-impression log records beside it (the request's time, per-item values)."""
+        service's served-impression log records beside it (the request's time, per-item values).
+
+        `profile`: demographics the caller knows of a user the store may not (serving.schemas.UserProfile);
+        used only when the store does not know the user."""
         trace = RequestTrace()
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
@@ -167,17 +174,46 @@ class Recommender:
         user, known_user = self._user_features(user_id, trace)
         if user is None and seed is not None:  # unknown user, known seed: the seed still steers
             user = self.features.default_user_features()
-        if user is None:  # the store has nothing on this user: popular videos
-            served = ServedItems(self._popular(k, exclude=self._blocked))
+        segment = None
+        if user is None:  # the store has nothing on this user: popular in their segment, and exploration
+            served, segment = self._newcomer(user_id, profile or {}, surface, k, trace, request_id, request_time)
         else:
             candidates, because = self._candidates(user_id, user, k, trace, seed)
             served = self._rank(user, user_id, surface, candidates, k, trace, request_id, request_time, because)
         trace.observe("total", time.perf_counter() - started)
         response = RecommendationResponse(
             request_id=request_id, user_id=user_id, surface=surface, known_user=known_user, items=served.items,
-            model_versions=self.models.versions, degraded=trace.degraded,
+            segment=segment, model_versions=self.models.versions, degraded=trace.degraded,
         )
         return ServedAnswer(response, trace, request_time, served)
+
+    def _newcomer(
+        self, user_id: int, profile: Mapping[str, object], surface: Surface, k: int, trace: RequestTrace,
+        request_id: str, request_time: float,
+    ) -> tuple[ServedItems, str | None]:
+        """A user the store does not know: what their demographic segment watches (global popularity
+        without a profile the segments match), in that order, through the policy stage with the
+        fresh and exploration sources' videos as its exploration pool, so a new user also sees some
+        of what nobody has judged yet (each such slot with its propensity). The ranker does not run:
+        it knows nothing of this user that popularity does not. Also the segment that answered."""
+        count = max(k, self.candidates_per_request)
+        popular, segment = self.models.popularity.recommend_for(dict(profile), count, self._blocked)
+        candidates = CandidateColumns.from_ranked("popular", popular)
+        taken = set(candidates.video_ids.tolist()) | self._blocked
+        for name in NEWCOMER_POOL_SOURCES:
+            nominated = trace.run(
+                f"retrieval:{name}", lambda name=name: self.models.sources.source_list(name, user_id, [], taken),
+                lambda: None, "skipped", self.budgets.retrieval,
+            )
+            if nominated:
+                candidates = candidates.concat(CandidateColumns.from_ranked(name, nominated))
+                taken |= {video for video, _ in nominated}
+        # popularity order for the popular rows; the pool's rows rank below them and reach the
+        # list through exploration draws (the policy min-max scales whatever scores it gets)
+        scores = np.where(candidates.sources == "popular", 1.0 / (1.0 + candidates.source_ranks), 0.0)
+        user = {**self.features.default_user_features(), **profile}
+        return self._rank(user, user_id, surface, candidates, k, trace, request_id, request_time,
+                          preset_scores=scores), segment
 
     def _candidates(
         self, user_id: int, user: dict[str, object], k: int, trace: RequestTrace, seed: Seed | None
@@ -325,12 +361,14 @@ class Recommender:
     def _rank(
         self, user: dict[str, object], user_id: int, surface: Surface, candidates: CandidateColumns, k: int,
         trace: RequestTrace, request_id: str, request_time: float, because_video_ids: np.ndarray | None = None,
+        preset_scores: np.ndarray | None = None,
     ) -> ServedItems:
         """The policy's k from the ranked candidates (retrieval order when the ranker fails);
         without candidate features, retrieval order; without the policy, ranker order. The
         blocklist holds on every path. `because_video_ids`: the video that nominated each
         candidate (-1: none), for the reason "because you watched". Each item comes with its
-        rank score and the ranker's head values, for the served-impression log."""
+        rank score and the ranker's head values, for the served-impression log. `preset_scores`:
+        the candidates' order when it is not the ranker's to decide (a new user's popularity)."""
         sources, counts = np.unique(candidates.sources.astype(str), return_counts=True)
         for source, count in zip(sources.tolist(), counts.tolist(), strict=True):
             serving_metrics().candidates.labels(source=source).inc(count)
@@ -354,8 +392,8 @@ class Recommender:
         data = trace.run(
             "candidate_features", columns, lambda: None, "retrieval_order", self.budgets.candidate_features,
         )
-        scores, head_values = None, None
-        if data is not None:
+        scores, head_values = preset_scores, None
+        if data is not None and scores is None:
             scores, head_values = trace.run(
                 "ranking", lambda: self.models.ranker.score_with_head_values(data), lambda: (None, None),
                 "retrieval_order", self.budgets.ranking,
@@ -383,11 +421,6 @@ class Recommender:
     def _popular_candidates(self, count: int, exclude: set[int]) -> CandidateColumns:
         return CandidateColumns.from_ranked("popular", self.models.popularity.recommend(count, exclude | self._blocked))
 
-    def _popular(self, k: int, exclude: set[int]) -> list[RecommendedVideo]:
-        return [
-            RecommendedVideo(video_id=video, score=score, source="popular", retrieval_score=score)
-            for video, score in self.models.popularity.recommend(k, exclude=exclude)
-        ]
 
 
 _NO_CANDIDATES = CandidateColumns.from_ranked("ann", [])

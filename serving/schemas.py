@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 # Ids are BIGINT in the warehouse and int64 in Feast: a larger number cannot name anyone.
 MAX_ID = 2**63 - 1
@@ -19,7 +19,7 @@ UserId = Annotated[
         ge=0,
         le=MAX_ID,
         description="The user to recommend for (a JSON integer; booleans and strings are rejected); "
-        "unknown users get popular videos.",
+        "unknown users get what their demographic segment watches (see `profile`), else popular videos.",
     ),
 ]
 TopK = Annotated[StrictInt, Field(ge=1, le=500, description="How many videos to return (a JSON integer).")]
@@ -34,6 +34,25 @@ SeedVideoId = Annotated[
         "is home's, with seed:unknown in `degraded`; on another surface it is ignored (seed:ignored).",
     ),
 ]
+ProfileValue = Annotated[str | None, Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 ._+-]+$")]
+
+
+class UserProfile(BaseModel):
+    """What the product knows of a user the pipeline has not seen yet (a sign-up since its last run).
+
+    Used only for users the online store does not know: they are answered with what their
+    demographic segment watches (models.segment_popularity), the finest segment with enough
+    watchers, else global popularity. A value the segments do not know simply does not match.
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    country: ProfileValue = None
+    device: ProfileValue = None
+    age_bucket: ProfileValue = None
+    gender: ProfileValue = None
+
+
 Surface = Literal["home", "watch_next", "search"]
 Source = Literal["ann", "co_watch", "subscriptions", "trending", "fresh", "exploration", "popular"]
 Reason = Literal["exploring", "new_from_subscription", "because_you_watched", "trending", "recommended_for_you"]
@@ -68,6 +87,10 @@ class RecommendationResponse(BaseModel):
     user_id: int
     surface: Surface
     known_user: bool = Field(description="False when the user has no features yet and got the popularity fallback.")
+    segment: str | None = Field(
+        None, description="For an unknown user, the demographic segment whose popular videos answered, e.g. "
+        "`age_bucket=18-24,country=US`; null when global popularity answered, and for known users.",
+    )
     items: list[RecommendedVideo]
     model_versions: dict[str, str] = Field(description="Registry versions of the models that served this answer.")
     degraded: list[str] = Field(

@@ -36,7 +36,16 @@ from serving.events.route import EventRoute, document_event_responses
 from serving.events.schemas import EventList, EventsAccepted
 from serving.recommender import Recommender
 from serving.runtime import ServingRuntime
-from serving.schemas import RecommendationResponse, SeedVideoId, SimilarVideos, Surface, TopK, UserId, VideoId
+from serving.schemas import (
+    RecommendationResponse,
+    SeedVideoId,
+    SimilarVideos,
+    Surface,
+    TopK,
+    UserId,
+    UserProfile,
+    VideoId,
+)
 from serving.served_log import ServedImpressionLog
 from vidrec.settings import VidrecSettings
 
@@ -77,10 +86,13 @@ class RecommendationService:
         k: TopK = 10,
         surface: Surface = "home",
         seed_video_id: SeedVideoId = None,
+        profile: UserProfile | None = None,
     ) -> RecommendationResponse:
         """Top-k videos for a user on a surface (on watch_next, steered by the seed video being watched),
-        each with its score and retrieval source."""
-        answer = self._recommender().recommend_traced(user_id, k, surface, seed_video_id)
+        each with its score and retrieval source. A user the pipeline has not seen yet gets what
+        their `profile`'s demographic segment watches, with exploration."""
+        demographics = None if profile is None else profile.model_dump(exclude_none=True)
+        answer = self._recommender().recommend_traced(user_id, k, surface, seed_video_id, demographics)
         if self.served_log is not None:
             self.served_log.offer(answer)  # never waits for the raw log
         return answer.response

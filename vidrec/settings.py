@@ -121,7 +121,7 @@ class VidrecSettings(BaseSettings):
     policy_exploration_share: float = Field(0.03, ge=0, le=1)
     policy_exploration_seed: int | None = None
     policy_item_to_item_sources: tuple[str, ...] = ("co_watch",)
-    policy_trending_sources: tuple[str, ...] = ("trending",)
+    policy_trending_sources: tuple[str, ...] = ("trending", "popular")
     policy_blocklist_path: Path | None = None
 
     # Production profile endpoints (only read when profile == "production").

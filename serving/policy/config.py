@@ -51,7 +51,7 @@ class PolicyConfig:
     # known the reason is "because you watched X".
     item_to_item_sources: tuple[str, ...] = ("co_watch",)
     # Retrieval sources whose candidates get the reason "trending".
-    trending_sources: tuple[str, ...] = ("trending",)
+    trending_sources: tuple[str, ...] = ("trending", "popular")
     # One video id per line ('#' starts a comment); these videos are never shown. None: no list.
     blocklist_path: Path | None = None
 
