@@ -9,18 +9,25 @@ Segments back off from fine to coarse (`SegmentConfig.levels`, finest first): a 
 answered by the first level whose segment had at least `min_users` distinct watchers in the
 fitted window, so a rare combination falls back to its age bucket alone, then to its country,
 and a user with no usable demographics gets None (the caller answers with global popularity).
-Each segment's ranking is the same most-watched-recently ranking as `PopularityRecommender`, fitted
-on that segment's users only, kept to `depth` videos.
+A segment's ranking counts its members' distinct watchers per video over the recency window, shrunk
+toward the global counts: score(v) = n_s(v) + m · n(v) / N, with n_s(v) the segment's watchers of
+v, n(v) the window's watchers of v overall, N their total and m = `prior_strength` (an additive
+prior of m pseudo-watches spread like the global popularity). Without it a small segment's list is
+mostly noise: on the default simulated data, ranking by n_s alone lost to global popularity on
+validation (Recall@50 0.179 against 0.209); m is chosen on validation by the pipeline
+(`choose_prior_strength`), and a large m is global popularity again, so the data decides.
+Each ranking keeps `depth` videos.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
-from models.popularity import PopularityConfig, PopularityRecommender
+from models.popularity import PopularityConfig
 from vidrec.schema import UNKNOWN
 
 # The demographics a segment can be made of: the raw `users` columns (vidrec.schema.USERS).
@@ -32,8 +39,9 @@ DEFAULT_LEVELS: tuple[tuple[str, ...], ...] = (("age_bucket", "country"), ("age_
 @dataclass(frozen=True)
 class SegmentConfig:
     levels: tuple[tuple[str, ...], ...] = DEFAULT_LEVELS
-    min_users: int = 30  # distinct watchers in the window a segment needs to answer for its members
+    min_users: int = 30  # distinct users with a watch a segment needs to answer for its members
     depth: int = 1000  # videos kept per segment (the rest of a long list comes from global popularity)
+    prior_strength: float = 1000.0  # m: pseudo-watches spread like global popularity (see the docstring)
 
     def __post_init__(self) -> None:
         unknown = sorted({column for level in self.levels for column in level} - set(DEMOGRAPHIC_COLUMNS))
@@ -44,6 +52,8 @@ class SegmentConfig:
             raise ValueError(f"levels must be non-empty tuples of demographic columns, got {self.levels!r}")
         if self.min_users < 1 or self.depth < 1:
             raise ValueError(f"min_users and depth must be positive, got {self.min_users} and {self.depth}")
+        if not self.prior_strength >= 0:
+            raise ValueError(f"prior_strength must be >= 0, got {self.prior_strength!r}")
 
 
 def segment_key(level: tuple[str, ...], demographics: Mapping[str, object]) -> str | None:
@@ -70,24 +80,34 @@ class SegmentPopularity:
         popularity: PopularityConfig | None = None, now: pd.Timestamp | None = None,
     ) -> SegmentPopularity:
         """Fit on `interactions` (user_id, video_id, first_watch_time: filter to training first) with
-        `users` (user_id and the demographic columns); the window ends at `now` (default: last watch)."""
+        `users` (user_id and the demographic columns); the window (`popularity`'s) ends at `now`
+        (default: the last watch)."""
         config = config or SegmentConfig()
+        window_days = (popularity or PopularityConfig()).recency_window_days
         needed = sorted({column for level in config.levels for column in level})
         missing = [column for column in ("user_id", *needed) if column not in users.columns]
         if missing:
             raise ValueError(f"users lacks columns {missing}; segments need user_id and {needed}")
-        if now is None and not interactions.empty:
-            now = pd.to_datetime(interactions["first_watch_time"]).max()
-        watched = interactions.merge(users[["user_id", *needed]].drop_duplicates("user_id"), on="user_id", how="inner")
+        if interactions.empty:
+            return cls(config, {})
+        watch_time = pd.to_datetime(interactions["first_watch_time"])
+        now = watch_time.max() if now is None else pd.Timestamp(now)
+        watched = interactions[["user_id", "video_id"]].assign(recent=(watch_time > now - pd.Timedelta(days=window_days)).to_numpy())
+        watched = watched.merge(users[["user_id", *needed]].drop_duplicates("user_id"), on="user_id", how="inner")
+        global_counts = watched.loc[watched["recent"], "video_id"].value_counts()
+        videos = global_counts.index.to_numpy()
+        prior = config.prior_strength * global_counts.to_numpy() / max(1, global_counts.sum())
         rankings: dict[str, list[tuple[int, float]]] = {}
         for level in config.levels:
-            keys = watched[list(level)].astype(str).agg(",".join, axis=1) if len(watched) else pd.Series(dtype=str)
+            keys = watched[list(level)].astype(str).agg(",".join, axis=1)
             for values, members in watched.groupby(keys, sort=True):
                 key = segment_key(level, dict(zip(level, str(values).split(","), strict=True)))
                 if key is None or members["user_id"].nunique() < config.min_users:
                     continue
-                ranking = PopularityRecommender(popularity).fit(members, now=now)
-                rankings[key] = ranking.recommend(min(config.depth, members["video_id"].nunique()))
+                counts = members.loc[members["recent"], "video_id"].value_counts().reindex(videos, fill_value=0)
+                scores = counts.to_numpy() + prior
+                top = np.argsort(-scores, kind="stable")[: config.depth]
+                rankings[key] = [(int(video), float(score)) for video, score in zip(videos[top], scores[top], strict=True)]
         return cls(config, rankings)
 
     def segment_for(self, demographics: Mapping[str, object]) -> str | None:
@@ -111,6 +131,48 @@ class SegmentPopularity:
         config = payload["config"]
         return cls(
             SegmentConfig(levels=tuple(tuple(level) for level in config["levels"]), min_users=config["min_users"],
-                          depth=config["depth"]),
+                          depth=config["depth"], prior_strength=config.get("prior_strength", 0.0)),
             {key: [(int(video), float(score)) for video, score in rows] for key, rows in payload["rankings"].items()},
         )
+
+
+# m candidates: pure segment counts, three shrinkages, and (at 1e5 pseudo-watches) global popularity again.
+PRIOR_STRENGTH_GRID = (0.0, 100.0, 1_000.0, 10_000.0, 100_000.0)
+VALIDATION_METRIC = "ndcg@10"  # the popularity model's registry metric, on validation
+
+
+def choose_prior_strength(
+    interactions: pd.DataFrame, users: pd.DataFrame, catalog_size: int, config: SegmentConfig | None = None,
+    grid: Sequence[float] = PRIOR_STRENGTH_GRID, validation_days: float = 7.0,
+) -> tuple[float, dict[float, float]]:
+    """The prior strength m with the best validation NDCG@10, and each m's score.
+
+    Validation cuts `interactions` (training rows only: the holdout is never read here) at its last
+    watch minus `validation_days` (at most its last 20% on a short log), fits on the rows before,
+    and asks for each user's watches after as if the user were new: known by demographics alone.
+    Ties go to the larger m (closer to global popularity, which needs no segment at all). A log
+    too short to validate on gets the configured m and no scores.
+    """
+    from models.evaluation.protocol import evaluate, temporal_split
+    from models.popularity import PopularityRecommender
+
+    config = config or SegmentConfig()
+    times = pd.to_datetime(interactions["first_watch_time"])
+    cutoff = max(times.max() - pd.Timedelta(days=validation_days), times.quantile(0.8))
+    split = temporal_split(interactions.assign(time=times)[["user_id", "video_id", "time"]], cutoff=cutoff)
+    before = interactions[(times < cutoff).to_numpy()]
+    if before.empty or split.test.empty:
+        return config.prior_strength, {}
+    demographics = users.drop_duplicates("user_id").set_index("user_id").to_dict("index")
+    scores: dict[float, float] = {}
+    for strength in grid:
+        model = PopularityRecommender().fit(before).with_segments(
+            SegmentPopularity.fit(before, users, replace(config, prior_strength=strength)))
+
+        def recommend(user_ids, k, exclude, model=model):
+            return [[video for video, _ in model.recommend_for(demographics.get(user, {}), k, exclude.get(user, set()))[0]]
+                    for user in user_ids]
+
+        scores[strength] = evaluate(recommend, split, catalog_size, ks=(10,)).averages()[VALIDATION_METRIC]
+    best = max(grid, key=lambda strength: (scores[strength], strength))
+    return best, scores

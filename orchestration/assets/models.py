@@ -19,7 +19,7 @@ from feature_repo.feature_columns import ranker_inputs
 from feature_repo.store import feature_store
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
-from models.segment_popularity import DEMOGRAPHIC_COLUMNS, SegmentPopularity
+from models.segment_popularity import DEMOGRAPHIC_COLUMNS, SegmentConfig, SegmentPopularity, choose_prior_strength
 from models.ranking.config import RankerConfig
 from models.ranking.train import train_ranker
 from models.evaluation.holdout_task import HOLDOUT_KS
@@ -79,6 +79,7 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlf
     """Most-watched-recently videos: the baseline to beat and the unknown-user fallback, globally
     and per demographic segment (what a new user with a profile but no history is shown).
 
+    The segments' shrinkage toward global popularity is chosen on a validation cut inside train.
     Both are scored on the holdout; the segment ranking as if every test user were new (known only
     by demographics), so `holdout_segment_*` beside `holdout_*` says what segments buy a new user."""
     settings = vidrec.settings()
@@ -86,7 +87,10 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlf
     train = interactions[interactions["split"] == "train"]
     model = PopularityRecommender().fit(train)
     demographics = user_demographics(settings)
-    model.with_segments(SegmentPopularity.fit(train, demographics, now=pd.to_datetime(train["first_watch_time"]).max()))
+    catalog_size = len(pd.read_parquet(settings.marts_dir / "video_catalog.parquet", columns=["video_id"]))
+    strength, validation = choose_prior_strength(train, demographics, catalog_size)
+    context.log.info("segment prior strength %s chosen on validation (NDCG@10 by strength: %s)", strength, validation)
+    model.with_segments(SegmentPopularity.fit(train, demographics, SegmentConfig(prior_strength=strength)))
     task = holdout_task(settings)
     by_user = demographics.set_index("user_id")[list(DEMOGRAPHIC_COLUMNS)].to_dict("index")
 
@@ -97,12 +101,12 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlf
         return [[video for video, _ in model.recommend_for(by_user.get(user, {}), k, exclude.get(user, set()))[0]]
                 for user in user_ids]
 
-    catalog_size = len(pd.read_parquet(settings.marts_dir / "video_catalog.parquet", columns=["video_id"]))
     evaluation = evaluate(recommend, task.split, catalog_size, ks=HOLDOUT_KS)
     by_segment = evaluate(recommend_by_segment, task.split, catalog_size, ks=HOLDOUT_KS)
     metrics = {**prefixed_metrics(evaluation.averages(), "holdout"),
                **prefixed_metrics(by_segment.averages(), "holdout_segment"),
-               "segments": float(len(model.segments.rankings))}
+               "segments": float(len(model.segments.rankings)), "segment_prior_strength": strength,
+               **{f"validation_segment_ndcg_at_10_m{int(m)}": value for m, value in validation.items()}}
     bundle_dir = fresh_dir(settings.artifacts_dir / "popularity")
     model.save(bundle_dir / "popularity.json")
     with mlflow_tracking.start_run("popularity_model", run_tags(context, settings)):

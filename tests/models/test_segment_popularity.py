@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from models.popularity import PopularityRecommender
-from models.segment_popularity import SegmentConfig, SegmentPopularity
+from models.segment_popularity import SegmentConfig, SegmentPopularity, choose_prior_strength
 
 DAY = pd.Timestamp("2024-03-10")
 
@@ -27,7 +27,7 @@ def _interactions() -> pd.DataFrame:
 @pytest.fixture
 def model() -> PopularityRecommender:
     interactions = _interactions()
-    segments = SegmentPopularity.fit(interactions, _users(), SegmentConfig(min_users=10))
+    segments = SegmentPopularity.fit(interactions, _users(), SegmentConfig(min_users=10, prior_strength=0.0))
     return PopularityRecommender().fit(interactions).with_segments(segments)
 
 
@@ -74,3 +74,27 @@ def test_a_bundle_saved_without_segments_answers_globally(tmp_path):
 def test_levels_naming_a_column_that_is_not_a_demographic_are_refused():
     with pytest.raises(ValueError, match="not demographics"):
         SegmentConfig(levels=(("favourite_colour",),))
+
+
+def test_a_strong_prior_turns_a_segment_back_into_global_popularity():
+    interactions = _interactions()
+    global_order = [video for video, _ in PopularityRecommender().fit(interactions).recommend(2)]
+    shrunk = SegmentPopularity.fit(interactions, _users(), SegmentConfig(min_users=10, prior_strength=1e6))
+    assert [video for video, _ in shrunk.recommend("age_bucket=55+,country=US", 2)] == global_order
+    own = SegmentPopularity.fit(interactions, _users(), SegmentConfig(min_users=10, prior_strength=0.0))
+    assert own.recommend("age_bucket=55+,country=US", 1)[0][0] == 20
+
+
+def test_validation_picks_the_segment_counts_when_segments_really_differ():
+    """Later watches follow the segments (the young keep watching 10, the old 20): validation,
+    asked as if every user were new, prefers the segments' own counts over global popularity."""
+    earlier = _interactions().assign(first_watch_time=DAY - pd.Timedelta(days=10))
+    later = pd.DataFrame(
+        [(user, 40, DAY) for user in range(1, 41)] + [(user, 50, DAY) for user in range(41, 81)]
+        + [(user, 40, DAY - pd.Timedelta(days=9)) for user in range(1, 11)]  # the young found 40 first
+        + [(user, 50, DAY - pd.Timedelta(days=9)) for user in range(41, 46)],
+        columns=["user_id", "video_id", "first_watch_time"])
+    interactions = pd.concat([earlier, later], ignore_index=True)
+    best, scores = choose_prior_strength(interactions, _users(), catalog_size=5, config=SegmentConfig(min_users=10),
+                                         grid=(0.0, 1e6), validation_days=5)
+    assert best == 0.0 and scores[0.0] > scores[1e6], scores
