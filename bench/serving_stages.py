@@ -6,7 +6,8 @@
 Builds the request path the service runs (`serving.runtime.ServingRuntime`: the champion models,
 the online store, the warmed video-feature cache, one torch and faiss thread) and times the real
 `Recommender.recommend` for known users: each stage as its `RequestTrace` recorded it (the same
-timings `/metrics` exports under load), the end-to-end call, and unknown users' popularity path.
+timings `/metrics` exports under load), the end-to-end call, and unknown users' path (popular in
+their segment when a profile is given, global otherwise; through the policy stage).
 `--whole-corpus N` also ranks every catalog video for N users: the cost the two-stage funnel avoids.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from models.segment_popularity import DEMOGRAPHIC_COLUMNS
 from serving.recommender import Recommender
 from serving.runtime import ServingRuntime
 from vidrec.settings import VidrecSettings
@@ -82,11 +84,15 @@ def main() -> None:
             for stage, seconds in trace.seconds.items():
                 stages[stage].append(seconds)
             degraded += bool(response.degraded)
-    unknown = []
+    unknown, with_profile = [], []
+    profiles = pd.read_parquet(settings.raw_dir / "users", columns=list(DEMOGRAPHIC_COLUMNS)).to_dict("records")
     for offset in range(args.requests):
         began = time.perf_counter()
         recommender.recommend(max(users) + 1 + offset, args.k, "home")
         unknown.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        recommender.recommend(max(users) + 1 + offset, args.k, "home", profile=rng.choice(profiles))
+        with_profile.append(time.perf_counter() - began)
 
     print(f"catalog {len(recommender.models.retrieval.catalog_video_ids):,} videos; models loaded and video "
           f"features warmed in {loaded - started:.1f} s; {settings.candidates_per_request} candidates ranked per "
@@ -97,7 +103,8 @@ def main() -> None:
     for stage, samples in stages.items():
         print(_row(stage, samples))
     print(_row("Recommender.recommend, end to end (known users)", end_to_end))
-    print(_row("Recommender.recommend, unknown users (popularity)", unknown))
+    print(_row("Recommender.recommend, unknown users, no profile (global popularity + exploration)", unknown))
+    print(_row("Recommender.recommend, unknown users with a profile (segment popularity + exploration)", with_profile))
     if args.whole_corpus:
         whole = whole_corpus_seconds(recommender, chosen[: args.whole_corpus])
         print(_row(f"rank the whole catalog instead ({args.whole_corpus} users)", whole))
