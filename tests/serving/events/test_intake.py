@@ -14,22 +14,10 @@ from expectations.raw_logs import validate_raw_table
 from serving.events.errors import EventConflict, IntakeBacklogFull, IntakeUnavailable
 from serving.events.intake import EventIntake, IntakeLimits
 from serving.events.state import committed_batches
-from tests.serving.events.events_data import at, impression, make_raw_log, parsed, playback, session_events
+from tests.serving.events.events_data import at, impression, parsed, playback, session_events
 from tests.serving.events.log_checks import oracle, raw_rows, write_lock_held_elsewhere
 from vidrec.rawlog import MANIFEST_NAME, read_raw_table
 from vidrec.schema import IMPRESSIONS, WATCHES
-
-
-@pytest.fixture
-def raw_dir(tmp_path):
-    return make_raw_log(tmp_path / "raw")
-
-
-@pytest.fixture
-def intake(raw_dir):
-    intake = EventIntake(raw_dir)
-    yield intake
-    intake.close()
 
 
 def watches(raw_dir) -> list[tuple]:

@@ -14,22 +14,10 @@ from expectations.raw_logs import validate_raw_table
 from serving.events.intake import EventIntake
 from serving.events.raw_rows import ServedImpression
 from serving.events.state import DATABASE_NAME, committed_batches, state_dir
-from tests.serving.events.events_data import SHOWN_AT, impression, make_raw_log, parsed, served
+from tests.serving.events.events_data import SHOWN_AT, impression, parsed, served
 from tests.serving.events.log_checks import write_lock_held_elsewhere
 from vidrec.rawlog import read_raw_table
 from vidrec.schema import IMPRESSIONS
-
-
-@pytest.fixture
-def raw_dir(tmp_path):
-    return make_raw_log(tmp_path / "raw")
-
-
-@pytest.fixture
-def intake(raw_dir):
-    intake = EventIntake(raw_dir)
-    yield intake
-    intake.close()
 
 
 def logged_rows(raw_dir) -> dict[tuple[str, int], dict]:
