@@ -81,7 +81,8 @@ interval of the difference excludes 0. The spread over seeds is printed beside.
 
 The holdout is touched only by the chosen configuration of each model, once per seed; the MLflow
 run (experiment `vidrec-benchmarks`) lists them (`holdout_configurations.json`, tag
-`holdout_touches`).
+`holdout_touches`) with when they happened (each touch's UTC time; tag `holdout_read_at`), and so
+do the `--results-json` file (`touches`) and the report's last line.
 
 Code. This module parses the arguments and runs (or rebuilds) a benchmark; each job beside it,
 in bench/, has a module of its own:
