@@ -183,7 +183,7 @@ class Recommender:
         trace.observe("total", time.perf_counter() - started)
         response = RecommendationResponse(
             request_id=request_id, user_id=user_id, surface=surface, known_user=known_user, items=served.items,
-            segment=segment, model_versions=self.models.versions, degraded=trace.degraded,
+            segment=segment or "", model_versions=self.models.versions, degraded=trace.degraded,
         )
         return ServedAnswer(response, trace, request_time, served)
 

@@ -87,9 +87,10 @@ class RecommendationResponse(BaseModel):
     user_id: int
     surface: Surface
     known_user: bool = Field(description="False when the user has no features yet and got the popularity fallback.")
-    segment: str | None = Field(
-        None, description="For an unknown user, the demographic segment whose popular videos answered, e.g. "
-        "`age_bucket=18-24,country=US`; null when global popularity answered, and for known users.",
+    # A string, never null: BentoML publishes a top-level optional field as a plain string.
+    segment: str = Field(
+        "", description="For an unknown user, the demographic segment whose popular videos answered, e.g. "
+        "`age_bucket=18-24,country=US`; empty when global popularity answered, and for known users.",
     )
     items: list[RecommendedVideo]
     model_versions: dict[str, str] = Field(description="Registry versions of the models that served this answer.")

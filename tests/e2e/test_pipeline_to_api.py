@@ -65,7 +65,7 @@ def test_unknown_user_gets_popular_videos(service_url):
 
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["known_user"] is False and body["segment"] is None  # no profile: global popularity
+    assert body["known_user"] is False and body["segment"] == ""  # no profile: global popularity
     assert len(body["items"]) == 3
     for item in body["items"]:  # popular videos, but for the policy's exploration slots
         assert item["source"] == "popular" or (item["explored"] and item["source"] in {"fresh", "exploration"})
