@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import httpx
 import numpy as np
@@ -149,10 +150,21 @@ def test_similar_leaves_out_blocklisted_videos_and_knows_no_unknown_video(recomm
     assert recommender.similar(UNKNOWN_VIDEO, 3) is None
 
 
+def _similar_from_these_models(service_url: str, seed: int, versions: dict[str, str]) -> httpx.Response:
+    """POST /similar once the service answers with `versions`: tests before this one promote a
+    ranker and restore the champion, and the shared service follows the registry every 10 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        similar = httpx.post(f"{service_url}/similar", json={"video_id": seed, "k": 4}, timeout=30)
+        if similar.status_code != 200 or similar.json()["model_versions"] == versions or time.monotonic() > deadline:
+            return similar
+        time.sleep(0.5)
+
+
 def test_the_api_takes_a_seed_on_watch_next_and_answers_similar_videos(serving, recommender, service_url):
     seed, user = _seed(recommender), known_users(serving)[0]
 
-    similar = httpx.post(f"{service_url}/similar", json={"video_id": seed, "k": 4}, timeout=30)
+    similar = _similar_from_these_models(service_url, seed, recommender.models.versions)
     unknown = httpx.post(f"{service_url}/similar", json={"video_id": UNKNOWN_VIDEO}, timeout=30)
     watch_next = httpx.post(f"{service_url}/recommend", timeout=30,
                             json={"user_id": user, "k": 5, "surface": "watch_next", "seed_video_id": seed})
