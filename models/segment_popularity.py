@@ -67,12 +67,57 @@ def segment_key(level: tuple[str, ...], demographics: Mapping[str, object]) -> s
     return ",".join(parts)
 
 
+@dataclass(frozen=True)
+class SegmentCounts:
+    """Distinct recent watchers per video, overall and in each segment with enough users: what every
+    prior strength ranks from, so trying several strengths counts once."""
+
+    videos: np.ndarray  # (videos,) the ids watched in the window, most watched first
+    global_share: np.ndarray  # (videos,) n(v) / N
+    by_segment: dict[str, np.ndarray]  # segment key → (videos,) n_s(v)
+
+    @classmethod
+    def count(cls, interactions: pd.DataFrame, users: pd.DataFrame, config: SegmentConfig,
+              window_days: float, now: pd.Timestamp | None = None) -> SegmentCounts:
+        needed = sorted({column for level in config.levels for column in level})
+        missing = [column for column in ("user_id", *needed) if column not in users.columns]
+        if missing:
+            raise ValueError(f"users lacks columns {missing}; segments need user_id and {needed}")
+        if interactions.empty:
+            return cls(np.empty(0, dtype=np.int64), np.empty(0), {})
+        watch_time = pd.to_datetime(interactions["first_watch_time"])
+        now = watch_time.max() if now is None else pd.Timestamp(now)
+        watched = interactions[["user_id", "video_id"]].assign(recent=(watch_time > now - pd.Timedelta(days=window_days)).to_numpy())
+        watched = watched.merge(users[["user_id", *needed]].drop_duplicates("user_id"), on="user_id", how="inner")
+        global_counts = watched.loc[watched["recent"], "video_id"].value_counts()
+        videos = global_counts.index.to_numpy()
+        by_segment: dict[str, np.ndarray] = {}
+        for level in config.levels:
+            for values, members in watched.groupby(list(level), sort=True):
+                key = segment_key(level, dict(zip(level, values, strict=True)))
+                if key is None or members["user_id"].nunique() < config.min_users:
+                    continue
+                counts = members.loc[members["recent"], "video_id"].value_counts().reindex(videos, fill_value=0)
+                by_segment[key] = counts.to_numpy()
+        return cls(videos, global_counts.to_numpy() / max(1, global_counts.sum()), by_segment)
+
+    def rankings(self, prior_strength: float, depth: int) -> dict[str, list[tuple[int, float]]]:
+        """Each segment's top `depth` (video, n_s(v) + m · n(v) / N) with m = `prior_strength`."""
+        prior = prior_strength * self.global_share
+        rankings = {}
+        for key, counts in self.by_segment.items():
+            scores = counts + prior
+            top = np.argsort(-scores, kind="stable")[:depth]
+            rankings[key] = [(int(video), float(score)) for video, score in zip(self.videos[top], scores[top], strict=True)]
+        return rankings
+
+
 @dataclass
 class SegmentPopularity:
     """Most-watched-recently rankings per demographic segment; see the module docstring."""
 
     config: SegmentConfig = field(default_factory=SegmentConfig)
-    rankings: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key → (video, recent count)
+    rankings: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key → (video, shrunk count)
 
     @classmethod
     def fit(
@@ -83,32 +128,8 @@ class SegmentPopularity:
         `users` (user_id and the demographic columns); the window (`popularity`'s) ends at `now`
         (default: the last watch)."""
         config = config or SegmentConfig()
-        window_days = (popularity or PopularityConfig()).recency_window_days
-        needed = sorted({column for level in config.levels for column in level})
-        missing = [column for column in ("user_id", *needed) if column not in users.columns]
-        if missing:
-            raise ValueError(f"users lacks columns {missing}; segments need user_id and {needed}")
-        if interactions.empty:
-            return cls(config, {})
-        watch_time = pd.to_datetime(interactions["first_watch_time"])
-        now = watch_time.max() if now is None else pd.Timestamp(now)
-        watched = interactions[["user_id", "video_id"]].assign(recent=(watch_time > now - pd.Timedelta(days=window_days)).to_numpy())
-        watched = watched.merge(users[["user_id", *needed]].drop_duplicates("user_id"), on="user_id", how="inner")
-        global_counts = watched.loc[watched["recent"], "video_id"].value_counts()
-        videos = global_counts.index.to_numpy()
-        prior = config.prior_strength * global_counts.to_numpy() / max(1, global_counts.sum())
-        rankings: dict[str, list[tuple[int, float]]] = {}
-        for level in config.levels:
-            keys = watched[list(level)].astype(str).agg(",".join, axis=1)
-            for values, members in watched.groupby(keys, sort=True):
-                key = segment_key(level, dict(zip(level, str(values).split(","), strict=True)))
-                if key is None or members["user_id"].nunique() < config.min_users:
-                    continue
-                counts = members.loc[members["recent"], "video_id"].value_counts().reindex(videos, fill_value=0)
-                scores = counts.to_numpy() + prior
-                top = np.argsort(-scores, kind="stable")[: config.depth]
-                rankings[key] = [(int(video), float(score)) for video, score in zip(videos[top], scores[top], strict=True)]
-        return cls(config, rankings)
+        counts = SegmentCounts.count(interactions, users, config, (popularity or PopularityConfig()).recency_window_days, now)
+        return cls(config, counts.rankings(config.prior_strength, config.depth))
 
     def segment_for(self, demographics: Mapping[str, object]) -> str | None:
         """The finest fitted segment `demographics` belong to, or None (answer with global popularity)."""
@@ -164,12 +185,14 @@ def choose_prior_strength(
     if before.empty or split.test.empty:
         return config.prior_strength, {}
     demographics = users.drop_duplicates("user_id").set_index("user_id").to_dict("index")
+    counts = SegmentCounts.count(before, users, config, PopularityConfig().recency_window_days)
+    model = PopularityRecommender().fit(before)  # the global fallback: the same for every m
     scores: dict[float, float] = {}
     for strength in grid:
-        model = PopularityRecommender().fit(before).with_segments(
-            SegmentPopularity.fit(before, users, replace(config, prior_strength=strength)))
+        model.with_segments(SegmentPopularity(replace(config, prior_strength=strength),
+                                              counts.rankings(strength, config.depth)))
 
-        def recommend(user_ids, k, exclude, model=model):
+        def recommend(user_ids, k, exclude):
             return [[video for video, _ in model.recommend_for(demographics.get(user, {}), k, exclude.get(user, set()))[0]]
                     for user in user_ids]
 
