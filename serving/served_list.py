@@ -26,8 +26,9 @@ class ServedItems:
     API does not show: the rank score the ranker read (1 / (1 + rank in the nominating source),
     the raw log's `source_score`) and the ranker's head values (its `head_predictions`).
 
-    `rank_scores` is None for an answer that did not come from ranked candidates (the popular
-    answer to an unknown user); `head_values` also where the ranker did not score (a fallback).
+    `rank_scores` is None for items built without candidates (every served path has them now,
+    the unknown user's included); `head_values` also where the ranker did not score (a fallback,
+    or an unknown user's list, which popularity orders).
     A value is NaN for an item the request's candidates lack.
     """
 
