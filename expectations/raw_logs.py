@@ -20,6 +20,8 @@ from great_expectations.expectations import Expectation
 
 from expectations.validation import ValidationOutcome, validate_frame
 from vidrec.schema import (
+    EARLIEST_PLAUSIBLE_TIME,
+    EARLIEST_PUBLICATION_TIME,
     AGE_BUCKETS,
     CATEGORIES,
     COUNTRIES,
@@ -31,11 +33,6 @@ from vidrec.schema import (
     RawTable,
 )
 
-# Imported public datasets reach back to MovieLens' first ratings (1995); nothing older is a
-# plausible event in any source vidrec reads.
-EARLIEST_PLAUSIBLE_TIME = datetime(1995, 1, 1)
-# The first films date from the 1880s; nothing in a catalogue is older.
-EARLIEST_PUBLICATION_TIME = datetime(1880, 1, 1)
 
 # Columns whose values must come from the schema's vocabularies, per table.
 _VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {

@@ -15,10 +15,16 @@ it; readers fill it with nulls (`read_raw_table`, dbt's sources with `union_by_n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("us")
+# Imported public datasets reach back to MovieLens' first ratings (1995); nothing older is a
+# plausible event in any source vidrec reads (the raw suite, POST /events and uploads check it).
+EARLIEST_PLAUSIBLE_TIME = datetime(1995, 1, 1)
+# The first films date from the 1880s; nothing in a catalogue is older (a video's upload_time).
+EARLIEST_PUBLICATION_TIME = datetime(1880, 1, 1)
 
 
 @dataclass(frozen=True)

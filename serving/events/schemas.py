@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from serving.schemas import Source, Surface
+from vidrec.schema import EARLIEST_PLAUSIBLE_TIME
 
 # Ids are BIGINT in the warehouse; the raw suite requires them positive.
 MAX_ID = 2**63 - 1
@@ -28,8 +29,8 @@ MAX_ID = 2**63 - 1
 MAX_POSITION = 2**31 - 1
 # A playback longer than a day is a client counting wrong, not a viewer.
 MAX_WATCH_SECONDS = 86_400.0
-# The raw suite's earliest plausible event (expectations/raw_logs.py: MovieLens' first ratings).
-EARLIEST_EVENT_TIME = datetime(1995, 1, 1, tzinfo=UTC)
+# The raw suite's earliest plausible event (vidrec.schema), with the UTC offset events carry.
+EARLIEST_EVENT_TIME = EARLIEST_PLAUSIBLE_TIME.replace(tzinfo=UTC)
 # Client clocks run ahead a little; more than this is a bug the raw suite would reject later.
 MAX_CLOCK_SKEW = timedelta(seconds=60)
 MAX_EVENTS_PER_BATCH = 1000

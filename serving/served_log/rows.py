@@ -5,9 +5,10 @@ Request id, user, surface, position (0-based slot) and video as the response has
 impression time is the request's time on the recommender's request clock (the data clock on
 simulated data, so served rows continue the log rather than jump to today); `source` the
 nominating retrieval source and `source_score` the rank score the ranker read (1 / (1 + rank in
-that source), null for the unknown-user answer, which no retrieval source ranked); the final
-score, propensity, reason and explored flag of the API item; the ranker's head values
-(`head_predictions`, null where it did not score the list) and the model versions that answered.
+that source; an unknown user's popular videos are ranked by popularity, as the `popular` source);
+the final score, propensity, reason and explored flag of the API item; the ranker's head values
+(`head_predictions`, null where it did not score the list, as for unknown users) and the model
+versions that answered.
 """
 
 from __future__ import annotations

@@ -19,10 +19,8 @@ import numpy as np
 import pandas as pd
 
 from serving.events.schemas import MAX_CLOCK_SKEW
-from vidrec.schema import CATEGORIES, UNKNOWN
+from vidrec.schema import CATEGORIES, EARLIEST_PUBLICATION_TIME, UNKNOWN
 
-# The suite's lower bound of `upload_time`: catalogues list films from the 1880s on.
-EARLIEST_UPLOAD_TIME = pd.Timestamp("1880-01-01")
 SERVABLE_CATEGORIES = frozenset((*CATEGORIES, UNKNOWN))
 
 
@@ -74,7 +72,8 @@ def _rules(videos: pd.DataFrame, latest: pd.Timestamp) -> list[tuple[pd.Series, 
         (~(np.isfinite(duration.astype(float)) & (duration > 0)), "duration_seconds",
          "duration_seconds {} is not a positive number of seconds"),
         (upload_time.isna(), "upload_time", "upload_time is missing"),
-        (upload_time < EARLIEST_UPLOAD_TIME, "upload_time", "upload_time {} is before 1880"),
+        (upload_time < EARLIEST_PUBLICATION_TIME, "upload_time",
+         f"upload_time {{}} is before {EARLIEST_PUBLICATION_TIME:%Y}"),
         (upload_time > latest, "upload_time", f"upload_time {{}} is in the future (now is {latest - MAX_CLOCK_SKEW})"),
         (videos["title_tokens"].isna(), "title_tokens", "title_tokens is missing (an empty list is fine)"),
     ]
