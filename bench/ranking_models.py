@@ -38,6 +38,10 @@ RANKER_SHAPE_SPACE: SearchSpace = {
     "dropout": FloatRange(0.0, 0.5, hard_low=0.0, hard_high=0.9),
     "cross_layers": IntRange(0, 3, hard_low=0, hard_high=6),
 }
+# The weight of the in-request listwise term (models/ranking/listwise.py); 0 is the pointwise ranker.
+RANKER_LISTWISE_SPACE: SearchSpace = {
+    "listwise_weight": FloatRange(0.0, 4.0, hard_low=0.0, hard_high=50.0),
+}
 SEARCH_SPACES: dict[str, SearchSpace] = {
     OURS: {**RANKER_TRAINING_SPACE, **RANKER_SHAPE_SPACE},
     "logistic regression": {"inverse_regularization": FloatRange(1e-3, 1e2, log=True)},

@@ -48,6 +48,7 @@ from ranking_models import (
     MODELS,
     OURS,
     POPULARITY,
+    RANKER_LISTWISE_SPACE,
     RANKER_SHAPE_SPACE,
     RANKER_TRAINING_SPACE,
     SEARCH_SPACES,
@@ -69,6 +70,9 @@ VARIANTS: dict[str, tuple[dict, SearchSpace]] = {
     "ranker auxiliary heads 0.25": ({"task_weights": {"click": 0.25, "like": 0.25, "skip": 0.25}},
                                     RANKER_TRAINING_SPACE),
     "ranker tuned shape": ({}, {**RANKER_TRAINING_SPACE, **RANKER_SHAPE_SPACE}),
+    # the tuned shape plus an in-request listwise term on the watch-time logit (its weight searched
+    # from 0, pointwise only, upward): models/ranking/listwise.py
+    "ranker listwise": ({}, {**RANKER_TRAINING_SPACE, **RANKER_SHAPE_SPACE, **RANKER_LISTWISE_SPACE}),
 }
 BASELINES = ("logistic regression", "HistGradientBoosting", POPULARITY)
 

@@ -72,6 +72,10 @@ class RankerConfig:
     # logit, so the ranker holds the logistic regression it is compared with and the deep part
     # learns what that misses.
     wide: bool = False
+    # Weight of an in-request listwise term on the watch_time logit (models/ranking/listwise.py),
+    # added to the pointwise losses: training then batches whole requests. 0 = pointwise only, the
+    # shape a bundle saved before this field existed has.
+    listwise_weight: float = 0.0
     heads: tuple[str, ...] = HEADS
     task_weights: dict[str, float] = field(default_factory=dict)  # loss weight per head, default 1
     watch_time_weighted: bool = True  # False: the watch_time head is a plain (equal-weight) LR on clicks
@@ -120,6 +124,10 @@ class RankerConfig:
             raise ValueError(f"max_bag_length must be at least 1, got {self.max_bag_length}")
         if self.cross_layers < 0:
             raise ValueError(f"cross_layers must be at least 0, got {self.cross_layers}")
+        if self.listwise_weight < 0:
+            raise ValueError(f"listwise_weight must be at least 0, got {self.listwise_weight}")
+        if self.listwise_weight > 0 and "watch_time" not in self.heads:
+            raise ValueError("listwise_weight > 0 needs the watch_time head, whose logit the listwise term ranks by")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.architecture not in ARCHITECTURES:

@@ -50,6 +50,7 @@ from models.ranking.labels import (
     head_labels,
     watch_time_labels,
 )
+from models.ranking.listwise import listwise_loss, listwise_targets, request_batches, request_codes
 from models.ranking.model import WATCH_TIME_HEAD, Ranker
 from models.ranking.preprocessing import FeaturePreprocessor, RankerInputs
 
@@ -107,27 +108,29 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
                    bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    listwise = _listwise_inputs(fit_rows, device) if config.listwise_weight > 0 else None
     metrics: dict[str, float] = {}
-    steps_per_epoch = math.ceil(len(fit_rows) / config.batch_size)
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(len(fit_rows), generator=generator).to(device)
+        batches = _epoch_batches(len(fit_rows), config.batch_size, generator, listwise, device)
         total_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
-        progress = tqdm(range(steps_per_epoch), desc=f"ranker epoch {epoch + 1}/{config.epochs}",
+        progress = tqdm(batches, desc=f"ranker epoch {epoch + 1}/{config.epochs}",
                         disable=not config.show_progress, leave=False)
-        for step in progress:
-            rows = order[step * config.batch_size:(step + 1) * config.batch_size]
+        for rows in progress:
             logits = model(inputs.select(rows), positions[rows])  # head → (batch,)
             loss = sum(
                 config.task_weights.get(head, 1.0)
                 * F.binary_cross_entropy_with_logits(logits[head], targets[head][rows], weight=weights[head][rows])
                 for head in model.head_names
             )
+            if listwise is not None:
+                codes, relevance, log_weight = (tensor[rows] for tensor in listwise)
+                loss = loss + config.listwise_weight * listwise_loss(logits[WATCH_TIME_HEAD], codes, relevance, log_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total_loss += loss.detach()
-        metrics["train_loss"] = total_loss.item() / steps_per_epoch
+        metrics["train_loss"] = total_loss.item() / len(batches)
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
 
     model.to("cpu")  # serving scores on the CPU, and so do calibration and the holdout report below
@@ -157,6 +160,25 @@ def training_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"RankerConfig.device is {name!r}, but torch sees no CUDA device here")
     return device
+
+
+def _listwise_inputs(fit_rows: pd.DataFrame, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(request code, relevance, log sampling weight) per fit row, on `device`."""
+    relevance, log_weight = listwise_targets(fit_rows)
+    return (torch.from_numpy(request_codes(fit_rows)).to(device),
+            torch.from_numpy(relevance.astype(np.float32)).to(device),
+            torch.from_numpy(log_weight.astype(np.float32)).to(device))
+
+
+def _epoch_batches(num_rows: int, batch_size: int, generator: torch.Generator,
+                   listwise: tuple[torch.Tensor, ...] | None, device: torch.device) -> list[torch.Tensor]:
+    """One epoch's row indices per batch: shuffled rows, or shuffled whole requests when the
+    listwise term needs them (drawn on the CPU: the same batches on any device)."""
+    if listwise is None:
+        order = torch.randperm(num_rows, generator=generator).to(device)
+        return list(order.split(batch_size))
+    codes = listwise[0].cpu().numpy()
+    return [torch.from_numpy(rows).to(device) for rows in request_batches(codes, batch_size, generator)]
 
 
 def _inputs_on(inputs: RankerInputs, device: torch.device) -> RankerInputs:
