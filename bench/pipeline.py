@@ -1,33 +1,22 @@
-"""Wall time and peak memory of `vidrec pipeline` on the default data, in a fresh VIDREC_HOME.
+"""Wall time and peak memory of `vidrec pipeline` on the default data, in a fresh VIDREC_HOME, with
+each Dagster step's time and peak memory (bench/pipeline_profile.py says how they are read).
 
     .venv/bin/python bench/pipeline.py [--home DIR] [--keep]
 
 Peak memory is the largest resident set of the whole process tree (the pipeline runs dbt and
-other tools as child processes), sampled every 0.2 s.
+other tools as child processes), sampled every 0.2 s. The run's log is kept as
+<home>/bench-pipeline.log while the home is.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
-
-
-def tree_rss_bytes(process: psutil.Process) -> int:
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+from pipeline_profile import run_pipeline, step_table
 
 
 def main() -> None:
@@ -36,25 +25,21 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary home afterwards")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="vidrec-bench-"))
-    environment = {**os.environ, "VIDREC_HOME": str(home)}
-    command = [str(Path(sys.executable).parent / "vidrec"), "pipeline"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    watcher = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, tree_rss_bytes(watcher))
-        time.sleep(0.2)
-    elapsed = time.perf_counter() - started
+    home.mkdir(parents=True, exist_ok=True)
+    profile = run_pipeline(home, home / "bench-pipeline.log")
     print("| measure | value |")
     print("|---|---|")
-    print(f"| exit code | {process.returncode} |")
-    print(f"| wall time | {elapsed:.1f} s |")
-    print(f"| peak RSS (process tree) | {peak / 2**20:.0f} MiB |")
+    print(f"| exit code | {profile.returncode} |")
+    print(f"| wall time | {profile.wall_seconds:.1f} s |")
+    print(f"| peak RSS (process tree) | {profile.peak_rss_bytes / 2**20:.0f} MiB |")
     print(f"| VIDREC_HOME | {home} |")
+    print()
+    print(step_table(profile))
+    if profile.returncode != 0:
+        print(f"\nthe pipeline failed; its log: {profile.log_path}", file=sys.stderr)
     if args.home is None and not args.keep:
         shutil.rmtree(home, ignore_errors=True)
-    sys.exit(process.returncode)
+    sys.exit(profile.returncode)
 
 
 if __name__ == "__main__":
