@@ -119,7 +119,7 @@ from ranking_features import benchmark_frame
 from ranking_mlflow import log_to_mlflow
 from ranking_models import DEFAULT_MODELS, DEFAULT_SELECTION, MODELS, OURS, POPULARITY, SELECTION_METRICS
 from ranking_protocol import run, score_latency_ms
-from ranking_results import Outcome, read_results, write_results
+from ranking_results import Outcome, merge_outcomes, read_results, write_results
 from ranking_tables import report_footer, report_header, report_of, summarise
 
 
@@ -147,11 +147,12 @@ def benchmark(args: argparse.Namespace) -> Outcome:
     started = time.perf_counter()
     tunings, results, touches = run(frame, config, args.models, setup["seeds"], args.trials, args.max_widenings,
                                     args.selection_metric)
-    ours = next(scored for scored in results if scored.model == OURS)
-    sample = frame.sample(min(500, len(frame)), random_state=0).drop(
-        columns=["clicked", "watch_seconds", "liked", "shared", "disliked", "position", "split"], errors="ignore")
-    setup.update(latency_rows=len(sample), latency_ms=score_latency_ms(ours.bundle, sample),
-                 wall_seconds=time.perf_counter() - started)
+    ours = next((scored for scored in results if scored.model == OURS), None)
+    if ours is not None:  # a part without our ranker (merged later by --from-results) has no latency
+        sample = frame.sample(min(500, len(frame)), random_state=0).drop(
+            columns=["clicked", "watch_seconds", "liked", "shared", "disliked", "position", "split"], errors="ignore")
+        setup.update(latency_rows=len(sample), latency_ms=score_latency_ms(ours.bundle, sample))
+    setup.update(wall_seconds=time.perf_counter() - started)
     return Outcome(setup, tunings, results, touches)
 
 
@@ -170,17 +171,21 @@ def _parse_args() -> argparse.Namespace:
                            f"DIR/{INPUTS_FILE}, then exit")
     mode.add_argument("--frame-dir", type=Path, metavar="DIR",
                       help="benchmark on what --export wrote to DIR instead of a home (needs no Feast)")
-    mode.add_argument("--from-results", type=Path, metavar="PATH",
-                      help="rebuild the report (and MLflow run) from a --results-json file; nothing is trained")
+    mode.add_argument("--from-results", type=Path, nargs="+", metavar="PATH",
+                      help="rebuild the report (and MLflow run) from --results-json files, one or the parts "
+                           "of one run; nothing is trained")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                        help=f"comma-separated, '{OURS}' first; known: {', '.join([*MODELS, POPULARITY])}")
+                        help=f"comma-separated, '{OURS}' first; known: {', '.join([*MODELS, POPULARITY])}. "
+                             f"A part of a run (e.g. one process per model) may leave '{OURS}' out when it "
+                             "writes --results-json without a report; --from-results merges the parts")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per stochastic model (≥ 5 for reported numbers)")
     parser.add_argument("--trials", type=int, default=12, help="Optuna trials per model and search round")
     parser.add_argument("--max-widenings", type=int, default=2, help="edge widenings per model, at most")
     parser.add_argument("--selection-metric", choices=list(SELECTION_METRICS), default=DEFAULT_SELECTION,
                         help="the validation metric every model's search picks its trial by (the same for all)")
     parser.add_argument("--resamples", type=int, default=None,
-                        help=f"bootstrap resamples of users (default {DEFAULT_RESAMPLES}; with --from-results, the file's)")
+                        help=f"bootstrap resamples of users (default {DEFAULT_RESAMPLES}; "
+                             "with --from-results, the file's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the latency budget assumes ≤ 2)")
     parser.add_argument("--device", default="cpu", help="where our ranker trains: cpu, cuda, cuda:1, ...")
     parser.add_argument("--results-json", type=Path, metavar="PATH",
@@ -190,7 +195,11 @@ def _parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in args.models if name not in MODELS and name != POPULARITY]
-    if unknown or not args.models or args.models[0] != OURS:
+    args.part = OURS not in args.models
+    if args.part and not (args.results_json and args.no_mlflow):
+        parser.error(f"--models without '{OURS}' is a part of a run: it needs --results-json and --no-mlflow "
+                     "(merge the parts with --from-results)")
+    if unknown or not args.models or (not args.part and args.models[0] != OURS):
         parser.error(f"--models must start with '{OURS}' and name known models; got {args.models}")
     if args.seeds < 1 or args.trials < 1 or args.max_widenings < 0:
         parser.error("--seeds and --trials must be at least 1, --max-widenings at least 0")
@@ -214,11 +223,16 @@ def main() -> None:
         print(f"wrote {args.export / FRAME_FILE} and {args.export / INPUTS_FILE}")
         return
     if args.from_results:
-        outcome = read_results(args.from_results)
+        outcome = merge_outcomes([read_results(path) for path in args.from_results], OURS)
         outcome.setup["resamples"] = args.resamples or outcome.setup["resamples"]
         print(report_header(outcome.setup))
     else:
         outcome = benchmark(args)
+    if not args.from_results and args.part:
+        write_results(outcome, args.results_json)
+        print(f"part of a run ({', '.join(args.models)}): {args.results_json}; "
+              f"merge it with the part holding '{OURS}' by --from-results")
+        return
     summaries = summarise(outcome.results, outcome.setup["resamples"])
     report = report_of(outcome, summaries)
     print(report)

@@ -37,7 +37,8 @@ def write_results(outcome: Outcome, path: Path) -> None:
                     for model, tuning in outcome.tunings.items()},
         "results": [{"model": scored.model, "seeds": scored.seeds, "params": scored.params,
                      "train_seconds": scored.train_seconds, "reports": scored.reports,
-                     "components": [components.reset_index().to_dict(orient="list") for components in scored.components],
+                     "components": [components.reset_index().to_dict(orient="list")
+                                    for components in scored.components],
                      "diagrams": {head: base64.b64encode(png).decode() for head, png in scored.diagrams.items()}}
                     for scored in outcome.results],
         "touches": outcome.touches,
@@ -57,6 +58,40 @@ def read_results(path: Path) -> Outcome:
                       diagrams={head: base64.b64decode(png) for head, png in scored["diagrams"].items()})
                for scored in payload["results"]]
     return Outcome(payload["setup"], tunings, results, payload["touches"])
+
+
+# What every part of one benchmark must share to be reported as one run.
+SHARED_SETUP = ("dataset", "rows", "holdout_rows", "holdout_users", "seeds", "trials", "max_widenings",
+                "selection_metric", "resamples")
+
+
+def merge_outcomes(outcomes: list[Outcome], ours: str) -> Outcome:
+    """Parts of one benchmark run side by side (each `--models` a subset, e.g. one process per
+    model on a machine with many cores) as one outcome: refused when the parts differ in data or
+    protocol (SHARED_SETUP) or name a model twice. Our ranker's part supplies the scoring latency;
+    the wall time is the slowest part's (they ran at the same time)."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    first = outcomes[0].setup
+    for outcome in outcomes[1:]:
+        differing = [key for key in SHARED_SETUP if outcome.setup.get(key) != first.get(key)]
+        if differing:
+            raise SystemExit(f"these results are not parts of one run: they differ in {differing}")
+    models = [name for outcome in outcomes for name in outcome.setup["models"]]
+    repeated = sorted({name for name in models if models.count(name) > 1})
+    if repeated:
+        raise SystemExit(f"models {repeated} appear in more than one results file")
+    with_ours = [outcome for outcome in outcomes if ours in outcome.setup["models"]]
+    if not with_ours:
+        raise SystemExit(f"no results file holds '{ours}', which every comparison is paired against")
+    setup = {**with_ours[0].setup, "models": [ours, *(name for name in models if name != ours)],
+             "wall_seconds": max(outcome.setup["wall_seconds"] for outcome in outcomes),
+             "parts": len(outcomes)}
+    results = sorted((scored for outcome in outcomes for scored in outcome.results),
+                     key=lambda scored: setup["models"].index(scored.model))
+    tunings = {model: tuning for outcome in outcomes for model, tuning in outcome.tunings.items()}
+    touches = [touch for outcome in outcomes for touch in outcome.touches]
+    return Outcome(setup, tunings, results, touches)
 
 
 def trial_records(frame: pd.DataFrame) -> list[dict]:

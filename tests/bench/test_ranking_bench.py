@@ -1,6 +1,6 @@
 """The ranking bench's own code: the train-click features never count a label or anything after
-it, tuning picks the best trial by the chosen validation metric (the loss by default), and a run from an exported frame needs no Feast,
-Dagster, dbt or MLflow and keeps what rebuilds its report."""
+it, tuning picks the best trial by the chosen validation metric (the loss by default), and a run
+from an exported frame needs no Feast, Dagster, dbt or MLflow and keeps what rebuilds its report."""
 
 from __future__ import annotations
 
@@ -181,7 +181,8 @@ def test_an_export_reads_back_as_the_homes_frame_and_ranker_inputs(data, feature
     monkeypatch.setattr(data, "pipeline_inputs", lambda _: INPUTS)  # Feast's answer for this home
     data.export_frame(settings, None, tmp_path / "export")
     read_frame, read_inputs = data.exported_frame(tmp_path / "export")
-    pd.testing.assert_frame_equal(read_frame, pd.read_parquet(settings.artifacts_dir / "ranking_training_frame.parquet"))
+    pd.testing.assert_frame_equal(read_frame,
+                                  pd.read_parquet(settings.artifacts_dir / "ranking_training_frame.parquet"))
     assert read_inputs == INPUTS
     _, config = features.benchmark_frame(read_frame, read_inputs)
     assert config.numeric_features == ["quality", *features.TRAIN_CLICK_FEATURES]
@@ -193,7 +194,8 @@ import json, runpy, sys
 sys.argv = ["ranking.py", *json.loads(sys.argv[1])]
 sys.path.insert(0, {bench_dir!r})  # as `python bench/ranking.py` has it
 runpy.run_path({bench!r}, run_name="__main__")
-print("IMPORTED", json.dumps(sorted({{name.split(".")[0] for name in sys.modules}} & {{"feast", "dagster", "dbt", "mlflow"}})))
+heavy = {{"feast", "dagster", "dbt", "mlflow"}}
+print("IMPORTED", json.dumps(sorted({{name.split(".")[0] for name in sys.modules}} & heavy)))
 """
 
 
@@ -227,6 +229,35 @@ def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_
     assert all(pd.Timestamp(touch["at"]).tzname() == "UTC" for touch in saved["touches"])
     rebuilt = _run_bench(["--from-results", str(results), *common])
     assert rebuilt[rebuilt.index("### tuning"):rebuilt.index("\nbundle.score")] == report
+
+
+def test_a_run_in_parts_merges_into_one_report_and_parts_of_different_runs_are_refused(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
+    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    common = ["--frame-dir", str(export), "--dataset", "toy", "--resamples", "50", "--no-mlflow", "--trials", "1",
+              "--seeds", "2", "--max-widenings", "0"]
+    ours, baseline = tmp_path / "ours.json", tmp_path / "baseline.json"
+    _run_bench([*common, "--models", "ranker", "--results-json", str(ours)])
+    printed = _run_bench([*common, "--models", "popularity (train clickers)", "--results-json", str(baseline)])
+    assert "part of a run" in printed and "### tuning" not in printed
+    merged = _run_bench(["--from-results", str(ours), str(baseline), "--no-mlflow"])
+    assert "| ranker | 2 |" in merged and "| popularity (train clickers) | 1 |" in merged
+    assert "holdout read 3 times" in merged
+
+    other = tmp_path / "other.json"
+    _run_bench([*common[:-6], "--trials", "2", "--seeds", "2", "--max-widenings", "0",
+                "--models", "popularity (train clickers)", "--results-json", str(other)])
+    completed = subprocess.run([sys.executable, str(BENCH), "--from-results", str(ours), str(other), "--no-mlflow"],
+                               capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300)
+    assert completed.returncode != 0 and "differ in ['trials']" in completed.stderr
+
+
+def test_a_part_without_our_ranker_must_write_results_and_skip_mlflow(tmp_path):
+    completed = subprocess.run([sys.executable, str(BENCH), "--frame-dir", str(tmp_path), "--models",
+                                "logistic regression"], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2 and "needs --results-json and --no-mlflow" in completed.stderr
 
 
 def test_the_bench_runs_as_a_script_from_any_directory(tmp_path):
@@ -278,7 +309,8 @@ def test_the_variant_study_reports_each_variant_paired_against_each_baseline(tmp
     script = BENCH_DIR / "ranking_variants.py"
     common = dict(capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300,
                   env={**os.environ, "PYTHONPATH": str(BENCH.parents[1])})
-    for name, models in (("ours", "ranker tuned shape"), ("baselines", "logistic regression,popularity (train clickers)")):
+    for name, models in (("ours", "ranker tuned shape"),
+                         ("baselines", "logistic regression,popularity (train clickers)")):
         completed = subprocess.run([sys.executable, str(script), "--frame-dir", str(export), "--models", models,
                                     "--trials", "1", "--max-widenings", "0", "--seeds", "1",
                                     "--selection-metric", "pairwise_loss",
