@@ -27,8 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from events_intake import event_stream
 from vidrec.rawlog import RawManifest
+
+from events_intake import event_stream
 
 
 async def client_run(client: httpx.AsyncClient, url: str, bodies: list[list[dict]], headers: dict,
@@ -81,7 +82,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000, help="events per cell (batch size 1 sends a tenth)")
     parser.add_argument("--batch-sizes", default="10,100,1000")
     parser.add_argument("--clients", default="1,8", help="concurrent HTTP clients")
-    parser.add_argument("--api-key", default=None, help="sent as `Authorization: Bearer KEY` when VIDREC_API_KEY is set")
+    parser.add_argument("--api-key", default=None,
+                        help="sent as `Authorization: Bearer KEY` when VIDREC_API_KEY is set")
     args = parser.parse_args()
     if args.prepare is not None:
         prepare(args.prepare)

@@ -25,8 +25,8 @@ def main() -> None:
     if experiment is None:
         raise SystemExit(f"no 'vidrec' experiment at {settings.mlflow_tracking_uri}; run `vidrec pipeline` first")
     runs = client.search_runs(
-        [experiment.experiment_id], "attributes.run_name = 'candidate_generator'", order_by=["attributes.start_time DESC"],
-        max_results=1,
+        [experiment.experiment_id], "attributes.run_name = 'candidate_generator'",
+        order_by=["attributes.start_time DESC"], max_results=1,
     )
     if not runs:
         raise SystemExit("no candidate_generator run yet; run `vidrec pipeline` first")

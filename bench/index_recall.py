@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.index import VideoIndex  # noqa: E402
-from models.retrieval.bundle import RetrievalBundle  # noqa: E402
-from orchestration.model_runs import holdout_task  # noqa: E402
-from vidrec.settings import VidrecSettings  # noqa: E402
+from models.index import VideoIndex
+from models.retrieval.bundle import RetrievalBundle
+from orchestration.model_runs import holdout_task
+from vidrec.settings import VidrecSettings
 
 
 def corpus(video_vectors: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -73,7 +73,8 @@ def main() -> None:
             for query in queries:
                 index.search(query[None, :], args.k)
             timings.append((time.perf_counter() - started) / len(queries) * 1000)
-        print(f"| {len(vectors):,} | {recall:.4f} | {build_seconds:.1f} | {timings[0]:.2f} | {timings[1]:.2f} |", flush=True)
+        print(f"| {len(vectors):,} | {recall:.4f} | {build_seconds:.1f} | {timings[0]:.2f} | {timings[1]:.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from pathlib import Path
 import psutil
 
 _LINE = re.compile(r"^(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}) - dagster - \w+ - [^-]+ - [0-9a-f-]+ - "
-                   r"(?:\d+ - )?(?P<step>[\w.\[\]-]+) - (?P<event>STEP_START|STEP_SUCCESS|STEP_FAILURE) - (?P<text>.*)$")
+                   r"(?:\d+ - )?(?P<step>[\w.\[\]-]+) - "
+                   r"(?P<event>STEP_START|STEP_SUCCESS|STEP_FAILURE) - (?P<text>.*)$")
 _DURATION = re.compile(r" in (?:(?P<minutes>\d+)m)?(?:(?P<seconds>[\d.]+)s)?(?:(?P<ms>\d+)ms)?\.?$")
 
 

@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 from feature_repo.store import feature_store
-from serving.loading import load_champion_models
 from models.sources import SOURCE_PRIORITY
 from models.sources.candidate import rank_score
+from serving.loading import load_champion_models
 from serving.online_features import OnlineFeatureReader
 from serving.request_clock import request_clock
 from vidrec.settings import VidrecSettings
@@ -69,7 +69,8 @@ def main() -> None:
         totals.append(scored - started)
     print(f"| step ({args.candidates} candidates, {args.requests} requests) | p50 ms | p99 ms |")
     print("|---|---|---|")
-    for name, values in (("user features (online store)", lookups), ("ranking frame (cached video features + cross features)", frames),
+    for name, values in (("user features (online store)", lookups),
+                         ("ranking frame (cached video features + cross features)", frames),
                          ("ranker score (all heads, calibrated)", scores), ("total", totals)):
         values_ms = np.array(values[5:]) * 1000  # the first requests warm caches
         print(f"| {name} | {np.percentile(values_ms, 50):.2f} | {np.percentile(values_ms, 99):.2f} |")

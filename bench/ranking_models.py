@@ -110,7 +110,9 @@ def fit_logistic_regression(fit_rows: pd.DataFrame, config: RankerConfig, params
     labels, weights = _normalised_weights(fit_rows)
     model = LogisticRegression(C=params["inverse_regularization"], max_iter=2000)
     model.fit(matrix(fit_rows), labels, sample_weight=weights)
-    scorer = lambda frame: model.decision_function(matrix(frame))
+    def scorer(frame):
+        return model.decision_function(matrix(frame))
+
     return Fitted(logits=scorer, final_score=scorer)
 
 
@@ -133,7 +135,9 @@ def fit_gradient_boosting(fit_rows: pd.DataFrame, config: RankerConfig, params: 
         l2_regularization=params["l2_regularization"], min_samples_leaf=int(params["min_samples_leaf"]),
         categorical_features=np.array(mask), early_stopping=True, validation_fraction=0.1, random_state=seed)
     model.fit(matrix(fit_rows), labels, sample_weight=weights)
-    scorer = lambda frame: model.decision_function(matrix(frame))
+    def scorer(frame):
+        return model.decision_function(matrix(frame))
+
     return Fitted(logits=scorer, final_score=scorer)
 
 
@@ -146,7 +150,8 @@ def ranker_fitter(architecture: str):
         def probabilities(frame):
             values = bundle.head_values(frame)
             labels = head_labels(frame, bundle.config)
-            return {head: (labels[head][0], values[head]) for head in bundle.model.head_names if head in PROBABILITY_HEADS}
+            return {head: (labels[head][0], values[head])
+                    for head in bundle.model.head_names if head in PROBABILITY_HEADS}
 
         return Fitted(logits=bundle.logits, final_score=bundle.score, probabilities=probabilities, bundle=bundle)
 

@@ -9,7 +9,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -85,7 +85,8 @@ def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerCon
         final = fitted.final_score(splits.holdout)
         probabilities = fitted.probabilities(splits.holdout) if fitted.probabilities else None
         scored.seeds.append(seed)
-        scored.reports.append(ranking_report(splits.holdout, final, probabilities, config.calibration_bins, constant_rates))
+        scored.reports.append(ranking_report(splits.holdout, final, probabilities, config.calibration_bins,
+                                             constant_rates))
         scored.components.append(user_components(splits.holdout, final))
         if scored.bundle is None and fitted.bundle is not None:
             scored.bundle = fitted.bundle
@@ -96,7 +97,7 @@ def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerCon
 def _touch(model: str, seed: int | str, params: dict) -> dict:
     """One holdout read: which configuration, and when (UTC), for the MLflow run and the results."""
     return {"model": model, "seed": seed, "params": params,
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def reliability_diagrams(bundle, holdout: pd.DataFrame) -> dict[str, bytes]:
@@ -119,7 +120,8 @@ def reliability_diagrams(bundle, holdout: pd.DataFrame) -> dict[str, bytes]:
 def score_popularity(splits: Splits, touches: list[dict]) -> Scored:
     final = splits.holdout["candidate_train_clickers"].to_numpy(np.float64)
     touches.append(_touch(POPULARITY, "deterministic", {}))
-    return Scored(POPULARITY, [0], [ranking_report(splits.holdout, final)], [user_components(splits.holdout, final)], {}, [0.0])
+    return Scored(POPULARITY, [0], [ranking_report(splits.holdout, final)], [user_components(splits.holdout, final)],
+                  {}, [0.0])
 
 
 def run(frame: pd.DataFrame, config: RankerConfig, models: Sequence[str], seeds: Sequence[int], trials: int,

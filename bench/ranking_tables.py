@@ -84,7 +84,8 @@ def results_table(results: Sequence[Scored], summaries: dict[str, Summary]) -> s
         auc, ndcg = (_spread([report.get(key, float("nan")) for report in scored.reports])
                      for key in ("auc_clicked", "ndcg_at_10_watch_seconds"))
         lines.append(f"| {scored.model} | {len(scored.seeds)} | {summary.gauc.format()} | "
-                     f"{summary.pairwise_loss.format()} | {auc} | {ndcg} | {statistics.mean(scored.train_seconds):.0f} |")
+                     f"{summary.pairwise_loss.format()} | {auc} | {ndcg} | "
+                     f"{statistics.mean(scored.train_seconds):.0f} |")
     return "\n".join(lines)
 
 
@@ -118,7 +119,8 @@ def seed_table(results: Sequence[Scored]) -> str:
 def calibration_table(scored: Scored) -> str:
     """Our heads' ECE (over seeds) beside the base rate, a constant predictor at the training
     rows' base rate, and whether the head has enough holdout positives to count."""
-    lines = ["| head | holdout positives | base rate | ECE | ECE / base rate | constant (train rate) ECE | counts toward a bar |",
+    lines = ["| head | holdout positives | base rate | ECE | ECE / base rate | constant (train rate) ECE "
+             "| counts toward a bar |",
              "|---|---|---|---|---|---|---|"]
     first = scored.reports[0]
     for head in PROBABILITY_HEADS:

@@ -129,7 +129,8 @@ def combine(paths: list[Path], resamples: int) -> str:
     baselines = [results[name] for name in BASELINES if name in results]
     variants = [scored for name, scored in results.items() if name not in BASELINES]
     lines = [f"| model | validation {selection_label(selections[0])} (selection) | GAUC [95% CI] | "
-             "GAUC of the logit | pairwise loss ↓ [95% CI] | " + " | ".join(f"vs {scored.model}: GAUC, pairwise loss" for scored in baselines) + " | chosen |",
+             "GAUC of the logit | pairwise loss ↓ [95% CI] | "
+             + " | ".join(f"vs {scored.model}: GAUC, pairwise loss" for scored in baselines) + " | chosen |",
              "|---|---|---|---|---|" + "---|" * len(baselines) + "---|"]
     for scored in [*variants, *baselines]:
         ours = replace(scored, model=OURS)
@@ -142,8 +143,8 @@ def combine(paths: list[Path], resamples: int) -> str:
         logit_text = f"{statistics.mean(logit):.4f}" if logit else "—"
         chosen = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
                            for key, value in scored.params.items())
-        lines.append(f"| {scored.model} | {selected} | {own.gauc.format()} | {logit_text} | {own.pairwise_loss.format()} | "
-                     + " | ".join(paired) + f" | {chosen} |")
+        lines.append(f"| {scored.model} | {selected} | {own.gauc.format()} | {logit_text} | "
+                     f"{own.pairwise_loss.format()} | " + " | ".join(paired) + f" | {chosen} |")
     return "\n".join(lines)
 
 

@@ -75,9 +75,9 @@ from models.baselines.harness import (
     test_reads,
 )
 from models.baselines.multi_source import MultiSourceUnion
-from models.evaluation.tuning import Choice, FloatRange, IntRange
 from models.evaluation import datasets
 from models.evaluation.datasets import RetrievalDataset
+from models.evaluation.tuning import Choice, FloatRange, IntRange
 from models.retrieval.config import RetrievalConfig
 
 EXPERIMENT = "vidrec-benchmarks"
@@ -239,13 +239,16 @@ def split_header(name: str, num_interactions: int, catalog_size: int, split: dic
 
 def report(dataset: RetrievalDataset, runs: dict[str, MethodRun], split, settings: HarnessSettings) -> str:
     reference = REFERENCE if REFERENCE in runs else None
-    parts = [split_header(dataset.name, len(dataset.interactions), len(dataset.catalog_ids), split.describe(), settings),
+    parts = [split_header(dataset.name, len(dataset.interactions), len(dataset.catalog_ids), split.describe(),
+                          settings),
              "", "### All test users", "",
              markdown_table(summary_table(runs, TABLE_METRICS, reference), TABLE_METRICS, reference), ""]
     if "cold_start" in settings.slices:
         parts += ["### Cold-start slice (videos first seen after the cut)", "",
-                  markdown_table(summary_table(runs, COLD_METRICS, reference, slice="cold_start"), COLD_METRICS, reference), ""]
-    parts += ["### Seed spread, ground truth, cost", "", extra_table(runs), "", "tuned hyper-parameters (chosen on validation):"]
+                  markdown_table(summary_table(runs, COLD_METRICS, reference, slice="cold_start"), COLD_METRICS,
+                                 reference), ""]
+    parts += ["### Seed spread, ground truth, cost", "", extra_table(runs), "",
+              "tuned hyper-parameters (chosen on validation):"]
     for name, run in runs.items():
         widened = f" (widened: {'; '.join(run.tuning.widened)})" if run.tuning and run.tuning.widened else ""
         parts.append(f"- {name}: {json.dumps(run.params)}{widened}")

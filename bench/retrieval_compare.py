@@ -21,8 +21,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from models.baselines.harness import MethodRun  # noqa: E402
-from models.evaluation.bootstrap import bootstrap_interval, paired_difference  # noqa: E402
+from models.baselines.harness import MethodRun
+from models.evaluation.bootstrap import bootstrap_interval, paired_difference
 
 DEFAULT_METRICS = ("recall@50", "recall@100", "ndcg@10", "mrr")
 

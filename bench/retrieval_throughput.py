@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, even without installing
 
-from models.retrieval.config import RetrievalConfig  # noqa: E402
-from models.retrieval.train import train_candidate_generator  # noqa: E402
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.train import train_candidate_generator
 
 
 def export(path: Path) -> None:
@@ -35,7 +35,8 @@ def export(path: Path) -> None:
 
     tables, _ = simulate_world(SimulationConfig())
     watches = tables["watches"]
-    interactions = pd.DataFrame({"user_id": watches["user_id"], "video_id": watches["video_id"], "time": watches["watch_time"]})
+    interactions = pd.DataFrame({"user_id": watches["user_id"], "video_id": watches["video_id"],
+                                 "time": watches["watch_time"]})
     train = temporal_split(interactions).train
     examples, _ = rollback_examples(train, history_length=50, max_examples_per_user=200, searches=tables["searches"])
     users = tables["users"][["user_id", "country", "device", "age_bucket", "gender"]]

@@ -54,7 +54,8 @@ def parse_at(value: str) -> ScheduledCommand:
     try:
         offset_s = float(offset)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--at {value!r}: expected SECONDS:COMMAND, {offset!r} is not a number") from None
+        raise argparse.ArgumentTypeError(
+            f"--at {value!r}: expected SECONDS:COMMAND, {offset!r} is not a number") from None
     if not separator or not command.strip() or offset_s < 0:
         raise argparse.ArgumentTypeError(f"--at {value!r}: expected SECONDS:COMMAND with SECONDS >= 0 and a command")
     return ScheduledCommand(offset_s, command)
@@ -64,7 +65,8 @@ def parse_surfaces(value: str) -> tuple[str, ...]:
     surfaces = tuple(part.strip() for part in value.split(",") if part.strip())
     unknown = [surface for surface in surfaces if surface not in SURFACES]
     if not surfaces or unknown:
-        raise argparse.ArgumentTypeError(f"--surfaces {value!r}: expected a comma-separated subset of {', '.join(SURFACES)}")
+        raise argparse.ArgumentTypeError(
+            f"--surfaces {value!r}: expected a comma-separated subset of {', '.join(SURFACES)}")
     return surfaces
 
 
@@ -113,9 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds of measured load.")
     parser.add_argument("--warmup", type=float, default=5.0, help="Seconds of load at the same rate before measuring.")
     users = parser.add_mutually_exclusive_group(required=True)
-    users.add_argument("--users-from", type=Path, metavar="VIDREC_HOME", help="Draw known users from this home's raw logs.")
+    users.add_argument("--users-from", type=Path, metavar="VIDREC_HOME",
+                       help="Draw known users from this home's raw logs.")
     users.add_argument("--max-user-id", type=int, help="Known users are 1..N.")
-    parser.add_argument("--unknown-share", type=float, default=0.05, help="Share of requests for users not in the corpus.")
+    parser.add_argument("--unknown-share", type=float, default=0.05,
+                        help="Share of requests for users not in the corpus.")
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--surfaces", type=parse_surfaces, default=("home",), help="Comma-separated, drawn uniformly.")
     parser.add_argument("--timeout", type=float, default=10.0, help="Seconds before a request counts as a timeout.")
@@ -125,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "pool, whose few connections each stay with one server worker.")
     parser.add_argument("--at", type=parse_at, action="append", default=[], metavar="SECONDS:COMMAND",
                         help="Run a shell command SECONDS into the measured phase (repeatable).")
-    parser.add_argument("--metrics", action="store_true", help="Summarise the service's vidrec_* /metrics over the run.")
+    parser.add_argument("--metrics", action="store_true",
+                        help="Summarise the service's vidrec_* /metrics over the run.")
     parser.add_argument("--results-json", type=Path, help="Write the whole report here as JSON.")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -142,7 +147,8 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.max_user_id is not None and args.max_user_id < 1:
         problems.append(f"--max-user-id must be >= 1, got {args.max_user_id}")
     if args.k < 1 or args.timeout <= 0 or args.max_connections < 0:
-        problems.append(f"--k and --timeout must be > 0 and --max-connections >= 0, got {args.k}, {args.timeout}, {args.max_connections}")
+        problems.append(f"--k and --timeout must be > 0 and --max-connections >= 0, "
+                        f"got {args.k}, {args.timeout}, {args.max_connections}")
     late = [command.offset_s for command in args.at if command.offset_s > args.duration]
     if late:
         problems.append(f"--at offsets {late} fall after the run's {args.duration} s")
@@ -159,7 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     users = known_user_ids(args.users_from, args.max_user_id)
     count = round((args.warmup + args.duration) * args.rate)
     bodies = request_bodies(users, count, args.unknown_share, args.k, args.surfaces, args.seed)
-    logger.info("%d requests at %g/s to %s/recommend (%g s warmup, %g s measured)", count, args.rate, url, args.warmup, args.duration)
+    logger.info("%d requests at %g/s to %s/recommend (%g s warmup, %g s measured)",
+                count, args.rate, url, args.warmup, args.duration)
     # With --metrics, /metrics is read as the measured phase starts and after it: the difference is the run's.
     run = asyncio.run(
         run_open_loop(
@@ -170,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     before = run.extra.get("at_measure_start")
     summary = summarise(run)
-    summary["options"] = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items() if key != "at"}
+    summary["options"] = {key: str(value) if isinstance(value, Path) else value
+                          for key, value in vars(args).items() if key != "at"}
     summary["known_users"] = len(users)
     report = markdown(summary)
     if args.metrics:

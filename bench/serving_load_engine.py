@@ -120,7 +120,7 @@ async def _send(
         error, answer = classify_answer(status, text)
         if error:
             detail = text[:200]
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         error, detail = TIMEOUT, repr(exc)
     except (aiohttp.ClientError, OSError) as exc:
         # Refused, reset, closed mid-answer, malformed HTTP: the service did not answer.
@@ -129,7 +129,8 @@ async def _send(
     versions = degraded = known_user = None
     if answer is not None:
         raw_versions = answer.get("model_versions")
-        versions = tuple(sorted((str(k), str(v)) for k, v in raw_versions.items())) if isinstance(raw_versions, dict) else None
+        versions = (tuple(sorted((str(k), str(v)) for k, v in raw_versions.items()))
+                    if isinstance(raw_versions, dict) else None)
         degraded = answer.get("degraded") or ()  # absent today: the service does not report fallbacks yet
         known_user = answer.get("known_user")
     return Outcome(

@@ -76,7 +76,8 @@ def timeline(outcomes: list[Outcome]) -> list[dict]:
                 "ok": len(ok),
                 "errors": dict(errors),
                 "degraded": sum(1 for outcome in ok if outcome.degraded),
-                **{key: value for key, value in _latency_stats(bucket).items() if key in ("p50_ms", "p99_ms", "max_ms")},
+                **{key: value for key, value in _latency_stats(bucket).items()
+                   if key in ("p50_ms", "p99_ms", "max_ms")},
                 "model_versions": versions,
             }
         )
@@ -127,10 +128,12 @@ def markdown(summary: dict) -> str:
     """Tables a human compares run to run: the headline, errors, versions, commands, timeline."""
     latency = summary["latency"]
     lines = [
-        "| offered req/s | achieved req/s | requests | ok | p50 ms | p90 ms | p99 ms | max ms | errors | degraded | send lag p99 ms |",
+        "| offered req/s | achieved req/s | requests | ok | p50 ms | p90 ms | p99 ms | max ms | errors | degraded "
+        "| send lag p99 ms |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {summary['offered_rate']:g} | {summary['achieved_rate']:.1f} | {summary['requests']} | {summary['ok']} | "
-        f"{_fmt(latency['p50_ms'])} | {_fmt(latency['p90_ms'])} | {_fmt(latency['p99_ms'])} | {_fmt(latency['max_ms'])} | "
+        f"{_fmt(latency['p50_ms'])} | {_fmt(latency['p90_ms'])} | {_fmt(latency['p99_ms'])} | "
+        f"{_fmt(latency['max_ms'])} | "
         f"{sum(summary['errors'].values())} | {summary['degraded']} | {summary['send_lag_p99_ms']:.1f} |",
         "",
         "| error kind | count | example |",
@@ -145,7 +148,8 @@ def markdown(summary: dict) -> str:
         "| set | versions | answers | first s | last s |",
         "|---|---|---|---|---|",
         *(
-            f"| {segment['version_set']} | {', '.join(f'{k}={v}' for k, v in segment['model_versions'].items()) or '(none)'} | "
+            f"| {segment['version_set']} | "
+            f"{', '.join(f'{k}={v}' for k, v in segment['model_versions'].items()) or '(none)'} | "
             f"{segment['answers']} | {segment['first_s']:.2f} | {segment['last_s']:.2f} |"
             for segment in summary["version_segments"]
         ),
@@ -153,14 +157,17 @@ def markdown(summary: dict) -> str:
     if summary["commands"]:
         lines += ["", "| at s | command | started s | finished s | exit |", "|---|---|---|---|---|"]
         lines += [
-            f"| {c['offset_s']:g} | `{c['command']}` | {_fmt(c['started_s'], 2)} | {_fmt(c['finished_s'], 2)} | {c['exit_status']} |"
+            f"| {c['offset_s']:g} | `{c['command']}` | {_fmt(c['started_s'], 2)} | {_fmt(c['finished_s'], 2)} | "
+            f"{c['exit_status']} |"
             for c in summary["commands"]
         ]
-    lines += ["", "| second | requests | ok | errors | degraded | p50 ms | p99 ms | max ms | version sets |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| second | requests | ok | errors | degraded | p50 ms | p99 ms | max ms | version sets |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in summary["timeline"]:
         errors = ", ".join(f"{kind} {count}" for kind, count in row["errors"].items()) or "0"
         lines.append(
             f"| {row['second']} | {row['requests']} | {row['ok']} | {errors} | {row['degraded']} | "
-            f"{_fmt(row['p50_ms'])} | {_fmt(row['p99_ms'])} | {_fmt(row['max_ms'])} | {', '.join(map(str, row['model_versions']))} |"
+            f"{_fmt(row['p50_ms'])} | {_fmt(row['p99_ms'])} | {_fmt(row['max_ms'])} | "
+            f"{', '.join(map(str, row['model_versions']))} |"
         )
     return "\n".join(lines)

@@ -135,10 +135,12 @@ def metrics_markdown(summary: dict) -> str:
         return f"(no {PREFIX}* series on /metrics)"
     lines = ["| histogram | labels | count | mean | p50 est. | p99 est. |", "|---|---|---|---|---|---|"]
     lines += [
-        f"| {row['name']} | {_labels(tuple(row['labels'].items()))} | {row['count']:g} | {_scaled(row['name'], row['mean'])} | "
+        f"| {row['name']} | {_labels(tuple(row['labels'].items()))} | {row['count']:g} | "
+        f"{_scaled(row['name'], row['mean'])} | "
         f"{_scaled(row['name'], row['p50'])} | {_scaled(row['name'], row['p99'])} |"
         for row in summary["histograms"]
     ]
     lines += ["", "| counter / gauge | labels | value |", "|---|---|---|"]
-    lines += [f"| {row['name']} | {_labels(tuple(row['labels'].items()))} | {row['value']:g} |" for row in summary["values"]]
+    lines += [f"| {row['name']} | {_labels(tuple(row['labels'].items()))} | {row['value']:g} |"
+              for row in summary["values"]]
     return "\n".join(lines)

@@ -90,7 +90,8 @@ def evaluate(retriever, popularity, seen, relevant, history, catalog_size, quota
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    lines = ["| source | quota | mean returned | recall@quota | hit rate | coverage |", "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| source | quota | mean returned | recall@quota | hit rate | coverage |",
+             "|---|---:|---:|---:|---:|---:|"]
     for row in table.itertuples(index=False):
         lines.append(f"| {row.source} | {row.quota:.0f} | {row.mean_returned:.1f} | {row.recall:.4f} | "
                      f"{row.hit_rate:.4f} | {row.coverage:.4f} |")

@@ -3,9 +3,10 @@
 Every table gets: exactly the schema's column set; primary-key columns not null and unique
 together; id columns (`*_id`, except the string `request_id`) not null and positive; timestamps
 not null and between `earliest` and `now` (a raw event cannot come from the future); booleans not
-null (except optional columns, which are null where the writer did not know them). Then the table's own rules: watch_seconds ≥ 0, position ≥ 0, surface in SURFACES, video
-durations positive, demographic and category columns within the schema's vocabularies, and an
-impression's source_score (nullable: not every log records it) a rank score in (0, 1].
+null (except optional columns, which are null where the writer did not know them). Then the
+table's own rules: watch_seconds ≥ 0, position ≥ 0, surface in SURFACES, video durations positive,
+demographic and category columns within the schema's vocabularies, and an impression's
+source_score (nullable: not every log records it) a rank score in (0, 1].
 """
 
 from __future__ import annotations
@@ -20,19 +21,18 @@ from great_expectations.expectations import Expectation
 
 from expectations.validation import ValidationOutcome, validate_frame
 from vidrec.schema import (
-    EARLIEST_PLAUSIBLE_TIME,
-    EARLIEST_PUBLICATION_TIME,
     AGE_BUCKETS,
     CATEGORIES,
     COUNTRIES,
     DEVICES,
+    EARLIEST_PLAUSIBLE_TIME,
+    EARLIEST_PUBLICATION_TIME,
     GENDERS,
     RAW_TABLES,
     SURFACES,
     UNKNOWN,
     RawTable,
 )
-
 
 # Columns whose values must come from the schema's vocabularies, per table.
 _VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {

@@ -16,6 +16,7 @@ need to see when a check fails. It reports through the same `ValidationOutcome` 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -141,7 +142,7 @@ def _numeric_histograms(
     serving_counts = np.bincount(np.searchsorted(edges, serving_array, side="right"),
                                  minlength=len(edges) + 1)
     bounds = [-np.inf, *edges, np.inf]
-    labels = [f"[{low:.4g}, {high:.4g})" for low, high in zip(bounds[:-1], bounds[1:])]
+    labels = [f"[{low:.4g}, {high:.4g})" for low, high in itertools.pairwise(bounds)]
     return labels, training_counts, serving_counts
 
 

@@ -259,7 +259,7 @@ def _observed(outcome: dict[str, Any], exception_info: dict[str, Any]) -> Any:
         mismatched = outcome["details"].get("mismatched")
         if mismatched:
             return {k: v for k, v in mismatched.items() if v}
-    if "partial_missing_list" in outcome and outcome["partial_missing_list"]:
+    if outcome.get("partial_missing_list"):
         return {"missing": outcome["partial_missing_list"]}
     value = outcome.get("observed_value")
     if isinstance(value, float) and math.isnan(value):

@@ -12,9 +12,6 @@ from expectations.raw_logs import validate_raw_table
 from expectations.skew import compare_feature_distributions
 from expectations.training_frames import validate_ranking_frame, validate_retrieval_frame
 from expectations.validation import ValidationOutcome
-from feature_repo.entities import next_request_id
-from feature_repo.feature_columns import service_feature_columns
-from feature_repo.store import feature_store
 from feature_repo.engagement import (
     CANDIDATE_SOURCE_SCORE,
     DAYS_SINCE_FEATURES,
@@ -24,7 +21,10 @@ from feature_repo.engagement import (
     RETRIEVAL_SOURCE,
     RETRIEVAL_SOURCE_SCORE,
 )
+from feature_repo.entities import next_request_id
+from feature_repo.feature_columns import service_feature_columns
 from feature_repo.on_demand import unix_seconds
+from feature_repo.store import feature_store
 from feature_repo.training_frames import historical_features
 from orchestration.assets.features import (
     RANKER_SERVICE,
@@ -75,7 +75,8 @@ OPTIONAL_RANKER_FEATURES = (*DAYS_SINCE_FEATURES, *FRACTION_FEATURES, CANDIDATE_
 raw_log_checks = [_raw_check(name) for name in RAW_ASSET_KEYS]
 
 
-@asset_check(asset=ranking_training_frame, blocking=True, description="Labels, feature coverage and ranges of the ranking frame.")
+@asset_check(asset=ranking_training_frame, blocking=True,
+             description="Labels, feature coverage and ranges of the ranking frame.")
 def ranking_training_frame_expectations(vidrec: VidrecResource) -> AssetCheckResult:
     settings = vidrec.settings()
     frame = pd.read_parquet(ranking_frame_path(settings))
@@ -101,7 +102,8 @@ def retrieval_training_frame_expectations(vidrec: VidrecResource) -> AssetCheckR
     asset=online_feature_store,
     blocking=True,
     additional_deps=[ranking_training_frame],
-    description="Training-serving skew: online ranker features vs the offline store at the same instant (PSI, null rates).",
+    description="Training-serving skew: online ranker features vs the offline store at the same instant "
+                "(PSI, null rates).",
 )
 def online_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
     """What serving reads now must match what a point-in-time join would give for "now".

@@ -4,14 +4,23 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from dagster import DagsterRunStatus, DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
 
 from orchestration.jobs import refresh_everything
 from orchestration.resources import VidrecResource
 from serving.events.state import committed_batches
 from vidrec.rawlog import MANIFEST_NAME
 
-UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED]
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class ChampionWatcher:
                 return False
             try:
                 recommender = self._build(self._load(versions))
-            except Exception:  # noqa: BLE001 - keep serving the old set
+            except Exception:  # keep serving the old set
                 logger.exception("loading champions %s failed; the serving set stays %s", versions, self.versions)
                 serving_metrics().model_reloads.labels(outcome="failed").inc()
                 return False

@@ -19,7 +19,13 @@ from mlflow.tracking import MlflowClient
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
-from models.registry import CANDIDATE_GENERATOR, SERVED_ARTIFACTS, VIDEO_INDEX, download_version, required_champion_version
+from models.registry import (
+    CANDIDATE_GENERATOR,
+    SERVED_ARTIFACTS,
+    VIDEO_INDEX,
+    download_version,
+    required_champion_version,
+)
 from models.retrieval.bundle import RetrievalBundle
 from models.sources import MultiSourceRetriever
 from serving.recommender import ServingModels

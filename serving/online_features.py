@@ -20,8 +20,8 @@ import pandas as pd
 from feast import FeatureStore
 from feast.types import PrimitiveFeastType
 
-from feature_repo.entities import next_request_id
 from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
+from feature_repo.entities import next_request_id
 from feature_repo.feature_columns import feature_refs_by_join_keys, service_feature_columns
 from feature_repo.on_demand import on_demand_requests
 from models.ranking.preprocessing import constant_column
@@ -229,7 +229,8 @@ class OnlineFeatureReader:
             return data
         data[REQUEST_TIME] = np.full(size, float(request_unix_seconds))
         data[RETRIEVAL_SOURCE] = (
-            np.asarray(retrieval_sources, dtype=object) if retrieval_sources is not None else constant_column(None, size)
+            np.asarray(retrieval_sources, dtype=object) if retrieval_sources is not None
+            else constant_column(None, size)
         )
         data[RETRIEVAL_SOURCE_SCORE] = (
             np.asarray(retrieval_source_scores, dtype=np.float64)

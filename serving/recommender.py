@@ -202,7 +202,8 @@ class Recommender:
         taken = set(candidates.video_ids.tolist()) | self._blocked
         for name in NEWCOMER_POOL_SOURCES:
             nominated = trace.run(
-                f"retrieval:{name}", lambda name=name: self.models.sources.source_list(name, user_id, [], taken),
+                f"retrieval:{name}",
+                lambda name=name, taken=taken: self.models.sources.source_list(name, user_id, [], taken),
                 lambda: None, "skipped", self.budgets.retrieval,
             )
             if nominated:
@@ -329,7 +330,7 @@ class Recommender:
             "retrieval:seed_co_watch",
             lambda: [(video, score) for video, score in self.models.sources.co_watch.neighbours(seed.video_id)
                      if video not in excluded][:count],
-            lambda: [], "skipped", self.budgets.retrieval,
+            list, "skipped", self.budgets.retrieval,
         )
         co_watch_ids = np.array([video for video, _ in co_watch], dtype=np.int64)
 

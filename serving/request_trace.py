@@ -69,10 +69,7 @@ class RequestTrace:
         """`work()`, or `fallback()` when it raises (or, with an executor, outlives `budget`)."""
         started = time.perf_counter()
         try:
-            if executor is None:
-                result = work()
-            else:
-                result = executor.submit(work).result(timeout=budget)
+            result = work() if executor is None else executor.submit(work).result(timeout=budget)
         except FutureTimeout:
             self.observe(stage, time.perf_counter() - started)
             self.fell_back(stage, fallback_name, f"no answer within its {budget * 1000:.0f} ms budget")

@@ -142,7 +142,7 @@ class ServingRuntime:
         next poll adds them."""
         try:
             return with_uploads(models, self.uploads.catalog())
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("uploads not added to the champions %s yet; the upload follower retries", models.versions)
             return models
 

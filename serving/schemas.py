@@ -103,7 +103,8 @@ class RecommendationResponse(BaseModel):
 
 class SimilarVideo(BaseModel):
     video_id: int
-    score: float = Field(description="Inner product of the two videos' vectors in the video index (higher: more alike).")
+    score: float = Field(
+        description="Inner product of the two videos' vectors in the video index (higher: more alike).")
 
 
 class SimilarVideos(BaseModel):

@@ -91,7 +91,8 @@ def policy_candidates(candidates: CandidateColumns, scores: np.ndarray, data: di
     creators = np.asarray(data[CREATOR_COLUMN], dtype=np.float64)
     unknown = ~np.isfinite(creators)
     creator_ids = np.where(unknown, -1 - np.arange(len(creators)), np.nan_to_num(creators)).astype(np.int64)
-    ages = np.asarray(data[VIDEO_AGE_COLUMN], dtype=np.float64) if VIDEO_AGE_COLUMN in data else np.full(len(scores), np.nan)
+    ages = (np.asarray(data[VIDEO_AGE_COLUMN], dtype=np.float64) if VIDEO_AGE_COLUMN in data
+            else np.full(len(scores), np.nan))
     categories = np.asarray(data[CATEGORY_COLUMN], dtype=object)
     return RankedCandidates(
         video_ids=candidates.video_ids, scores=scores, creator_ids=creator_ids,

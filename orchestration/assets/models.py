@@ -17,18 +17,18 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from feature_repo.feature_columns import ranker_inputs
 from feature_repo.store import feature_store
-from models.index import INDEX_FILE, VideoIndex
-from models.popularity import PopularityRecommender
-from models.segment_popularity import DEMOGRAPHIC_COLUMNS, SegmentConfig, SegmentPopularity, choose_prior_strength
-from models.ranking.config import RankerConfig
-from models.ranking.train import train_ranker
 from models.evaluation.holdout_task import HOLDOUT_KS
 from models.evaluation.protocol import TemporalSplit, evaluate, inner_product_recommend
+from models.index import INDEX_FILE, VideoIndex
+from models.popularity import PopularityRecommender
+from models.ranking.config import RankerConfig
+from models.ranking.train import train_ranker
 from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, RETRIEVAL_SOURCES, VIDEO_INDEX, log_bundle
-from models.sources import MultiSourceRetriever
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.train import train_candidate_generator
+from models.segment_popularity import DEMOGRAPHIC_COLUMNS, SegmentConfig, SegmentPopularity, choose_prior_strength
+from models.sources import MultiSourceRetriever
 from orchestration.assets.features import (
     feast_registry,
     ranking_frame_path,
@@ -75,7 +75,8 @@ def holdout_queries(context: AssetExecutionContext, vidrec: VidrecResource) -> M
     deps=[AssetKey("watch_interactions"), AssetKey("video_catalog"), AssetKey("user_features_daily"), holdout_queries],
     kinds={"python", "mlflow"},
 )
-def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
+def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource,
+                     mlflow_tracking: MlflowResource) -> MaterializeResult:
     """Most-watched-recently videos: the baseline to beat and the unknown-user fallback, globally
     and per demographic segment (what a new user with a profile but no history is shown).
 
@@ -132,7 +133,8 @@ def user_demographics(settings) -> pd.DataFrame:
           AssetKey("user_watch_history")],
     kinds={"pytorch", "mlflow"},
 )
-def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
+def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
+                        mlflow_tracking: MlflowResource) -> MaterializeResult:
     """The retrieval model (Covington et al.): user tower over history, searches, demographics."""
     settings = vidrec.settings()
     examples = pd.read_parquet(retrieval_frame_path(settings))
@@ -178,7 +180,8 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource, 
 
 
 @asset(group_name=MODELS_GROUP, deps=[candidate_generator], kinds={"faiss", "mlflow"})
-def video_index(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
+def video_index(context: AssetExecutionContext, vidrec: VidrecResource,
+                mlflow_tracking: MlflowResource) -> MaterializeResult:
     """faiss index over every catalog video's embedding, paired with the candidate generator."""
     settings = vidrec.settings()
     bundle = RetrievalBundle.load(settings.artifacts_dir / "candidate_generator")
@@ -213,7 +216,8 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_t
 
 
 @asset(group_name=MODELS_GROUP, deps=[ranking_training_frame], kinds={"pytorch", "mlflow"})
-def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
+def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
+                  mlflow_tracking: MlflowResource) -> MaterializeResult:
     """The multi-task ranker over Feast features: watch-time-weighted LR plus calibrated heads.
 
     Logs every head's calibration method, ECE before/after and reliability diagram with the run.
@@ -286,7 +290,8 @@ def _recall_of_lists(lists: dict[int, list[int]], split: TemporalSplit, catalog_
           AssetKey("video_catalog"), AssetKey("user_watch_history"), holdout_queries],
     kinds={"python", "mlflow"},
 )
-def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource, mlflow_tracking: MlflowResource) -> MaterializeResult:
+def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource,
+                      mlflow_tracking: MlflowResource) -> MaterializeResult:
     """The non-ANN retrieval sources: co-watch, subscriptions, trending, fresh, exploration.
 
     Evaluated fitted at the holdout cut: each source's recall on the holdout at its quota, and the

@@ -226,7 +226,7 @@ class EventIntake:
                     self._write_in_transaction(batch)
                 finally:
                     self._state.rollback_if_open()  # only if something failed before the commit
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - whatever stopped the write is each waiting request's answer
             for request in batch:
                 if not request.finished:
                     request.error = error

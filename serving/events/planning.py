@@ -209,7 +209,8 @@ class BatchWrite:
         for file, completed in sorted(self.completed_impressions.items()):
             rows = pq.read_table(raw_dir / file, schema=IMPRESSIONS.schema).to_pylist()
             tables[file] = _arrow(IMPRESSIONS, [
-                completed_row(row, completed[key]) if (key := (row["request_id"], row["video_id"])) in completed else row
+                completed_row(row, completed[key])
+                if (key := (row["request_id"], row["video_id"])) in completed else row
                 for row in rows
             ])
         for file in sorted(self.watch_files):

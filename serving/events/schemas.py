@@ -38,7 +38,8 @@ MAX_EVENTS_PER_BATCH = 1000
 
 def _plausible_time(value: datetime) -> datetime:
     if value < EARLIEST_EVENT_TIME:
-        raise ValueError(f"{value.isoformat()} is before {EARLIEST_EVENT_TIME.isoformat()}, the earliest plausible event")
+        raise ValueError(
+            f"{value.isoformat()} is before {EARLIEST_EVENT_TIME.isoformat()}, the earliest plausible event")
     latest = datetime.now(UTC) + MAX_CLOCK_SKEW
     if value > latest:
         raise ValueError(

@@ -25,8 +25,8 @@ import numpy as np
 from serving.policy.blocklist import Blocklist
 from serving.policy.config import PolicyConfig
 from serving.policy.creator_spread import NO_CREATOR, CreatorSpread
-from serving.policy.eligibility import eligible_candidates, fresh_from_subscriptions, relevance, watched_past_threshold
 from serving.policy.diversity import DiversityMemory
+from serving.policy.eligibility import eligible_candidates, fresh_from_subscriptions, relevance, watched_past_threshold
 from serving.policy.exploration import ExplorationPool, slot_propensity
 from serving.policy.inputs import UNKNOWN_VIDEO, RankedCandidates, UserContext, dense_codes
 from serving.policy.reasons import Reason, candidate_reason

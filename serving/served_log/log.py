@@ -51,7 +51,7 @@ class RateLimitedWarning:
             if self._last is not None and now - self._last < self._interval:
                 return
             self._last, occurrences, self._unreported = now, self._unreported, 0
-        logger.warning(message + " (%s time(s) since the last such warning)", *args, occurrences)
+        logger.warning(message + " (%s time(s) since the last such warning)", *args, occurrences)  # noqa: G003 - message is the caller's format string
 
 
 class ServedImpressionLog:
@@ -115,7 +115,7 @@ class ServedImpressionLog:
             closing = self._wake.wait(self.flush_seconds)
             try:
                 self.flush()
-            except Exception:  # noqa: BLE001 - the thread must outlive any one failure
+            except Exception:  # the thread must outlive any one failure
                 logger.exception("served-impression log: a flush failed")
             if closing:
                 return

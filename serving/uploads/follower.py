@@ -103,7 +103,7 @@ class UploadFollower:
             started = time.monotonic()
             try:
                 self.poll()
-            except Exception:  # noqa: BLE001 - a bad poll must not end the thread; the next starts over
+            except Exception:  # a bad poll must not end the thread; the next starts over
                 logger.exception("upload poll failed; the next one tries again")
             if self._stop.wait(max(0.0, self.poll_seconds - (time.monotonic() - started))):
                 return
