@@ -22,6 +22,9 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -36,6 +39,8 @@ from models.retrieval.features import (
     CATALOG_COLUMNS,
     USER_CATEGORICAL_FEATURES,
     USER_COLUMNS,
+    UserInputs,
+    VideoInputs,
     as_lists,
     encode_users,
     encode_videos,
@@ -131,31 +136,73 @@ def sampled_softmax_loss(
     log_counts: torch.Tensor | None,  # (num_videos,) or None without logQ correction
     temperature: float,
     extra_logits: torch.Tensor | None = None,  # (batch, batch + uniform), e.g. freshness; not scaled
+    positive_columns: torch.Tensor | None = None,  # (batch,) each row's own label column; None: row i's is i
+    reduction: str = "mean",  # "sum" for a shard of a larger batch (distributed.py normalises)
 ) -> torch.Tensor:
+    """Cross-entropy of each row's own label among all candidates. By default the rows are the
+    whole batch and row i's label is candidate i; a rank of a distributed run passes its shard of
+    the rows and where their labels sit among the global batch's candidates."""
     batch = user_vectors.shape[0]
     logits = user_vectors @ candidate_vectors.T / temperature  # (batch, batch + uniform)
     if extra_logits is not None:
         logits = logits + extra_logits
     if log_counts is not None:
         logits = logits - log_counts[candidates].unsqueeze(0)
-    accidental = candidates.unsqueeze(0) == candidates[:batch].unsqueeze(1)  # (batch, batch + uniform)
-    accidental[:, :batch].fill_diagonal_(False)
+    if positive_columns is None:
+        accidental = candidates.unsqueeze(0) == candidates[:batch].unsqueeze(1)  # (batch, batch + uniform)
+        accidental[:, :batch].fill_diagonal_(False)
+        positive_columns = torch.arange(batch, device=logits.device)
+    else:
+        accidental = candidates.unsqueeze(0) == candidates[positive_columns].unsqueeze(1)
+        accidental[torch.arange(batch, device=logits.device), positive_columns] = False
     logits = logits.masked_fill(accidental, float("-inf"))
-    return F.cross_entropy(logits, torch.arange(batch, device=logits.device))
+    return F.cross_entropy(logits, positive_columns, reduction=reduction)
 
 
-def train_candidate_generator(
-    examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig | None = None
-) -> RetrievalBundle:
-    """Train on `split == 'train'` rows; report next-watch metrics on (a sample of) the holdout
-    rows in `bundle.metrics`. Labels missing from the catalog are dropped with a warning."""
-    config = config or RetrievalConfig()
+@dataclass
+class TrainingData:
+    """The training rows and the catalog, encoded. Built by deterministic code from the frames
+    alone, so every rank of a distributed run builds the same vocabularies and row order."""
+
+    catalog: pd.DataFrame  # deduplicated, sorted by video_id: row = catalog position
+    train: pd.DataFrame  # split == 'train' rows whose label is in the catalog
+    vocabularies: dict[str, Vocabulary]
+    videos: VideoInputs  # (videos,) the catalog's rows
+    users: UserInputs  # (train rows,)
+    labels: torch.Tensor  # (train rows,) int64 catalog position of each label
+    log_counts: torch.Tensor | None  # (videos,) logQ correction, None when off
+    upload_days: np.ndarray  # (videos,) float64 epoch days, NaN where unknown
+    example_age_scale: float
+
+    def on(self, device: torch.device, config: RetrievalConfig) -> TrainingTensors:
+        return TrainingTensors(
+            users=self.users.to(device),
+            videos=self.videos.to(device),
+            labels=self.labels.to(device),
+            log_counts=self.log_counts.to(device) if self.log_counts is not None else None,
+            reference_days=(torch.from_numpy(epoch_days(self.train["reference_time"])).to(device)
+                            if config.video_age_logit else None),
+            upload_days=torch.from_numpy(self.upload_days).to(device) if config.video_age_logit else None,
+        )
+
+
+@dataclass
+class TrainingTensors:
+    """What the training steps read, on the training device."""
+
+    users: UserInputs
+    videos: VideoInputs
+    labels: torch.Tensor
+    log_counts: torch.Tensor | None
+    reference_days: torch.Tensor | None  # (train rows,) float64, with video_age_logit only
+    upload_days: torch.Tensor | None  # (videos,) float64, with video_age_logit only
+
+
+def prepare_training_data(examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig) -> TrainingData:
+    """Keep `split == 'train'` rows whose label is in the catalog (dropping the others with a
+    warning), build the vocabularies and encode rows and catalog."""
     require_columns(examples, EXAMPLE_COLUMNS, "examples")
     require_columns(catalog, CATALOG_COLUMNS, "catalog")
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    started = time.perf_counter()
-
     catalog = catalog.drop_duplicates("video_id").sort_values("video_id").reset_index(drop=True)
     catalog_positions = pd.Index(catalog["video_id"].to_numpy(np.int64))
     train = examples[examples["split"] == "train"]
@@ -165,55 +212,84 @@ def train_candidate_generator(
                        int((examples["split"] == "train").sum()) - len(train))
     if train.empty:
         raise ValueError("examples has no 'train' rows with a label in the catalog")
-
     if config.video_age_logit:
         require_columns(train, ("reference_time",), "examples (video_age_logit needs each example's reference time)")
         require_columns(catalog, ("upload_time",), "catalog (video_age_logit needs upload times)")
+
     vocabularies = build_vocabularies(train, catalog, config)
     example_age_scale = max(float(train["example_age_days"].max()), 1.0)
-    videos = encode_videos(catalog, vocabularies, config.max_title_tokens)
-    users = encode_users(train, vocabularies, config.history_length, config.max_search_tokens, example_age_scale)
     label_positions = catalog_positions.get_indexer(train["label_video_id"].to_numpy(np.int64))
-    labels = torch.from_numpy(label_positions.astype(np.int64))
-    log_counts = candidate_log_counts(label_positions, len(catalog), config) if config.logq_correction else None
-    upload_days = catalog_upload_days(catalog)
+    return TrainingData(
+        catalog=catalog,
+        train=train,
+        vocabularies=vocabularies,
+        videos=encode_videos(catalog, vocabularies, config.max_title_tokens),
+        users=encode_users(train, vocabularies, config.history_length, config.max_search_tokens, example_age_scale),
+        labels=torch.from_numpy(label_positions.astype(np.int64)),
+        log_counts=candidate_log_counts(label_positions, len(catalog), config) if config.logq_correction else None,
+        upload_days=catalog_upload_days(catalog),
+        example_age_scale=example_age_scale,
+    )
 
-    device = torch.device(config.device)
-    model = CandidateGenerator(config, vocabulary_sizes(vocabularies))
-    model.set_video_content(videos)
-    model = model.to(device)
-    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate, weight_decay=config.weight_decay)
-    train_users, train_videos, train_labels = users.to(device), videos.to(device), labels.to(device)
-    train_log_counts = log_counts.to(device) if log_counts is not None else None
-    if config.video_age_logit:
-        train_reference_days = torch.from_numpy(epoch_days(train["reference_time"])).to(device)
-        train_upload_days = torch.from_numpy(upload_days).to(device)
-    averaged = WeightAverage(model, config.weight_ema_decay) if config.weight_ema_decay > 0 else None
+
+def new_model(data: TrainingData, config: RetrievalConfig) -> CandidateGenerator:
+    """A freshly initialised model (from torch's global generator: seed it first)."""
+    model = CandidateGenerator(config, vocabulary_sizes(data.vocabularies))
+    model.set_video_content(data.videos)
+    return model
+
+
+def batch_loss(
+    model: CandidateGenerator, tensors: TrainingTensors, config: RetrievalConfig,
+    rows: torch.Tensor, uniform: torch.Tensor,
+) -> torch.Tensor:
+    """Sampled softmax of one batch (`rows` of the training rows, `uniform` catalog positions)."""
+    candidates = torch.cat([tensors.labels[rows], uniform])
+    age_logits = (
+        model.age_logits(tensors.reference_days[rows], tensors.upload_days[candidates])
+        if config.video_age_logit else None
+    )  # (batch, batch + uniform)
+    return sampled_softmax_loss(
+        model.user_vectors(tensors.users.select(rows)),
+        model.video_vectors(tensors.videos.select(candidates)),
+        candidates,
+        tensors.log_counts,
+        config.temperature,
+        age_logits,
+    )
+
+
+def fit(
+    model: CandidateGenerator,
+    loss_of_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    num_rows: int,
+    num_videos: int,
+    config: RetrievalConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    averaged: WeightAverage | None,
+) -> tuple[CandidateGenerator, dict[str, float]]:
+    """Adam over `config.epochs` epochs of batches drawn from `generator`: per epoch one
+    permutation of the rows cut into batches of `config.batch_size`, per batch
+    `num_uniform_negatives` uniform catalog positions. `loss_of_batch(rows, uniform)` turns a
+    batch into its loss (one process: `batch_loss`; a rank of a distributed run: its share).
+    Returns the model to serve (the weight average when kept) and the training metrics."""
+    optimizer = torch.optim.Adam(
+        parameter_groups(model, config), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     metrics: dict[str, float] = {}
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    steps_per_epoch = math.ceil(num_rows / config.batch_size)
     loop_started = time.perf_counter()
     for epoch in range(config.epochs):
         model.train()
-        order = torch.randperm(len(train), generator=generator)
+        order = torch.randperm(num_rows, generator=generator)
         total_loss = 0.0
         progress = tqdm(range(steps_per_epoch), desc=f"retrieval epoch {epoch + 1}/{config.epochs}",
                         disable=not config.show_progress, leave=False)
         for step in progress:
             rows = order[step * config.batch_size:(step + 1) * config.batch_size].to(device)
-            uniform = torch.randint(0, len(catalog), (config.num_uniform_negatives,), generator=generator)
-            candidates = torch.cat([train_labels[rows], uniform.to(device)])
-            age_logits = (
-                model.age_logits(train_reference_days[rows], train_upload_days[candidates])
-                if config.video_age_logit else None
-            )  # (batch, batch + uniform)
-            loss = sampled_softmax_loss(
-                model.user_vectors(train_users.select(rows)),
-                model.video_vectors(train_videos.select(candidates)),
-                candidates,
-                train_log_counts,
-                config.temperature,
-                age_logits,
-            )
+            uniform = torch.randint(0, num_videos, (config.num_uniform_negatives,), generator=generator)
+            loss = loss_of_batch(rows, uniform.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -222,25 +298,51 @@ def train_candidate_generator(
             total_loss += loss.item()
         metrics["train_loss"] = total_loss / steps_per_epoch
         logger.info("retrieval epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
-    metrics["train_examples_per_second"] = len(train) * config.epochs / (time.perf_counter() - loop_started)
-    if averaged is not None:
-        model = averaged.model
-    model = model.cpu()
+    metrics["train_examples_per_second"] = num_rows * config.epochs / (time.perf_counter() - loop_started)
+    return (averaged.model if averaged is not None else model), metrics
 
+
+def finish_bundle(
+    model: CandidateGenerator, data: TrainingData, examples: pd.DataFrame, config: RetrievalConfig,
+    metrics: dict[str, float], started: float,
+) -> RetrievalBundle:
+    """The trained model on the CPU with what serving needs, and the holdout metrics."""
     bundle = RetrievalBundle(
-        model=model.eval(),
-        vocabularies=vocabularies,
+        model=model.cpu().eval(),
+        vocabularies=data.vocabularies,
         config=config,
-        catalog_video_ids=catalog["video_id"].to_numpy(np.int64),
-        catalog_inputs=videos,
-        example_age_scale=example_age_scale,
-        catalog_upload_days=upload_days,
+        catalog_video_ids=data.catalog["video_id"].to_numpy(np.int64),
+        catalog_inputs=data.videos,
+        example_age_scale=data.example_age_scale,
+        catalog_upload_days=data.upload_days,
     )
     metrics.update(holdout_metrics(bundle, examples, config))
     metrics["train_seconds"] = time.perf_counter() - started
     bundle.metrics = metrics
     logger.info("retrieval training done: %s", metrics)
     return bundle
+
+
+def train_candidate_generator(
+    examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig | None = None
+) -> RetrievalBundle:
+    """Train on `split == 'train'` rows; report next-watch metrics on (a sample of) the holdout
+    rows in `bundle.metrics`. Labels missing from the catalog are dropped with a warning.
+    (distributed.py trains the same way with the batches shared out over torchrun's ranks.)"""
+    config = config or RetrievalConfig()
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    started = time.perf_counter()
+    data = prepare_training_data(examples, catalog, config)
+    device = torch.device(config.device)
+    model = new_model(data, config).to(device)
+    tensors = data.on(device, config)
+    averaged = WeightAverage(model, config.weight_ema_decay) if config.weight_ema_decay > 0 else None
+    trained, metrics = fit(
+        model, partial(batch_loss, model, tensors, config), len(data.train), len(data.catalog),
+        config, generator, device, averaged,
+    )
+    return finish_bundle(trained, data, examples, config, metrics, started)
 
 
 def holdout_metrics(bundle: RetrievalBundle, examples: pd.DataFrame, config: RetrievalConfig) -> dict[str, float]:
