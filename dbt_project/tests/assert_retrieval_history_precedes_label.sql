@@ -45,7 +45,7 @@ final as (
         and examples.label_time = earlier_watches.label_time
     where examples.history_last_watch_time >= examples.label_time
         or examples.history_last_watch_time is distinct from earlier_watches.last_earlier_watch_time
-        or len(examples.history_video_ids)
+        or {{ list_length('examples.history_video_ids') }}
             != least(earlier_watches.n_earlier_watches, {{ var('history_length') }})
 
 )

@@ -53,7 +53,7 @@ final as (
         cast(watch_bounds.max_watch_time as date) as last_event_day,
         watch_bounds.max_watch_time,
         cast(date_trunc('day', watch_bounds.max_watch_time) as timestamp)
-            - to_days({{ var('holdout_days') }} - 1) as holdout_start
+            - interval {{ var('holdout_days') - 1 }} day as holdout_start
     from watch_bounds
     cross join event_bounds
 

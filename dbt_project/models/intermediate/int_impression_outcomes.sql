@@ -42,11 +42,7 @@ first_watch_after as (
         watches.liked as next_liked,
         watches.shared as next_shared,
         watches.disliked as next_disliked
-    from impressions
-    asof left join watches
-        on impressions.user_id = watches.user_id
-        and impressions.video_id = watches.video_id
-        and watches.watch_time >= impressions.impression_time
+    from {{ asof_join('impressions', 'watches', ['user_id', 'video_id'], 'impression_time', '<=', 'watch_time') }}
 
 ),
 

@@ -22,7 +22,7 @@ watch_states as (
     select
         user_id,
         watch_time,
-        list(video_id) over recent_watches as recent_watch_video_ids,
+        {{ list_agg('video_id') }} over recent_watches as recent_watch_video_ids,
         row_number() over (partition by user_id order by watch_time, video_id) as watch_count_total
     from watches
     window recent_watches as (
@@ -40,13 +40,7 @@ search_terms as (
     select
         user_id,
         search_time,
-        list_concat(
-            coalesce(query_tokens, []),
-            list_transform(
-                range(1, len(coalesce(query_tokens, []))),
-                lambda i: query_tokens[i] || ' ' || query_tokens[i + 1]
-            )
-        ) as search_terms
+        {{ unigrams_and_bigrams('query_tokens') }} as search_terms
     from searches
 
 ),
@@ -56,7 +50,7 @@ search_states as (
     select
         user_id,
         search_time,
-        list_sort(list_distinct(flatten(list(search_terms) over last_searches)))
+        {{ sorted_distinct_flatten(list_agg('search_terms') ~ ' over last_searches') }}
             as recent_search_tokens
     from search_terms
     window last_searches as (
@@ -83,10 +77,7 @@ with_watches as (
         watch_states.recent_watch_video_ids,
         watch_states.watch_count_total,
         watch_states.watch_time as last_watch_time
-    from event_times
-    asof left join watch_states
-        on event_times.user_id = watch_states.user_id
-        and event_times.event_timestamp >= watch_states.watch_time
+    from {{ asof_join('event_times', 'watch_states', ['user_id'], 'event_timestamp', '>=', 'watch_time') }}
 
 ),
 
@@ -95,10 +86,7 @@ with_searches as (
     select
         with_watches.*,
         search_states.recent_search_tokens
-    from with_watches
-    asof left join search_states
-        on with_watches.user_id = search_states.user_id
-        and with_watches.event_timestamp >= search_states.search_time
+    from {{ asof_join('with_watches', 'search_states', ['user_id'], 'event_timestamp', '>=', 'search_time') }}
 
 ),
 
@@ -107,8 +95,8 @@ final as (
     select
         user_id,
         event_timestamp,
-        coalesce(recent_watch_video_ids, cast([] as bigint[])) as recent_watch_video_ids,
-        coalesce(recent_search_tokens, cast([] as varchar[])) as recent_search_tokens,
+        coalesce(recent_watch_video_ids, {{ empty_list('bigint') }}) as recent_watch_video_ids,
+        coalesce(recent_search_tokens, {{ empty_list('varchar') }}) as recent_search_tokens,
         cast(coalesce(watch_count_total, 0) as bigint) as watch_count_total,
         last_watch_time
     from with_searches

@@ -40,11 +40,8 @@ rolled_back as (
         history_states.recent_watch_video_ids as history_video_ids,
         history_states.recent_search_tokens as history_search_tokens,
         history_states.last_watch_time as history_last_watch_time
-    from labels
-    asof join history_states
-        on labels.user_id = history_states.user_id
-        and labels.label_time > history_states.event_timestamp
-    where len(history_states.recent_watch_video_ids) >= 1
+    from {{ asof_join('labels', 'history_states', ['user_id'], 'label_time', '>', 'event_timestamp', kind='inner') }}
+    where {{ list_length('history_states.recent_watch_video_ids') }} >= 1
 
 ),
 
@@ -87,7 +84,7 @@ final as (
         history_video_ids,
         history_search_tokens,
         history_last_watch_time,
-        date_diff('microsecond', label_time, window_end) / 86400e6 as example_age_days,
+        {{ microseconds_between('label_time', 'window_end') }} / 86400e6 as example_age_days,
         split
     from capped
 

@@ -47,11 +47,11 @@ watch_log_states as (
     select
         watches.user_id,
         watches.watch_time,
-        list(watches.video_id) over recent_watches as watch_log_video_ids,
-        list(watches.creator_id) over recent_watches as watch_log_creator_ids,
-        list(coalesce(videos.category, 'unknown')) over recent_watches as watch_log_categories,
-        list(epoch(watches.watch_time)) over recent_watches as watch_log_unix_seconds,
-        list(watches.watch_fraction) over recent_watches as watch_log_fractions
+        {{ list_agg('watches.video_id') }} over recent_watches as watch_log_video_ids,
+        {{ list_agg('watches.creator_id') }} over recent_watches as watch_log_creator_ids,
+        {{ list_agg("coalesce(videos.category, 'unknown')") }} over recent_watches as watch_log_categories,
+        {{ list_agg(unix_seconds('watches.watch_time')) }} over recent_watches as watch_log_unix_seconds,
+        {{ list_agg('watches.watch_fraction') }} over recent_watches as watch_log_fractions
     from watches
     left join videos
         on watches.video_id = videos.video_id
@@ -72,8 +72,8 @@ impression_log_states as (
     select
         user_id,
         impression_time,
-        list(video_id) over recent_impressions as impression_log_video_ids,
-        list(epoch(impression_time)) over recent_impressions as impression_log_unix_seconds
+        {{ list_agg('video_id') }} over recent_impressions as impression_log_video_ids,
+        {{ list_agg(unix_seconds('impression_time')) }} over recent_impressions as impression_log_unix_seconds
     from impressions
     window recent_impressions as (
         partition by user_id
@@ -101,13 +101,13 @@ end_of_log as (
         select watch_time as event_time from watches
         union all
         select impression_time as event_time from impressions
-    )
+    ) as event_times
 
 ),
 
 next_requests as (
 
-    select 'next:' || cast(users.user_id as varchar) as request_id, users.user_id, end_of_log.event_timestamp
+    select 'next:' || cast(users.user_id as string) as request_id, users.user_id, end_of_log.event_timestamp
     from (select distinct user_id from watches union select distinct user_id from impressions) as users
     cross join end_of_log
 
@@ -132,12 +132,9 @@ with_watches as (
         watch_log_states.watch_log_categories,
         watch_log_states.watch_log_unix_seconds,
         watch_log_states.watch_log_fractions
-    from state_times
     -- strictly before: a watch stamped at the request's start is the answer to that request
     -- (logs that stamp a click with its impression's time), not history it was ranked with
-    asof left join watch_log_states
-        on state_times.user_id = watch_log_states.user_id
-        and state_times.event_timestamp > watch_log_states.watch_time
+    from {{ asof_join('state_times', 'watch_log_states', ['user_id'], 'event_timestamp', '>', 'watch_time') }}
 
 ),
 
@@ -147,11 +144,8 @@ with_impressions as (
         with_watches.*,
         impression_log_states.impression_log_video_ids,
         impression_log_states.impression_log_unix_seconds
-    from with_watches
     -- strictly before: a request's own impressions are not yet history when it is ranked
-    asof left join impression_log_states
-        on with_watches.user_id = impression_log_states.user_id
-        and with_watches.event_timestamp > impression_log_states.impression_time
+    from {{ asof_join('with_watches', 'impression_log_states', ['user_id'], 'event_timestamp', '>', 'impression_time') }}
 
 ),
 
@@ -161,17 +155,17 @@ final as (
         request_id,
         user_id,
         event_timestamp,
-        to_json({
-            'video_ids': coalesce(watch_log_video_ids, cast([] as bigint[])),
-            'creator_ids': coalesce(watch_log_creator_ids, cast([] as bigint[])),
-            'categories': coalesce(watch_log_categories, cast([] as varchar[])),
-            'unix_seconds': coalesce(watch_log_unix_seconds, cast([] as double[])),
-            'fractions': coalesce(watch_log_fractions, cast([] as double[]))
-        })::varchar as watch_log,
-        to_json({
-            'video_ids': coalesce(impression_log_video_ids, cast([] as bigint[])),
-            'unix_seconds': coalesce(impression_log_unix_seconds, cast([] as double[]))
-        })::varchar as impression_log
+        {{ json_object([
+            ('video_ids', 'coalesce(watch_log_video_ids, ' ~ empty_list('bigint') ~ ')'),
+            ('creator_ids', 'coalesce(watch_log_creator_ids, ' ~ empty_list('bigint') ~ ')'),
+            ('categories', 'coalesce(watch_log_categories, ' ~ empty_list('varchar') ~ ')'),
+            ('unix_seconds', 'coalesce(watch_log_unix_seconds, ' ~ empty_list('double') ~ ')'),
+            ('fractions', 'coalesce(watch_log_fractions, ' ~ empty_list('double') ~ ')'),
+        ]) }} as watch_log,
+        {{ json_object([
+            ('video_ids', 'coalesce(impression_log_video_ids, ' ~ empty_list('bigint') ~ ')'),
+            ('unix_seconds', 'coalesce(impression_log_unix_seconds, ' ~ empty_list('double') ~ ')'),
+        ]) }} as impression_log
     from with_impressions
     -- a fixed order: dbt's parallel writes must not reorder the mart between runs
     order by user_id, event_timestamp, request_id

@@ -35,15 +35,10 @@ user_days as (
 
     select
         users.user_id,
-        cast(
-            unnest(
-                generate_series(
-                    greatest(cast(users.signup_time as date), event_window.first_event_day) - 1,
-                    event_window.last_event_day,
-                    interval 1 day
-                )
-            ) as date
-        ) as activity_day
+        {{ days_from_to(
+            'greatest(cast(users.signup_time as date), event_window.first_event_day) - 1',
+            'event_window.last_event_day'
+        ) }} as activity_day
     from users
     cross join event_window
 

@@ -17,7 +17,7 @@ final as (
         recent_search_tokens,
         watch_count_total,
         -- the last watched video on its own: the ranker embeds it with the candidate's table
-        list_extract(recent_watch_video_ids, -1) as last_watched_video_id
+        {{ list_last('recent_watch_video_ids') }} as last_watched_video_id
     from history_states
 
 )

@@ -36,15 +36,10 @@ video_days as (
 
     select
         videos.video_id,
-        cast(
-            unnest(
-                generate_series(
-                    greatest(cast(videos.upload_time as date), event_window.first_event_day) - 1,
-                    event_window.last_event_day,
-                    interval 1 day
-                )
-            ) as date
-        ) as activity_day
+        {{ days_from_to(
+            'greatest(cast(videos.upload_time as date), event_window.first_event_day) - 1',
+            'event_window.last_event_day'
+        ) }} as activity_day
     from videos
     cross join event_window
 
@@ -85,11 +80,10 @@ final as (
         videos.category,
         videos.duration_seconds,
         greatest(
-            date_diff(
-                'microsecond',
-                videos.upload_time,
-                cast(rolling.activity_day + interval 1 day as timestamp)
-            ) / 86400e6,
+            {{ microseconds_between(
+                'videos.upload_time',
+                'cast(rolling.activity_day + interval 1 day as timestamp)'
+            ) }} / 86400e6,
             0.0
         ) as video_age_days,
         cast(rolling.impressions_7d as bigint) as impressions_7d,

@@ -14,39 +14,37 @@ serving_columns as (
     select
         cast(null as double) as score,
         cast(null as double) as propensity,
-        cast(null as varchar) as reason,
+        cast(null as string) as reason,
         cast(null as boolean) as explored,
-        cast(null as map(varchar, double)) as head_predictions,
-        cast(null as map(varchar, varchar)) as model_versions
+        cast(null as {{ map_type('varchar', 'double') }}) as head_predictions,
+        cast(null as {{ map_type('varchar', 'varchar') }}) as model_versions
     where false
 
 ),
 
 every_column as (
 
-    select * from serving_columns
-    union all by name
-    select * from source
+    {{ with_optional_columns('source', 'serving_columns') }}
 
 ),
 
 renamed as (
 
     select
-        cast(request_id as varchar) as request_id,
+        cast(request_id as string) as request_id,
         cast(user_id as bigint) as user_id,
         cast(video_id as bigint) as video_id,
-        cast(surface as varchar) as surface,
+        cast(surface as string) as surface,
         cast(position as integer) as position,
         cast(impression_time as timestamp) as impression_time,
-        cast(source as varchar) as source,
+        cast(source as string) as source,
         cast(source_score as double) as source_score,
         cast(score as double) as score,
         cast(propensity as double) as propensity,
-        cast(reason as varchar) as reason,
+        cast(reason as string) as reason,
         cast(explored as boolean) as explored,
-        cast(head_predictions as map(varchar, double)) as head_predictions,
-        cast(model_versions as map(varchar, varchar)) as model_versions
+        cast(head_predictions as {{ map_type('varchar', 'double') }}) as head_predictions,
+        cast(model_versions as {{ map_type('varchar', 'varchar') }}) as model_versions
     from every_column
 
 ),

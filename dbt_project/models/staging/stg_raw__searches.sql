@@ -11,7 +11,7 @@ renamed as (
     select
         cast(user_id as bigint) as user_id,
         cast(search_time as timestamp) as search_time,
-        cast(query_tokens as varchar[]) as query_tokens
+        cast(query_tokens as {{ list_type('varchar') }}) as query_tokens
     from source
 
 ),

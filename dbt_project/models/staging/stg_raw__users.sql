@@ -11,10 +11,10 @@ renamed as (
     select
         cast(user_id as bigint) as user_id,
         cast(signup_time as timestamp) as signup_time,
-        cast(country as varchar) as country,
-        cast(device as varchar) as device,
-        cast(age_bucket as varchar) as age_bucket,
-        cast(gender as varchar) as gender
+        cast(country as string) as country,
+        cast(device as string) as device,
+        cast(age_bucket as string) as age_bucket,
+        cast(gender as string) as gender
     from source
 
 ),

@@ -11,10 +11,10 @@ renamed as (
     select
         cast(video_id as bigint) as video_id,
         cast(creator_id as bigint) as creator_id,
-        cast(category as varchar) as category,
+        cast(category as string) as category,
         cast(duration_seconds as double) as duration_seconds,
         cast(upload_time as timestamp) as upload_time,
-        cast(title_tokens as varchar[]) as title_tokens
+        cast(title_tokens as {{ list_type('varchar') }}) as title_tokens
     from source
 
 ),

@@ -5,8 +5,8 @@
 select *
 from {{ model }}
 where {% for key in keys -%}
-    json_array_length({{ column_name }}, '$.{{ key }}') is null
-    or json_array_length({{ column_name }}, '$.{{ key }}') != json_array_length({{ column_name }}, '$.{{ keys[0] }}')
+    {{ json_list_length(column_name, key) }} is null
+    or {{ json_list_length(column_name, key) }} != {{ json_list_length(column_name, keys[0]) }}
     {%- if not loop.last %} or {% endif %}
 {%- endfor %}
 {% endtest %}
