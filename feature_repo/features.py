@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from feast import FeatureView, Field, FileSource, OnDemandFeatureView
+from feast import FeatureView, Field, OnDemandFeatureView
+from feast.data_source import DataSource
 from feast.types import Array, Float64, Int64, String
 
 from feature_repo import data_sources
@@ -29,7 +30,7 @@ RECENT_WATCH_VIDEO_IDS = "recent_watch_video_ids"
 RECENT_SEARCH_TOKENS = "recent_search_tokens"
 
 
-def user_profile_view(source: FileSource) -> FeatureView:
+def user_profile_view(source: DataSource) -> FeatureView:
     return FeatureView(
         name="user_profile",
         description="Demographics of the user as of the latest daily snapshot.",
@@ -41,7 +42,7 @@ def user_profile_view(source: FileSource) -> FeatureView:
     )
 
 
-def user_activity_view(source: FileSource) -> FeatureView:
+def user_activity_view(source: DataSource) -> FeatureView:
     return FeatureView(
         name="user_activity",
         description=(
@@ -64,7 +65,7 @@ def user_activity_view(source: FileSource) -> FeatureView:
     )
 
 
-def video_stats_view(source: FileSource) -> FeatureView:
+def video_stats_view(source: DataSource) -> FeatureView:
     return FeatureView(
         name="video_stats",
         description="Catalog facts and 7-day engagement of the video before the snapshot midnight.",
@@ -89,7 +90,7 @@ def video_stats_view(source: FileSource) -> FeatureView:
     )
 
 
-def user_watch_history_view(source: FileSource) -> FeatureView:
+def user_watch_history_view(source: DataSource) -> FeatureView:
     return FeatureView(
         name="user_watch_history",
         description=(
@@ -109,7 +110,7 @@ def user_watch_history_view(source: FileSource) -> FeatureView:
     )
 
 
-def request_engagement_view(source: FileSource) -> FeatureView:
+def request_engagement_view(source: DataSource) -> FeatureView:
     return FeatureView(
         name=REQUEST_ENGAGEMENT,
         description=(
@@ -130,16 +131,26 @@ def request_engagement_view(source: FileSource) -> FeatureView:
     )
 
 
-def feature_views(marts_dir: Path) -> dict[str, FeatureView | OnDemandFeatureView]:
-    """Every feature view (on-demand ones included), by name, reading the marts under `marts_dir`."""
+def feature_views(marts_dir: Path, on_spark: bool = False) -> dict[str, FeatureView | OnDemandFeatureView]:
+    """Every feature view (on-demand ones included), by name, reading the marts under `marts_dir`:
+    as files, or with `on_spark` (the distributed profile) as Spark sources over the same paths."""
     # one source object per mart: Feast rejects two sources of the same name
-    user_days = data_sources.user_features_daily_source(marts_dir)
+    sources = {
+        "user_features_daily": data_sources.user_features_daily_source(marts_dir),
+        "video_features_daily": data_sources.video_features_daily_source(marts_dir),
+        "user_watch_history": data_sources.user_watch_history_source(marts_dir),
+        "user_engagement_history": data_sources.user_engagement_history_source(marts_dir),
+    }
+    if on_spark:
+        from feature_repo.spark_store import as_spark_source  # needs pyspark: distributed only
+
+        sources = {mart: as_spark_source(source) for mart, source in sources.items()}
     views = (
-        user_profile_view(user_days),
-        user_activity_view(user_days),
-        video_stats_view(data_sources.video_features_daily_source(marts_dir)),
-        user_watch_history_view(data_sources.user_watch_history_source(marts_dir)),
-        request_engagement_view(data_sources.user_engagement_history_source(marts_dir)),
+        user_profile_view(sources["user_features_daily"]),
+        user_activity_view(sources["user_features_daily"]),
+        video_stats_view(sources["video_features_daily"]),
+        user_watch_history_view(sources["user_watch_history"]),
+        request_engagement_view(sources["user_engagement_history"]),
     )
     by_name: dict[str, FeatureView | OnDemandFeatureView] = {view.name: view for view in views}
     engagement = candidate_engagement_view(by_name[REQUEST_ENGAGEMENT], by_name["video_stats"])

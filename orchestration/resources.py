@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import mlflow
+import pandas as pd
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
@@ -19,6 +21,10 @@ from vidrec.settings import VidrecSettings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 MLFLOW_EXPERIMENT = "vidrec"
+# The output of dbt_project/profiles.yml each settings profile builds the warehouse with.
+DBT_TARGETS = {"default": "dev", "production": "dev", "distributed": "distributed"}
+# The schema of dbt-spark's tables (profiles.yml, output distributed).
+SPARK_SCHEMA = "vidrec"
 
 
 class VidrecResource(ConfigurableResource):
@@ -31,6 +37,17 @@ class VidrecResource(ConfigurableResource):
         settings = VidrecSettings(home=Path(self.home), profile=self.profile)
         settings.ensure_dirs()
         return settings
+
+
+def warehouse_table(settings: VidrecSettings, table: str, columns: list[str]) -> pd.DataFrame:
+    """`columns` of one of dbt's warehouse tables (staging or intermediate, not a mart), read
+    where the settings' profile keeps them: the DuckDB file, or in the distributed profile the
+    Parquet files of the Spark table (`<warehouse>/<schema>.db/<table>/`, dbt-spark's managed
+    tables), read without starting Spark."""
+    if settings.profile == "distributed":
+        return pd.read_parquet(settings.warehouse_path / f"{SPARK_SCHEMA}.db" / table, columns=columns)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
+        return connection.execute(f"select {', '.join(columns)} from {table}").df()
 
 
 class MlflowResource(ConfigurableResource):
@@ -65,6 +82,7 @@ def build_resources(settings: VidrecSettings) -> dict[str, object]:
         "dbt": DbtCliResource(
             project_dir=str(DBT_PROJECT_DIR),
             profiles_dir=str(DBT_PROJECT_DIR),
+            target=DBT_TARGETS[settings.profile],
             # The dbt of this interpreter's environment: PATH need not include the virtualenv.
             dbt_executable=str(Path(sys.executable).parent / "dbt"),
         ),

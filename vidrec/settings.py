@@ -2,8 +2,9 @@
 
 Every path, URI and tunable that more than one layer needs is read here, from `VIDREC_*`
 environment variables with embedded defaults, so the default profile runs on a bare machine with
-nothing but local files (DuckDB, SQLite, Parquet) and the production profile swaps in PostgreSQL
-and Redis without any other code knowing.
+nothing but local files (DuckDB, SQLite, Parquet), the production profile swaps in PostgreSQL
+and Redis, and the distributed profile builds the marts and training frames on Spark, without any
+other code knowing.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ class VidrecSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VIDREC_", extra="ignore", frozen=True)
 
-    profile: Literal["default", "production"] = Field(
+    profile: Literal["default", "production", "distributed"] = Field(
         "default",
-        description="default: embedded DuckDB/SQLite/local files; production: PostgreSQL + Redis.",
+        description=(
+            "default: embedded DuckDB/SQLite/local files; production: PostgreSQL + Redis; "
+            "distributed: the default profile with dbt-spark marts and Feast's Spark offline store."
+        ),
     )
     home: Path = Field(Path(".vidrec"), description="Root directory of all generated state.")
 
@@ -128,6 +132,15 @@ class VidrecSettings(BaseSettings):
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/vidrec"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
+    # Distributed profile (only read when profile == "distributed"): the Spark master of dbt's
+    # session and of Feast's Spark offline store (local[N], spark://host:7077, yarn, ...). dbt's
+    # profile reads the same VIDREC_SPARK_* variables (dbt_project/profiles.yml), so set them in
+    # the environment, not only on a settings object.
+    spark_master: str = "local[2]"
+    # The address Spark's executors reach the driver at: loopback for local[N]; on a cluster, this
+    # machine's address on the cluster's network.
+    spark_driver_host: str = "127.0.0.1"
+
     # Optional explicit overrides.
     mlflow_tracking_uri_override: str | None = Field(None, alias="VIDREC_MLFLOW_TRACKING_URI")
 
@@ -154,6 +167,10 @@ class VidrecSettings(BaseSettings):
 
     @cached_property
     def warehouse_path(self) -> Path:
+        """dbt's warehouse: a DuckDB file, or in the distributed profile Spark's warehouse
+        directory (its tables and the Derby metastore that names them)."""
+        if self.profile == "distributed":
+            return self.home / "spark_warehouse"
         return self.home / "warehouse.duckdb"
 
     @cached_property
