@@ -7,8 +7,8 @@ run touches and tests point a whole run at a temporary directory with one value.
 
 
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb

@@ -22,7 +22,9 @@ def spark_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_timestamp(arrow_type):
         assert arrow_type.tz is None, f"raw timestamps are naive UTC, got {arrow_type}"
         return "timestamp_ntz"
-    names = {pa.int64(): "bigint", pa.int32(): "int", pa.string(): "string", pa.float64(): "double", pa.bool_(): "boolean"}
+    names = {
+        pa.int64(): "bigint", pa.int32(): "int", pa.string(): "string", pa.float64(): "double", pa.bool_(): "boolean",
+    }
     return names[arrow_type]
 
 

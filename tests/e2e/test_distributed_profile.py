@@ -10,6 +10,7 @@ tier. Spark stays on loopback (SPARK_LOCAL_IP, spark.driver.host).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -43,10 +44,20 @@ pytestmark = [
     ),
 ]
 
-MARTS = (
-    "video_catalog", "user_features_daily", "video_features_daily", "user_watch_history",
-    "user_engagement_history", "retrieval_training_examples", "ranking_training_examples", "watch_interactions",
-)
+# Every mart, with the columns that identify its rows.
+MART_KEYS = {
+    "video_catalog": ["video_id"],
+    "user_features_daily": ["user_id", "event_timestamp"],
+    "video_features_daily": ["video_id", "event_timestamp"],
+    "user_watch_history": ["user_id", "event_timestamp"],
+    "user_engagement_history": ["request_id"],
+    "retrieval_training_examples": ["user_id", "label_video_id", "label_time"],
+    "ranking_training_examples": ["request_id", "video_id"],
+    "watch_interactions": ["user_id", "video_id"],
+}
+# JSON text whose spelling differs between engines (Spark writes 1.7672256015E9 for DuckDB's
+# 1767225601.5): compared parsed.
+JSON_COLUMNS = {"watch_log", "impression_log"}
 # Each frame's rows, identified (the order of a frame is not part of its contract).
 FRAME_KEYS = {"ranking": ["request_id", "video_id"], "retrieval": ["user_id", "label_time", "label_video_id"]}
 
@@ -69,9 +80,9 @@ def distributed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 
 
 @pytest.fixture(scope="module")
-def default_frames(distributed_run, tmp_path_factory: pytest.TempPathFactory) -> VidrecSettings:
-    """The default profile's training frames (dbt-duckdb, Feast's default offline store) built
-    from a copy of the same raw logs."""
+def default_run(distributed_run, tmp_path_factory: pytest.TempPathFactory) -> VidrecSettings:
+    """The default profile's marts and training frames (dbt-duckdb, Feast's default offline
+    store), built from a copy of the same raw logs."""
     home = tmp_path_factory.mktemp("vidrec_default")
     shutil.copytree(distributed_run[0].raw_dir, home / "raw")
     with pytest.MonkeyPatch.context() as patch:
@@ -102,7 +113,7 @@ def test_the_whole_pipeline_succeeds_on_spark(distributed_run) -> None:
 
 def test_marts_are_written_by_spark_where_the_feature_sources_read(distributed_run) -> None:
     settings, _ = distributed_run
-    for mart in MARTS:
+    for mart in MART_KEYS:
         location = settings.marts_dir / f"{mart}.parquet"
         # dbt-spark writes a table's directory of part files; dbt-duckdb would write one file
         assert location.is_dir(), location
@@ -145,11 +156,26 @@ def test_models_are_registered_with_champions(distributed_run) -> None:
         assert run.data.tags["dagster_run_id"] == result.run_id
 
 
+@pytest.mark.parametrize("mart", list(MART_KEYS))
+def test_marts_equal_the_default_profiles(distributed_run, default_run, mart: str) -> None:
+    on_spark = _comparable(pd.read_parquet(distributed_run[0].marts_dir / f"{mart}.parquet"), MART_KEYS[mart])
+    by_default = _comparable(pd.read_parquet(default_run.marts_dir / f"{mart}.parquet"), MART_KEYS[mart])
+
+    assert list(on_spark.columns) == list(by_default.columns)
+    assert dict(on_spark.dtypes) == dict(by_default.dtypes)
+    assert len(on_spark) == len(by_default)
+    for column in by_default.columns:
+        if column in JSON_COLUMNS:
+            assert list(on_spark[column].map(json.loads)) == list(by_default[column].map(json.loads)), column
+        else:
+            _assert_same_values(on_spark[column], by_default[column], column)
+
+
 @pytest.mark.parametrize("frame", ["ranking", "retrieval"])
-def test_training_frames_equal_the_default_profiles(distributed_run, default_frames, frame: str) -> None:
+def test_training_frames_equal_the_default_profiles(distributed_run, default_run, frame: str) -> None:
     path_of = {"ranking": ranking_frame_path, "retrieval": retrieval_frame_path}[frame]
     on_spark = _comparable(pd.read_parquet(path_of(distributed_run[0])), FRAME_KEYS[frame])
-    by_default = _comparable(pd.read_parquet(path_of(default_frames)), FRAME_KEYS[frame])
+    by_default = _comparable(pd.read_parquet(path_of(default_run)), FRAME_KEYS[frame])
 
     assert list(on_spark.columns) == list(by_default.columns)
     assert len(on_spark) == len(by_default)
@@ -194,7 +220,7 @@ def _stop_spark() -> None:
         spark.stop()
 
 
-def test_default_profile_home_is_untouched_by_spark(default_frames) -> None:
-    assert (default_frames.home / "warehouse.duckdb").is_file()
-    assert (default_frames.marts_dir / "video_catalog.parquet").is_file()
-    assert not (default_frames.home / "spark_warehouse").exists()
+def test_default_profile_home_is_untouched_by_spark(default_run) -> None:
+    assert (default_run.home / "warehouse.duckdb").is_file()
+    assert (default_run.marts_dir / "video_catalog.parquet").is_file()
+    assert not (default_run.home / "spark_warehouse").exists()
