@@ -9,20 +9,19 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey
 
 from feature_repo.store import feature_store
 from models.evaluation.holdout_task import HoldoutTask, build_holdout_task, task_with_stored_queries
 from models.registry import ModelVersionRef
+from orchestration.resources import warehouse_table
 from vidrec.settings import VidrecSettings
 
 
 def holdout_start(settings: VidrecSettings) -> pd.Timestamp:
     """The temporal cut dbt computed (int_event_window), so Python and SQL agree on one split."""
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
-        return pd.Timestamp(connection.execute("select holdout_start from int_event_window").fetchone()[0])
+    return pd.Timestamp(warehouse_table(settings, "int_event_window", ["holdout_start"])["holdout_start"].iloc[0])
 
 
 def data_snapshot(settings: VidrecSettings) -> str:

@@ -48,7 +48,7 @@ from orchestration.model_runs import (
     registration_metadata,
     run_tags,
 )
-from orchestration.resources import MlflowResource, VidrecResource
+from orchestration.resources import MlflowResource, VidrecResource, warehouse_table
 
 MODELS_GROUP = "models"
 RECALL_AT_K_FOR_INDEX = 100
@@ -254,14 +254,13 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
 
 def _staged_logs(settings) -> dict[str, pd.DataFrame]:
     """The deduplicated, typed logs dbt staged (the same rows the marts are built from)."""
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
-        return {
-            "watches": connection.execute("select user_id, video_id, watch_time from stg_raw__watches").df(),
-            "impressions": connection.execute("select video_id, impression_time from stg_raw__impressions").df(),
-            "subscriptions": connection.execute(
-                "select user_id, creator_id, subscribed_time from stg_raw__subscriptions"
-            ).df(),
-        }
+    return {
+        "watches": warehouse_table(settings, "stg_raw__watches", ["user_id", "video_id", "watch_time"]),
+        "impressions": warehouse_table(settings, "stg_raw__impressions", ["video_id", "impression_time"]),
+        "subscriptions": warehouse_table(
+            settings, "stg_raw__subscriptions", ["user_id", "creator_id", "subscribed_time"]
+        ),
+    }
 
 
 def _fit_sources(logs: dict[str, pd.DataFrame], catalog: pd.DataFrame, now: pd.Timestamp) -> MultiSourceRetriever:
