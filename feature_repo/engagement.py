@@ -5,8 +5,9 @@ The paper's strongest ranking signals are the user's own past interaction with t
 would mean one online-store read per candidate; instead the store keeps the user's recent
 engagement log once per request (`user_engagement_history` mart, Feast view
 `request_engagement`), and this module turns that log plus the
-request into per-candidate features. Feast runs it as the `candidate_engagement` on-demand feature
-view, both in `get_historical_features` (training) and at serving, so the computation exists once.
+request into per-candidate features. It is the `candidate_engagement` on-demand feature view's
+transformation, run on point-in-time-joined logs in training (`feature_repo.training_frames`) and
+on the online logs at serving, so the computation exists once.
 
 Counts and recencies are over the log's window (the last `history_length` watches and the last
 `impression_history_length` impressions), not over the user's lifetime. A recency is NaN when

@@ -28,8 +28,9 @@ from models.retrieval.features import EXAMPLE_AGE_DAYS, HISTORY_SEARCH_TOKENS, H
 LIST_QUERY_COLUMNS = {RECENT_WATCH_VIDEO_IDS: HISTORY_VIDEO_IDS, RECENT_SEARCH_TOKENS: HISTORY_SEARCH_TOKENS}
 CATEGORICAL_QUERY_COLUMNS = {name: name for name in USER_PROFILE_FEATURES}
 QUERY_COLUMNS = {**LIST_QUERY_COLUMNS, **CATEGORICAL_QUERY_COLUMNS}
-# The marts' timestamp resolution: a query "before t" reads the features stamped at or before this
-# much earlier, since Feast's point-in-time join includes rows stamped at the entity's own time.
+# The marts' timestamp resolution, and the one training frames floor entity times to: a query
+# "before t" reads the features stamped at or before this much earlier, since Feast's
+# point-in-time join includes rows stamped at the entity's own time.
 JUST_BEFORE = pd.Timedelta(microseconds=1)
 
 

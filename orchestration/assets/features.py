@@ -102,15 +102,27 @@ def sample_ranking_examples(examples: pd.DataFrame, negative_rate: float, seed: 
     """Every click and every holdout impression, plus a seeded share of the other non-clicks,
     with `example_weight` = 1/rate on those.
 
-    Training negatives are down-sampled because Feast's file offline store joins only a few
-    thousand rows a second here; the weight keeps losses unbiased for the full impression log.
-    The holdout is kept whole: sampling it would only add noise to every model's metrics.
+    Training negatives are down-sampled to keep the frame, and the ranker's training on it,
+    small; the weight keeps losses unbiased for the full impression log. The holdout is kept
+    whole: sampling it would only add noise to every model's metrics.
     """
     keep_negative = np.random.default_rng(seed).random(len(examples)) < negative_rate
     sampled_negative = ~examples["clicked"].astype(bool) & (examples["split"] != "holdout")
     sampled = examples[~sampled_negative | keep_negative].copy()
     sampled["example_weight"] = np.where(sampled_negative.loc[sampled.index], 1.0 / negative_rate, 1.0)
     return sampled.reset_index(drop=True)
+
+
+def ranking_frame(store: FeatureStore, examples: pd.DataFrame, negative_rate: float) -> pd.DataFrame:
+    """The impressions of the `ranking_training_examples` mart, sampled (`sample_ranking_examples`),
+    with their point-in-time ranker features read through the ranker service."""
+    # dbt writes marts with parallel threads, so row order varies between runs; a fixed order
+    # keeps the seeded sampling and training (and so champion decisions) reproducible.
+    examples = examples.sort_values(["event_timestamp", "request_id", "video_id"], kind="stable").reset_index(drop=True)
+    sampled = sample_ranking_examples(examples, negative_rate)
+    # an impression's request time is its request's start (event_timestamp): the on-demand cross features use it
+    sampled[REQUEST_TIME] = unix_seconds(sampled["event_timestamp"])
+    return historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
 
 
 @asset(group_name=FEATURES_GROUP, deps=[feast_registry, AssetKey("ranking_training_examples")], kinds={"feast", "parquet"})
@@ -124,15 +136,9 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
             description="ranking_training_examples is empty: the raw logs hold no impressions, and the ranker "
             "learns from shown-vs-clicked. Import a dataset with exposures (or MovieLens, which samples them)."
         )
-    # dbt writes marts with parallel threads, so row order varies between runs; a fixed order
-    # keeps the seeded sampling and training (and so champion decisions) reproducible.
-    examples = examples.sort_values(["event_timestamp", "request_id", "video_id"], kind="stable").reset_index(drop=True)
-    sampled = sample_ranking_examples(examples, settings.ranking_negative_sample_rate)
+    frame = ranking_frame(store, examples, settings.ranking_negative_sample_rate)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
-                     len(sampled), len(examples), 100 * settings.ranking_negative_sample_rate)
-    # an impression's request time is its request's start (event_timestamp): the on-demand cross features use it
-    sampled[REQUEST_TIME] = unix_seconds(sampled["event_timestamp"])
-    frame = historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
+                     len(frame), len(examples), 100 * settings.ranking_negative_sample_rate)
     inputs = ranker_inputs(store)
     path = ranking_frame_path(settings)
     frame.to_parquet(path, index=False)

@@ -159,16 +159,24 @@ def test_ranker_features_are_point_in_time_correct(settings: VidrecSettings) -> 
     assert pd.isna(frame.loc[2, "watch_count_28d"]) and pd.isna(frame.loc[2, "country"])
 
 
-def test_file_offline_store_drops_rows_with_only_later_or_expired_features(settings: VidrecSettings) -> None:
-    """Feast's file (dask) offline store quirk the marts are shaped around: an entity row whose
-    feature rows all lie after its timestamp or beyond the ttl disappears instead of getting
-    nulls. The daily marts therefore snapshot every user and video every day of the window."""
+def test_rows_with_only_later_or_expired_features_keep_their_row_with_nulls(settings: VidrecSettings) -> None:
+    """The duckdb offline store keeps an entity row whose feature rows all lie after its
+    timestamp or beyond the ttl, with nulls (the file store it replaced dropped such rows)."""
     frame = historical(
         feature_store(settings),
         RANKER_FEATURES,
         [(1, 10, "2026-01-03 00:00"), (1, 10, "2026-01-06 12:00"), (2, 10, "2026-01-02 18:00")],
     )
-    assert frame["event_timestamp"].tolist() == [pd.Timestamp("2026-01-03 00:00", tz="UTC")]
+    assert frame["event_timestamp"].tolist() == [
+        pd.Timestamp(text, tz="UTC") for text in ("2026-01-03 00:00", "2026-01-06 12:00", "2026-01-02 18:00")
+    ]
+    # 01-06 12:00 is past the daily views' 2-day ttl, not the profile's 365 days; user 2's first
+    # snapshot (01-03) lies after 01-02 18:00, while video 10's of 01-02 is there
+    assert frame["watch_count_28d"].iloc[0] == 5
+    assert frame["watch_count_28d"].iloc[1:].isna().all()
+    assert frame["impressions_7d"].iloc[0] == 4 and pd.isna(frame["impressions_7d"].iloc[1])
+    assert frame["impressions_7d"].iloc[2] == 3
+    assert frame["country"].iloc[:2].tolist() == ["US", "US"] and pd.isna(frame["country"].iloc[2])
 
 
 def test_retrieval_history_is_the_latest_state_at_or_before_the_timestamp(settings: VidrecSettings) -> None:
@@ -218,7 +226,7 @@ def test_online_features_serve_the_latest_materialized_values(settings: VidrecSe
 def test_repo_config_puts_the_store_under_the_feast_dir(tmp_path: Path) -> None:
     config = build_repo_config(VidrecSettings(home=tmp_path))
     assert config.project == "vidrec"
-    assert config.offline_store.type == "file"
+    assert config.offline_store.type == "duckdb"
     assert config.online_store.type == "sqlite"
     assert config.online_store.path == str(tmp_path / "feast" / "online_store.db")
 

@@ -1,8 +1,7 @@
-"""Training frames keep every example, even where Feast's file store would drop or merge rows."""
+"""Training frames keep every example, in order: impressions sharing a user and an instant, and
+examples a view has no row for yet; on-demand cross features come out as Feast's own join gives them."""
 
 from __future__ import annotations
-
-import logging
 
 import pandas as pd
 import pyarrow as pa
@@ -86,32 +85,6 @@ def test_impressions_of_one_user_at_one_instant_all_get_features(store):
     assert frame["watch_count_28d"].tolist() == [4, 4, 9]
     assert frame["impressions_7d"].tolist() == [8, 3, 8]
     assert frame["country"].tolist() == ["US", "US", "US"]
-
-
-def test_joining_a_few_entity_rows_at_a_time_gives_the_same_frame(store, caplog):
-    """The memory bound (entity × source row pairs per Feast call) must not change a single value."""
-    examples = pd.DataFrame(
-        {
-            "user_id": [1, 1, 99, 1, 1],
-            "video_id": [11, 10, 10, 11, 10],
-            "event_timestamp": pd.to_datetime(
-                ["2026-01-02 12:00", "2026-01-02 12:00", "2026-01-02 12:00", "2026-01-03 08:00", "2026-01-02 08:00"],
-                utc=True,
-            ),
-        }
-    )
-    service = store.get_feature_service(RANKER_FEATURES)
-
-    whole = historical_features(store, _ranked(examples), service)
-    # user 1 has several source rows per view: a few pairs per call splits their rows across calls
-    with caplog.at_level(logging.INFO, logger="feature_repo.training_frames"):
-        in_pieces = historical_features(store, _ranked(examples), service, max_pairs=4)
-
-    assert any(f"in {calls} call(s)" in caplog.text for calls in (2, 3, 4))
-
-    pd.testing.assert_frame_equal(in_pieces, whole)
-    with pytest.raises(ValueError, match="max_pairs must be at least 1"):
-        historical_features(store, _ranked(examples), service, max_pairs=0)
 
 
 def test_examples_without_feature_rows_keep_their_row_with_nulls(store):
