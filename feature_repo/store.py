@@ -89,9 +89,6 @@ def _redis_online_store_config(redis_url: str) -> FeastConfigBaseModel:
 
 def build_repo_config(settings: VidrecSettings) -> RepoConfig:
     """Feast config: duckdb offline store over the marts; SQLite online store, Redis in production."""
-    # imported here, after the warning filters above: it brings in ibis and sqlglot
-    from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
-
     if settings.profile == "production":
         online_store = _redis_online_store_config(settings.redis_url)
     else:
@@ -100,11 +97,22 @@ def build_repo_config(settings: VidrecSettings) -> RepoConfig:
         project=PROJECT,
         provider="local",
         registry=RegistryConfig(path=str(settings.feast_dir / "registry.db"), cache_ttl_seconds=60),
-        offline_store=DuckDBOfflineStoreConfig(),
+        offline_store=_offline_store_config(settings),
         online_store=online_store,
         entity_key_serialization_version=3,
         repo_path=settings.feast_dir,
     )
+
+
+def _offline_store_config(settings: VidrecSettings) -> FeastConfigBaseModel:
+    if settings.profile == "distributed":  # Spark (needs the `distributed` extra)
+        from feature_repo.spark_store import spark_offline_store_config
+
+        return spark_offline_store_config(settings)
+    # imported here, after the warning filters above: it brings in ibis and sqlglot
+    from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
+
+    return DuckDBOfflineStoreConfig()
 
 
 def feature_store(settings: VidrecSettings) -> FeatureStore:
@@ -115,7 +123,7 @@ def feature_store(settings: VidrecSettings) -> FeatureStore:
 
 def feature_definitions(settings: VidrecSettings) -> list:
     """Entities, feature views and feature services, reading the settings' marts."""
-    views = feature_views(settings.marts_dir)
+    views = feature_views(settings.marts_dir, on_spark=settings.profile == "distributed")
     return [*ENTITIES, *views.values(), *feature_services(views).values()]
 
 
