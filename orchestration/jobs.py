@@ -5,8 +5,8 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 refresh_everything = define_asset_job(
     "refresh_everything",
     selection=AssetSelection.all(),
-    # One process, steps in order: on 2 cores, parallel steps (dbt, dask, torch) only thrash,
-    # and per-step processes would each pay seconds of imports.
+    # One process, steps in order: on 2 cores, parallel steps (dbt, DuckDB's joins, torch) each
+    # use both cores already, and per-step processes would each pay seconds of imports.
     executor_def=in_process_executor,
     description="Raw logs → dbt → Feast → models → MLflow → champion promotion → Bento, with every check.",
 )
