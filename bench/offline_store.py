@@ -1,10 +1,14 @@
 """Feast's duckdb offline store against the file (dask) store it replaced: the pipeline's ranking
-and retrieval training frames, built through each store in one process, alternating.
+and retrieval training frames and its online-store load, through each store in one process,
+alternating.
 
     VIDREC_HOME=/tmp/vh_duck .venv/bin/python bench/offline_store.py [--repeats 2]
 
 Needs a home where `vidrec pipeline` has run (its marts and Feast registry). Each frame is built
 the way its asset builds it (`ranking_frame`, `retrieval_frame` in orchestration/assets/features.py).
+"online" loads the online store the way `online_feature_store` does (`materialize_online_store`),
+into a scratch home over the same marts (the home's own online store is left alone), and reads
+both feature services back for every user (the ranker's with one video each, cycling).
 The file store runs behind the training-frame code it shipped with, read from git at
 --baseline-revision (its workarounds, one call per source and calls bounded by entity × source
 row pairs, are part of its cost); the duckdb store behind today's `feature_repo.training_frames`.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import statistics
 import subprocess
 import sys
@@ -27,7 +32,7 @@ import tempfile
 import time
 import types
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +43,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import models.retrieval.query
 import orchestration.assets.features
-from feature_repo.store import build_repo_config, feature_store
+from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
+from feature_repo.entities import next_request_id
+from feature_repo.services import RANKER_FEATURES, RETRIEVAL_USER_FEATURES
+from feature_repo.store import apply_feature_definitions, build_repo_config, feature_store
 from feature_repo.training_frames import historical_features
-from orchestration.assets.features import ranking_frame, retrieval_frame
+from orchestration.assets.features import materialize_online_store, ranking_frame, retrieval_frame
 from vidrec.settings import VidrecSettings
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 # The last commit whose feature_repo/training_frames.py drove Feast's file store.
 FILE_STORE_REVISION = "0a673e48c6170e5d296c683c5356875a565610dd"
 STORES = ("file", "duckdb")
-FRAMES = ("ranking", "retrieval")
+FRAMES = ("ranking", "retrieval", "online")
 # The modules whose frame functions call `historical_features` (see `joins_through`).
 CALLERS = (orchestration.assets.features, models.retrieval.query)
+
+
+def duckdb_store(settings: VidrecSettings) -> FeatureStore:
+    return feature_store(settings)
 
 
 def file_store(settings: VidrecSettings) -> FeatureStore:
@@ -87,13 +99,39 @@ def joins_through(join: Callable[..., pd.DataFrame]) -> Iterator[None]:
             caller.historical_features = original
 
 
-def build(frame: str, store: FeatureStore, settings: VidrecSettings) -> pd.DataFrame:
+def build(frame: str, store: Callable[[VidrecSettings], FeatureStore], settings: VidrecSettings) -> pd.DataFrame:
+    if frame == "online":
+        return online_features(store, settings)
     if frame == "ranking":
         examples = pd.read_parquet(settings.marts_dir / "ranking_training_examples.parquet")
-        return ranking_frame(store, examples, settings.ranking_negative_sample_rate)
+        return ranking_frame(store(settings), examples, settings.ranking_negative_sample_rate)
     examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
     examples = examples.sort_values(["user_id", "label_time", "label_video_id"], kind="stable").reset_index(drop=True)
-    return retrieval_frame(store, examples)[0]
+    return retrieval_frame(store(settings), examples)[0]
+
+
+def online_features(store: Callable[[VidrecSettings], FeatureStore], settings: VidrecSettings) -> pd.DataFrame:
+    """Both services' online features for every user, after loading a scratch home's online store."""
+    users = np.sort(pd.read_parquet(settings.marts_dir / "user_features_daily.parquet", columns=["user_id"])[
+        "user_id"].unique())
+    videos = np.sort(pd.read_parquet(settings.marts_dir / "video_features_daily.parquet", columns=["video_id"])[
+        "video_id"].unique())
+    ranked = [
+        {"user_id": int(user), "video_id": int(videos[position % len(videos)]), "request_id": next_request_id(user),
+         REQUEST_TIME: 0.0, RETRIEVAL_SOURCE: "ann", RETRIEVAL_SOURCE_SCORE: 1.0}
+        for position, user in enumerate(users)
+    ]
+    with tempfile.TemporaryDirectory(prefix="offline_store_bench_online_") as scratch:
+        scratch_settings = VidrecSettings(home=Path(scratch))
+        scratch_settings.marts_dir.symlink_to(settings.marts_dir.resolve())
+        apply_feature_definitions(scratch_settings)
+        loaded = store(scratch_settings)
+        materialize_online_store(scratch_settings, loaded)
+        ranker = loaded.get_online_features(features=loaded.get_feature_service(RANKER_FEATURES), entity_rows=ranked)
+        queries = loaded.get_online_features(features=loaded.get_feature_service(RETRIEVAL_USER_FEATURES),
+                                             entity_rows=[{"user_id": row["user_id"]} for row in ranked])
+    retrieval = pd.DataFrame(queries.to_dict()).drop(columns="user_id").add_prefix("retrieval:")
+    return pd.concat([pd.DataFrame(ranker.to_dict()), retrieval], axis=1)
 
 
 def memory_kib(field: str) -> int:
@@ -156,7 +194,7 @@ def main() -> None:
     registry = settings.feast_dir / "registry.db"
     if not registry.is_file():
         parser.error(f"{registry} does not exist: run `vidrec pipeline` with VIDREC_HOME={settings.home} first")
-    stores = {"file": file_store(settings), "duckdb": feature_store(settings)}
+    stores = {"file": file_store, "duckdb": duckdb_store}
     joins = {"file": shipped_historical_features(args.baseline_revision), "duckdb": historical_features}
     kept = Path(tempfile.mkdtemp(prefix="offline_store_bench_"))
     runs = []
@@ -170,13 +208,15 @@ def main() -> None:
                 before = memory_kib("VmRSS")
                 reset_peak_rss()
                 started = time.perf_counter()
-                with joins_through(joins[store]):
+                # Feast prints materialization progress on stdout: kept out of the table
+                with joins_through(joins[store]), redirect_stdout(io.StringIO()):
                     result = build(frame, stores[store], settings)
                 wall = time.perf_counter() - started
                 peak = memory_kib("VmHWM")
-                runs.append(dict(frame=frame, store=store, wall=wall, peak=peak / 1024, rise=(peak - before) / 1024))
+                rise = max(peak - before, 0)  # RSS can shrink between the two readings
+                runs.append(dict(frame=frame, store=store, wall=wall, peak=peak / 1024, rise=rise / 1024))
                 print(f"| {frame} | {store} | {repeat + 1} | {len(result):,} | {wall:.1f} | {peak / 1024:,.0f} | "
-                      f"{(peak - before) / 1024:,.0f} |", flush=True)
+                      f"{rise / 1024:,.0f} |", flush=True)
                 if repeat == 0:
                     result.to_pickle(kept / f"{frame}_{store}.pickle")
                 del result

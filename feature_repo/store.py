@@ -4,8 +4,9 @@ Everything is built from the settings (marts under `settings.marts_dir`, registr
 online store under `settings.feast_dir`), so pointing VIDREC_HOME elsewhere moves the whole store
 and no path is hard-coded. `feature_store.yaml` next to this module mirrors this for CLI users.
 
-Offline store: Feast's duckdb store in every profile (point-in-time joins run in DuckDB, over the
-mart files; `feature_repo/training_frames.py` says what it expects of entity rows).
+Offline store: Feast's duckdb store (point-in-time joins run in DuckDB, over the mart files;
+`feature_repo/training_frames.py` says what it expects of entity rows), in every profile but the
+distributed one, which joins on Spark (`feature_repo/spark_store.py`).
 
 Loading the online store: the marts' timestamps are those of the logs (simulated days may lie in
 the past), so use `store.materialize(start, end)` over the marts' event-time range. A first
@@ -43,7 +44,7 @@ PROJECT = "vidrec"
 # - ibis 12 calls duckdb 2.0's deprecated `fetch_arrow_table()` on every query.
 # Feast shows every DeprecationWarning once (it sets that filter when imported), so these reached
 # `vidrec pipeline`'s output. vidrec's processes import this module before sqlglot (Dagster's
-# definitions reach it before dagster-dbt; the store's import is in `build_repo_config`), so the
+# definitions reach it before dagster-dbt; the store's import is in `_offline_store_config`), so the
 # filters are in place first. pytest resets filters for each test: the same texts belong in
 # pyproject.toml's filterwarnings.
 warnings.filterwarnings("ignore", message=r"sqlglot\[rs\] is deprecated", category=UserWarning)
@@ -88,7 +89,8 @@ def _redis_online_store_config(redis_url: str) -> FeastConfigBaseModel:
 
 
 def build_repo_config(settings: VidrecSettings) -> RepoConfig:
-    """Feast config: duckdb offline store over the marts; SQLite online store, Redis in production."""
+    """Feast config: duckdb offline store over the marts (Spark's in the distributed profile);
+    SQLite online store, Redis in production."""
     if settings.profile == "production":
         online_store = _redis_online_store_config(settings.redis_url)
     else:
