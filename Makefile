@@ -1,9 +1,16 @@
-# The two commands a user needs: `make run` and `make test` (see README.md).
+# The two commands a user needs: `make run` and `make test` (see README.md); `make test-fast` and
+# `make lint` while changing the code.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test pipeline serve ui bench clean
+.PHONY: run test test-fast lint pipeline serve ui bench clean
+
+# pytest-xdist workers for `make test` (`make test TEST_WORKERS=0` runs in this one process, as plain
+# `.venv/bin/pytest` does). `--dist loadgroup` is tests/conftest.py's scheduling: a test file's tests
+# on one worker, and the tests/e2e files sharing one pipeline run on one worker together.
+TEST_WORKERS ?= auto
+FAST_TIER := not e2e and not trains and not spark
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +29,18 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/vidrec up
 
-## Run the test suite.
+## Run the whole test suite, in parallel (pytest-xdist); what CI runs.
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+## The fast tier, in parallel: everything but the e2e, trains and spark tests (markers: pyproject.toml).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/pytest -n auto --dist loadgroup -m "$(FAST_TIER)"
+
+## Lint the Python (ruff) and the dbt SQL (sqlfluff); settings in pyproject.toml and dbt_project/.sqlfluff.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint dbt_project
 
 pipeline: $(VENV)/.installed
 	$(BIN)/vidrec pipeline

@@ -50,7 +50,8 @@ def served(target: str, cwd: Path, environment: dict[str, str], log_path: Path,
                 pass
             time.sleep(0.5)
         else:
-            raise RuntimeError(f"bentoml serve {target} not ready within {ready_within_seconds} s:\n{log_path.read_text()}")
+            raise RuntimeError(
+                f"bentoml serve {target} not ready within {ready_within_seconds} s:\n{log_path.read_text()}")
         yield url
     finally:
         os.killpg(server.pid, 15)

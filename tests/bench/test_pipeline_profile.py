@@ -22,7 +22,7 @@ some other line the pipeline printed
 2026-12-05 21:51:42 +0000 - dagster - DEBUG - refresh_everything - 5f0c9a1e-1111-4b2b-9c3d-0123456789ab - 5384 - feast_registry - STEP_SUCCESS - Finished execution of step "feast_registry" in 68ms.
 2026-12-05 21:51:43 +0000 - dagster - DEBUG - refresh_everything - 5f0c9a1e-1111-4b2b-9c3d-0123456789ab - 5384 - ranking_model - STEP_START - Started execution of step "ranking_model".
 2026-12-05 21:51:50 +0000 - dagster - ERROR - refresh_everything - 5f0c9a1e-1111-4b2b-9c3d-0123456789ab - 5384 - ranking_model - STEP_FAILURE - Execution of step "ranking_model" failed.
-"""
+"""  # noqa: E501 - the lines as Dagster prints them
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,8 @@ def bench_modules():
 
 def test_each_step_gets_dagsters_own_duration_and_failures_are_kept(bench_modules):
     steps = bench_modules.profile.parse_steps(LOG)
-    assert [step.step for step in steps] == ["raw_event_logs", "ranking_training_frame", "feast_registry", "ranking_model"]
+    assert [step.step for step in steps] == ["raw_event_logs", "ranking_training_frame", "feast_registry",
+                                             "ranking_model"]
     assert [step.seconds for step in steps] == pytest.approx([12.82, 88.0, 0.068, 7.0])
     assert [step.succeeded for step in steps] == [True, True, True, False]
     assert steps[1].ended - steps[1].started == 88.0

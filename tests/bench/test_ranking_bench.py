@@ -207,6 +207,7 @@ def _run_bench(arguments: list[str]) -> str:
     return completed.stdout
 
 
+@pytest.mark.trains
 def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_the_report(tmp_path):
     export = tmp_path / "export"
     export.mkdir()
@@ -231,6 +232,7 @@ def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_
     assert rebuilt[rebuilt.index("### tuning"):rebuilt.index("\nbundle.score")] == report
 
 
+@pytest.mark.trains
 def test_a_run_in_parts_merges_into_one_report_and_parts_of_different_runs_are_refused(tmp_path):
     export = tmp_path / "export"
     export.mkdir()
@@ -301,6 +303,7 @@ def test_an_ablation_scores_the_given_hyper_parameters_untuned(features, variant
     assert all(0.0 <= report["gauc_logit"] <= 1.0 for report in scored.reports)
 
 
+@pytest.mark.trains
 def test_the_variant_study_reports_each_variant_paired_against_each_baseline(tmp_path):
     export = tmp_path / "export"
     export.mkdir()

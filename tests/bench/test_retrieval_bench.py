@@ -29,6 +29,7 @@ def bench(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.trains
 def test_methods_stored_separately_report_together_with_intervals_and_verdicts(raw_dir, tmp_path):
     for method in ("most_popular", "ease"):
         bench("--data-dir", str(raw_dir), "--methods", method, "--results-dir", str(tmp_path), *FAST)

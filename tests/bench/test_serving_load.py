@@ -22,7 +22,8 @@ import pytest
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 # Users with a scripted answer; every other user (the CLI draws 1..50 and unknowns) gets a plain one.
-OK_USER, SERVER_ERROR_USER, BAD_REQUEST_USER, SLOW_USER, HANG_UP_USER, DEGRADED_USER, NOT_JSON_USER, STALL_USER = range(9001, 9009)
+(OK_USER, SERVER_ERROR_USER, BAD_REQUEST_USER, SLOW_USER, HANG_UP_USER, DEGRADED_USER, NOT_JSON_USER,
+ STALL_USER) = range(9001, 9009)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,8 @@ def test_requests_due_during_a_stall_are_sent_on_time_and_their_latency_includes
 
 def test_errors_are_counted_by_kind_and_degraded_answers_are_counted(engine, report, serve):
     service = serve()
-    users = [OK_USER, SERVER_ERROR_USER, BAD_REQUEST_USER, SLOW_USER, HANG_UP_USER, DEGRADED_USER, NOT_JSON_USER, OK_USER]
+    users = [OK_USER, SERVER_ERROR_USER, BAD_REQUEST_USER, SLOW_USER, HANG_UP_USER, DEGRADED_USER, NOT_JSON_USER,
+             OK_USER]
     run = asyncio.run(
         engine.run_open_loop(f"{service.url}/recommend", [_body(u) for u in users], 50.0, warmup_s=0, timeout_s=0.5)
     )
@@ -333,7 +335,8 @@ def test_metrics_over_a_run_are_the_difference_of_two_scrapes(metrics):
     after_text = (
         SAMPLE_METRICS.replace('le="+Inf"} 100.0', 'le="+Inf"} 150.0')
         .replace('le="0.05"} 100.0', 'le="0.05"} 150.0')
-        .replace('vidrec_stage_seconds_count{stage="ranking"} 100.0', 'vidrec_stage_seconds_count{stage="ranking"} 150.0')
+        .replace('vidrec_stage_seconds_count{stage="ranking"} 100.0',
+                 'vidrec_stage_seconds_count{stage="ranking"} 150.0')
         .replace('vidrec_stage_seconds_sum{stage="ranking"} 0.8', 'vidrec_stage_seconds_sum{stage="ranking"} 2.3')
         .replace('vidrec_fallbacks_total{kind="user_features"} 3.0', 'vidrec_fallbacks_total{kind="user_features"} 5.0')
     )
@@ -346,5 +349,5 @@ def test_metrics_over_a_run_are_the_difference_of_two_scrapes(metrics):
 
 
 def test_a_malformed_exposition_is_an_error(metrics):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not-a-number"):
         metrics.parse_metrics('# TYPE vidrec_x histogram\nvidrec_x_bucket{le="0.1"} not-a-number\n')

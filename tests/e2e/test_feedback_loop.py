@@ -124,7 +124,8 @@ def test_a_users_list_moves_toward_the_creator_they_just_watched(loop_home):
     raw_logs_changed(recorded)  # the first evaluation records the log the first refresh read
     with served("serving.service:RecommendationService", PROJECT_ROOT, environment,
                 settings.home / "bentoml_serve.log") as url:
-        user_id = int(pd.read_parquet(settings.marts_dir / "watch_interactions.parquet")["user_id"].value_counts().index[0])
+        watches = pd.read_parquet(settings.marts_dir / "watch_interactions.parquet")
+        user_id = int(watches["user_id"].value_counts().index[0])
         first = _recommend(url, user_id)
         assert first["known_user"]
         creator, videos = _pick_user_and_creator(settings, [item["video_id"] for item in first["items"]], user_id)

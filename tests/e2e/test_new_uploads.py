@@ -169,7 +169,7 @@ def test_a_reimported_videos_table_adds_only_the_videos_the_index_lacks(worker, 
 
 
 def test_a_promoted_champion_set_serves_the_uploads_too(pipeline_run, worker, twins, tmp_path):
-    runtime, watcher, follower = worker
+    _, watcher, follower = worker
     mlflow.set_tracking_uri(pipeline_run[0].mlflow_tracking_uri)
     client = MlflowClient()
     original = champion_version(client, RANKER)

@@ -12,12 +12,12 @@ from models.registry import SERVED_ARTIFACTS, champion_version
 
 
 def test_every_asset_and_check_succeeds(pipeline_run):
-    _, result, _, definitions = pipeline_run
+    _, result, _, _ = pipeline_run
     assert result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     for key in ["raw/watches", "user_watch_history", "ranking_training_examples", "feast_registry",
-                "online_feature_store", "holdout_queries", "candidate_generator", "video_index", "retrieval_sources", "ranking_model",
-                "champion_models", "recommendation_bento"]:
+                "online_feature_store", "holdout_queries", "candidate_generator", "video_index", "retrieval_sources",
+                "ranking_model", "champion_models", "recommendation_bento"]:
         assert AssetKey.from_user_string(key) in materialized, key
     checks = result.get_asset_check_evaluations()
     assert checks, "no asset checks ran"
@@ -104,7 +104,8 @@ def test_responses_name_their_model_versions_and_metrics_show_each_stage(pipelin
     assert body["model_versions"] == champions
     assert body["degraded"] == []
     samples = [sample for family in text_string_to_metric_families(metrics) for sample in family.samples]
-    timed = {sample.labels["stage"] for sample in samples if sample.name == "vidrec_stage_seconds_count" and sample.value}
+    timed = {sample.labels["stage"] for sample in samples
+             if sample.name == "vidrec_stage_seconds_count" and sample.value}
     assert {"user_features", "retrieval:ann", "candidate_features", "ranking", "total"} <= timed
     assert any(sample.name == "vidrec_candidates_total" and sample.labels == {"source": "ann"} and sample.value > 0
                for sample in samples)

@@ -16,14 +16,15 @@ from vidrec.rawlog import read_raw_table
 
 
 def test_each_served_item_is_logged_with_the_head_values_its_score_combined(serving):
-    runtime, recommender = serving
+    _, recommender = serving
     user = known_users(serving)[0]
 
     answer = recommender.recommend_traced(user, 10, "home")
 
     rows = [impression.row for impression in served_impressions(answer)]
     items = answer.response.items
-    assert [(row["video_id"], row["position"]) for row in rows] == [(item.video_id, slot) for slot, item in enumerate(items)]
+    assert ([(row["video_id"], row["position"]) for row in rows]
+            == [(item.video_id, slot) for slot, item in enumerate(items)])
     ranker = recommender.models.ranker
     for row, item in zip(rows, items, strict=True):
         assert row["head_predictions"].keys() == set(ranker.model.head_names)

@@ -172,7 +172,8 @@ def test_the_api_takes_a_seed_on_watch_next_and_answers_similar_videos(serving, 
                           json={"user_id": user, "surface": "watch_next", "seed_video_id": str(seed)})
 
     assert similar.status_code == 200
-    assert SimilarVideos.model_validate(similar.json()) == recommender.similar(seed, 4)  # the served models, no blocklist
+    # the served models, no blocklist
+    assert SimilarVideos.model_validate(similar.json()) == recommender.similar(seed, 4)
     assert unknown.status_code == 404
     assert ErrorResponse.model_validate(unknown.json()).error == f"video_id {UNKNOWN_VIDEO} is not in the video index"
     assert watch_next.status_code == 200 and watch_next.json()["degraded"] == []

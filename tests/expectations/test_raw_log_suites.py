@@ -95,7 +95,7 @@ def test_every_raw_table_has_a_suite_over_its_schema_columns(table_name):
 
 
 def test_unknown_table_is_rejected_with_the_valid_names():
-    with pytest.raises(ValueError, match="unknown raw table 'clicks'.*watches"):
+    with pytest.raises(ValueError, match=r"unknown raw table 'clicks'.*watches"):
         raw_suite("clicks")
 
 

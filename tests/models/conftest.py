@@ -35,7 +35,7 @@ def make_retrieval_examples(
     by_category = {c: np.flatnonzero(catalog["category"].to_numpy() == c) for c in categories}
     video_ids = catalog["video_id"].to_numpy()
     rows = []
-    num_train = int(round(watches_per_user * (1 - holdout_share)))
+    num_train = round(watches_per_user * (1 - holdout_share))
     for user in range(num_users):
         favourite = categories[user % len(categories)]
         own = by_category[favourite]

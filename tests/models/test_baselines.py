@@ -8,8 +8,8 @@ from models.baselines.candidate_generator import (
     rollback_examples,
 )
 from models.baselines.harness import HarnessSettings, MethodSpec, run_harness
-from models.evaluation.tuning import Choice, FloatRange
 from models.evaluation.protocol import METRIC_NAMES, evaluate, temporal_split
+from models.evaluation.tuning import Choice, FloatRange
 from models.retrieval.config import RetrievalConfig
 
 NUM_CLUSTERS, ITEMS_PER_CLUSTER = 6, 20
@@ -77,7 +77,8 @@ def test_ease_beats_popularity_on_planted_structure(split):
         SASRec(hidden_dim=16, num_heads=1, num_layers=1, max_length=10, epochs=2, device="cpu"),
     ],
     ids=lambda method: type(method).__name__ + "".join(
-        f"-{name}" for name in ("recency_decay", "recency_window_days") if getattr(method, name, None) not in (None, 1.0, float("inf"))
+        f"-{name}" for name in ("recency_decay", "recency_window_days")
+        if getattr(method, name, None) not in (None, 1.0, float("inf"))
     ),
 )
 def test_recommendations_have_requested_length_and_exclude_seen_items(method, split):
@@ -104,6 +105,7 @@ def test_rollback_examples_use_only_earlier_items_and_cap_per_user():
     assert (examples["example_age_days"] >= 0).all()
 
 
+@pytest.mark.trains
 def test_harness_tunes_and_scores_every_baseline():
     catalog = tiny_catalog()
     config = RetrievalConfig(embedding_dim=16, tower_widths=(32, 16), item_tower_widths=(16,), epochs=2,

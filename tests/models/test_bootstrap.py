@@ -55,7 +55,7 @@ def test_mean_over_seeds_averages_each_user_across_seeds():
 
 
 @pytest.mark.parametrize(
-    "numerators, denominators, message",
+    ("numerators", "denominators", "message"),
     [
         ([], None, "empty"),
         ([1.0, np.nan], None, "finite"),

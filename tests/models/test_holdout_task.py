@@ -72,7 +72,8 @@ def test_stored_queries_give_back_the_task_they_were_built_with(tmp_path):
 
 def test_stored_queries_of_another_holdout_are_refused(tmp_path):
     built = build_holdout_task(interactions(), store(tmp_path), holdout_start=CUT)
-    later_data = pd.concat([interactions(), pd.DataFrame({"user_id": [2], "video_id": [21], "first_watch_time": [AFTER]})])
+    later_data = pd.concat([interactions(),
+                            pd.DataFrame({"user_id": [2], "video_id": [21], "first_watch_time": [AFTER]})])
 
     with pytest.raises(ValueError, match="materialize holdout_queries again"):
         task_with_stored_queries(later_data, built.queries, CUT)

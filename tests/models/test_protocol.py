@@ -4,7 +4,6 @@ import pytest
 
 from models.baselines import MostPopular
 from models.baselines.harness import HarnessSettings, MethodSpec, run_harness
-from models.evaluation.tuning import FloatRange
 from models.evaluation.metrics import catalog_coverage
 from models.evaluation.protocol import (
     METRIC_NAMES,
@@ -16,6 +15,7 @@ from models.evaluation.protocol import (
     top_k_masked,
     validation_split,
 )
+from models.evaluation.tuning import FloatRange
 
 START = pd.Timestamp("2024-01-01")
 

@@ -38,6 +38,7 @@ def _devices(bundle) -> set[str]:
     return {tensor.device.type for tensor in [*bundle.model.parameters(), *bundle.model.buffers()]}
 
 
+@pytest.mark.trains
 def test_a_cpu_config_trains_and_returns_a_model_on_the_cpu(trained_on_cpu, frame):
     assert CONFIG.device == "cpu"
     assert _devices(trained_on_cpu) == {"cpu"}
@@ -45,6 +46,7 @@ def test_a_cpu_config_trains_and_returns_a_model_on_the_cpu(trained_on_cpu, fram
     assert roc_auc(holdout["clicked"].to_numpy(), trained_on_cpu.score(holdout)) > 0.6
 
 
+@pytest.mark.trains
 def test_the_constant_predictor_beside_the_ece_ships_the_training_rate(trained_on_cpu, frame):
     train_rate = base_rates(frame[frame["split"] == "train"], CONFIG)["click"]
     holdout_rate = frame.loc[frame["split"] == "holdout", "clicked"].mean()
@@ -60,11 +62,12 @@ def test_a_device_torch_does_not_know_is_refused_by_name(frame):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_asking_for_cuda_without_one_is_refused_by_name(frame):
-    with pytest.raises(ValueError, match="'cuda'.*no CUDA device"):
+    with pytest.raises(ValueError, match=r"'cuda'.*no CUDA device"):
         train_ranker(frame, RankerConfig(**{**CONFIG.__dict__, "device": "cuda"}))
 
 
 @needs_cuda
+@pytest.mark.trains
 def test_a_cuda_fit_comes_back_on_the_cpu_and_ranks_like_the_cpu_fit(trained_on_cpu, frame):
     on_gpu = train_ranker(frame, RankerConfig(**{**CONFIG.__dict__, "device": "cuda"}))
     assert _devices(on_gpu) == {"cpu"}

@@ -44,7 +44,8 @@ def test_shared_table_survives_save_and_load(bundle, frame, tmp_path):
     bundle.save(tmp_path / "ranker")
     loaded = RankerBundle.load(tmp_path / "ranker")
     columns = CONFIG.categorical_features
-    assert loaded.model.embeddings[columns.index("video_id")] is loaded.model.embeddings[columns.index("last_watched_video_id")]
+    embeddings = loaded.model.embeddings
+    assert embeddings[columns.index("video_id")] is embeddings[columns.index("last_watched_video_id")]
     np.testing.assert_allclose(loaded.score(frame.head(100)), bundle.score(frame.head(100)))
 
 

@@ -75,7 +75,8 @@ def test_a_bundle_saved_before_these_options_existed_loads_without_them(frame, t
     assert np.allclose(loaded.score(frame), bundle.score(frame))
 
 
-@pytest.mark.parametrize("changes, message", [({"cross_layers": -1}, "cross_layers"), ({"dropout": 1.0}, "dropout")])
+@pytest.mark.parametrize(("changes", "message"),
+                         [({"cross_layers": -1}, "cross_layers"), ({"dropout": 1.0}, "dropout")])
 def test_impossible_shapes_are_refused_by_name(changes, message):
     with pytest.raises(ValueError, match=message):
         RankerConfig(**{**CONFIG.__dict__, **changes})

@@ -34,7 +34,7 @@ def _promote_if_better(artifact, version: str, value: float) -> bool:
     return False
 
 
-@pytest.fixture()
+@pytest.fixture
 def bundle_dir(tmp_path: Path) -> Path:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -42,7 +42,7 @@ def bundle_dir(tmp_path: Path) -> Path:
     return bundle
 
 
-@pytest.fixture()
+@pytest.fixture
 def sqlite_tracking(tmp_path: Path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_experiment("registry-test")
@@ -90,7 +90,7 @@ def test_missing_selection_metric_is_rejected(sqlite_tracking, bundle_dir):
         log_bundle(RANKER, bundle_dir, {"holdout_auc_clicked": 0.7})
 
 
-@pytest.fixture()
+@pytest.fixture
 def postgres_tracking():
     """A throw-away database on the local PostgreSQL (production profile's MLflow backend)."""
     database = f"vidrec_test_{uuid.uuid4().hex[:8]}"

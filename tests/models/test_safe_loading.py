@@ -35,7 +35,7 @@ class TouchesAFileWhenUnpickled:
         return Path.touch, (self.marker,)
 
 
-@pytest.fixture()
+@pytest.fixture
 def marker(tmp_path) -> Path:
     return tmp_path / "code_ran"
 

@@ -154,13 +154,15 @@ def retriever(planted_watches, catalog) -> MultiSourceRetriever:
     subscriptions = pd.DataFrame({"user_id": [1], "creator_id": [1], "subscribed_time": [NOW - pd.Timedelta(days=9)]})
     counts = pd.DataFrame({"video_id": [10, 11], "impressions": [500, 3]})
     config = MultiSourceConfig(
-        ann_quota=2, co_watch=CoWatchConfig(quota=3, min_pair_users=2), exploration=ExplorationConfig(quota=2, pool_size=4)
+        ann_quota=2, co_watch=CoWatchConfig(quota=3, min_pair_users=2),
+        exploration=ExplorationConfig(quota=2, pool_size=4),
     )
     return MultiSourceRetriever(config).fit(planted_watches, catalog, subscriptions, counts, NOW)
 
 
 def test_retrieve_unions_every_source_and_never_returns_the_history(retriever):
-    candidates = retriever.retrieve(1, history_ids=[1], exclude={11}, precomputed={"ann": [(1, 0.9), (50, 0.8), (2, 0.7)]})
+    candidates = retriever.retrieve(1, history_ids=[1], exclude={11},
+                                    precomputed={"ann": [(1, 0.9), (50, 0.8), (2, 0.7)]})
     ids = [candidate.video_id for candidate in candidates]
     assert len(ids) == len(set(ids))
     assert not {1, 11} & set(ids)

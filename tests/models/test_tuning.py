@@ -49,7 +49,7 @@ def test_same_seed_same_trials():
     assert first.trials["x"].tolist() == second.trials["x"].tolist()
 
 
-@pytest.mark.parametrize("space, message", [
+@pytest.mark.parametrize(("space", "message"), [
     ({"x": FloatRange(2.0, 1.0)}, "empty"),
     ({"x": FloatRange(0.0, 1.0, log=True)}, "must be positive"),
     ({"x": Choice(())}, "no options"),

@@ -47,7 +47,8 @@ def test_numeric_id_arrays_encode_exactly_as_token_lookups():
 
     assert vocabulary.holds_ids
     assert vocabulary.encode(ints).tolist() == [vocabulary.index(token) for token in ints.tolist()]
-    assert vocabulary.encode(floats).tolist() == [vocabulary.index(token) for token in floats.tolist()] == [1, 0, 0, 3, 0, 0, 4]
+    assert (vocabulary.encode(floats).tolist() == [vocabulary.index(token) for token in floats.tolist()]
+            == [1, 0, 0, 3, 0, 0, 4])
 
 
 def test_vocabularies_of_other_tokens_keep_the_hash_lookup():

@@ -54,5 +54,6 @@ def test_each_example_gets_the_query_the_service_held_just_before_its_label(stor
 def test_a_service_history_unlike_the_marts_rollback_is_an_error(store):
     examples = rollback_examples().iloc[:2].copy()
     examples.at[1, "history_video_ids"] = np.array([10, 99])
-    with pytest.raises(ValueError, match=r"1 retrieval examples get a history_video_ids .* service \[10, 11\], mart \[10, 99\]"):
+    with pytest.raises(ValueError,
+                       match=r"1 retrieval examples get a history_video_ids .* service \[10, 11\], mart \[10, 99\]"):
         retrieval_frame(store, examples)

@@ -100,7 +100,8 @@ def test_changes_wait_while_a_refresh_is_running(tmp_path):
     job = definitions.resolve_job_def("refresh_everything")
     instance.create_run_for_job(job, status=DagsterRunStatus.STARTED)
 
-    context = build_sensor_context(instance=instance, cursor=cursor, resources={"vidrec": VidrecResource(home=str(tmp_path))})
+    context = build_sensor_context(instance=instance, cursor=cursor,
+                                   resources={"vidrec": VidrecResource(home=str(tmp_path))})
     waiting = raw_logs_changed(context)
 
     assert isinstance(waiting, SkipReason) and "a refresh is running" in waiting.skip_message

@@ -29,9 +29,13 @@ from vidrec.settings import VidrecSettings
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TINY_DATA = {"VIDREC_SIM_USERS": "150", "VIDREC_SIM_VIDEOS": "240", "VIDREC_SIM_DAYS": "10"}
 POSTGRES_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
-# A database number no other test uses (tests/feature_repo uses 13): this test flushes it.
-REDIS_URL = "redis://127.0.0.1:6379/12"
+# A database number no other test uses (tests/feature_repo uses 13): this test flushes it. 12 in a
+# serial run and on xdist's first worker, 11, 10, ... on the others: a worker must not flush the
+# store of another that builds this module's fixtures too (`--dist load` may split the module).
+REDIS_DB = 12 - int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 READY_TIMEOUT_SECONDS = 180
+pytestmark = pytest.mark.e2e  # the whole pipeline, and the built Bento served over HTTP
 
 
 def _unreachable_services() -> str | None:

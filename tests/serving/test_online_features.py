@@ -12,8 +12,8 @@ import pytest
 
 from feature_repo.store import apply_feature_definitions
 from serving.online_features import OnlineFeatureReader
-from tests.engagement_rows import engagement_row
 from serving.request_clock import request_clock
+from tests.engagement_rows import engagement_row
 from vidrec.settings import VidrecSettings
 
 DAY = datetime(2026, 1, 3)
@@ -49,7 +49,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture()
+@pytest.fixture
 def store(tmp_path):
     settings = VidrecSettings(home=tmp_path)
     settings.marts_dir.mkdir(parents=True)

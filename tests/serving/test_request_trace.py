@@ -20,7 +20,7 @@ def executor():
 def test_a_stage_that_answers_is_timed_and_not_degraded():
     trace = RequestTrace()
 
-    assert trace.run("ranking", lambda: [3, 1], lambda: [], "retrieval_order", budget=1.0) == [3, 1]
+    assert trace.run("ranking", lambda: [3, 1], list, "retrieval_order", budget=1.0) == [3, 1]
 
     assert trace.degraded == []
     assert trace.seconds["ranking"] >= 0

@@ -66,7 +66,8 @@ def test_users_are_those_with_events(kuairand):
     users = kuairand.frames["users"].set_index("user_id")
     assert sorted(users.index) == [1, 2, 3]
     assert users.loc[3, "signup_time"] == pd.Timestamp(1650600000000, unit="ms")
-    assert users.loc[1, ["device", "country", "age_bucket", "gender"]].tolist() == ["mobile", "unknown", "unknown", "unknown"]
+    assert (users.loc[1, ["device", "country", "age_bucket", "gender"]].tolist()
+            == ["mobile", "unknown", "unknown", "unknown"])
     assert any("1 user(s) of user_features_pure.csv without any logged event" in note for note in kuairand.notes)
 
 
@@ -84,7 +85,8 @@ def test_missing_log_column_names_the_file_and_the_columns(tmp_path):
     shutil.copytree(FIXTURE, tmp_path / "data")
     log_path = tmp_path / "data" / "log_random_4_22_to_5_08_pure.csv"
     pd.read_csv(log_path).drop(columns=["is_click", "tab"]).to_csv(log_path, index=False)
-    with pytest.raises(DatasetImportError, match=r"log_random_4_22_to_5_08_pure\.csv: missing column\(s\) \['is_click', 'tab'\]"):
+    with pytest.raises(DatasetImportError,
+                       match=r"log_random_4_22_to_5_08_pure\.csv: missing column\(s\) \['is_click', 'tab'\]"):
         load_kuairand(tmp_path)  # PATH/data is found too
 
 

@@ -145,7 +145,8 @@ def test_missing_column_is_named_and_raw_logs_stay_as_they_were(tmp_path):
     with pytest.raises(DatasetImportError, match=r"ratings\.csv: missing column\(s\) \['rating'\]"):
         write_imported(load_movielens(dataset), raw_dir)
 
-    pd.testing.assert_frame_equal(read_raw_table("subscriptions", raw_dir), before.astype({"subscribed_time": "datetime64[us]"}))
+    pd.testing.assert_frame_equal(read_raw_table("subscriptions", raw_dir),
+                                  before.astype({"subscribed_time": "datetime64[us]"}))
     assert RawManifest.read(raw_dir).source == "simulator"
     assert sorted(path.name for path in raw_dir.iterdir()) == ["_manifest.json", "subscriptions"]
 

@@ -91,7 +91,8 @@ def test_negatives_are_drawn_in_proportion_to_earlier_rating_counts():
     seconds = 1_000_000_000
     # 100 early users rate once each: movie 10 sixty times, 11 thirty, 12 ten.
     early_movies = [10] * 60 + [11] * 30 + [12] * 10
-    early = pd.DataFrame({"user_id": np.arange(1, 101), "video_id": early_movies, "watch_time": seconds + np.arange(100)})
+    early = pd.DataFrame({"user_id": np.arange(1, 101), "video_id": early_movies,
+                          "watch_time": seconds + np.arange(100)})
     # 2000 users rate movie 99 in the same later second; movie 13 is first rated after them.
     probes = pd.DataFrame({"user_id": np.arange(1000, 3000), "video_id": 99, "watch_time": seconds + 10_000})
     late = pd.DataFrame({"user_id": [5000], "video_id": [13], "watch_time": [seconds + 20_000]})

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,8 @@ class Shuffled:
         return self
 
     def recommend(self, user_ids, k, exclude):
-        return [[int(v) for v in self.rng.permutation(50) if v not in exclude.get(user, set())][:k] for user in user_ids]
+        return [[int(v) for v in self.rng.permutation(50) if v not in exclude.get(user, set())][:k]
+                for user in user_ids]
 
 
 SETTINGS = HarnessSettings(trials=4, max_widenings=0, seeds=(0, 1, 2), slices=("all",))
@@ -92,7 +94,7 @@ def test_a_clear_winner_is_called_better_and_an_equal_method_is_not():
 class RecordingQueryTime(NextVideo):
     """NextVideo that notes the query time and the latest train time of every fit."""
 
-    fits: list = []
+    fits: ClassVar[list] = []
 
     def fit(self, train, query_time=None):
         RecordingQueryTime.fits.append((query_time, train["time"].max()))
@@ -127,7 +129,7 @@ def test_a_validation_holdout_never_reaches_the_test_period():
     assert all(latest < full.validation.cutoff for _, latest in RecordingQueryTime.fits)
 
 
-@pytest.mark.parametrize("field, value", [("query_at", "now"), ("holdout", "train")])
+@pytest.mark.parametrize(("field", "value"), [("query_at", "now"), ("holdout", "train")])
 def test_unknown_query_time_or_holdout_is_rejected(field, value):
     with pytest.raises(ValueError, match=f"{field} must be one of .*{value}"):
         replace(SETTINGS, **{field: value})

@@ -4,9 +4,9 @@ import pytest
 
 from models.baselines import EASE, MostPopular
 from models.baselines.harness import HarnessSettings, MethodSpec, run_harness
-from models.evaluation.tuning import FloatRange
 from models.baselines.multi_source import MultiSourceUnion, interleave_by_quota
 from models.evaluation.protocol import temporal_split
+from models.evaluation.tuning import FloatRange
 from models.sources import MultiSourceConfig
 
 START = pd.Timestamp("2024-01-01")

@@ -33,6 +33,7 @@ def top_upload_days(recommender: CandidateGeneratorRecommender, catalog: pd.Data
     return ((upload - START) / pd.Timedelta(days=1)).to_numpy()
 
 
+@pytest.mark.trains
 def test_candidate_generator_asks_at_the_cutoff_not_at_the_paused_users_last_watch(split_and_catalog):
     split, catalog = split_and_catalog
     at_cutoff = CandidateGeneratorRecommender(catalog, CONFIG).fit(split.train, split.query_time)
@@ -79,5 +80,5 @@ def test_a_query_time_before_a_train_interaction_is_rejected(split_and_catalog):
     split, _ = split_and_catalog
     too_early = split.train["time"].max() - pd.Timedelta(days=1)
     for method in (MostPopular(), EASE()):
-        with pytest.raises(ValueError, match="query_time .* precedes the latest train interaction"):
+        with pytest.raises(ValueError, match=r"query_time .* precedes the latest train interaction"):
             method.fit(split.train, too_early)

@@ -37,7 +37,8 @@ def test_recency_rank_counts_newer_interactions_and_ties_share_a_rank():
     train = pd.DataFrame({
         "user_id": [7, 7, 7, 7, 8],
         "video_id": [1, 2, 3, 4, 1],
-        "time": [START, START + pd.Timedelta(hours=2), START + pd.Timedelta(hours=2), START + pd.Timedelta(hours=5), START],
+        "time": [START, START + pd.Timedelta(hours=2), START + pd.Timedelta(hours=2), START + pd.Timedelta(hours=5),
+                 START],
     })
     for frame in (train, train.iloc[::-1]):
         data = InteractionMatrix(frame)

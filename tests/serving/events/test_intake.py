@@ -69,7 +69,8 @@ def test_reusing_an_event_id_for_other_content_is_a_conflict_that_writes_nothing
     before = visible_files(raw_dir)
 
     with pytest.raises(EventConflict, match=r"events\.1\.event_id: 'w' was already sent in an earlier batch"):
-        intake.submit(parsed([impression("i", "r", 7, 0), playback("watch", "w", 7, at("10:00:05"), watch_seconds=99.0)]))
+        intake.submit(parsed([impression("i", "r", 7, 0),
+                              playback("watch", "w", 7, at("10:00:05"), watch_seconds=99.0)]))
     with pytest.raises(EventConflict, match=r"events\.1\.event_id: 'x' was already sent earlier in this batch"):
         intake.submit(parsed([playback("click", "x", 7, at("10:00:05")), playback("click", "x", 8, at("10:00:05"))]))
 
@@ -155,7 +156,7 @@ def test_a_write_lock_held_past_the_wait_limit_answers_503_with_retry_after(raw_
     intake = EventIntake(raw_dir, IntakeLimits(lock_wait_seconds=0.3, retry_after_seconds=2))
     started = time.monotonic()
 
-    with write_lock_held_elsewhere(raw_dir), pytest.raises(IntakeUnavailable, match="held for 0.3 s") as refused:
+    with write_lock_held_elsewhere(raw_dir), pytest.raises(IntakeUnavailable, match=r"held for 0\.3 s") as refused:
         intake.submit(parsed([impression("i", "r", 7, 0)]))
 
     assert 0.25 < time.monotonic() - started < 3
@@ -174,7 +175,7 @@ def test_a_worker_with_too_many_pending_events_answers_429_and_keeps_what_it_hol
         writer.start()
         while intake.pending_events < 600:
             time.sleep(0.01)
-        with pytest.raises(IntakeBacklogFull, match="600 events are waiting .* limit of 1000") as refused:
+        with pytest.raises(IntakeBacklogFull, match=r"600 events are waiting .* limit of 1000") as refused:
             intake.submit(refused_batch)
         small = threading.Thread(target=lambda: results.update(second=intake.submit(refused_batch[:400])))
         small.start()  # 600 + 400 fits: admitted, and waits its turn
@@ -201,6 +202,7 @@ def test_a_failed_write_discards_the_batch_and_answers_503(raw_dir):
     assert watches(raw_dir) == [(7, 0.0, False)]
     assert visible_files(raw_dir) == ["watches/day=2026-01-05/events-000000000001.parquet"]
     assert sorted(path.name for path in raw_dir.glob("*/*/.*")) == []  # no temporary file left
-    receipt = EventIntake(raw_dir).submit(parsed([playback("like", "l", 7, at("10:00:05")), impression("i", "r", 7, 0)]))
+    receipt = EventIntake(raw_dir).submit(parsed([playback("like", "l", 7, at("10:00:05")),
+                                                  impression("i", "r", 7, 0)]))
     assert receipt.accepted == 2
     assert watches(raw_dir) == [(7, 0.0, True)]

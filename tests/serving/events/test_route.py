@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass, field
 
 from serving.events.intake import LOCK_NAME, EventIntake, IntakeLimits
-from serving.events.state import state_dir
 from serving.events.route import EventRoute
 from serving.events.schemas import EventsAccepted
+from serving.events.state import state_dir
 from tests.serving.events.events_data import at, make_raw_log, parsed, playback
 
 

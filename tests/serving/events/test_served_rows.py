@@ -91,9 +91,11 @@ def test_a_served_row_completes_a_client_impression_logged_before_it(intake, raw
 def test_a_served_row_completes_a_client_impression_written_in_the_same_batch(intake, raw_dir):
     results = {}
     with write_lock_held_elsewhere(raw_dir):
-        first = threading.Thread(target=lambda: results.update(first=intake.submit(parsed([impression("x", "r0", 5, 0)]))))
+        first = threading.Thread(
+            target=lambda: results.update(first=intake.submit(parsed([impression("x", "r0", 5, 0)]))))
         first.start()  # writes its batch alone; the two below queue behind it and go together
-        client = threading.Thread(target=lambda: results.update(client=intake.submit(parsed([impression("c", "r1", 7, 0)]))))
+        client = threading.Thread(
+            target=lambda: results.update(client=intake.submit(parsed([impression("c", "r1", 7, 0)]))))
         client.start()
         while len(intake._queue) < 1:  # the first request was taken; the client's waits in the queue
             time.sleep(0.01)

@@ -66,7 +66,8 @@ def test_a_config_out_of_range_names_every_bad_knob():
 
 
 def test_vidrec_settings_declare_exactly_what_the_policy_reads():
-    declared = {name: field.default for name, field in VidrecSettings.model_fields.items() if name.startswith("policy_")}
+    declared = {name: field.default for name, field in VidrecSettings.model_fields.items()
+                if name.startswith("policy_")}
 
     assert declared == policy_settings_fields()
 

@@ -18,12 +18,12 @@ def separable_by_search(capacity: tuple[int, ...], previous: int, slots: int) ->
         if any(sequence.count(creator) > capacity[creator] for creator in creators):
             continue
         chain = ((previous,) if previous != NO_CREATOR else ()) + sequence
-        if all(left != right for left, right in zip(chain, chain[1:])):
+        if all(left != right for left, right in itertools.pairwise(chain)):
             return True
     return slots == 0
 
 
-@pytest.mark.parametrize("slots", range(0, 6))
+@pytest.mark.parametrize("slots", range(6))
 def test_the_counting_rule_matches_brute_force_for_every_small_case(slots):
     for capacity in itertools.product(range(4), repeat=3):
         for previous in (NO_CREATOR, 0, 1, 2):

@@ -7,6 +7,7 @@ caps, duplicates, blocked and watched videos, and pool/candidate overlaps all ha
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -183,7 +184,7 @@ def test_no_two_neighbours_share_a_creator_whenever_the_candidates_allow_it(requ
         return
     creators = [request.creator_of[int(video)] for video in request.serve().video_ids]
 
-    assert all(left != right for left, right in zip(creators, creators[1:])), creators
+    assert all(left != right for left, right in itertools.pairwise(creators)), creators
 
 
 @HYPOTHESIS
@@ -192,7 +193,7 @@ def test_crowded_creators_are_still_spread_apart(request):
     creators = [request.creator_of[int(video)] for video in request.serve().video_ids]
 
     assert len(creators) == request.k
-    assert all(left != right for left, right in zip(creators, creators[1:])), creators
+    assert all(left != right for left, right in itertools.pairwise(creators)), creators
 
 
 @HYPOTHESIS

@@ -91,8 +91,9 @@ def test_embedding_similarity_spreads_lookalikes():
 
 
 def test_embedding_similarity_without_embeddings_is_refused():
+    config = with_rules(diversity_lambda=0.5, diversity_similarity="embedding")
+
     with pytest.raises(ValueError, match="needs embeddings"):
-        config = with_rules(diversity_lambda=0.5, diversity_similarity="embedding")
         rerank(candidates(Video(1, 0.5)), user(), config, k=1)
 
 

@@ -22,7 +22,7 @@ UPLOAD = 77  # a video the store's marts never had
 UPLOADED_AT = DAY_SECONDS - 0.5 * 86_400  # half a day before the store's data clock
 
 
-@pytest.fixture()
+@pytest.fixture
 def reader(store):  # noqa: F811 - the fixture imported above
     uploads = UploadedVideos()
     uploads.add(pd.DataFrame([video_row(UPLOAD, creator_id=3, category="news", duration_seconds=42.0,
