@@ -105,7 +105,6 @@ def test_rollback_examples_use_only_earlier_items_and_cap_per_user():
     assert (examples["example_age_days"] >= 0).all()
 
 
-@pytest.mark.trains
 def test_harness_tunes_and_scores_every_baseline():
     catalog = tiny_catalog()
     config = RetrievalConfig(embedding_dim=16, tower_widths=(32, 16), item_tower_widths=(16,), epochs=2,

@@ -47,7 +47,6 @@ def test_integer_ids_survive_a_float_cast_and_a_json_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.transform(probe).numeric, preprocessor.transform(probe).numeric)
 
 
-@pytest.mark.trains
 def test_scoring_numpy_columns_matches_scoring_the_same_rows_as_a_frame(trained, ranking_frame):
     """The service scores a mapping of numpy columns; training and evaluation score DataFrames."""
     sample = ranking_frame.head(300).copy()
@@ -57,14 +56,12 @@ def test_scoring_numpy_columns_matches_scoring_the_same_rows_as_a_frame(trained,
     np.testing.assert_array_equal(trained.score(columns), trained.score(sample))
 
 
-@pytest.mark.trains
 def test_a_column_missing_from_numpy_columns_is_named(trained):
     with pytest.raises(ValueError, match=r"lacks feature columns \['noise'\]"):
         trained.score({"surface": np.array(["home"], dtype=object), "country": np.array(["US"], dtype=object),
                        "quality": np.array([1.0])})
 
 
-@pytest.mark.trains
 def test_ranker_beats_random_at_separating_clicks(trained, ranking_frame):
     assert trained.metrics["holdout_auc_clicked"] > 0.62
     assert trained.metrics["holdout_auc_watch_weighted"] > trained.metrics["holdout_auc_clicked"]
@@ -73,7 +70,6 @@ def test_ranker_beats_random_at_separating_clicks(trained, ranking_frame):
     assert trained.metrics["holdout_auc_clicked"] > roc_auc(holdout["clicked"], random_scores) + 0.1
 
 
-@pytest.mark.trains
 def test_exp_logit_tracks_expected_watch_time(trained):
     quality = np.linspace(0.5, 9.5, 10)
     grid = pd.DataFrame({
@@ -89,7 +85,6 @@ def test_exp_logit_tracks_expected_watch_time(trained):
     assert np.all(home > search)  # home impressions are worth more at equal quality
 
 
-@pytest.mark.trains
 def test_bundle_round_trip_scores_identically(trained, ranking_frame, tmp_path):
     trained.save(tmp_path / "ranker")
     loaded = RankerBundle.load(tmp_path / "ranker")
@@ -103,7 +98,6 @@ def test_training_rejects_a_frame_without_labels(ranking_frame):
         train_ranker(ranking_frame.drop(columns=["watch_seconds"]), CONFIG)
 
 
-@pytest.mark.trains
 def test_a_format_1_bundle_still_loads_and_scores_e_to_the_f(trained, ranking_frame, tmp_path):
     import copy
     import json
@@ -130,7 +124,6 @@ def test_a_format_1_bundle_still_loads_and_scores_e_to_the_f(trained, ranking_fr
     np.testing.assert_allclose(loaded.score(sample), np.exp(without_bias_tower.logits(sample)), rtol=1e-6)
 
 
-@pytest.mark.trains
 def test_denormal_weights_are_flushed_to_zero_and_normal_ones_kept(trained):
     """L2 decay leaves rare ids' weights at denormal floats, which CPUs multiply very slowly."""
     import torch

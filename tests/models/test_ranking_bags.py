@@ -56,14 +56,12 @@ def _holdout_auc(bundle: RankerBundle, frame: pd.DataFrame) -> float:
     return roc_auc(holdout["clicked"].to_numpy(int), bundle.score(holdout))
 
 
-@pytest.mark.trains
 def test_the_watch_history_bag_lets_the_ranker_match_candidates_to_the_user(bundle, frame):
     without_bag = train_ranker(frame, replace(CONFIG, bag_features=[]))
     assert _holdout_auc(without_bag, frame) < 0.6  # the candidate alone says nothing about this user
     assert _holdout_auc(bundle, frame) > 0.68  # a perfect model scores about 0.78
 
 
-@pytest.mark.trains
 def test_the_bag_shares_the_candidate_video_table_and_survives_save_and_load(bundle, frame, tmp_path):
     assert bundle.model.bag_embeddings[0] is bundle.model.embeddings[CONFIG.categorical_features.index("video_id")]
     bundle.save(tmp_path / "ranker")
@@ -91,7 +89,6 @@ def test_bags_keep_the_most_recent_ids_right_aligned_and_unknown_ids_empty():
     ]
 
 
-@pytest.mark.trains
 def test_one_users_bag_repeated_on_every_candidate_encodes_like_separate_copies(bundle):
     history = [3, 6, 9, 12]
     shared = np.empty(4, dtype=object)
@@ -105,7 +102,6 @@ def test_one_users_bag_repeated_on_every_candidate_encodes_like_separate_copies(
     assert from_shared.bags.tolist() == from_copies.bags.tolist()
 
 
-@pytest.mark.trains
 def test_a_bag_cell_that_is_text_is_refused_by_name(bundle):
     with pytest.raises(ValueError, match="is a string, not a list of ids"):
         bundle.preprocessor.transform(pd.DataFrame({

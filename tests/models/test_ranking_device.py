@@ -38,7 +38,6 @@ def _devices(bundle) -> set[str]:
     return {tensor.device.type for tensor in [*bundle.model.parameters(), *bundle.model.buffers()]}
 
 
-@pytest.mark.trains
 def test_a_cpu_config_trains_and_returns_a_model_on_the_cpu(trained_on_cpu, frame):
     assert CONFIG.device == "cpu"
     assert _devices(trained_on_cpu) == {"cpu"}
@@ -46,7 +45,6 @@ def test_a_cpu_config_trains_and_returns_a_model_on_the_cpu(trained_on_cpu, fram
     assert roc_auc(holdout["clicked"].to_numpy(), trained_on_cpu.score(holdout)) > 0.6
 
 
-@pytest.mark.trains
 def test_the_constant_predictor_beside_the_ece_ships_the_training_rate(trained_on_cpu, frame):
     train_rate = base_rates(frame[frame["split"] == "train"], CONFIG)["click"]
     holdout_rate = frame.loc[frame["split"] == "holdout", "clicked"].mean()
@@ -67,7 +65,6 @@ def test_asking_for_cuda_without_one_is_refused_by_name(frame):
 
 
 @needs_cuda
-@pytest.mark.trains
 def test_a_cuda_fit_comes_back_on_the_cpu_and_ranks_like_the_cpu_fit(trained_on_cpu, frame):
     on_gpu = train_ranker(frame, RankerConfig(**{**CONFIG.__dict__, "device": "cuda"}))
     assert _devices(on_gpu) == {"cpu"}

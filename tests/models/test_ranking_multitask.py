@@ -50,7 +50,6 @@ def trained(frame):
     return train_ranker(frame, CONFIG)
 
 
-@pytest.mark.trains
 def test_every_head_trains_and_beats_random(trained):
     assert trained.model.head_names == HEADS
     assert set(trained.calibrators) == {"click", "like", "skip"}
@@ -61,7 +60,6 @@ def test_every_head_trains_and_beats_random(trained):
         assert np.isfinite(trained.metrics[key])
 
 
-@pytest.mark.trains
 def test_calibrated_heads_match_the_full_log_base_rate_despite_down_sampling(trained, frame):
     full_holdout = frame.attrs["full"].query("split == 'holdout'")
     values = trained.head_values(full_holdout)
@@ -71,7 +69,6 @@ def test_calibrated_heads_match_the_full_log_base_rate_despite_down_sampling(tra
         assert trained.metrics[f"holdout_ece_{head}"] <= 0.03
 
 
-@pytest.mark.trains
 def test_position_tower_learns_the_planted_bias_but_serving_ignores_position(trained, frame):
     click_column = trained.model.head_names.index("click")
     position_bias = trained.model.bias_tower.position.weight[:, click_column].detach().numpy()
@@ -82,7 +79,6 @@ def test_position_tower_learns_the_planted_bias_but_serving_ignores_position(tra
     np.testing.assert_array_equal(trained.score(sample), trained.score(sample.drop(columns=["position"])))
 
 
-@pytest.mark.trains
 def test_score_of_500_candidates_needs_no_labels_and_combines_the_heads(trained, frame):
     candidates = frame.sample(500, random_state=0).drop(columns=LABELS)
     score = trained.score(candidates)
@@ -92,7 +88,6 @@ def test_score_of_500_candidates_needs_no_labels_and_combines_the_heads(trained,
     np.testing.assert_allclose(score, expected)  # its speed is measured by bench/ranking_latency.py
 
 
-@pytest.mark.trains
 def test_the_score_comes_with_the_head_values_it_combined(trained, frame):
     candidates = frame.sample(50, random_state=1).drop(columns=LABELS)
 
@@ -104,7 +99,6 @@ def test_the_score_comes_with_the_head_values_it_combined(trained, frame):
         np.testing.assert_array_equal(values[head], expected)
 
 
-@pytest.mark.trains
 def test_bundle_round_trip_keeps_calibrators_and_the_report(trained, frame, tmp_path):
     trained.save(tmp_path / "ranker")
     loaded = RankerBundle.load(tmp_path / "ranker")
@@ -120,7 +114,6 @@ def test_bundle_round_trip_keeps_calibrators_and_the_report(trained, frame, tmp_
                                                             "reliability_skip.png"]
 
 
-@pytest.mark.trains
 def test_mmoe_gates_are_softmaxes_and_the_model_trains(frame):
     config = RankerConfig(**{**CONFIG.__dict__, "architecture": "mmoe", "num_experts": 3, "epochs": 2})
     preprocessor = FeaturePreprocessor.fit(frame, config)

@@ -29,7 +29,6 @@ def first_holdout_rows(examples: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, 
     return holdout.groupby("user_id").head(1).set_index("user_id", drop=False), relevant
 
 
-@pytest.mark.trains
 def test_candidate_generator_beats_popularity_on_planted_categories(trained, retrieval_data):
     examples, _ = retrieval_data
     users, relevant = first_holdout_rows(examples)
@@ -56,7 +55,6 @@ def test_candidate_generator_beats_popularity_on_planted_categories(trained, ret
     assert trained.metrics["holdout_recall@10"] > 0.1
 
 
-@pytest.mark.trains
 def test_user_vectors_prefer_videos_of_the_planted_category(trained, retrieval_data):
     examples, catalog = retrieval_data
     users, _ = first_holdout_rows(examples)
@@ -68,7 +66,6 @@ def test_user_vectors_prefer_videos_of_the_planted_category(trained, retrieval_d
     assert share > 0.8
 
 
-@pytest.mark.trains
 def test_never_watched_video_gets_a_finite_content_embedding(trained):
     assert trained.vocabularies["video"].index(9001) == 0
     video_ids, vectors = trained.video_embeddings()
@@ -76,7 +73,6 @@ def test_never_watched_video_gets_a_finite_content_embedding(trained):
     assert np.all(np.isfinite(vector)) and np.linalg.norm(vector) > 0
 
 
-@pytest.mark.trains
 def test_new_catalog_rows_can_be_embedded_after_training(trained, retrieval_data):
     _, catalog = retrieval_data
     fresh = catalog.tail(2).assign(video_id=[50001, 50002])
@@ -87,7 +83,6 @@ def test_new_catalog_rows_can_be_embedded_after_training(trained, retrieval_data
     np.testing.assert_allclose(vectors, trained_vectors[-2:], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.trains
 def test_bundle_round_trip_gives_identical_embeddings(trained, retrieval_data, tmp_path):
     examples, _ = retrieval_data
     users = examples.head(50)
@@ -102,7 +97,6 @@ def test_bundle_round_trip_gives_identical_embeddings(trained, retrieval_data, t
     assert loaded.config == trained.config
 
 
-@pytest.mark.trains
 def test_serving_sets_example_age_to_zero_unless_given(trained, retrieval_data):
     examples, _ = retrieval_data
     users = examples.head(5)
@@ -111,7 +105,6 @@ def test_serving_sets_example_age_to_zero_unless_given(trained, retrieval_data):
     assert trained.user_embeddings(users).dtype == np.float32
 
 
-@pytest.mark.trains
 def test_user_with_no_history_and_unknown_demographics_still_gets_a_vector(trained):
     cold = pd.DataFrame({"history_video_ids": [[]], "history_search_tokens": [None], "country": ["ZZ"],
                          "device": [None], "age_bucket": ["?"], "gender": [None]})

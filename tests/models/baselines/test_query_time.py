@@ -33,7 +33,6 @@ def top_upload_days(recommender: CandidateGeneratorRecommender, catalog: pd.Data
     return ((upload - START) / pd.Timedelta(days=1)).to_numpy()
 
 
-@pytest.mark.trains
 def test_candidate_generator_asks_at_the_cutoff_not_at_the_paused_users_last_watch(split_and_catalog):
     split, catalog = split_and_catalog
     at_cutoff = CandidateGeneratorRecommender(catalog, CONFIG).fit(split.train, split.query_time)
