@@ -17,9 +17,9 @@ import pandas as pd
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
+from orchestration.dbt_manifest import DBT_PROJECT_DIR
 from vidrec.settings import VidrecSettings
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 MLFLOW_EXPERIMENT = "vidrec"
 # The output of dbt_project/profiles.yml each settings profile builds the warehouse with.
 DBT_TARGETS = {"default": "dev", "production": "dev", "distributed": "distributed"}

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from orchestration.dbt_manifest import manifest_is_stale, parse_dbt_project
+
 TESTS_DIR = Path(__file__).resolve().parent
 E2E_DIR = TESTS_DIR / "e2e"
-DBT_PROJECT_DIR = TESTS_DIR.parent / "dbt_project"
 # The session fixture of tests/e2e/conftest.py that a worker builds once for every test using it.
 SHARED_PIPELINE_FIXTURE = "pipeline_run"
 SLOW_MARKS = ("pytest.mark.e2e", "pytest.mark.trains", "pytest.mark.spark")
@@ -43,8 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         _share_the_cores(config.workerinput["workercount"])
         _tell_pyspark_this_is_not_its_doctest_run()
-    elif getattr(config.option, "numprocesses", None) and _dbt_manifest_is_stale():
-        _parse_dbt_project()
+    elif getattr(config.option, "numprocesses", None) and manifest_is_stale():
+        parse_dbt_project()
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is not loaded
@@ -122,25 +122,3 @@ def _tell_pyspark_this_is_not_its_doctest_run() -> None:
         sys.ps1 = ">>> "
 
 
-def _dbt_manifest_is_stale() -> bool:
-    """As orchestration/assets/transform.py decides: the manifest is missing or older than a file
-    of the dbt project."""
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
-    if not manifest.exists():
-        return True
-    built = manifest.stat().st_mtime
-    sources = [
-        path
-        for folder in ("models", "macros", "tests")
-        for path in (DBT_PROJECT_DIR / folder).rglob("*")
-        if path.suffix in (".sql", ".yml")
-    ]
-    return any(path.stat().st_mtime > built for path in [*sources, DBT_PROJECT_DIR / "dbt_project.yml"])
-
-
-def _parse_dbt_project() -> None:
-    subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet",
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        check=True,
-    )

@@ -7,16 +7,14 @@ downstream of it inside dbt, and the failed step stops the Python assets downstr
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from dagster_dbt.dbt_project import using_dagster_dev
 
+from orchestration.dbt_manifest import manifest_is_stale, parse_dbt_project
 from orchestration.resources import DBT_PROJECT_DIR, VidrecResource
 
 TRANSFORM_GROUP = "transform"
@@ -24,34 +22,10 @@ TRANSFORM_GROUP = "transform"
 vidrec_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
-def _parse_dbt_project() -> None:
-    """Write target/manifest.json with this environment's dbt (PATH need not include the venv)."""
-    subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet",
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        check=True,
-    )
-
-
-def _manifest_is_stale() -> bool:
-    """True when the manifest is missing or older than any file of the dbt project."""
-    manifest = vidrec_dbt_project.manifest_path
-    if not manifest.exists():
-        return True
-    built = manifest.stat().st_mtime
-    sources = [
-        path
-        for folder in ("models", "macros", "tests")
-        for path in (DBT_PROJECT_DIR / folder).rglob("*")
-        if path.suffix in (".sql", ".yml")
-    ]
-    return any(path.stat().st_mtime > built for path in [*sources, DBT_PROJECT_DIR / "dbt_project.yml"])
-
-
-if using_dagster_dev() or _manifest_is_stale():
+if using_dagster_dev() or manifest_is_stale():
     # Under `dagster dev` re-parse so SQL edits show up; elsewhere whenever the project changed
     # (a checkout with new models must not run against the old manifest).
-    _parse_dbt_project()
+    parse_dbt_project()
 
 
 class VidrecDbtTranslator(DagsterDbtTranslator):
