@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from serving.hot_reload import ChampionWatcher
 from serving.loading import ChampionSetInconsistent
 
@@ -104,29 +106,39 @@ def test_no_champion_yet_says_what_to_do():
     assert "vidrec pipeline" in watcher.not_ready_reason
 
 
-def test_requests_arriving_after_the_swap_moment_get_the_new_set_even_before_the_watcher_wakes():
+def test_requests_arriving_after_the_swap_moment_get_the_new_set_even_before_the_watcher_wakes(monkeypatch):
+    """The moment is read off the wall clock; the test holds that clock still (a real one moves on
+    under load between two statements and made this test flaky), so only the watcher's sleep is real."""
     import threading
     import time
+    import types
 
+    import serving.hot_reload as hot_reload
+
+    wall_clock = {"now": 1000.1}
+    monkeypatch.setattr(hot_reload, "time", types.SimpleNamespace(time=lambda: wall_clock["now"]))
     registry = Registry({"ranker": "1"})
     watcher = ChampionWatcher(registry.resolve, registry.load, Serving, poll_seconds=0.4)
     watcher.poll()
     registry.champions["ranker"] = "2"
 
-    class DrowsyStop(threading.Event):  # the watcher thread oversleeps the moment (GIL-starved)
+    class AsleepUntilStopped(threading.Event):  # the watcher thread oversleeps the moment (GIL-starved)
         def wait(self, timeout=None):
-            return super().wait(None if timeout is None else timeout + 1.0)
+            return super().wait(None)
 
-    watcher._stop = DrowsyStop()
+    watcher._stop = AsleepUntilStopped()
     polling = threading.Thread(target=watcher.poll)
     polling.start()
     while watcher._pending is None:  # loaded and staged for the next multiple of 0.4 s
         time.sleep(0.005)
     moment = watcher._pending[0]
+    assert moment == pytest.approx(1000.4)
     assert watcher.current.models.versions == {"ranker": "1"}  # arrived before the moment
-    time.sleep(max(0.0, moment - time.time()) + 0.01)
 
+    wall_clock["now"] = moment
     assert polling.is_alive()  # the watcher has not woken yet
-    assert watcher.current.models.versions == {"ranker": "2"}  # arrived after it
-    polling.join()
+    assert watcher.current.models.versions == {"ranker": "2"}  # arrived at it
+
+    watcher._stop.set()
+    polling.join(timeout=10)
     assert watcher.versions == {"ranker": "2"}
