@@ -43,19 +43,25 @@ class ScaleRun:
     profile: PipelineProfile
 
 
+class SimulationFailed(RuntimeError):
+    """The simulator could not write a scale's raw logs (out of memory, say): where scaling broke."""
+
+
 def simulate(home: Path, users: int, videos: int) -> float:
     environment = {**os.environ, "VIDREC_HOME": str(home)}
     command = [str(Path(sys.executable).parent / "vidrec"), "simulate", "--users", str(users), "--videos", str(videos)]
     started = time.perf_counter()
     result = subprocess.run(command, env=environment, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"vidrec simulate --users {users} --videos {videos} failed:\n{result.stderr[-2000:]}")
+        raise SimulationFailed(f"vidrec simulate --users {users} --videos {videos} failed "
+                               f"(exit {result.returncode}): {result.stderr[-500:].strip()}")
     return time.perf_counter() - started
 
 
 def count_impressions(home: Path) -> int:
     pattern = str(home / "raw" / "impressions" / "**" / "*.parquet")
-    return duckdb.sql(f"select count(*) from read_parquet('{pattern}')").fetchone()[0]
+    with duckdb.connect() as connection:
+        return connection.execute(f"select count(*) from read_parquet('{pattern}')").fetchone()[0]
 
 
 def fit_line(runs: list[ScaleRun]) -> str:
@@ -105,6 +111,7 @@ def main() -> None:
     base = args.base or Path(tempfile.mkdtemp(prefix="vidrec-scaling-"))
     runs: list[ScaleRun] = []
     skipped: list[float] = []
+    broke = ""
     for scale in args.scales:
         if skipped or (runs and (runs[-1].profile.returncode != 0
                                  or runs[-1].profile.wall_seconds > args.stop_after_minutes * 60)):
@@ -115,7 +122,13 @@ def main() -> None:
         home.mkdir(parents=True)
         users, videos = round(DEFAULT_USERS * scale), round(DEFAULT_VIDEOS * math.sqrt(scale))
         print(f"scale {scale:g}×: simulating {users:,} users and {videos:,} videos in {home}", flush=True)
-        simulate_seconds = simulate(home, users, videos)
+        try:
+            simulate_seconds = simulate(home, users, videos)
+        except SimulationFailed as failure:
+            broke = f"the {scale:g}× simulation broke: {failure}"
+            print(broke, flush=True)
+            skipped.append(scale)
+            continue
         impressions = count_impressions(home)
         profile = run_pipeline(home, home / "bench-pipeline.log")
         runs.append(ScaleRun(scale, users, videos, impressions, simulate_seconds, profile))
@@ -133,7 +146,9 @@ def main() -> None:
     for run in runs:
         print(f"\n#### {run.scale:g}×: steps, slowest first\n")
         print(step_table(run.profile, top=12))
-    if skipped:
+    if broke:
+        print(f"\nnot measured: {', '.join(f'{scale:g}×' for scale in skipped)} — {broke}")
+    elif skipped:
         last = runs[-1]
         reason = (f"failed (exit {last.profile.returncode}, log {base / f'scale-{last.scale:g}.log'})"
                   if last.profile.returncode else f"took {last.profile.wall_seconds / 60:.0f} min")
