@@ -89,7 +89,9 @@ def candidate_engagement_features(inputs: pd.DataFrame) -> pd.DataFrame:
     candidates (or training examples) share it; `one_user_engagement` computes each group.
     """
     missing = [
-        column for column in (WATCH_LOG, IMPRESSION_LOG, *CANDIDATE_COLUMNS, REQUEST_TIME) if column not in inputs.columns
+        column
+        for column in (WATCH_LOG, IMPRESSION_LOG, *CANDIDATE_COLUMNS, REQUEST_TIME)
+        if column not in inputs.columns
     ]
     if missing:
         raise ValueError(f"candidate_engagement needs columns {missing}; got {list(inputs.columns)}")

@@ -69,7 +69,9 @@ def ranker_inputs(store: FeatureStore) -> FeatureColumns:
     )
 
 
-def feature_refs_by_join_keys(store: FeatureStore, features: FeatureService | list[str]) -> dict[tuple[str, ...], list[str]]:
+def feature_refs_by_join_keys(
+    store: FeatureStore, features: FeatureService | list[str]
+) -> dict[tuple[str, ...], list[str]]:
     """Group the stored features' `view:feature` references by the join keys of their view.
 
     On-demand views have no join keys and are left out: see `feature_repo.on_demand`.

@@ -83,7 +83,8 @@ class OnDemandRequest:
     @property
     def input_columns(self) -> list[str]:
         """The stored inputs and request fields the transformation reads (besides join keys)."""
-        return list(dict.fromkeys([*(reference.split(":", 1)[1] for reference in self.input_refs), *self.request_fields]))
+        stored = (reference.split(":", 1)[1] for reference in self.input_refs)
+        return list(dict.fromkeys([*stored, *self.request_fields]))
 
     @property
     def request_fields(self) -> list[str]:

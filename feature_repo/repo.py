@@ -9,8 +9,8 @@ CLI from importing the other modules a second time under top-level names.
 from __future__ import annotations
 
 from feature_repo.entities import request, user, video
-from feature_repo.on_demand import candidate_request
 from feature_repo.features import feature_views
+from feature_repo.on_demand import candidate_request
 from feature_repo.services import feature_services
 from vidrec.settings import load_settings
 
@@ -28,16 +28,16 @@ ranker_features = _services["ranker_features"]
 retrieval_user_features = _services["retrieval_user_features"]
 
 __all__ = [
-    "user",
-    "video",
-    "request",
-    "candidate_request",
-    "user_profile",
-    "user_activity",
-    "video_stats",
-    "user_watch_history",
-    "request_engagement",
     "candidate_engagement",
+    "candidate_request",
     "ranker_features",
+    "request",
+    "request_engagement",
     "retrieval_user_features",
+    "user",
+    "user_activity",
+    "user_profile",
+    "user_watch_history",
+    "video",
+    "video_stats",
 ]

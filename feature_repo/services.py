@@ -32,7 +32,10 @@ def feature_services(views: dict[str, FeatureView | OnDemandFeatureView]) -> dic
             name=RETRIEVAL_USER_FEATURES,
             # exactly the tower's inputs: models/retrieval/query.py turns each into a query column
             # and refuses a service holding a feature it does not place
-            features=[views["user_profile"], views["user_watch_history"][[RECENT_WATCH_VIDEO_IDS, RECENT_SEARCH_TOKENS]]],
+            features=[
+                views["user_profile"],
+                views["user_watch_history"][[RECENT_WATCH_VIDEO_IDS, RECENT_SEARCH_TOKENS]],
+            ],
             description="Per user inputs of the retrieval (candidate generation) tower.",
         ),
     )

@@ -51,7 +51,7 @@ class VideoIndex:
     def __len__(self) -> int:
         return 0 if self._index is None else self._index.ntotal
 
-    def build(self, video_ids: np.ndarray, vectors: np.ndarray) -> "VideoIndex":
+    def build(self, video_ids: np.ndarray, vectors: np.ndarray) -> VideoIndex:
         video_ids, vectors = _check(video_ids, vectors)
         dim = vectors.shape[1]
         if len(video_ids) < self.exact_threshold:
@@ -80,7 +80,7 @@ class VideoIndex:
         index.add_with_ids(self._stored_form(vectors), video_ids)
         self._ids.update(video_ids.tolist())
 
-    def with_videos(self, video_ids: np.ndarray, vectors: np.ndarray) -> "VideoIndex":
+    def with_videos(self, video_ids: np.ndarray, vectors: np.ndarray) -> VideoIndex:
         """A copy of this index with the videos added; this one is left as it was.
 
         For an index that other threads search while videos arrive (serving's live index): faiss
@@ -147,7 +147,8 @@ class VideoIndex:
         if too_long.any():
             logger.warning("%d added videos have a norm above the index's bound %.3f: they are shortened to it "
                            "(scores underestimated) until the index is rebuilt", int(too_long.sum()), self._max_norm)
-            vectors = np.where(too_long[:, None], vectors * (self._max_norm / np.maximum(norms, 1e-12))[:, None], vectors)
+            shrink = (self._max_norm / np.maximum(norms, 1e-12))[:, None]
+            vectors = np.where(too_long[:, None], vectors * shrink, vectors)
             norms = np.minimum(norms, self._max_norm)
         extra = np.sqrt(np.clip(self._max_norm**2 - norms**2, 0.0, None))
         return np.hstack([vectors, extra[:, None]]).astype(np.float32)
@@ -166,7 +167,7 @@ class VideoIndex:
         faiss.write_index(self._require(), str(path))
 
     @classmethod
-    def load(cls, path: str | Path, exact_threshold: int = 50_000) -> "VideoIndex":
+    def load(cls, path: str | Path, exact_threshold: int = 50_000) -> VideoIndex:
         index = faiss.read_index(str(path))
         if not isinstance(index, faiss.IndexIDMap2):
             raise ValueError(f"{path} holds a {type(index).__name__}, expected an IndexIDMap2")

@@ -43,12 +43,12 @@ class PopularityRecommender:
         self._ranking: list[tuple[int, float, float]] = []
         self.segments: SegmentPopularity | None = None
 
-    def with_segments(self, segments: SegmentPopularity) -> "PopularityRecommender":
+    def with_segments(self, segments: SegmentPopularity) -> PopularityRecommender:
         """This model answering `recommend_for` by segment (fit `segments` on the same window)."""
         self.segments = segments
         return self
 
-    def fit(self, interactions: pd.DataFrame, now: pd.Timestamp | None = None) -> "PopularityRecommender":
+    def fit(self, interactions: pd.DataFrame, now: pd.Timestamp | None = None) -> PopularityRecommender:
         """Fit on every row given; filter to the training split before calling to avoid leakage.
         The window ends at `now` (default: the latest watch), e.g. an evaluation's cut-off."""
         missing = [column for column in _REQUIRED_COLUMNS if column not in interactions.columns]
@@ -113,7 +113,7 @@ class PopularityRecommender:
         Path(path).write_text(json.dumps(payload))
 
     @classmethod
-    def load(cls, path: str | Path) -> "PopularityRecommender":
+    def load(cls, path: str | Path) -> PopularityRecommender:
         payload = json.loads(Path(path).read_text())
         recommender = cls(PopularityConfig(**payload["config"]))
         recommender._ranking = [(int(v), float(r), float(t)) for v, r, t in payload["ranking"]]

@@ -58,10 +58,10 @@ class BundleModel(mlflow.pyfunc.PythonModel):
     users can find it.
     """
 
-    def load_context(self, context) -> None:  # noqa: ANN001 - mlflow's PythonModelContext
+    def load_context(self, context) -> None:
         self.bundle_path = context.artifacts[BUNDLE_ARTIFACT]
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ARG002
+    def predict(self, context, model_input, params=None):
         return [self.bundle_path]
 
 

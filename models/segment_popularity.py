@@ -87,7 +87,8 @@ class SegmentCounts:
             return cls(np.empty(0, dtype=np.int64), np.empty(0), {})
         watch_time = pd.to_datetime(interactions["first_watch_time"])
         now = watch_time.max() if now is None else pd.Timestamp(now)
-        watched = interactions[["user_id", "video_id"]].assign(recent=(watch_time > now - pd.Timedelta(days=window_days)).to_numpy())
+        recent = (watch_time > now - pd.Timedelta(days=window_days)).to_numpy()
+        watched = interactions[["user_id", "video_id"]].assign(recent=recent)
         watched = watched.merge(users[["user_id", *needed]].drop_duplicates("user_id"), on="user_id", how="inner")
         global_counts = watched.loc[watched["recent"], "video_id"].value_counts()
         videos = global_counts.index.to_numpy()
@@ -108,7 +109,9 @@ class SegmentCounts:
         for key, counts in self.by_segment.items():
             scores = counts + prior
             top = np.argsort(-scores, kind="stable")[:depth]
-            rankings[key] = [(int(video), float(score)) for video, score in zip(self.videos[top], scores[top], strict=True)]
+            rankings[key] = [
+                (int(video), float(score)) for video, score in zip(self.videos[top], scores[top], strict=True)
+            ]
         return rankings
 
 
@@ -128,7 +131,8 @@ class SegmentPopularity:
         `users` (user_id and the demographic columns); the window (`popularity`'s) ends at `now`
         (default: the last watch)."""
         config = config or SegmentConfig()
-        counts = SegmentCounts.count(interactions, users, config, (popularity or PopularityConfig()).recency_window_days, now)
+        window_days = (popularity or PopularityConfig()).recency_window_days
+        counts = SegmentCounts.count(interactions, users, config, window_days, now)
         return cls(config, counts.rankings(config.prior_strength, config.depth))
 
     def segment_for(self, demographics: Mapping[str, object]) -> str | None:
@@ -139,7 +143,9 @@ class SegmentPopularity:
                 return key
         return None
 
-    def recommend(self, segment: str, k: int, exclude: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, float]]:
+    def recommend(
+        self, segment: str, k: int, exclude: set[int] | frozenset[int] = frozenset()
+    ) -> list[tuple[int, float]]:
         """Up to k (video_id, recent watchers in the segment) of `segment`, skipping `exclude`."""
         return [(video, score) for video, score in self.rankings[segment] if video not in exclude][:k]
 
@@ -193,8 +199,10 @@ def choose_prior_strength(
                                               counts.rankings(strength, config.depth)))
 
         def recommend(user_ids, k, exclude):
-            return [[video for video, _ in model.recommend_for(demographics.get(user, {}), k, exclude.get(user, set()))[0]]
-                    for user in user_ids]
+            return [
+                [video for video, _ in model.recommend_for(demographics.get(user, {}), k, exclude.get(user, set()))[0]]
+                for user in user_ids
+            ]
 
         scores[strength] = evaluate(recommend, split, catalog_size, ks=(10,)).averages()[VALIDATION_METRIC]
     best = max(grid, key=lambda strength: (scores[strength], strength))

@@ -541,7 +541,11 @@ def _simulate_day(
             words = world.category_words[category]
             queries.append([str(word) for word in rng.choice(words, int(rng.integers(1, 4)), replace=False)])
         log.searches.append(
-            pd.DataFrame({"user_id": (search_users + 1).astype(np.int64), "search_time": search_times, "query_tokens": queries})
+            pd.DataFrame({
+                "user_id": (search_users + 1).astype(np.int64),
+                "search_time": search_times,
+                "query_tokens": queries,
+            })
         )
         match = (world.video_category[available][None, :] == query_category[:, None]) * 3.0
         _show_slate(
@@ -651,7 +655,9 @@ class SimulationSummary:
 def simulate(settings: VidrecSettings, config: SimulationConfig | None = None) -> SimulationSummary:
     """Simulate and write every raw table plus the ground truth under the settings' directories."""
     config = config or SimulationConfig.from_settings(settings)
-    logger.info("simulating %s users, %s videos, %s days (seed %s)", config.users, config.videos, config.days, config.seed)
+    logger.info(
+        "simulating %s users, %s videos, %s days (seed %s)", config.users, config.videos, config.days, config.seed
+    )
     tables, world = simulate_world(config)
     settings.ensure_dirs()
     row_counts = {name: write_raw_table(RAW_TABLES[name], tables[name], settings.raw_dir) for name in RAW_TABLES}

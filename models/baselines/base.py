@@ -129,6 +129,7 @@ class ScoringRecommender:
         if known.any():
             scores = np.asarray(self._scores(rows[known]), dtype=np.float64)
             known_users = [user for user, is_known in zip(user_ids, known) if is_known]
-            for slot, items in zip(np.flatnonzero(known), rank_by_scores(scores, self.data.item_ids, known_users, k, exclude)):
+            rankings = rank_by_scores(scores, self.data.item_ids, known_users, k, exclude)
+            for slot, items in zip(np.flatnonzero(known), rankings):
                 ranked[slot] = items
         return ranked

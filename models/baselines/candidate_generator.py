@@ -60,7 +60,7 @@ class CandidateGeneratorRecommender:
 
     def _with_demographics(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.demographics is None:
-            return frame.assign(**{name: None for name in USER_CATEGORICAL_FEATURES})
+            return frame.assign(**dict.fromkeys(USER_CATEGORICAL_FEATURES))
         columns = ["user_id", *USER_CATEGORICAL_FEATURES]
         return frame.merge(self.demographics[columns], on="user_id", how="left")
 
@@ -112,7 +112,9 @@ def rollback_examples(
     ])
     examples["example_age_days"] = examples["example_age_days"].astype(np.float64)
     examples["split"] = "train"
-    queries = pd.DataFrame(query_rows, columns=["user_id", "history_video_ids", "history_search_tokens", "reference_time"])
+    queries = pd.DataFrame(
+        query_rows, columns=["user_id", "history_video_ids", "history_search_tokens", "reference_time"]
+    )
     queries["example_age_days"] = 0.0
     return examples, queries
 

@@ -42,9 +42,9 @@ import numpy as np
 import pandas as pd
 
 from models.baselines.base import Recommender
-from models.evaluation.tuning import SearchSpace, TuningResult, tune
 from models.evaluation.bootstrap import bootstrap_interval, mean_over_seeds, paired_difference
 from models.evaluation.protocol import Evaluation, TemporalSplit, evaluate, temporal_split, validation_split
+from models.evaluation.tuning import SearchSpace, TuningResult, tune
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def summary_table(
         if slice not in run.evaluations:
             continue
         row: dict = {"method": name, "seeds": len(run.seeds),
-                     "users": int(len(run.evaluations[slice][0].per_user))}
+                     "users": len(run.evaluations[slice][0].per_user)}
         for metric in metrics:
             values = run.per_user(metric, slice)
             interval = bootstrap_interval(values.to_numpy(), resamples=resamples)
@@ -237,7 +237,9 @@ def summary_table(
                 row[f"{metric} Δ"] = difference.estimate
                 row[f"{metric} Δ low"], row[f"{metric} Δ high"] = difference.low, difference.high
                 row[f"{metric} verdict"] = (
-                    "reference better" if difference.low > 0 else "reference worse" if difference.high < 0 else "no difference"
+                    "reference better" if difference.low > 0
+                    else "reference worse" if difference.high < 0
+                    else "no difference"
                 )
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")

@@ -93,7 +93,9 @@ class MultiSourceUnion:
             self.user_cut[:] = self.query_time - pd.Timedelta(microseconds=1)
         now = train["time"].max() + pd.Timedelta(microseconds=1)  # sources use rows strictly before now
         self.co_watch = CoWatchSource(self.config.co_watch).fit(self.watches, now)
-        self.history = {int(user): items.tolist()[-HISTORY_LENGTH:] for user, items in train.groupby("user_id")["video_id"]}
+        self.history = {
+            int(user): items.tolist()[-HISTORY_LENGTH:] for user, items in train.groupby("user_id")["video_id"]
+        }
         self._sources_by_day: dict[pd.Timestamp, DaySources] = {}
         return self
 
@@ -152,7 +154,9 @@ class DaySources:
     fresh: FreshSource
     exploration: ExplorationSource
 
-    def recommend(self, user_id: int, exclude: set[int], quotas: Mapping[str, int]) -> dict[str, list[tuple[int, float]]]:
+    def recommend(
+        self, user_id: int, exclude: set[int], quotas: Mapping[str, int]
+    ) -> dict[str, list[tuple[int, float]]]:
         return {
             "subscriptions": self.subscriptions.recommend(user_id, exclude, quotas["subscriptions"]),
             "trending": self.trending.recommend(exclude, quotas["trending"]),

@@ -36,4 +36,6 @@ class MostPopular:
         return self
 
     def recommend(self, user_ids: Sequence[int], k: int, exclude: Mapping[int, set[int]]) -> list[list[int]]:
-        return [[video for video, _ in self.popularity.recommend(k, exclude.get(int(user), set()))] for user in user_ids]
+        return [
+            [video for video, _ in self.popularity.recommend(k, exclude.get(int(user), set()))] for user in user_ids
+        ]

@@ -127,7 +127,9 @@ def train_sasrec(sequences: Sequence[np.ndarray], num_items: int, config: SASRec
     windows = left_padded(sequences, config.max_length + 1)
     inputs = torch.from_numpy(windows[:, :-1]).to(device)
     targets = torch.from_numpy(windows[:, 1:] - 1).to(device)  # class of the next item; -1 = padding
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
         model = SASRecModule(num_items, config).to(device)

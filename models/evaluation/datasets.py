@@ -36,7 +36,8 @@ ML100K_AGE_BUCKETS = ((18, "13-17"), (25, "18-24"), (35, "25-34"), (45, "35-44")
 class RetrievalDataset:
     name: str
     interactions: pd.DataFrame  # user_id, video_id, time (every watch; the protocol keeps first ones)
-    catalog: pd.DataFrame  # the raw videos table: video_id, creator_id, category, duration_seconds, upload_time, title_tokens
+    # the raw videos table: video_id, creator_id, category, duration_seconds, upload_time, title_tokens
+    catalog: pd.DataFrame
     demographics: pd.DataFrame | None = None  # user_id, country, device, age_bucket, gender
     searches: pd.DataFrame | None = None  # user_id, search_time, query_tokens
     subscriptions: pd.DataFrame | None = None  # user_id, creator_id, subscribed_time

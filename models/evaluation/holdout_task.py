@@ -46,7 +46,9 @@ def holdout_split(interactions: pd.DataFrame, holdout_start: pd.Timestamp) -> Te
     return temporal_split(first_watches, cutoff=pd.Timestamp(holdout_start))
 
 
-def task_with_stored_queries(interactions: pd.DataFrame, queries: pd.DataFrame, holdout_start: pd.Timestamp) -> HoldoutTask:
+def task_with_stored_queries(
+    interactions: pd.DataFrame, queries: pd.DataFrame, holdout_start: pd.Timestamp
+) -> HoldoutTask:
     """The task from queries built earlier (and stored: lists come back as arrays, made lists
     again); raises when they are not one per test user of this split, e.g. built on older data."""
     split = holdout_split(interactions, holdout_start)

@@ -278,7 +278,7 @@ def _slice_task(split: TemporalSplit, slice: str) -> tuple[dict[int, set[int]], 
     if not relevant:
         raise ValueError("the split has no cold-start test item (a test item with no train interaction)")
     excluded = set(split.train_items)  # one set shared by every user: rank only never-seen items
-    return relevant, {user: excluded for user in relevant}
+    return relevant, dict.fromkeys(relevant, excluded)
 
 
 def evaluate(

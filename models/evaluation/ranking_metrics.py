@@ -215,7 +215,10 @@ def ndcg_components(gains, scores, groups, k: int = 10) -> pd.DataFrame:
     # np.lexsort sorts by the last key first: group, then score descending, then gain ascending
     model_rank = _rank_within_group(codes, np.lexsort((gains, -scores, codes)))
     ideal_rank = _rank_within_group(codes, np.lexsort((-gains, codes)))
-    discounted = lambda rank: np.where(rank <= k, gains / np.log2(rank + 1.0), 0.0)
+
+    def discounted(rank):
+        return np.where(rank <= k, gains / np.log2(rank + 1.0), 0.0)
+
     dcg = np.bincount(codes, discounted(model_rank), minlength=len(names))
     ideal = np.bincount(codes, discounted(ideal_rank), minlength=len(names))
     scored = ideal > 0
@@ -245,7 +248,8 @@ def pairwise_loss_components(clicked, watch_seconds, scores, groups, sample_weig
         "weight": _weights(sample_weight, clicked.size),
     })
     frame["negative_weight"] = np.where(clicked, 0.0, frame["weight"])
-    frame["positive_weight"] = np.where(clicked, np.asarray(watch_seconds, dtype=np.float64).ravel(), 0.0) * frame["weight"]
+    watched = np.asarray(watch_seconds, dtype=np.float64).ravel()
+    frame["positive_weight"] = np.where(clicked, watched, 0.0) * frame["weight"]
     at_score = frame.groupby(["group", "score"], sort=True)["negative_weight"].sum().rename("negative_at_score")
     cumulative = at_score.groupby(level="group").cumsum().rename("negative_at_or_below")
     total = at_score.groupby(level="group").sum().rename("negative_total")

@@ -103,18 +103,23 @@ def _widen(name: str, dimension: FloatRange | IntRange, value: float) -> tuple[D
     position = _position(value, dimension)
     if EDGE_SHARE < position < 1.0 - EDGE_SHARE:
         return None
+    at_low = position <= EDGE_SHARE
     if dimension.log:
         ratio = dimension.high / dimension.low
-        new_low, new_high = (dimension.low / ratio, dimension.high) if position <= EDGE_SHARE else (dimension.low, dimension.high * ratio)
+        new_low, new_high = (
+            (dimension.low / ratio, dimension.high) if at_low else (dimension.low, dimension.high * ratio)
+        )
     else:
         width = dimension.high - dimension.low
-        new_low, new_high = (dimension.low - width, dimension.high) if position <= EDGE_SHARE else (dimension.low, dimension.high + width)
+        new_low, new_high = (
+            (dimension.low - width, dimension.high) if at_low else (dimension.low, dimension.high + width)
+        )
     if dimension.hard_low is not None:
         new_low = max(new_low, dimension.hard_low)
     if dimension.hard_high is not None:
         new_high = min(new_high, dimension.hard_high)
     if isinstance(dimension, IntRange):
-        new_low, new_high = int(math.floor(new_low)), int(math.ceil(new_high))
+        new_low, new_high = math.floor(new_low), math.ceil(new_high)  # both return int
     if (new_low, new_high) == (dimension.low, dimension.high):
         return None  # already at the hard limit
     edge = "low" if position <= EDGE_SHARE else "high"

@@ -146,8 +146,11 @@ class RankerBundle:
         model.flush_denormal_weights()  # bundles saved before training flushed them
         model.eval()
         calibration_path = directory / "calibration.json"
-        calibrators = {head: calibrator_from_dict(payload)
-                       for head, payload in json.loads(calibration_path.read_text()).items()} if calibration_path.exists() else {}
+        calibrators = (
+            {head: calibrator_from_dict(payload) for head, payload in json.loads(calibration_path.read_text()).items()}
+            if calibration_path.exists()
+            else {}
+        )
         metrics = {key: float(value) for key, value in metadata["metrics"].items()}
         return cls(model=model, preprocessor=preprocessor, config=config, metrics=metrics,
                    calibrators=calibrators, calibration=metadata.get("calibration", {}))

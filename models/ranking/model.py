@@ -94,7 +94,8 @@ class MixtureOfExperts(nn.Module):
         self.gates = nn.ModuleDict({name: nn.Linear(width, num_experts) for name in heads})
 
     def gate_weights(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: torch.softmax(gate(features), dim=-1) for name, gate in self.gates.items()}  # each (batch, experts)
+        # each (batch, experts)
+        return {name: torch.softmax(gate(features), dim=-1) for name, gate in self.gates.items()}
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         expert_outputs = torch.stack([expert(features) for expert in self.experts], dim=1)  # (batch, experts, hidden)
@@ -149,7 +150,9 @@ class Ranker(nn.Module):
             for name in bag_features
         ]
         width = sum(table.embedding_dim for table in self.embeddings) + numeric_width
-        width += sum(table.embedding_dim + (partner >= 0) for table, partner in zip(self.bag_embeddings, self.bag_partners))
+        width += sum(
+            table.embedding_dim + (partner >= 0) for table, partner in zip(self.bag_embeddings, self.bag_partners)
+        )
         self.cross = CrossNetwork(width, config.cross_layers) if config.cross_layers else None
         if config.architecture == "mmoe":
             self.trunk = None
@@ -206,7 +209,7 @@ class Ranker(nn.Module):
             hidden = self.mixture(features)  # head → (batch, hidden)
         else:
             shared = self.trunk(features)  # (batch, hidden_widths[-1])
-            hidden = {name: shared for name in self.head_names}
+            hidden = dict.fromkeys(self.head_names, shared)
         if positions is None:
             positions = torch.full((len(inputs),), self.serving_position, dtype=torch.int64)
         surfaces = inputs.categorical[:, self.surface_column] if self.surface_column is not None else None

@@ -125,7 +125,8 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
             )
             if listwise is not None:
                 codes, relevance, log_weight = (tensor[rows] for tensor in listwise)
-                loss = loss + config.listwise_weight * listwise_loss(logits[WATCH_TIME_HEAD], codes, relevance, log_weight)
+                listwise_term = listwise_loss(logits[WATCH_TIME_HEAD], codes, relevance, log_weight)
+                loss = loss + config.listwise_weight * listwise_term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -124,7 +124,7 @@ class RetrievalBundle:
         (directory / "metadata.json").write_text(json.dumps(metadata, indent=2))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "RetrievalBundle":
+    def load(cls, directory: str | Path) -> RetrievalBundle:
         directory = Path(directory)
         metadata = json.loads((directory / "metadata.json").read_text())
         if metadata.get("format_version") != FORMAT_VERSION:

@@ -31,12 +31,15 @@ class RetrievalConfig:
     logq_correction: bool = True
     temperature: float = 1.0  # logits = dot product / temperature
     normalize_embeddings: bool = False  # L2-normalise both towers' outputs (cosine scores; pair with a low temperature)
-    video_id_output_embedding: bool = False  # add a free per-video vector to the video tower's output (paper's softmax weights)
+    # add a free per-video vector to the video tower's output (paper's softmax weights)
+    video_id_output_embedding: bool = False
     video_age_logit: bool = False  # learned logit per bucket of the video's age at the reference time (freshness.py)
     history_recency_weights: bool = True  # learned weight per history position (newest first) instead of a plain mean
     history_content: bool = True  # also average the watched videos' category and creator embeddings (user side)
-    weight_ema_decay: float = 0.995  # > 0: keep (and serve) an exponential moving average of the weights over training steps; 0 = the last weights
-    age_logit_learning_rate: float = 0.05  # freshness logits and recency log-weights; Adam moves a parameter ~lr per step
+    # > 0: keep (and serve) an exponential moving average of the weights over training steps; 0 = the last weights
+    weight_ema_decay: float = 0.995
+    # freshness logits and recency log-weights; Adam moves a parameter ~lr per step
+    age_logit_learning_rate: float = 0.05
     eval_ks: tuple[int, ...] = (10, 50, 100)
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
     seed: int = 0
@@ -55,6 +58,8 @@ class RetrievalConfig:
                     "user and video vectors share one space"
                 )
         if not 0.0 <= self.weight_ema_decay < 1.0:
-            raise ValueError(f"weight_ema_decay must lie in [0, 1) (0 turns averaging off), got {self.weight_ema_decay}")
+            raise ValueError(
+                f"weight_ema_decay must lie in [0, 1) (0 turns averaging off), got {self.weight_ema_decay}"
+            )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")

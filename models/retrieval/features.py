@@ -35,12 +35,12 @@ class UserInputs:
     def __len__(self) -> int:
         return self.history.shape[0]
 
-    def select(self, rows: torch.Tensor | slice) -> "UserInputs":
+    def select(self, rows: torch.Tensor | slice) -> UserInputs:
         return UserInputs(
             self.history[rows], self.search_tokens[rows], self.categorical[rows], self.example_age[rows]
         )
 
-    def to(self, device: torch.device | str) -> "UserInputs":
+    def to(self, device: torch.device | str) -> UserInputs:
         return UserInputs(
             self.history.to(device), self.search_tokens.to(device), self.categorical.to(device),
             self.example_age.to(device),
@@ -57,10 +57,10 @@ class VideoInputs:
     def __len__(self) -> int:
         return self.video.shape[0]
 
-    def select(self, rows: torch.Tensor | slice) -> "VideoInputs":
+    def select(self, rows: torch.Tensor | slice) -> VideoInputs:
         return VideoInputs(self.video[rows], self.creator[rows], self.category[rows], self.title_tokens[rows])
 
-    def to(self, device: torch.device | str) -> "VideoInputs":
+    def to(self, device: torch.device | str) -> VideoInputs:
         return VideoInputs(
             self.video.to(device), self.creator.to(device), self.category.to(device), self.title_tokens.to(device)
         )
@@ -124,5 +124,7 @@ def encode_videos(catalog: pd.DataFrame, vocabularies: dict[str, Vocabulary], ma
         torch.from_numpy(vocabularies["video"].encode(catalog["video_id"].to_numpy(np.int64))),
         torch.from_numpy(vocabularies["creator"].encode(catalog["creator_id"].tolist())),
         torch.from_numpy(vocabularies["category"].encode(catalog["category"].tolist())),
-        torch.from_numpy(pad_sequences(as_lists(catalog["title_tokens"]), vocabularies["title_token"], max_title_tokens)),
+        torch.from_numpy(
+            pad_sequences(as_lists(catalog["title_tokens"]), vocabularies["title_token"], max_title_tokens)
+        ),
     )

@@ -42,7 +42,11 @@ def check_service(service: FeatureService) -> None:
     if unmapped or absent:
         raise ValueError(
             f"feature service {service.name!r} and the retrieval query disagree: "
-            + (f"the service carries {unmapped}, which models/retrieval/query.py maps to no tower input; " if unmapped else "")
+            + (
+                f"the service carries {unmapped}, which models/retrieval/query.py maps to no tower input; "
+                if unmapped
+                else ""
+            )
             + (f"the query expects {absent}, which the service does not carry; " if absent else "")
             + f"the query maps {list(QUERY_COLUMNS)}"
         )

@@ -34,7 +34,7 @@ class Vocabulary:
         self._by_id = _id_table(self.tokens)
 
     @classmethod
-    def build(cls, values: Iterable[Hashable], min_count: int = 1) -> "Vocabulary":
+    def build(cls, values: Iterable[Hashable], min_count: int = 1) -> Vocabulary:
         """Keep values seen at least `min_count` times, most frequent first (ties by value)."""
         counts = Counter(value for value in values if not _is_missing(value))
         kept = [(token, count) for token, count in counts.items() if count >= min_count]
@@ -98,14 +98,14 @@ class Vocabulary:
         return {"tokens": self.tokens}
 
     @classmethod
-    def from_dict(cls, payload: dict) -> "Vocabulary":
+    def from_dict(cls, payload: dict) -> Vocabulary:
         return cls(payload["tokens"])
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

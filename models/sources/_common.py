@@ -38,7 +38,9 @@ def days_before(times: pd.Series, now: pd.Timestamp) -> np.ndarray:
     return nanoseconds / NANOSECONDS_PER_DAY
 
 
-def take_top(ranked: Iterable[tuple[int, float]], exclude: set[int] | frozenset[int], k: int) -> list[tuple[int, float]]:
+def take_top(
+    ranked: Iterable[tuple[int, float]], exclude: set[int] | frozenset[int], k: int
+) -> list[tuple[int, float]]:
     """The first `k` (video_id, score) pairs of an already-ranked iterable whose id is not excluded."""
     picked: list[tuple[int, float]] = []
     if k < 1:
@@ -52,7 +54,9 @@ def take_top(ranked: Iterable[tuple[int, float]], exclude: set[int] | frozenset[
     return picked
 
 
-def save_arrays(directory: str | Path, name: str, config: dict, now: pd.Timestamp, arrays: dict[str, np.ndarray]) -> None:
+def save_arrays(
+    directory: str | Path, name: str, config: dict, now: pd.Timestamp, arrays: dict[str, np.ndarray]
+) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{name}.json").write_text(json.dumps({"config": config, "now": now.isoformat()}, indent=2))

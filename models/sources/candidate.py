@@ -144,7 +144,9 @@ def _union(
     all_ids, all_names = np.concatenate(ids), np.concatenate(names)
     _, first = np.unique(all_ids, return_index=True)  # a video's first nomination, in priority order
     first.sort()
-    columns = CandidateColumns(all_ids[first], all_names[first], np.concatenate(scores)[first], np.concatenate(ranks)[first])
+    columns = CandidateColumns(
+        all_ids[first], all_names[first], np.concatenate(scores)[first], np.concatenate(ranks)[first]
+    )
     return columns, (all_ids.tolist(), all_names.tolist())
 
 

@@ -21,7 +21,10 @@ def _logs(rng: np.random.Generator) -> tuple[str, str]:
         "unix_seconds": (rng.uniform(0, 10, watches) * DAY).tolist(),
         "fractions": rng.uniform(0, 1, watches).tolist(),
     }
-    impression_log = {"video_ids": rng.integers(0, 40, 80).tolist(), "unix_seconds": (rng.uniform(0, 10, 80) * DAY).tolist()}
+    impression_log = {
+        "video_ids": rng.integers(0, 40, 80).tolist(),
+        "unix_seconds": (rng.uniform(0, 10, 80) * DAY).tolist(),
+    }
     return json.dumps(watch_log), json.dumps(impression_log)
 
 

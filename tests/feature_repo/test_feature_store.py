@@ -4,7 +4,7 @@ are point-in-time correct through the feature services, and materialized online 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_repo.on_demand import unix_seconds
-from tests.engagement_rows import engagement_row
 from feature_repo.services import RANKER_FEATURES, RETRIEVAL_USER_FEATURES
 from feature_repo.store import (
     apply_feature_definitions,
@@ -22,6 +21,7 @@ from feature_repo.store import (
     feature_store,
     redis_connection_string,
 )
+from tests.engagement_rows import engagement_row
 from vidrec.settings import VidrecSettings
 
 
@@ -30,7 +30,7 @@ def naive(text: str) -> datetime:
 
 
 def utc(text: str) -> datetime:
-    return naive(text).replace(tzinfo=timezone.utc)
+    return naive(text).replace(tzinfo=UTC)
 
 
 def user_day(user_id: int, day: str, watch_count_28d: int, impressions_7d: int) -> dict:
@@ -196,7 +196,8 @@ def test_online_features_serve_the_latest_materialized_values(settings: VidrecSe
     now = {"request_unix_seconds": utc("2026-01-04 00:00").timestamp(), **REQUEST_DATA}
     next_of = {1: {"request_id": "next:1"}, 2: {"request_id": "next:2"}}
     ranker = store.get_online_features(
-        features=store.get_feature_service(RANKER_FEATURES), entity_rows=[{"user_id": 1, "video_id": 10, **now, **next_of[1]}]
+        features=store.get_feature_service(RANKER_FEATURES),
+        entity_rows=[{"user_id": 1, "video_id": 10, **now, **next_of[1]}],
     ).to_dict()
     assert (ranker["watch_count_28d"], ranker["impressions_7d"]) == ([1], [3])
 
@@ -204,7 +205,10 @@ def test_online_features_serve_the_latest_materialized_values(settings: VidrecSe
     store.materialize_incremental(end_date=utc("2026-01-04 00:00"))
     ranker = store.get_online_features(
         features=store.get_feature_service(RANKER_FEATURES),
-        entity_rows=[{"user_id": 1, "video_id": 10, **now, **next_of[1]}, {"user_id": 2, "video_id": 10, **now, **next_of[2]}],
+        entity_rows=[
+            {"user_id": 1, "video_id": 10, **now, **next_of[1]},
+            {"user_id": 2, "video_id": 10, **now, **next_of[2]},
+        ],
     ).to_dict()
     assert ranker["watch_count_28d"] == [5, 2]
     assert ranker["user_creator_watches"] == [1, 0]

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from feature_repo.on_demand import unix_seconds
-from tests.engagement_rows import engagement_row
 from feature_repo.services import RANKER_FEATURES
 from feature_repo.store import apply_feature_definitions
 from feature_repo.training_frames import historical_features
+from tests.engagement_rows import engagement_row
 from vidrec.settings import VidrecSettings
 
 

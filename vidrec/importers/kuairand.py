@@ -88,11 +88,15 @@ def load_kuairand(path: Path, limit_users: int | None = None, seed: int = 7) -> 
     logs = logs[logs["user_id"].isin(sample_user_ids(logs["user_id"], limit_users, seed))]
     videos, dropped = _videos(logs, video_features.drop_duplicates("video_id").set_index("video_id"))
     if dropped:
-        notes.append(f"videos: {dropped} video(s) without an author or a positive duration are left out, with their events")
+        notes.append(
+            f"videos: {dropped} video(s) without an author or a positive duration are left out, with their events"
+        )
         logs = logs[logs["video_id"].isin(videos["video_id"] - ID_OFFSET)]
     users = _users(logs)
     if limit_users is not None:
-        notes.append(f"sample: {len(users)} user(s) drawn with seed {seed} (--limit-users {limit_users}); their events only")
+        notes.append(
+            f"sample: {len(users)} user(s) drawn with seed {seed} (--limit-users {limit_users}); their events only"
+        )
     frames = {
         "users": users,
         "videos": videos,

@@ -81,10 +81,12 @@ def load_movielens(path: Path, limit_users: int | None = None, seed: int = 7) ->
 
 def _load_ml100k(path: Path, limit_users: int | None, seed: int) -> ImportedLogs:
     layout = "ml-100k"
-    ratings = _read_headerless(require_file(path, "u.data", layout), ["user_id", "video_id", "rating", "timestamp"], "\t")
+    rating_columns = ["user_id", "video_id", "rating", "timestamp"]
+    ratings = _read_headerless(require_file(path, "u.data", layout), rating_columns, "\t")
     item_columns = ["video_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES]
     items = _read_headerless(require_file(path, "u.item", layout), item_columns, "|")
-    people = _read_headerless(require_file(path, "u.user", layout), ["user_id", "age", "gender", "occupation", "zip"], "|")
+    people_columns = ["user_id", "age", "gender", "occupation", "zip"]
+    people = _read_headerless(require_file(path, "u.user", layout), people_columns, "|")
     ratings = _ratings(ratings, path / "u.data")
     for column in ("video_id", *ML100K_GENRES):
         items[column] = numeric_column(items, column, path / "u.item").astype(np.int64)

@@ -5,8 +5,9 @@ import torch
 
 from models.baselines.candidate_generator import CandidateGeneratorRecommender, rollback_examples
 from models.retrieval.bundle import RetrievalBundle
-from tests.models.fresh_feed import FRESHNESS_ONLY_CONFIG, START, fresh_feed
 from models.retrieval.freshness import AGE_BUCKET_EDGES_DAYS, UNKNOWN_AGE_BUCKET, age_buckets, epoch_days
+from tests.models.fresh_feed import FRESHNESS_ONLY_CONFIG, START, fresh_feed
+
 
 def fresh_watching(num_users: int = 60, watches_per_user: int = 20, seed: int = 0):
     return fresh_feed(num_users, watches_per_user, seed)

@@ -116,7 +116,8 @@ def test_online_row_and_offline_frame_give_identical_queries(store):
         online = query_from_online_row(reader.user_features(user))
         pd.testing.assert_frame_equal(online, offline.iloc[[position]].reset_index(drop=True))
     first = query_from_online_row(reader.user_features(1)).iloc[0]
-    assert first["history_video_ids"] == [10, 11] and [type(video) for video in first["history_video_ids"]] == [int, int]
+    assert first["history_video_ids"] == [10, 11]
+    assert [type(video) for video in first["history_video_ids"]] == [int, int]
     assert (first["country"], first["device"]) == ("FR", "tv")
 
 
