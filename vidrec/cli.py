@@ -21,6 +21,8 @@ import click
 import httpx
 from pydantic import ValidationError
 
+from vidrec.dagster_yaml import DagsterConfigError, write_dagster_yaml
+from vidrec.postgres_databases import PostgresUnavailableError, ensure_databases
 from vidrec.settings import VidrecSettings
 
 REFRESH_JOB = "refresh_everything"
@@ -42,11 +44,20 @@ def _settings() -> VidrecSettings:
 
 
 def _environment(settings: VidrecSettings) -> dict[str, str]:
-    """The child-process environment: every layer reads the same resolved settings."""
+    """The child-process environment: every layer reads the same resolved settings.
+
+    Before any child starts, the state stores the profile needs are made ready: in production the
+    PostgreSQL databases of MLflow and Dagster (created when missing), and in every profile
+    DAGSTER_HOME/dagster.yaml, whose `storage` follows the profile (vidrec/dagster_yaml.py).
+    """
     settings.ensure_dirs()
-    dagster_config = settings.dagster_home / "dagster.yaml"
-    if not dagster_config.exists():  # defaults are right; the file only silences Dagster's warning
-        dagster_config.write_text("# Dagster instance settings; defaults keep everything in this directory.\n")
+    try:
+        if settings.profile == "production":
+            for database in ensure_databases(settings.postgres_url, settings.dagster_postgres_url):
+                click.echo(f"created PostgreSQL database {database!r}")
+        write_dagster_yaml(settings)
+    except (PostgresUnavailableError, DagsterConfigError) as error:
+        raise click.ClickException(str(error)) from None
     environment = dict(os.environ)
     environment.update(
         {

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -129,7 +130,9 @@ class VidrecSettings(BaseSettings):
     policy_trending_sources: tuple[str, ...] = ("trending", "popular")
     policy_blocklist_path: Path | None = None
 
-    # Production profile endpoints (only read when profile == "production").
+    # Production profile endpoints (only read when profile == "production"). MLflow keeps its runs
+    # and registry in postgres_url's database, Dagster its runs, event logs and schedules in
+    # `dagster_postgres_url` on the same server; `vidrec` commands create either when missing.
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/vidrec"
     redis_url: str = "redis://127.0.0.1:6379/0"
 
@@ -149,6 +152,16 @@ class VidrecSettings(BaseSettings):
     @classmethod
     def _empty_api_key_is_unset(cls, api_key: object) -> object:
         return None if api_key == "" else api_key
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres_url_names_a_database(cls, postgres_url: str) -> str:
+        parts = urlsplit(postgres_url)
+        if parts.scheme != "postgresql" or not parts.hostname or not parts.path.strip("/"):
+            raise ValueError(
+                f"expected postgresql://user[:password]@host[:port]/database, got {postgres_url!r}"
+            )
+        return postgres_url
 
     @field_validator("home")
     @classmethod
@@ -203,6 +216,14 @@ class VidrecSettings(BaseSettings):
         if self.profile == "production":
             return self.postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1)
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @cached_property
+    def dagster_postgres_url(self) -> str:
+        """Dagster's instance storage in the production profile: a database of its own beside
+        MLflow's, `<database>_dagster` on postgres_url's server. Not one database for both: each
+        keeps its schema version in a table named `alembic_version`, which one schema holds once."""
+        parts = urlsplit(self.postgres_url)
+        return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_dagster"))
 
     @cached_property
     def mlflow_artifact_location(self) -> str:
