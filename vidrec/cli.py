@@ -191,6 +191,16 @@ def pipeline(job: str) -> None:
 
 
 @main.command()
+def prepare() -> None:
+    """Make the profile's state stores ready, then exit: the PostgreSQL databases (production) and
+    DAGSTER_HOME/dagster.yaml. Every other command does this first; run it before services started
+    with Dagster's own commands (dagster-webserver, dagster-daemon), e.g. as a systemd ExecStartPre."""
+    settings = _settings()
+    _environment(settings)
+    click.echo(f"DAGSTER_HOME={settings.dagster_home} ({settings.profile} profile)")
+
+
+@main.command()
 @click.option("--port", type=int, help="Port (default VIDREC_SERVE_PORT or 3000).")
 def serve(port: int | None) -> None:
     """Serve the champion models with BentoML (POST /recommend, GET /healthz, GET /readyz)."""

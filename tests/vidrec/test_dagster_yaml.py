@@ -6,8 +6,10 @@ import stat
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from dagster import DagsterInstance, job, op
 
+from vidrec.cli import main
 from vidrec.dagster_yaml import DagsterConfigError, storage_config, write_dagster_yaml
 from vidrec.settings import VidrecSettings
 
@@ -135,3 +137,13 @@ def test_a_file_vidrec_cannot_merge_into_is_an_error_that_leaves_it_as_it_was(tm
     assert str(path) in str(raised.value)
     assert path.read_text() == existing
     assert [entry.name for entry in settings.dagster_home.iterdir()] == ["dagster.yaml"]  # no temporary left
+
+
+def test_vidrec_prepare_writes_the_file_and_names_dagster_home(tmp_path):
+    result = CliRunner().invoke(main, ["prepare"], env={"VIDREC_HOME": str(tmp_path)})
+
+    assert result.exit_code == 0, result.output
+    assert f"DAGSTER_HOME={tmp_path / 'dagster'} (default profile)" in result.output
+    assert yaml.safe_load((tmp_path / "dagster" / "dagster.yaml").read_text())["storage"] == {
+        "sqlite": {"base_dir": str(tmp_path / "dagster")}
+    }

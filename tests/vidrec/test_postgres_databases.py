@@ -73,6 +73,18 @@ def test_a_missing_database_is_created_once(database_name):
 
 
 @needs_postgres
+def test_vidrec_prepare_creates_the_databases_of_mlflow_and_dagster(tmp_path, database_name):
+    result = CliRunner().invoke(main, ["prepare"], env={
+        "VIDREC_HOME": str(tmp_path), "VIDREC_PROFILE": "production", "VIDREC_POSTGRES_URL": f"{SERVER}/{database_name}",
+    })
+
+    assert result.exit_code == 0, result.output
+    assert f"created PostgreSQL database '{database_name}'" in result.output
+    assert f"created PostgreSQL database '{database_name}_dagster'" in result.output
+    assert {database_name, f"{database_name}_dagster"} <= _existing_databases()
+
+
+@needs_postgres
 def test_dagster_stores_runs_in_the_created_database(tmp_path, database_name):
     settings = VidrecSettings(home=tmp_path, profile="production", postgres_url=f"{SERVER}/{database_name}")
     ensure_databases(settings.postgres_url, settings.dagster_postgres_url)
