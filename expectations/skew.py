@@ -12,6 +12,12 @@ their own: the null-rate gap is |serving null rate − training null rate|.
 This is computed in numpy rather than with GX's KL-divergence expectation: PSI is the industry's
 yardstick with known thresholds, it is symmetric, and the bins and their shares are what people
 need to see when a check fails. It reports through the same `ValidationOutcome` as the suites.
+
+Given `max_ks`, numeric features are also judged by the two-sample Kolmogorov-Smirnov statistic
+(scipy's `ks_2samp`): the largest gap between the two empirical CDFs, in [0, 1]. It needs no bins,
+so it sees a shift that stays inside one of PSI's bins (values rescaled within the lowest decile).
+The statistic is thresholded, not its p-value: with thousands of rows every small, harmless shift
+is "significant".
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ks_2samp
 
 from expectations.validation import MAX_EXAMPLES, ValidationOutcome
 
@@ -39,6 +46,11 @@ def population_stability_index(training_counts: np.ndarray, serving_counts: np.n
     return float(np.sum((serving_share - training_share) * np.log(serving_share / training_share)))
 
 
+def ks_statistic(training: pd.Series | np.ndarray, serving: pd.Series | np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic of two non-empty samples (nulls dropped first)."""
+    return float(ks_2samp(np.asarray(training, dtype=float), np.asarray(serving, dtype=float)).statistic)
+
+
 def compare_feature_distributions(
     training: pd.DataFrame,
     serving: pd.DataFrame,
@@ -47,14 +59,17 @@ def compare_feature_distributions(
     max_psi: float = 0.2,
     max_null_rate_gap: float = 0.05,
     bins: int = DEFAULT_BINS,
+    max_ks: float | None = None,
 ) -> ValidationOutcome:
     """Compare each feature's serving distribution with training's; fail features that shifted.
 
     A feature fails when its PSI exceeds `max_psi`, its null-rate gap exceeds `max_null_rate_gap`,
-    or either frame lacks it or has no non-null values of it. `statistics` holds every feature's
-    PSI and null-rate gap; each failure's `unexpected_examples` lists the bins that moved most.
+    (given `max_ks`, numeric features) its KS statistic exceeds `max_ks`, or either frame lacks it
+    or has no non-null values of it. `statistics` holds every feature's PSI and null-rate gap (and
+    KS); each PSI failure's `unexpected_examples` lists the bins that moved most.
     """
     psi_by_feature: dict[str, float | None] = {}
+    ks_by_feature: dict[str, float] = {}
     null_gap_by_feature: dict[str, float | None] = {}
     failures: list[dict[str, Any]] = []
     features = [(name, "numeric") for name in numeric_features]
@@ -94,6 +109,12 @@ def compare_feature_distributions(
             labels, training_counts, serving_counts = _categorical_histograms(
                 training_values, serving_values
             )
+        if kind == "numeric" and max_ks is not None:
+            ks = ks_statistic(training_values, serving_values)
+            ks_by_feature[feature] = round(ks, 4)
+            if ks > max_ks:
+                failures.append(_failure("kolmogorov_smirnov", feature, {"max_value": max_ks}, round(ks, 4),
+                                         _quantile_gaps(training_values, serving_values)))
         psi = population_stability_index(training_counts, serving_counts)
         psi_by_feature[feature] = round(psi, 4)
         if psi > max_psi:
@@ -114,6 +135,7 @@ def compare_feature_distributions(
         "features_failing": len({failure["column"] for failure in failures}),
         "psi": psi_by_feature,
         "null_rate_gap": null_gap_by_feature,
+        **({"ks": ks_by_feature} if max_ks is not None else {}),
     }
     if failures:
         logger.warning("training-serving skew in %s", sorted({f["column"] for f in failures}))
@@ -171,6 +193,15 @@ def _moved_bins(
         for i in order
         if training_share[i] != serving_share[i]
     ]
+
+
+def _quantile_gaps(training: pd.Series, serving: pd.Series) -> list[str]:
+    """Where the two samples part, as 'pNN: training → serving' at the quartiles and median."""
+    levels = (0.25, 0.5, 0.75)
+    training_at = np.quantile(training.to_numpy(dtype=float), levels)
+    serving_at = np.quantile(serving.to_numpy(dtype=float), levels)
+    return [f"p{round(100 * level)}: {low:.4g} → {high:.4g}"
+            for level, low, high in zip(levels, training_at, serving_at, strict=True)]
 
 
 def _failure(

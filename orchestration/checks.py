@@ -4,11 +4,13 @@ A failing check stops the assets downstream of the checked asset in the same run
 metadata shows the failing expectations with example values, so the UI says what is wrong.
 """
 
+import json
 
 import pandas as pd
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
 
 from expectations.raw_logs import validate_raw_table
+from expectations.served_skew import compare_served_features
 from expectations.skew import compare_feature_distributions
 from expectations.training_frames import validate_ranking_frame, validate_retrieval_frame
 from expectations.validation import ValidationOutcome
@@ -36,6 +38,15 @@ from orchestration.assets.features import (
     retrieval_training_frame,
 )
 from orchestration.assets.raw import RAW_ASSET_KEYS
+from orchestration.assets.served_skew import (
+    DRIFT_CHECK,
+    MATCH_CHECK,
+    OFFLINE,
+    SERVED,
+    comparison_path,
+    kinds_path,
+    served_feature_comparison,
+)
 from orchestration.resources import VidrecResource
 from vidrec.rawlog import read_raw_table
 
@@ -151,9 +162,81 @@ def online_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
     return _result(outcome)
 
 
+def _served_comparison(settings) -> tuple[pd.DataFrame, dict[str, str]]:
+    return pd.read_parquet(comparison_path(settings)), json.loads(kinds_path(settings).read_text())
+
+
+def _nothing_to_judge(note: str, rows: int) -> AssetCheckResult:
+    """A pass that says why there was nothing to judge (a fresh install has served nothing)."""
+    return AssetCheckResult(passed=True, severity=AssetCheckSeverity.ERROR,
+                            metadata={"served_rows": rows, "note": note})
+
+
+def _served_result(outcome: ValidationOutcome, worst: dict[str, float]) -> AssetCheckResult:
+    """`_result` plus what the UI shows first: the worst features and some mismatched rows."""
+    examples = [f"{failure['column']}: {example}" for failure in outcome.failures
+                for example in failure["unexpected_examples"][:3]]
+    return AssetCheckResult(passed=outcome.success, severity=AssetCheckSeverity.ERROR, metadata={
+        **_result(outcome).metadata,
+        "worst_features": MetadataValue.md(
+            "| feature | value |\n|---|---|\n" + "".join(f"| {name} | {value} |\n" for name, value in worst.items())),
+        "worst": ", ".join(f"{name} {value}" for name, value in list(worst.items())[:3]),
+        "examples": MetadataValue.md("\n".join(f"- {example}" for example in examples) or "none"),
+    })
+
+
+@asset_check(asset=served_feature_comparison, name=MATCH_CHECK, blocking=True,
+             description="The ranker's inputs as served vs the offline store at each request's time: mismatch "
+                         "rate per feature (numbers within a tolerance, categories and bags exactly). Gates "
+                         "promotion.")
+def served_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
+    settings = vidrec.settings()
+    comparison, kinds = _served_comparison(settings)
+    if comparison.empty:
+        return _nothing_to_judge("nothing served yet (or nothing recomputable): no served features to compare", 0)
+    outcome = compare_served_features(
+        comparison[[SERVED + name for name in kinds]].rename(columns=lambda column: column.removeprefix(SERVED)),
+        comparison[[OFFLINE + name for name in kinds]].rename(columns=lambda column: column.removeprefix(OFFLINE)),
+        kinds, key_columns=("request_id", "user_id", "video_id"),
+        abs_tolerance=settings.served_skew_abs_tolerance, rel_tolerance=settings.served_skew_rel_tolerance,
+        max_mismatch_rate=settings.served_skew_max_mismatch_rate,
+    )
+    worst = {name: f"{rate:.1%} mismatched" for name, rate in list(outcome.statistics["mismatch_rate"].items())[:5]}
+    return _served_result(outcome, worst)
+
+
+@asset_check(asset=served_feature_comparison, name=DRIFT_CHECK, blocking=True,
+             additional_deps=[ranking_training_frame],
+             description="Drift of the served ranker inputs from the last ranking training frame (PSI, KS, null "
+                         "rates). Gates promotion.")
+def served_features_drift(vidrec: VidrecResource) -> AssetCheckResult:
+    settings = vidrec.settings()
+    comparison, kinds = _served_comparison(settings)
+    if len(comparison) < settings.served_skew_min_rows:
+        return _nothing_to_judge(
+            f"{len(comparison)} served rows, fewer than served_skew_min_rows={settings.served_skew_min_rows}: "
+            "too few to judge drift", len(comparison))
+    served = comparison[[SERVED + name for name in kinds]].rename(columns=lambda column: column.removeprefix(SERVED))
+    numeric = [name for name, kind in kinds.items() if kind == "numeric"]
+    # ids are identities: their distribution moves with the catalog, not with a serving fault
+    categorical = [name for name, kind in kinds.items() if kind == "categorical" and not name.endswith("_id")]
+    training = pd.read_parquet(ranking_frame_path(settings), columns=[*numeric, *categorical])
+    outcome = compare_feature_distributions(
+        training, served, numeric_features=numeric, categorical_features=categorical,
+        max_psi=settings.served_skew_max_psi, max_null_rate_gap=settings.served_skew_max_null_rate_gap,
+        max_ks=settings.served_skew_max_ks,
+    )
+    psi, ks = outcome.statistics["psi"], outcome.statistics["ks"]
+    worst_names = sorted(psi, key=lambda name: -max(psi[name] or 0.0, ks.get(name, 0.0)))[:5]
+    worst = {name: f"PSI {psi[name]}, KS {ks.get(name, '-')}" for name in worst_names}
+    return _served_result(outcome, worst)
+
+
 all_checks = [
     *raw_log_checks,
     ranking_training_frame_expectations,
     retrieval_training_frame_expectations,
     online_features_match_offline,
+    served_features_match_offline,
+    served_features_drift,
 ]

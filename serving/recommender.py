@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from feature_repo.engagement import REQUEST_TIME, RETRIEVAL_SOURCE, RETRIEVAL_SOURCE_SCORE
 from feature_repo.features import RECENT_WATCH_VIDEO_IDS
 from models.index import VideoIndex
 from models.popularity import PopularityRecommender
@@ -63,6 +64,7 @@ from serving.served_list import (
     served_items,
     user_context,
 )
+from serving.served_log.sampling import sampled
 from serving.serving_metrics import serving_metrics
 
 logger = logging.getLogger(__name__)
@@ -129,15 +131,20 @@ class Recommender:
         last_known_users: LastKnownUsers | None = None,
         policy: PolicyStage | None = None,
         seed_share: float = 0.5,
+        feature_sample_share: float = 0.0,
     ):
         """`request_clock` gives a request's time in Unix seconds (see `serving.request_clock`).
 
         `io_executor` runs the online-store reads so their budgets can be enforced (None: inline,
         only errors fall back); `last_known_users` may outlive this instance across model reloads.
         `seed_share`: on watch_next with a known seed, the share of the candidates its neighbours take.
+        `feature_sample_share`: the share of ranked requests whose served items keep what the
+        ranker was fed (`ServedItems.fed_features`, for the served-feature log).
         """
         if not 0.0 <= seed_share <= 1.0:
             raise ValueError(f"seed_share must be in [0, 1], got {seed_share!r}")
+        if not 0.0 <= feature_sample_share <= 1.0:
+            raise ValueError(f"feature_sample_share must be in [0, 1], got {feature_sample_share!r}")
         self.models = models
         self.features = features
         self.candidates_per_request = candidates_per_request
@@ -147,6 +154,8 @@ class Recommender:
         self.last_known_users = last_known_users or LastKnownUsers(10_000)
         self.policy = policy or PolicyStage(PolicyConfig())
         self.seed_share = seed_share
+        self.feature_sample_share = feature_sample_share
+        self._fed_kinds = fed_feature_kinds(models.ranker)
         self._blocked = frozenset(self.policy.blocklist.video_ids.tolist())
 
     def recommend(
@@ -404,6 +413,9 @@ class Recommender:
         if data is None:
             return served_items(
                 items_in_order(candidates, np.arange(len(candidates)), scores, self.policy, k), candidates, None)
+        # what the ranker scored on, for a sampled request it did score (not a fallback's order)
+        fed_kinds = self._fed_kinds if head_values is not None and sampled(
+            request_id, self.feature_sample_share) else None
         served = trace.run(
             "policy",
             lambda: apply_policy(
@@ -416,8 +428,8 @@ class Recommender:
         if served is None:
             order = np.argsort(-scores, kind="stable")
             return served_items(items_in_order(candidates, order, scores[order], self.policy, k), candidates,
-                                head_values)
-        return served_items(items_from_policy(served), candidates, head_values)
+                                head_values, data, fed_kinds)
+        return served_items(items_from_policy(served), candidates, head_values, data, fed_kinds)
 
     def _popular_candidates(self, count: int, exclude: set[int]) -> CandidateColumns:
         return CandidateColumns.from_ranked("popular", self.models.popularity.recommend(count, exclude | self._blocked))
@@ -425,6 +437,21 @@ class Recommender:
 
 
 _NO_CANDIDATES = CandidateColumns.from_ranked("ann", [])
+# Request data the ranker's on-demand features are computed from: logged with what it was fed,
+# so the offline side recomputes those features from the same request.
+FED_REQUEST_COLUMNS = {REQUEST_TIME: "request_numeric", RETRIEVAL_SOURCE: "request_categorical",
+                       RETRIEVAL_SOURCE_SCORE: "request_numeric"}
+
+
+def fed_feature_kinds(ranker: RankerBundle) -> dict[str, str]:
+    """The ranker's input columns (what its preprocessor reads) by kind ("numeric",
+    "categorical", "list" for bags), and the request data ("request_numeric", "request_categorical")."""
+    preprocessor = ranker.preprocessor
+    kinds = dict.fromkeys(preprocessor.categorical, "categorical")
+    kinds.update(dict.fromkeys(preprocessor.numeric, "numeric"))
+    kinds.update(dict.fromkeys(preprocessor.bags, "list"))
+    kinds.update({name: kind for name, kind in FED_REQUEST_COLUMNS.items() if name not in kinds})
+    return kinds
 
 
 def _seed_ids(seed: Seed | None) -> set[int]:

@@ -115,6 +115,7 @@ class ServingRuntime:
             last_known_users=self.last_known_users,
             policy=self.policy,
             seed_share=self.settings.watch_next_seed_share,
+            feature_sample_share=self.settings.served_features_sample_share,
         )
 
     def champion_watcher(self) -> ChampionWatcher:

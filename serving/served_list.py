@@ -9,6 +9,7 @@ translates: the request's feature columns into the policy's inputs, and its resu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,21 @@ from models.sources.candidate import CandidateColumns
 from serving.policy import PolicyResult, PolicyStage, RankedCandidates, UserContext, pool_from_candidates
 from serving.request_trace import RequestTrace
 from serving.schemas import RecommendationResponse, RecommendedVideo
+
+
+@dataclass(frozen=True)
+class FedFeatures:
+    """What the ranker was fed for the served items of one sampled request (the served-feature
+    log, serving.served_log.feature_log): its input columns at those items' rows, values exactly
+    as the ranker read them (after every serving-side transformation), and each column's kind."""
+
+    positions: np.ndarray  # (rows,) int64: the response slot each row is
+    columns: dict[str, np.ndarray]  # name → (rows,) values
+    # name → "numeric", "categorical", "list" (bags); request data: "request_numeric", "request_categorical"
+    kinds: Mapping[str, str]
+
+    def __len__(self) -> int:
+        return len(self.positions)
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,8 @@ class ServedItems:
     items: list[RecommendedVideo]
     rank_scores: np.ndarray | None = None  # (len(items),) float64
     head_values: dict[str, np.ndarray] | None = None  # head → (len(items),) float64
+    # the ranker's inputs of the served items, for a request the served-feature log samples
+    fed_features: FedFeatures | None = None
 
 
 @dataclass(frozen=True)
@@ -49,9 +67,13 @@ class ServedAnswer:
 
 
 def served_items(items: list[RecommendedVideo], candidates: CandidateColumns,
-                 head_values: dict[str, np.ndarray] | None) -> ServedItems:
+                 head_values: dict[str, np.ndarray] | None,
+                 fed: Mapping[str, np.ndarray] | None = None, fed_kinds: Mapping[str, str] | None = None,
+                 ) -> ServedItems:
     """`items` with the rank score and (given the ranker's values for every candidate) the head
-    values of the candidate each item is. k lookups among the candidates: microseconds."""
+    values of the candidate each item is. k lookups among the candidates: microseconds.
+    `fed`: the columns the ranker scored the candidates on, of which `fed_kinds` names the ones
+    to keep (a sampled request's): kept at the served items' rows."""
     rows = _candidate_rows(candidates.video_ids, np.fromiter((item.video_id for item in items), np.int64, len(items)))
     missing = rows < 0
     missing = missing if missing.any() else None
@@ -65,7 +87,15 @@ def served_items(items: list[RecommendedVideo], candidates: CandidateColumns,
     return ServedItems(
         items, at_rows(candidates.rank_scores),
         None if head_values is None else {head: at_rows(values) for head, values in head_values.items()},
+        None if fed is None or fed_kinds is None else _fed_features(fed, fed_kinds, rows),
     )
+
+
+def _fed_features(fed: Mapping[str, np.ndarray], kinds: Mapping[str, str], rows: np.ndarray) -> FedFeatures:
+    """The kept columns at the served items' candidate rows (items the candidates lack left out)."""
+    positions = np.flatnonzero(rows >= 0)
+    at = rows[positions]
+    return FedFeatures(positions, {name: np.asarray(fed[name])[at] for name in kinds if name in fed}, kinds)
 
 
 def _candidate_rows(candidate_ids: np.ndarray, served_ids: np.ndarray) -> np.ndarray:

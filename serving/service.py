@@ -16,7 +16,9 @@ for the raw log's write lock never holds the worker's thread that /recommend run
 
 Every /recommend answer is also logged, by the service itself, to the raw log's impressions
 (serving.served_log, through the same intake): handed to a background writer, so the request
-never waits for disk nor fails because the raw log cannot be written.
+never waits for disk nor fails because the raw log cannot be written. For a sampled share of
+requests, what the ranker was fed for each served item goes, the same way, to the served-feature
+log that the pipeline's skew checks compare with the offline store before promoting models.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from serving.schemas import (
     UserProfile,
     VideoId,
 )
-from serving.served_log import ServedImpressionLog
+from serving.served_log import ServedFeatureLog, ServedImpressionLog
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class RecommendationService:
         self.watcher.start()  # then follow promotions (and retry while there are no champions)
         self.event_route = _open_event_route(settings)
         self.served_log = _open_served_log(settings, self.event_route)
+        self.served_features = _open_served_feature_log(settings)
 
     def __is_ready__(self) -> bool:
         return self.watcher.current is not None and self.runtime.online_store_healthy()
@@ -95,6 +98,8 @@ class RecommendationService:
         answer = self._recommender().recommend_traced(user_id, k, surface, seed_video_id, demographics)
         if self.served_log is not None:
             self.served_log.offer(answer)  # never waits for the raw log
+        if self.served_features is not None:
+            self.served_features.offer(answer)  # a sampled request's ranker inputs; never waits either
         return answer.response
 
     @bentoml.api(route="/similar")
@@ -127,6 +132,8 @@ class RecommendationService:
         intake's database and write lock."""
         if self.served_log is not None:
             self.served_log.close()
+        if self.served_features is not None:
+            self.served_features.close()
         if self.event_route is not None:
             self.event_route.close()
 
@@ -158,6 +165,15 @@ def _open_served_log(settings: VidrecSettings, event_route: EventRoute | None) -
     if not settings.served_log_enabled or event_route is None:
         return None
     return ServedImpressionLog(event_route.intake, settings.served_log_max_pending, settings.served_log_flush_seconds)
+
+
+def _open_served_feature_log(settings: VidrecSettings) -> ServedFeatureLog | None:
+    """The worker's served-feature log (the skew checks' input), within the served log's bound
+    and flush interval; None when no request is sampled (VIDREC_SERVED_FEATURES_SAMPLE_SHARE=0)."""
+    if settings.served_features_sample_share <= 0:
+        return None
+    return ServedFeatureLog(settings.served_features_dir, settings.served_log_max_pending,
+                            settings.served_log_flush_seconds)
 
 
 def _guard_policy(settings: VidrecSettings) -> GuardPolicy:

@@ -25,6 +25,8 @@ class ServingMetrics:
     model_reloads: object  # Counter[outcome]
     served_impressions: object  # Counter[outcome]
     served_impressions_dropped: object  # Counter[reason]
+    served_features: object  # Counter[outcome]
+    served_features_dropped: object  # Counter[reason]
 
 
 @functools.cache
@@ -71,6 +73,17 @@ def serving_metrics() -> ServingMetrics:
             "was reached, e.g. while the raw log could not be written; shutdown: still unwritten when "
             "the worker stopped; invalid_id: a user or video id the raw log cannot hold; error: a "
             "write that failed for another reason than the raw log being unavailable).",
+            ["reason"],
+        ),
+        served_features=prometheus_client.Counter(
+            "vidrec_served_features",
+            "Served items of sampled requests whose ranker inputs the served-feature log wrote.",
+            ["outcome"],
+        ),
+        served_features_dropped=prometheus_client.Counter(
+            "vidrec_served_features_dropped",
+            "Served items of sampled requests the served-feature log did not write, by reason "
+            "(queue_full, shutdown, invalid_id, error: as for the served-impression log).",
             ["reason"],
         ),
     )

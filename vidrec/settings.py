@@ -115,6 +115,42 @@ class VidrecSettings(BaseSettings):
     served_log_enabled: bool = True
     served_log_max_pending: int = Field(50_000, ge=1)
     served_log_flush_seconds: float = Field(5.0, gt=0)
+    # The served-feature log (serving/served_log/feature_log.py): for this share of ranked
+    # requests (chosen by a hash of the request id, so every worker and every re-run agrees) the
+    # ranker's input values of each served item are written, in the background and within the
+    # same bound and flush interval as the impressions, to Parquet under `served_features_dir`
+    # (one directory per request day). 0 switches it off.
+    served_features_sample_share: float = Field(0.1, ge=0, le=1)
+    served_features_dir_override: Path | None = Field(None, alias="VIDREC_SERVED_FEATURES_DIR")
+
+    # Skew on served features, the promotion gate (orchestration/assets/served_skew.py): the
+    # served-feature log of the last `served_skew_window_days` days (counted back from its newest
+    # request) is recomputed offline at each request's time. A numeric value matches within
+    # `served_skew_abs_tolerance` + `served_skew_rel_tolerance` × |offline| (NaN matches NaN);
+    # categories and bags (lists) must be equal. A feature fails when more than
+    # `served_skew_max_mismatch_rate` of its values differ. Drift against the last ranking
+    # training frame fails on PSI above `served_skew_max_psi`, a KS statistic (numeric features)
+    # above `served_skew_max_ks`, or a null-rate gap above `served_skew_max_null_rate_gap`; it
+    # is judged only from `served_skew_min_rows` served rows on (fewer pass, saying so).
+    served_skew_window_days: float = Field(7.0, gt=0)
+    served_skew_abs_tolerance: float = Field(1e-6, ge=0)
+    served_skew_rel_tolerance: float = Field(1e-4, ge=0)
+    served_skew_max_mismatch_rate: float = Field(0.01, ge=0, le=1)
+    served_skew_max_psi: float = Field(0.25, gt=0)
+    served_skew_max_ks: float = Field(0.3, gt=0, le=1)
+    served_skew_max_null_rate_gap: float = Field(0.1, ge=0, le=1)
+    served_skew_min_rows: int = Field(200, ge=1)
+
+    # The validated layer (orchestration/assets/validated.py): row-level rules on raw events
+    # (expectations/row_rules.py) send failing rows to VIDREC_HOME/quarantine, clean rows to
+    # VIDREC_HOME/validated, which dbt reads. A watch longer than `quarantine_max_watch_ratio` ×
+    # its video's duration is quarantined (rewatches and loops make a few durations plausible).
+    # Each validated table's check fails when more than `quarantine_tolerated_share` of the rows
+    # it validated in a run were quarantined: at `quarantine_severity` "block" an ERROR that stops
+    # everything downstream in the run, at "warn" a WARN that lets the clean rows flow on.
+    quarantine_severity: Literal["block", "warn"] = "block"
+    quarantine_tolerated_share: float = Field(0.01, ge=0, le=1)
+    quarantine_max_watch_ratio: float = Field(3.0, gt=0)
 
     # Re-ranking policy after the ranker (serving/policy/config.py documents each knob).
     policy_max_per_creator: int = Field(2, ge=1)
@@ -175,6 +211,17 @@ class VidrecSettings(BaseSettings):
         return self.home / "raw"
 
     @cached_property
+    def validated_dir(self) -> Path:
+        """Raw rows that passed the row rules, typed: `<table>/day=YYYY-MM-DD/part-0.parquet`
+        (what dbt's sources read)."""
+        return self.home / "validated"
+
+    @cached_property
+    def quarantine_dir(self) -> Path:
+        """Raw rows that failed a row rule, with every reason and their source file, same layout."""
+        return self.home / "quarantine"
+
+    @cached_property
     def ground_truth_dir(self) -> Path:
         """The simulator's hidden truth (latent tastes), never read by training."""
         return self.home / "ground_truth"
@@ -195,6 +242,12 @@ class VidrecSettings(BaseSettings):
     @cached_property
     def feast_dir(self) -> Path:
         return self.home / "feast"
+
+    @cached_property
+    def served_features_dir(self) -> Path:
+        """The served-feature log: what the ranker was fed for sampled requests, by request day
+        (not raw events: the pipeline's raw layer never reads it)."""
+        return self.served_features_dir_override or self.home / "served_features"
 
     @cached_property
     def artifacts_dir(self) -> Path:

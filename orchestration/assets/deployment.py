@@ -3,6 +3,12 @@
 Promotion compares each new version's holdout metric with the current champion's; only a strictly
 better version takes the `champion` alias, so a re-run on unchanged data changes nothing. The
 faiss index is promoted with the candidate generator whose embeddings it holds, never alone.
+
+Promotion is gated on skew measured on what was served (orchestration/assets/served_skew.py):
+`champion_models` depends on `served_feature_comparison`, whose two blocking checks run first and,
+failing, stop it in the same run. Materialized without them (another selection, a later run), it
+reads their latest results itself and moves no alias while either failed, naming the failed gate
+and its worst features in its decision table.
 """
 
 
@@ -11,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetCheckKey, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from mlflow.tracking import MlflowClient
 
 from models.registry import (
@@ -32,6 +39,7 @@ from orchestration.assets.models import (
     retrieval_sources,
     video_index,
 )
+from orchestration.assets.served_skew import DRIFT_CHECK, MATCH_CHECK, served_feature_comparison
 from orchestration.model_runs import latest_metadata
 from orchestration.resources import MlflowResource, VidrecResource
 
@@ -43,13 +51,60 @@ PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 
 @asset(
     group_name=DEPLOYMENT_GROUP,
-    deps=[candidate_generator, video_index, retrieval_sources, ranking_model, popularity_model, online_feature_store],
+    deps=[candidate_generator, video_index, retrieval_sources, ranking_model, popularity_model, online_feature_store,
+          served_feature_comparison],
     kinds={"mlflow"},
 )
 def champion_models(context: AssetExecutionContext, mlflow_tracking: MlflowResource) -> MaterializeResult:
-    """The `champion` alias of each registered model, moved only to strictly better versions."""
+    """The `champion` alias of each registered model, moved only to strictly better versions, and
+    only while the served-skew gate holds."""
     mlflow_tracking.configure()
     client = MlflowClient()
+    failed_gates = failed_promotion_gates(context)
+    gate = "passed" if not failed_gates else "blocked: " + "; ".join(failed_gates)
+    decisions = [] if failed_gates else _promote(context, client)
+    if failed_gates:
+        context.log.error("promotion blocked by the served-skew gate: %s", gate)
+        decisions = [(artifact, latest_metadata(context, asset_def.key), False) for artifact, asset_def in (
+            (CANDIDATE_GENERATOR, candidate_generator), (VIDEO_INDEX, video_index),
+            (RETRIEVAL_SOURCES, retrieval_sources), (RANKER, ranking_model), (POPULARITY, popularity_model))]
+
+    rows = "| model | candidate version | metric | value | promoted | champion now |\n|---|---|---|---|---|---|\n"
+    for artifact, metadata, promoted in decisions:
+        rows += (
+            f"| {artifact.name} | {metadata['mlflow_version']} | {artifact.selection_metric} | "
+            f"{float(metadata['selection_metric']):.4f} | {'yes' if promoted else 'no'} | "
+            f"{champion_version(client, artifact)} |\n"
+        )
+    rows += f"\n**served-skew gate**: {gate}\n"
+    context.log.info("champion decisions:\n%s", rows)
+    return MaterializeResult(
+        metadata={
+            "decisions": MetadataValue.md(rows),
+            "promotion_gate": gate,
+            **{f"{artifact.name}_champion": str(champion_version(client, artifact)) for artifact, _, _ in decisions},
+        }
+    )
+
+
+def failed_promotion_gates(context: AssetExecutionContext) -> list[str]:
+    """The served-skew checks whose latest result failed, each with its worst features. A check
+    never run (a deployment that skips it) does not block; one that failed does, until it passes."""
+    keys = [AssetCheckKey(served_feature_comparison.key, name) for name in (MATCH_CHECK, DRIFT_CHECK)]
+    latest = context.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    failed = []
+    for key in keys:
+        record = latest.get(key)
+        if record is None or record.status != AssetCheckExecutionRecordStatus.FAILED:
+            continue
+        evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        worst = evaluation.metadata.get("worst") if evaluation is not None else None
+        failed.append(f"{key.name} failed" + (f" (worst: {worst.value})" if worst is not None else ""))
+    return failed
+
+
+def _promote(context: AssetExecutionContext, client: MlflowClient) -> list[tuple]:
+    """Move each alias that a strictly better version earned; (artifact, metadata, promoted) each."""
     generator = latest_metadata(context, candidate_generator.key)
     index = latest_metadata(context, video_index.key)
     decisions = []
@@ -69,21 +124,7 @@ def champion_models(context: AssetExecutionContext, mlflow_tracking: MlflowResou
         if promoted:
             set_champion(client, artifact, str(metadata["mlflow_version"]))
         decisions.append((artifact, metadata, promoted))
-
-    rows = "| model | candidate version | metric | value | promoted | champion now |\n|---|---|---|---|---|---|\n"
-    for artifact, metadata, promoted in decisions:
-        rows += (
-            f"| {artifact.name} | {metadata['mlflow_version']} | {artifact.selection_metric} | "
-            f"{float(metadata['selection_metric']):.4f} | {'yes' if promoted else 'no'} | "
-            f"{champion_version(client, artifact)} |\n"
-        )
-    context.log.info("champion decisions:\n%s", rows)
-    return MaterializeResult(
-        metadata={
-            "decisions": MetadataValue.md(rows),
-            **{f"{artifact.name}_champion": str(champion_version(client, artifact)) for artifact, _, _ in decisions},
-        }
-    )
+    return decisions
 
 
 @asset(group_name=DEPLOYMENT_GROUP, deps=[champion_models], kinds={"bentoml"})
