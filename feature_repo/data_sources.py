@@ -12,6 +12,8 @@ from pathlib import Path
 from feast import FileSource
 from feast.data_format import ParquetFormat
 
+from vidrec.marts import Mart, mart_path
+
 EVENT_TIMESTAMP = "event_timestamp"
 
 # user_features_daily and video_features_daily both have impressions_7d / clicks_7d; the ranker
@@ -23,10 +25,10 @@ USER_ACTIVITY_FIELD_MAPPING = {
 }
 
 
-def _mart_source(marts_dir: Path, mart: str, description: str, **kwargs: object) -> FileSource:
+def _mart_source(marts_dir: Path, mart: Mart, description: str, **kwargs: object) -> FileSource:
     return FileSource(
-        name=mart,
-        path=str(Path(marts_dir) / f"{mart}.parquet"),
+        name=mart.value,
+        path=str(mart_path(marts_dir, mart)),
         file_format=ParquetFormat(),
         timestamp_field=EVENT_TIMESTAMP,
         description=description,
@@ -37,7 +39,7 @@ def _mart_source(marts_dir: Path, mart: str, description: str, **kwargs: object)
 def user_features_daily_source(marts_dir: Path) -> FileSource:
     return _mart_source(
         marts_dir,
-        "user_features_daily",
+        Mart.USER_FEATURES_DAILY,
         "End-of-day user snapshots: demographics and 28-day / 7-day activity counters.",
         field_mapping=USER_ACTIVITY_FIELD_MAPPING,
     )
@@ -46,7 +48,7 @@ def user_features_daily_source(marts_dir: Path) -> FileSource:
 def video_features_daily_source(marts_dir: Path) -> FileSource:
     return _mart_source(
         marts_dir,
-        "video_features_daily",
+        Mart.VIDEO_FEATURES_DAILY,
         "End-of-day video snapshots: catalog facts and 7-day engagement counters.",
     )
 
@@ -54,7 +56,7 @@ def video_features_daily_source(marts_dir: Path) -> FileSource:
 def user_watch_history_source(marts_dir: Path) -> FileSource:
     return _mart_source(
         marts_dir,
-        "user_watch_history",
+        Mart.USER_WATCH_HISTORY,
         "A user's recent watches and search tokens after every watch or search.",
     )
 
@@ -62,6 +64,6 @@ def user_watch_history_source(marts_dir: Path) -> FileSource:
 def user_engagement_history_source(marts_dir: Path) -> FileSource:
     return _mart_source(
         marts_dir,
-        "user_engagement_history",
+        Mart.USER_ENGAGEMENT_HISTORY,
         "A user's recent watches and impressions as each request saw them, and as their next request will.",
     )

@@ -6,6 +6,7 @@ model is logged and judged the same way.
 """
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -15,13 +16,14 @@ from dagster import AssetExecutionContext, AssetKey
 from feature_repo.store import feature_store
 from models.evaluation.holdout_task import HoldoutTask, build_holdout_task, task_with_stored_queries
 from models.registry import ModelVersionRef
-from orchestration.resources import warehouse_table
+from vidrec.marts import Mart, mart_path
 from vidrec.settings import VidrecSettings
 
 
 def holdout_start(settings: VidrecSettings) -> pd.Timestamp:
-    """The temporal cut dbt computed (int_event_window), so Python and SQL agree on one split."""
-    return pd.Timestamp(warehouse_table(settings, "int_event_window", ["holdout_start"])["holdout_start"].iloc[0])
+    """The temporal cut dbt computed (the event_window mart), so Python and SQL agree on one split."""
+    window = pd.read_parquet(mart_path(settings.marts_dir, Mart.EVENT_WINDOW), columns=["holdout_start"])
+    return pd.Timestamp(window["holdout_start"].iloc[0])
 
 
 def data_snapshot(settings: VidrecSettings) -> str:
@@ -48,7 +50,7 @@ def build_holdout_queries(settings: VidrecSettings) -> HoldoutTask:
     """The holdout task with its queries read through the Feast registry (the `holdout_queries`
     asset does this once per run and stores the queries)."""
     return build_holdout_task(
-        interactions=pd.read_parquet(settings.marts_dir / "watch_interactions.parquet"),
+        interactions=pd.read_parquet(mart_path(settings.marts_dir, Mart.WATCH_INTERACTIONS)),
         store=feature_store(settings),
         holdout_start=holdout_start(settings),
     )
@@ -61,7 +63,7 @@ def holdout_task(settings: VidrecSettings) -> HoldoutTask:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: materialize the holdout_queries asset first")
     return task_with_stored_queries(
-        interactions=pd.read_parquet(settings.marts_dir / "watch_interactions.parquet"),
+        interactions=pd.read_parquet(mart_path(settings.marts_dir, Mart.WATCH_INTERACTIONS)),
         queries=pd.read_parquet(path),
         holdout_start=holdout_start(settings),
     )
@@ -96,8 +98,39 @@ def registration_metadata(ref: ModelVersionRef) -> dict[str, object]:
     }
 
 
+def registration_path(settings: VidrecSettings, asset: AssetKey) -> Path:
+    return settings.artifacts_dir / "registrations" / f"{asset.to_python_identifier()}.json"
+
+
+def record_registration(settings: VidrecSettings, asset: AssetKey, values: dict[str, object]) -> dict[str, object]:
+    """Store what a model asset registered (its MLflow version, selection metric, holdout metrics)
+    as that asset's output file, and return `values`.
+
+    Downstream assets read it with `registration` instead of the Dagster instance's event log: an
+    asset's results reach another through the files it writes, as its bundle does, so a run on a
+    fresh instance (or another deployment's) still finds them. Written atomically: a crash leaves
+    the previous record."""
+    path = registration_path(settings, asset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scalars = {name: value for name, value in values.items() if isinstance(value, str | int | float | bool)}
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(scalars, indent=1, sort_keys=True))
+    partial.replace(path)
+    return values
+
+
+def registration(settings: VidrecSettings, asset: AssetKey) -> dict[str, object]:
+    """What `asset` last registered (see `record_registration`)."""
+    path = registration_path(settings, asset)
+    if not path.exists():
+        raise LookupError(f"{asset.to_user_string()} has not been materialized under {settings.home} "
+                          f"(no {path.name} in {path.parent}): materialize it first")
+    return json.loads(path.read_text())
+
+
 def latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict[str, object]:
-    """The metadata of an asset's latest materialization (how assets read an upstream's results)."""
+    """The metadata of an asset's latest materialization. Kept for the deployment layer until it
+    reads `registration` too; new code reads registrations."""
     event = context.instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         raise LookupError(f"{key.to_user_string()} has never been materialized")

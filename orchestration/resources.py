@@ -6,6 +6,7 @@ run touches and tests point a whole run at a temporary directory with one value.
 """
 
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,14 +28,36 @@ DBT_TARGETS = {"default": "dev", "production": "dev", "distributed": "distribute
 SPARK_SCHEMA = "vidrec"
 
 
+# Settings the resource never carries: secrets would show in the UI's resource config, and the
+# API key is the service's, not the pipeline's (they stay in the environment).
+_SECRET_SETTINGS = frozenset({"api_key"})
+
+
 class VidrecResource(ConfigurableResource):
-    """Where this deployment's state lives (VIDREC_HOME) and which profile it runs."""
+    """The deployment's settings, whole: where its state lives (VIDREC_HOME), which profile it
+    runs, and every other setting as `build_definitions(settings)` was given it.
+
+    Assets read settings only through `settings()`, so a Definitions object built from a
+    settings object runs with exactly those settings, whatever the environment of the process
+    that executes the run; the Dagster UI shows them all as the resource's config. Secrets are
+    left out (they stay in the environment). Built with only `home` (sensor tests do), the other
+    settings come from the environment.
+    """
 
     home: str
     profile: str = "default"
+    # Every other non-secret setting as JSON (VidrecSettings' field aliases as keys); empty:
+    # read them from the environment.
+    settings_json: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: VidrecSettings) -> "VidrecResource":
+        carried = settings.model_dump(mode="json", by_alias=True, exclude=set(_SECRET_SETTINGS) | {"home", "profile"})
+        return cls(home=str(settings.home), profile=settings.profile, settings_json=json.dumps(carried, sort_keys=True))
 
     def settings(self) -> VidrecSettings:
-        settings = VidrecSettings(home=Path(self.home), profile=self.profile)
+        carried = json.loads(self.settings_json) if self.settings_json else {}
+        settings = VidrecSettings(**carried, home=Path(self.home), profile=self.profile)
         settings.ensure_dirs()
         return settings
 
@@ -75,7 +98,7 @@ class MlflowResource(ConfigurableResource):
 def build_resources(settings: VidrecSettings) -> dict[str, object]:
     """The resource set for a deployment described by `settings` (definitions and tests use it)."""
     return {
-        "vidrec": VidrecResource(home=str(settings.home), profile=settings.profile),
+        "vidrec": VidrecResource.from_settings(settings),
         "mlflow_tracking": MlflowResource(
             tracking_uri=settings.mlflow_tracking_uri, artifact_location=settings.mlflow_artifact_location
         ),

@@ -9,21 +9,22 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from feast import FeatureStore
 
-from feature_repo.feature_columns import RANKER_SERVICE, ranker_inputs
-from feature_repo.store import apply_feature_definitions, feature_store
 from feature_repo.engagement import REQUEST_TIME
+from feature_repo.feature_columns import RANKER_SERVICE, ranker_inputs
 from feature_repo.on_demand import unix_seconds
+from feature_repo.store import apply_feature_definitions, feature_store
 from feature_repo.training_frames import historical_features
 from models.retrieval.features import HISTORY_SEARCH_TOKENS, HISTORY_VIDEO_IDS
 from models.retrieval.query import historical_queries
+from orchestration.assets.transform import mart_asset_key
 from orchestration.resources import VidrecResource
+from vidrec.marts import FEATURE_MARTS, Mart, mart_path
 from vidrec.settings import VidrecSettings
 
 FEATURES_GROUP = "features"
-FEATURE_MARTS = ("user_features_daily", "video_features_daily", "user_watch_history", "user_engagement_history")
 
 
 def ranking_frame_path(settings: VidrecSettings):
@@ -41,7 +42,7 @@ def _utc(series: pd.Series) -> pd.Series:
 
 @asset(
     group_name=FEATURES_GROUP,
-    deps=[AssetKey(mart) for mart in FEATURE_MARTS],
+    deps=[mart_asset_key(mart) for mart in FEATURE_MARTS],
     kinds={"feast"},
 )
 def feast_registry(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
@@ -79,7 +80,7 @@ def materialize_online_store(settings: VidrecSettings, store: FeatureStore) -> t
     # Per-request states: serving only ever reads each user's next request (stamped at the end of
     # the log, the mart's latest time), so only those rows go online, not one per past request.
     next_requests = _utc(
-        pd.read_parquet(settings.marts_dir / "user_engagement_history.parquet", columns=["event_timestamp"])[
+        pd.read_parquet(mart_path(settings.marts_dir, Mart.USER_ENGAGEMENT_HISTORY), columns=["event_timestamp"])[
             "event_timestamp"
         ]
     ).max().to_pydatetime()
@@ -92,7 +93,8 @@ def event_time_range(settings: VidrecSettings) -> tuple[pd.Timestamp, pd.Timesta
     """First and last feature event time (UTC) over the marts behind the feature views."""
     starts, ends = [], []
     for mart in FEATURE_MARTS:
-        times = _utc(pd.read_parquet(settings.marts_dir / f"{mart}.parquet", columns=["event_timestamp"])["event_timestamp"])
+        stamps = pd.read_parquet(mart_path(settings.marts_dir, mart), columns=["event_timestamp"])
+        times = _utc(stamps["event_timestamp"])
         starts.append(times.min())
         ends.append(times.max())
     return min(starts).to_pydatetime(), max(ends).to_pydatetime()
@@ -125,12 +127,13 @@ def ranking_frame(store: FeatureStore, examples: pd.DataFrame, negative_rate: fl
     return historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
 
 
-@asset(group_name=FEATURES_GROUP, deps=[feast_registry, AssetKey("ranking_training_examples")], kinds={"feast", "parquet"})
+@asset(group_name=FEATURES_GROUP, deps=[feast_registry, mart_asset_key(Mart.RANKING_TRAINING_EXAMPLES)],
+       kinds={"feast", "parquet"})
 def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
     """Impressions with their outcomes and point-in-time-correct ranker features."""
     settings = vidrec.settings()
     store = feature_store(settings)
-    examples = pd.read_parquet(settings.marts_dir / "ranking_training_examples.parquet")
+    examples = pd.read_parquet(mart_path(settings.marts_dir, Mart.RANKING_TRAINING_EXAMPLES))
     if examples.empty:
         raise Failure(
             description="ranking_training_examples is empty: the raw logs hold no impressions, and the ranker "
@@ -184,15 +187,17 @@ def retrieval_frame(store: FeatureStore, examples: pd.DataFrame) -> tuple[pd.Dat
     return frame[has_state].reset_index(drop=True), int((~has_state).sum())
 
 
-@asset(group_name=FEATURES_GROUP, deps=[feast_registry, AssetKey("retrieval_training_examples")], kinds={"feast", "parquet"})
+@asset(group_name=FEATURES_GROUP, deps=[feast_registry, mart_asset_key(Mart.RETRIEVAL_TRAINING_EXAMPLES)],
+       kinds={"feast", "parquet"})
 def retrieval_training_frame(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
     """Rollback examples (history strictly before each label) with their point-in-time queries."""
     settings = vidrec.settings()
-    examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
+    examples = pd.read_parquet(mart_path(settings.marts_dir, Mart.RETRIEVAL_TRAINING_EXAMPLES))
     examples = examples.sort_values(["user_id", "label_time", "label_video_id"], kind="stable").reset_index(drop=True)
     frame, without_state = retrieval_frame(feature_store(settings), examples)
     if without_state:
-        context.log.info("retrieval frame: %d examples dropped, their history state beyond the view's ttl", without_state)
+        context.log.info("retrieval frame: %d examples dropped, their history state beyond the view's ttl",
+                         without_state)
     path = retrieval_frame_path(settings)
     frame.to_parquet(path, index=False)
     return MaterializeResult(

@@ -13,7 +13,7 @@ import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from feature_repo.feature_columns import ranker_inputs
 from feature_repo.store import feature_store
@@ -36,25 +36,28 @@ from orchestration.assets.features import (
     retrieval_frame_path,
     retrieval_training_frame,
 )
+from orchestration.assets.transform import mart_asset_key
 from orchestration.model_runs import (
     build_holdout_queries,
     fresh_dir,
     holdout_queries_path,
     holdout_start,
     holdout_task,
-    latest_metadata,
     metric_table,
     prefixed_metrics,
+    record_registration,
+    registration,
     registration_metadata,
     run_tags,
 )
-from orchestration.resources import MlflowResource, VidrecResource, warehouse_table
+from orchestration.resources import MlflowResource, VidrecResource
+from vidrec.marts import Mart, mart_path
 
 MODELS_GROUP = "models"
 RECALL_AT_K_FOR_INDEX = 100
 
 
-@asset(group_name=MODELS_GROUP, deps=[AssetKey("watch_interactions"), feast_registry], kinds={"feast"})
+@asset(group_name=MODELS_GROUP, deps=[mart_asset_key(Mart.WATCH_INTERACTIONS), feast_registry], kinds={"feast"})
 def holdout_queries(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
     """Each holdout test user's retrieval query as they stood strictly before the cut, read once
     through the `retrieval_user_features` service and stored for every model asset's holdout
@@ -72,7 +75,8 @@ def holdout_queries(context: AssetExecutionContext, vidrec: VidrecResource) -> M
 # every asset that asks `holdout_task` evaluates on the stored `holdout_queries`
 @asset(
     group_name=MODELS_GROUP,
-    deps=[AssetKey("watch_interactions"), AssetKey("video_catalog"), AssetKey("user_features_daily"), holdout_queries],
+    deps=[mart_asset_key(Mart.WATCH_INTERACTIONS), mart_asset_key(Mart.VIDEO_CATALOG),
+          mart_asset_key(Mart.USER_FEATURES_DAILY), holdout_queries],
     kinds={"python", "mlflow"},
 )
 def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource,
@@ -84,11 +88,11 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource,
     Both are scored on the holdout; the segment ranking as if every test user were new (known only
     by demographics), so `holdout_segment_*` beside `holdout_*` says what segments buy a new user."""
     settings = vidrec.settings()
-    interactions = pd.read_parquet(settings.marts_dir / "watch_interactions.parquet")
+    interactions = pd.read_parquet(mart_path(settings.marts_dir, Mart.WATCH_INTERACTIONS))
     train = interactions[interactions["split"] == "train"]
     model = PopularityRecommender().fit(train)
     demographics = user_demographics(settings)
-    catalog_size = len(pd.read_parquet(settings.marts_dir / "video_catalog.parquet", columns=["video_id"]))
+    catalog_size = len(pd.read_parquet(mart_path(settings.marts_dir, Mart.VIDEO_CATALOG), columns=["video_id"]))
     strength, validation = choose_prior_strength(train, demographics, catalog_size)
     context.log.info("segment prior strength %s chosen on validation (NDCG@10 by strength: %s)", strength, validation)
     model.with_segments(SegmentPopularity.fit(train, demographics, SegmentConfig(prior_strength=strength)))
@@ -114,13 +118,14 @@ def popularity_model(context: AssetExecutionContext, vidrec: VidrecResource,
         mlflow.log_params(asdict(model.config))
         mlflow.log_metrics(metrics)
         ref = log_bundle(POPULARITY, bundle_dir, metrics)
-    return MaterializeResult(metadata={**metrics, **registration_metadata(ref)})
+    return MaterializeResult(
+        metadata=record_registration(settings, context.asset_key, {**metrics, **registration_metadata(ref)}))
 
 
 def user_demographics(settings) -> pd.DataFrame:
     """Each user's latest demographics (user_id and DEMOGRAPHIC_COLUMNS) from the daily user mart."""
     columns = ", ".join(DEMOGRAPHIC_COLUMNS)
-    path = settings.marts_dir / "user_features_daily.parquet"
+    path = mart_path(settings.marts_dir, Mart.USER_FEATURES_DAILY)
     return duckdb.sql(
         f"select user_id, {columns} from read_parquet('{path}') "
         "qualify row_number() over (partition by user_id order by event_timestamp desc) = 1"
@@ -129,8 +134,8 @@ def user_demographics(settings) -> pd.DataFrame:
 
 @asset(
     group_name=MODELS_GROUP,
-    deps=[retrieval_training_frame, popularity_model, holdout_queries, AssetKey("video_catalog"),
-          AssetKey("user_watch_history")],
+    deps=[retrieval_training_frame, popularity_model, holdout_queries, mart_asset_key(Mart.VIDEO_CATALOG),
+          mart_asset_key(Mart.USER_WATCH_HISTORY)],
     kinds={"pytorch", "mlflow"},
 )
 def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
@@ -138,7 +143,7 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
     """The retrieval model (Covington et al.): user tower over history, searches, demographics."""
     settings = vidrec.settings()
     examples = pd.read_parquet(retrieval_frame_path(settings))
-    catalog = pd.read_parquet(settings.marts_dir / "video_catalog.parquet")
+    catalog = pd.read_parquet(mart_path(settings.marts_dir, Mart.VIDEO_CATALOG))
     config = RetrievalConfig(history_length=settings.history_length, show_progress=False)
     bundle = train_candidate_generator(examples, catalog, config)
 
@@ -149,7 +154,7 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
     )
     model_metrics = evaluate(recommend, task.split, len(video_ids), ks=HOLDOUT_KS).averages()
     # The baseline was scored on the same task by popularity_model; its metrics sit beside ours.
-    popularity = latest_metadata(context, popularity_model.key)
+    popularity = registration(settings, popularity_model.key)
     popularity_metrics = {
         name.removeprefix("holdout_").replace("_at_", "@"): float(value)
         for name, value in popularity.items() if name.startswith("holdout_")
@@ -168,15 +173,13 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
                               ["recall@10", "recall@50", "recall@100", "ndcg@10", "mrr"])
         mlflow.log_text(table, "holdout_metrics.md")
         ref = log_bundle(CANDIDATE_GENERATOR, bundle_dir, metrics)
-    return MaterializeResult(
-        metadata={
-            **registration_metadata(ref),
-            "holdout_users": int(model_metrics["num_users"]),
-            "holdout_metrics": MetadataValue.md(table),
-            "holdout_recall_at_50": metrics["holdout_recall_at_50"],
-            "holdout_ndcg_at_10": metrics["holdout_ndcg_at_10"],
-        }
-    )
+    recorded = record_registration(settings, context.asset_key, {
+        **registration_metadata(ref),
+        "holdout_users": int(model_metrics["num_users"]),
+        "holdout_recall_at_50": metrics["holdout_recall_at_50"],
+        "holdout_ndcg_at_10": metrics["holdout_ndcg_at_10"],
+    })
+    return MaterializeResult(metadata={**recorded, "holdout_metrics": MetadataValue.md(table)})
 
 
 @asset(group_name=MODELS_GROUP, deps=[candidate_generator], kinds={"faiss", "mlflow"})
@@ -193,7 +196,7 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource,
     recall = index.recall_against_exact(queries, RECALL_AT_K_FOR_INDEX)
     # The index is only as good as the model whose embeddings it holds: it carries that model's
     # version and selection metric so the pair is promoted together.
-    generator = latest_metadata(context, candidate_generator.key)
+    generator = registration(settings, candidate_generator.key)
     generator_version = str(generator["mlflow_version"])
     ndcg = float(generator["holdout_ndcg_at_10"])
     bundle_dir = fresh_dir(settings.artifacts_dir / "video_index")
@@ -205,13 +208,13 @@ def video_index(context: AssetExecutionContext, vidrec: VidrecResource,
         mlflow.log_metrics(metrics)
         ref = log_bundle(VIDEO_INDEX, bundle_dir, metrics, tags={"candidate_generator_version": generator_version})
     return MaterializeResult(
-        metadata={
+        metadata=record_registration(settings, context.asset_key, {
             **registration_metadata(ref),
             "index_type": index_type,
             "videos": len(video_ids),
             f"recall_at_{RECALL_AT_K_FOR_INDEX}_vs_exact": recall,
             "candidate_generator_version": generator_version,
-        }
+        })
     )
 
 
@@ -249,17 +252,20 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
         for head, entry in report.items()
         if entry.get("diagram_png")
     }
-    return MaterializeResult(metadata={**registration_metadata(ref), **metrics, "rows": len(frame), **reliability})
+    recorded = record_registration(settings, context.asset_key,
+                                   {**registration_metadata(ref), **metrics, "rows": len(frame)})
+    return MaterializeResult(metadata={**recorded, **reliability})
 
 
-def _staged_logs(settings) -> dict[str, pd.DataFrame]:
-    """The deduplicated, typed logs dbt staged (the same rows the marts are built from)."""
+def _event_logs(settings) -> dict[str, pd.DataFrame]:
+    """The deduplicated, typed event marts the retrieval sources are fitted on."""
+    marts = settings.marts_dir
     return {
-        "watches": warehouse_table(settings, "stg_raw__watches", ["user_id", "video_id", "watch_time"]),
-        "impressions": warehouse_table(settings, "stg_raw__impressions", ["video_id", "impression_time"]),
-        "subscriptions": warehouse_table(
-            settings, "stg_raw__subscriptions", ["user_id", "creator_id", "subscribed_time"]
-        ),
+        "watches": pd.read_parquet(mart_path(marts, Mart.WATCH_EVENTS), columns=["user_id", "video_id", "watch_time"]),
+        "impressions": pd.read_parquet(mart_path(marts, Mart.IMPRESSION_EVENTS),
+                                       columns=["video_id", "impression_time"]),
+        "subscriptions": pd.read_parquet(mart_path(marts, Mart.SUBSCRIPTION_EVENTS),
+                                         columns=["user_id", "creator_id", "subscribed_time"]),
     }
 
 
@@ -285,8 +291,9 @@ def _recall_of_lists(lists: dict[int, list[int]], split: TemporalSplit, catalog_
 
 @asset(
     group_name=MODELS_GROUP,
-    deps=[AssetKey("stg_raw__watches"), AssetKey("stg_raw__impressions"), AssetKey("stg_raw__subscriptions"),
-          AssetKey("video_catalog"), AssetKey("user_watch_history"), holdout_queries],
+    deps=[*(mart_asset_key(mart) for mart in (Mart.WATCH_EVENTS, Mart.IMPRESSION_EVENTS, Mart.SUBSCRIPTION_EVENTS,
+                                              Mart.VIDEO_CATALOG, Mart.USER_WATCH_HISTORY)),
+          holdout_queries],
     kinds={"python", "mlflow"},
 )
 def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource,
@@ -299,8 +306,8 @@ def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource,
     fresh lists are only useful when they are current.
     """
     settings = vidrec.settings()
-    logs = _staged_logs(settings)
-    catalog = pd.read_parquet(settings.marts_dir / "video_catalog.parquet")
+    logs = _event_logs(settings)
+    catalog = pd.read_parquet(mart_path(settings.marts_dir, Mart.VIDEO_CATALOG))
     task = holdout_task(settings)
     evaluated = _fit_sources(logs, catalog, holdout_start(settings))
     seen_before_cut = task.split.seen()
@@ -332,6 +339,5 @@ def retrieval_sources(context: AssetExecutionContext, vidrec: VidrecResource,
         f"| {name} | {quotas.get(name, union_size)} | {metrics[f'holdout_{name}_recall']:.4f} |\n"
         for name in [*recalls, "union"]
     )
-    return MaterializeResult(
-        metadata={**registration_metadata(ref), **served.summary(), "holdout_recall": MetadataValue.md(table)}
-    )
+    recorded = record_registration(settings, context.asset_key, {**registration_metadata(ref), **served.summary()})
+    return MaterializeResult(metadata={**recorded, "holdout_recall": MetadataValue.md(table)})

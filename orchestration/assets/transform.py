@@ -10,12 +10,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster import AssetExecutionContext, AssetKey
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets, get_asset_key_for_model
 from dagster_dbt.dbt_project import using_dagster_dev
 
 from orchestration.dbt_manifest import manifest_is_stale, parse_dbt_project
 from orchestration.resources import DBT_PROJECT_DIR, VidrecResource
+from vidrec.marts import Mart
 
 TRANSFORM_GROUP = "transform"
 
@@ -50,3 +51,9 @@ def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: V
     # profiles.yml reads the warehouse path from the environment, which the dbt subprocess inherits.
     os.environ["VIDREC_WAREHOUSE_PATH"] = str(settings.warehouse_path)
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+
+def mart_asset_key(mart: Mart) -> AssetKey:
+    """The asset key dagster-dbt gives `mart`'s model: Python assets name their dbt upstreams
+    through this, never by a hand-written key."""
+    return get_asset_key_for_model([dbt_warehouse], Mart(mart).value)
