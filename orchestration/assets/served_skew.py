@@ -14,7 +14,11 @@ The request key of the engagement view: a request the offline store knows (its i
 back through the raw log and the marts were rebuilt) is looked up by its own id, stamped at its
 start; any other by `next:<user_id>`, the state the service read it by. A `next:` row stamped
 after the request (the marts moved on since, and the request's own row is not there) cannot say
-what the request saw: such rows are counted as `not_recomputable` and left out.
+what the request saw: such rows are counted as `not_recomputable` and left out. So are the rows
+of requests whose feature reads fell back (`degraded_rows`: the online store failed and the ranker
+was fed last-known or default user features, or stale video features): their fallbacks are counted
+where they happen
+(`vidrec_fallbacks`), and an outage must not read as a feature pipeline computing other values.
 """
 
 import json
@@ -30,7 +34,15 @@ from feature_repo.store import feature_store
 from feature_repo.training_frames import TIMESTAMP, entity_timestamps, historical_features
 from orchestration.assets.features import online_feature_store
 from orchestration.resources import VidrecResource
-from serving.served_log.feature_files import KEY_COLUMNS, REQUEST_ID, USER_ID, VIDEO_ID, read_recent, stored_value
+from serving.served_log.feature_files import (
+    DEGRADED,
+    KEY_COLUMNS,
+    REQUEST_ID,
+    USER_ID,
+    VIDEO_ID,
+    read_recent,
+    stored_value,
+)
 from serving.served_log.feature_files import REQUEST_TIME as SERVED_AT
 from vidrec.marts import Mart, mart_path
 from vidrec.settings import VidrecSettings
@@ -41,6 +53,8 @@ MATCH_CHECK = "served_features_match_offline"
 DRIFT_CHECK = "served_features_drift"
 SERVED, OFFLINE = "served:", "offline:"  # column prefixes of the comparison
 COMPARED_KINDS = ("numeric", "categorical", "list")
+# The request stages whose fallbacks feed the ranker other values (serving.recommender).
+FEATURE_STAGES = ("user_features", "candidate_features")
 
 
 def comparison_dir(settings: VidrecSettings) -> Path:
@@ -64,8 +78,10 @@ def served_feature_comparison(context: AssetExecutionContext, vidrec: VidrecReso
     stored = set(service_feature_columns(store, RANKER_SERVICE).all) - set(REQUEST_PASSTHROUGH_FEATURES)
     kinds = {name: kind for name, kind in logged_kinds.items() if kind in COMPARED_KINDS and name in stored}
     own, recomputable = _engagement_keys(settings, served)
-    kept = served[recomputable].reset_index(drop=True)
-    comparison = _side_by_side(kept, own[recomputable].reset_index(drop=True), kinds, store)
+    degraded = served[DEGRADED].fillna("").astype(str).map(_fed_fallback_features)
+    compared = recomputable & ~degraded
+    kept = served[compared].reset_index(drop=True)
+    comparison = _side_by_side(kept, own[compared].reset_index(drop=True), kinds, store)
     comparison_dir(settings).mkdir(parents=True, exist_ok=True)
     comparison.to_parquet(comparison_path(settings), index=False)
     kinds_path(settings).write_text(json.dumps(kinds, indent=2, sort_keys=True))
@@ -73,6 +89,7 @@ def served_feature_comparison(context: AssetExecutionContext, vidrec: VidrecReso
         "served_rows": len(served),
         "compared_rows": len(comparison),
         "not_recomputable": int((~recomputable).sum()),
+        "degraded_rows": int((degraded & recomputable).sum()),
         "requests": int(served[REQUEST_ID].nunique()),
         "features_compared": len(kinds),
         "served_features_dir": str(settings.served_features_dir),
@@ -86,6 +103,11 @@ def served_feature_comparison(context: AssetExecutionContext, vidrec: VidrecReso
                                                                    str(served[SERVED_AT].max()))
     context.log.info("served-feature comparison: %s", metadata)
     return MaterializeResult(metadata={**metadata, "features": MetadataValue.json(kinds)})
+
+
+def _fed_fallback_features(degraded: str) -> bool:
+    """Whether a request's fallbacks changed what the ranker was fed (not only which candidates)."""
+    return any(entry.split(":", 1)[0] in FEATURE_STAGES for entry in degraded.split(",") if entry)
 
 
 def _engagement_keys(settings: VidrecSettings, served: pd.DataFrame) -> tuple[pd.Series, pd.Series]:

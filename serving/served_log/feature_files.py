@@ -38,9 +38,10 @@ VIDEO_ID = "video_id"
 POSITION = "position"
 REQUEST_TIME = "request_time"  # naive UTC timestamp of the request
 RANKER_VERSION = "ranker_version"
-KEY_COLUMNS = (REQUEST_ID, USER_ID, VIDEO_ID, POSITION, REQUEST_TIME, RANKER_VERSION)
+DEGRADED = "degraded"  # the request's fallbacks (its response's `degraded`), comma-separated; "" if none
+KEY_COLUMNS = (REQUEST_ID, USER_ID, VIDEO_ID, POSITION, REQUEST_TIME, RANKER_VERSION, DEGRADED)
 KEY_TYPES = {REQUEST_ID: pa.string(), USER_ID: pa.int64(), VIDEO_ID: pa.int64(), POSITION: pa.int64(),
-             REQUEST_TIME: pa.timestamp("us"), RANKER_VERSION: pa.string()}
+             REQUEST_TIME: pa.timestamp("us"), RANKER_VERSION: pa.string(), DEGRADED: pa.string()}
 NUMERIC_KINDS = ("numeric", "request_numeric")
 CATEGORICAL_KINDS = ("categorical", "request_categorical")
 LIST_KIND = "list"

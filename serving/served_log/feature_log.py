@@ -24,6 +24,7 @@ from pathlib import Path
 from serving.served_list import ServedAnswer
 from serving.served_log.background import BackgroundRowLog
 from serving.served_log.feature_files import (
+    DEGRADED,
     KEY_COLUMNS,
     POSITION,
     RANKER_VERSION,
@@ -55,7 +56,7 @@ def fed_feature_rows(answer: ServedAnswer) -> list[FedFeatureRow]:
         return []
     request_time = datetime.fromtimestamp(answer.request_time, UTC).replace(tzinfo=None)
     keys = {REQUEST_ID: response.request_id, USER_ID: response.user_id, REQUEST_TIME: request_time,
-            RANKER_VERSION: response.model_versions.get(RANKER_ARTIFACT)}
+            RANKER_VERSION: response.model_versions.get(RANKER_ARTIFACT), DEGRADED: ",".join(response.degraded)}
     columns = {name: column for name, column in fed.columns.items() if name not in KEY_COLUMNS}
     rows = []
     for row, position in enumerate(fed.positions.tolist()):
