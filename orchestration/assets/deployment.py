@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from dagster import AssetCheckKey, AssetExecutionContext, MaterializeResult, MetadataValue, asset
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus  # not at top level
 from mlflow.tracking import MlflowClient
 
 from models.registry import (
@@ -61,20 +61,21 @@ def champion_models(context: AssetExecutionContext, mlflow_tracking: MlflowResou
     mlflow_tracking.configure()
     client = MlflowClient()
     failed_gates = failed_promotion_gates(context)
-    gate = "passed" if not failed_gates else "blocked: " + "; ".join(failed_gates)
-    decisions = [] if failed_gates else _promote(context, client)
     if failed_gates:
+        gate = "blocked: " + "; ".join(failed_gates)
         context.log.error("promotion blocked by the served-skew gate: %s", gate)
         decisions = [(artifact, latest_metadata(context, asset_def.key), False) for artifact, asset_def in (
             (CANDIDATE_GENERATOR, candidate_generator), (VIDEO_INDEX, video_index),
             (RETRIEVAL_SOURCES, retrieval_sources), (RANKER, ranking_model), (POPULARITY, popularity_model))]
+    else:
+        gate, decisions = "passed", _promote(context, client)
 
     rows = "| model | candidate version | metric | value | promoted | champion now |\n|---|---|---|---|---|---|\n"
     for artifact, metadata, promoted in decisions:
+        verdict = "yes" if promoted else "no (gate)" if failed_gates else "no"
         rows += (
             f"| {artifact.name} | {metadata['mlflow_version']} | {artifact.selection_metric} | "
-            f"{float(metadata['selection_metric']):.4f} | {'yes' if promoted else 'no'} | "
-            f"{champion_version(client, artifact)} |\n"
+            f"{float(metadata['selection_metric']):.4f} | {verdict} | {champion_version(client, artifact)} |\n"
         )
     rows += f"\n**served-skew gate**: {gate}\n"
     context.log.info("champion decisions:\n%s", rows)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.ranking.preprocessing import constant_column
 from models.sources.candidate import CandidateColumns
 from serving.request_trace import RequestTrace
 from serving.schemas import RecommendationResponse, RecommendedVideo
@@ -30,7 +31,7 @@ FED = {
     "watch_seconds_28d": np.broadcast_to(np.array([600.0]), (3,)),  # a user feature: stride 0
     "creator_id": np.array([7.0, np.nan, 9.0]),  # the video cache holds ids as floats
     "category": np.array(["music", None, "news"], dtype=object),
-    "recent_watch_video_ids": np.array([HISTORY] * 3 + [None], dtype=object)[:3],
+    "recent_watch_video_ids": constant_column(HISTORY, 3),  # one list on every row, as serving feeds it
     "request_unix_seconds": np.full(3, 1_767_607_200.0),
     "retrieval_source": np.array(["ann"] * 3, dtype=object),
     "surface": np.array(["home"] * 3, dtype=object),  # fed, but not a kept column here
