@@ -48,8 +48,8 @@ def ensure_database(postgres_url: str) -> str | None:
         admin = psycopg2.connect(postgres_url, dbname=MAINTENANCE_DATABASE, connect_timeout=CONNECT_TIMEOUT_SECONDS)
     except psycopg2.OperationalError:
         raise PostgresUnavailableError(
-            f"PostgreSQL at {redacted(postgres_url)} is not reachable ({first_problem}); start the server "
-            "or point VIDREC_POSTGRES_URL at one (the production profile keeps MLflow and Dagster there)"
+            f"cannot connect to PostgreSQL at {redacted(postgres_url)} ({first_problem}); start the server or "
+            "fix VIDREC_POSTGRES_URL (the production profile keeps MLflow's and Dagster's state there)"
         ) from None
     try:
         admin.autocommit = True  # CREATE DATABASE cannot run inside a transaction

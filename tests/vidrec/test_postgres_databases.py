@@ -74,9 +74,9 @@ def test_a_missing_database_is_created_once(database_name):
 
 @needs_postgres
 def test_vidrec_prepare_creates_the_databases_of_mlflow_and_dagster(tmp_path, database_name):
-    result = CliRunner().invoke(main, ["prepare"], env={
-        "VIDREC_HOME": str(tmp_path), "VIDREC_PROFILE": "production", "VIDREC_POSTGRES_URL": f"{SERVER}/{database_name}",
-    })
+    environment = {"VIDREC_HOME": str(tmp_path), "VIDREC_PROFILE": "production",
+                   "VIDREC_POSTGRES_URL": f"{SERVER}/{database_name}"}
+    result = CliRunner().invoke(main, ["prepare"], env=environment)
 
     assert result.exit_code == 0, result.output
     assert f"created PostgreSQL database '{database_name}'" in result.output
@@ -130,7 +130,7 @@ def test_the_cli_stops_before_starting_dagster_when_postgres_is_down(tmp_path):
     )
 
     assert result.exit_code == 1
-    assert f"PostgreSQL at {url} is not reachable" in result.output
+    assert f"cannot connect to PostgreSQL at {url} (" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "dagster" / "dagster.yaml").exists()
 
