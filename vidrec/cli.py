@@ -8,6 +8,7 @@ way and means what the CLI runs is exactly what cron, CI or a container would ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,7 +54,7 @@ def _environment(settings: VidrecSettings) -> dict[str, str]:
     settings.ensure_dirs()
     try:
         if settings.profile == "production":
-            for database in ensure_databases(settings.postgres_url, settings.dagster_postgres_url):
+            for database in ensure_databases(*_production_databases(settings)):
                 click.echo(f"created PostgreSQL database {database!r}")
         write_dagster_yaml(settings)
     except (PostgresUnavailableError, DagsterConfigError) as error:
@@ -68,6 +69,13 @@ def _environment(settings: VidrecSettings) -> dict[str, str]:
         }
     )
     return environment
+
+
+def _production_databases(settings: VidrecSettings) -> list[str]:
+    """The PostgreSQL URLs the production profile keeps state in: Dagster's, and MLflow's unless
+    VIDREC_MLFLOW_TRACKING_URI sends MLflow elsewhere."""
+    mlflow = [] if settings.mlflow_tracking_uri_override else [settings.postgres_url]
+    return [*mlflow, settings.dagster_postgres_url]
 
 
 def _bin(name: str) -> str:
@@ -100,7 +108,8 @@ def simulate(users: int | None, videos: int | None, days: int | None, seed: int 
 
     Replaces any raw data already there, table by table and atomically.
     """
-    from vidrec.simulator import SimulationConfig, simulate as run_simulation
+    from vidrec.simulator import SimulationConfig
+    from vidrec.simulator import simulate as run_simulation
 
     settings = _settings()
     base = SimulationConfig.from_settings(settings)
@@ -231,7 +240,9 @@ def recommend(user_id: int, k: int, surface: str, url: str | None) -> None:
     try:
         response = httpx.post(f"{url}/recommend", json={"user_id": user_id, "k": k, "surface": surface}, timeout=30)
     except httpx.HTTPError as error:
-        raise click.ClickException(f"cannot reach the service at {url} ({error}); start it with `vidrec serve`")
+        raise click.ClickException(
+            f"cannot reach the service at {url} ({error}); start it with `vidrec serve`"
+        ) from None
     if response.status_code != 200:
         raise click.ClickException(f"service answered {response.status_code}: {response.text}")
     click.echo(json.dumps(response.json(), indent=2))
@@ -251,7 +262,8 @@ def up(skip_pipeline: bool) -> None:
         click.get_current_context().invoke(pipeline)
     processes = [
         subprocess.Popen(
-            [_bin("bentoml"), "serve", SERVICE_TARGET, "--host", settings.serve_host, "--port", str(settings.serve_port)],
+            [_bin("bentoml"), "serve", SERVICE_TARGET,
+             "--host", settings.serve_host, "--port", str(settings.serve_port)],
             env=environment, cwd=PROJECT_ROOT, start_new_session=True,
         ),
         subprocess.Popen(
@@ -330,14 +342,10 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + 30
     for process in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # whatever the server left behind
-        except ProcessLookupError:
-            pass
 
 
 if __name__ == "__main__":

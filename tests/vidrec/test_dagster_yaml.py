@@ -114,7 +114,12 @@ def test_the_operators_own_keys_are_kept_and_an_unchanged_file_is_not_rewritten(
         "storage": {"sqlite": {"base_dir": str(settings.dagster_home)}},
     }
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
-    assert DagsterInstance.from_config(str(settings.dagster_home)).run_queue_config().max_concurrent_runs == 2
+    instance = DagsterInstance.from_config(str(settings.dagster_home))  # and Dagster reads them
+    try:
+        assert instance.get_settings("telemetry") == {"enabled": False}
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+    finally:
+        instance.dispose()
 
 
 @pytest.mark.parametrize(
