@@ -43,6 +43,10 @@ class VidrecSettings(BaseSettings):
     sim_seed: int = 7
     sim_start_date: str = "2026-01-01"
 
+    # dbt's DuckDB: the most memory one build may hold before it spills to disk (DuckDB's own
+    # default is 80% of the machine, which a 10x-default build reached: 11 GB; docs/benchmarks.md).
+    duckdb_memory_limit: str = Field("4GB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+
     # Evaluation protocol: the last `holdout_days` days of events are the temporal holdout.
     holdout_days: int = Field(3, ge=1)
     # Rollback examples kept per user (Covington et al.: equal weight per user).

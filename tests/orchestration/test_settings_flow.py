@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey
+from pydantic import ValidationError
 
 from orchestration.assets.transform import mart_asset_key
 from orchestration.definitions import build_definitions
@@ -40,3 +42,9 @@ def test_a_resource_given_only_a_home_reads_the_rest_from_the_environment(tmp_pa
 
 def test_python_assets_name_their_dbt_upstreams_by_dagster_dbt_s_keys():
     assert mart_asset_key(Mart.VIDEO_CATALOG) == AssetKey("video_catalog")
+
+
+def test_duckdb_memory_limit_must_be_a_size(tmp_path: Path):
+    with pytest.raises(ValidationError, match="duckdb_memory_limit"):
+        VidrecSettings(home=tmp_path, duckdb_memory_limit="lots")
+    assert VidrecSettings(home=tmp_path, duckdb_memory_limit="512MB").duckdb_memory_limit == "512MB"
