@@ -115,11 +115,44 @@ class World:
 
 
 def _build_world(config: SimulationConfig, rng: np.random.Generator) -> tuple[World, dict[str, pd.DataFrame]]:
-    n_users, n_videos, n_categories = config.users, config.videos, len(CATEGORIES)
-    start = np.datetime64(config.start_date, "us")
-    day = np.timedelta64(1, "D").astype("timedelta64[us]")
+    """Users, creators, videos and subscriptions, drawn in that order (the draws' order is what a
+    seed reproduces, so the helpers below are called in it)."""
+    users, user_taste, user_style, user_activity, signup_time = _draw_users(config, rng)
+    catalog = _draw_catalog(config, rng)
+    title_tokens = [_draw_title(rng, catalog.category_words[category]) for category in catalog.video_category]
+    videos = pd.DataFrame(
+        {
+            "video_id": np.arange(1, config.videos + 1, dtype=np.int64),
+            "creator_id": (catalog.creator_of_video + 1).astype(np.int64),
+            "category": np.asarray(CATEGORIES)[catalog.video_category],
+            "duration_seconds": catalog.video_duration,
+            "upload_time": catalog.video_upload_time,
+            "title_tokens": title_tokens,
+        }
+    )
+    subscriptions = _draw_subscriptions(config, rng, user_taste, signup_time, catalog)
+    world = World(
+        user_taste=user_taste,
+        user_style=user_style,
+        user_activity=user_activity,
+        video_category=catalog.video_category,
+        video_style=catalog.video_style,
+        video_quality=catalog.video_quality,
+        video_popularity=catalog.video_popularity,
+        video_duration=catalog.video_duration,
+        video_upload_time=catalog.video_upload_time,
+        creator_of_video=catalog.creator_of_video,
+        category_words=catalog.category_words,
+    )
+    return world, {"users": users, "videos": videos, "subscriptions": subscriptions}
 
-    # Users: demographics first, then a taste that leans on an age-bucket prior (cold-start signal).
+
+def _draw_users(
+    config: SimulationConfig, rng: np.random.Generator
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Demographics first, then a taste that leans on an age-bucket prior (the cold-start signal)."""
+    n_users, n_categories = config.users, len(CATEGORIES)
+    start = np.datetime64(config.start_date, "us")
     age_index = rng.integers(0, len(AGE_BUCKETS), n_users)
     age_priors = rng.dirichlet(np.full(n_categories, 0.5), size=len(AGE_BUCKETS))
     personal = rng.dirichlet(np.full(n_categories, 0.25), size=n_users)
@@ -142,8 +175,29 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> tuple[Wo
             "gender": rng.choice(GENDERS, n_users, p=[0.47, 0.47, 0.06]),
         }
     )
+    return users, user_taste, user_style, user_activity, signup_time
 
-    # Creators own a primary category and a power-law audience.
+
+@dataclass
+class _Catalog:
+    """What the world knows of its creators and videos (index = id − 1)."""
+
+    creator_category: np.ndarray
+    creator_popularity: np.ndarray
+    creator_of_video: np.ndarray
+    video_category: np.ndarray
+    video_style: np.ndarray
+    video_quality: np.ndarray
+    video_popularity: np.ndarray
+    video_duration: np.ndarray
+    video_upload_time: np.ndarray
+    category_words: list[list[str]]
+
+
+def _draw_catalog(config: SimulationConfig, rng: np.random.Generator) -> _Catalog:
+    """Creators own a primary category and a power-law audience; their videos mostly share it."""
+    n_videos, n_categories = config.videos, len(CATEGORIES)
+    start = np.datetime64(config.start_date, "us")
     n_creators = max(5, n_videos // 12)
     creator_category = rng.integers(0, n_categories, n_creators)
     creator_popularity = rng.pareto(1.3, n_creators) + 1.0
@@ -159,60 +213,53 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> tuple[Wo
     upload_offset_days = np.where(
         backlog, -rng.uniform(0.5, BACKLOG_DAYS, n_videos), rng.uniform(0, config.days, n_videos)
     )
-    video_upload_time = start + (upload_offset_days * 86_400e6).astype("timedelta64[us]")
-
     category_words = [
         [f"{name}"] + [f"{name[:4]}{index:02d}" for index in range(WORDS_PER_CATEGORY - 1)] for name in CATEGORIES
     ]
-    common_words = ["best", "new", "top", "how", "live", "full", "vlog", "guide"]
-    title_tokens = []
-    for video in range(n_videos):
-        words = category_words[video_category[video]]
-        n_words = int(rng.integers(2, 6))
-        chosen = list(rng.choice(words, n_words, replace=False))
-        if rng.random() < 0.5:
-            chosen.append(str(rng.choice(common_words)))
-        title_tokens.append([str(word) for word in chosen])
-    videos = pd.DataFrame(
-        {
-            "video_id": np.arange(1, n_videos + 1, dtype=np.int64),
-            "creator_id": (creator_of_video + 1).astype(np.int64),
-            "category": np.asarray(CATEGORIES)[video_category],
-            "duration_seconds": video_duration,
-            "upload_time": video_upload_time,
-            "title_tokens": title_tokens,
-        }
-    )
-
-    # Subscriptions: a few creators per user, favouring popular creators in preferred categories.
-    subscription_rows = []
-    creator_weight_base = creator_popularity
-    for user in range(n_users):
-        n_subscriptions = int(rng.poisson(1.5))
-        if n_subscriptions == 0:
-            continue
-        weights = creator_weight_base * user_taste[user, creator_category]
-        chosen = rng.choice(n_creators, min(n_subscriptions, n_creators), replace=False, p=weights / weights.sum())
-        for creator in chosen:
-            when = max(signup_time[user], start - 30 * day) + np.timedelta64(int(rng.uniform(0, 20) * 86_400e6), "us")
-            subscription_rows.append((user + 1, int(creator) + 1, when))
-    subscriptions = pd.DataFrame(subscription_rows, columns=["user_id", "creator_id", "subscribed_time"])
-    subscriptions["subscribed_time"] = pd.to_datetime(subscriptions["subscribed_time"]).astype("datetime64[us]")
-
-    world = World(
-        user_taste=user_taste,
-        user_style=user_style,
-        user_activity=user_activity,
+    return _Catalog(
+        creator_category=creator_category,
+        creator_popularity=creator_popularity,
+        creator_of_video=creator_of_video,
         video_category=video_category,
         video_style=video_style,
         video_quality=video_quality,
         video_popularity=video_popularity,
         video_duration=video_duration,
-        video_upload_time=video_upload_time,
-        creator_of_video=creator_of_video,
+        video_upload_time=start + (upload_offset_days * 86_400e6).astype("timedelta64[us]"),
         category_words=category_words,
     )
-    return world, {"users": users, "videos": videos, "subscriptions": subscriptions}
+
+
+_COMMON_TITLE_WORDS = ["best", "new", "top", "how", "live", "full", "vlog", "guide"]
+
+
+def _draw_title(rng: np.random.Generator, words: list[str]) -> list[str]:
+    """Two to five of the video's category words, and half the time a common word."""
+    chosen = list(rng.choice(words, int(rng.integers(2, 6)), replace=False))
+    if rng.random() < 0.5:
+        chosen.append(str(rng.choice(_COMMON_TITLE_WORDS)))
+    return [str(word) for word in chosen]
+
+
+def _draw_subscriptions(config: SimulationConfig, rng: np.random.Generator, user_taste: np.ndarray,
+                        signup_time: np.ndarray, catalog: _Catalog) -> pd.DataFrame:
+    """A few creators per user, favouring popular creators in the user's preferred categories."""
+    start = np.datetime64(config.start_date, "us")
+    day = np.timedelta64(1, "D").astype("timedelta64[us]")
+    n_creators = len(catalog.creator_category)
+    rows = []
+    for user in range(config.users):
+        n_subscriptions = int(rng.poisson(1.5))
+        if n_subscriptions == 0:
+            continue
+        weights = catalog.creator_popularity * user_taste[user, catalog.creator_category]
+        chosen = rng.choice(n_creators, min(n_subscriptions, n_creators), replace=False, p=weights / weights.sum())
+        for creator in chosen:
+            when = max(signup_time[user], start - 30 * day) + np.timedelta64(int(rng.uniform(0, 20) * 86_400e6), "us")
+            rows.append((user + 1, int(creator) + 1, when))
+    subscriptions = pd.DataFrame(rows, columns=["user_id", "creator_id", "subscribed_time"])
+    subscriptions["subscribed_time"] = pd.to_datetime(subscriptions["subscribed_time"]).astype("datetime64[us]")
+    return subscriptions
 
 
 def _zipf_weights(n: int, exponent: float) -> np.ndarray:
@@ -531,50 +578,68 @@ def _simulate_day(
         prefix + "h", extra_logit=fresh_boost[None, :],
     )
 
-    # Searches: tokens from a category the user likes; results favour that category.
-    search_users = session_users[is_search]
-    search_times = session_times[is_search]
-    if len(search_users):
-        query_category = np.array([rng.choice(len(CATEGORIES), p=world.user_taste[user]) for user in search_users])
-        queries = []
-        for category in query_category:
-            words = world.category_words[category]
-            queries.append([str(word) for word in rng.choice(words, int(rng.integers(1, 4)), replace=False)])
-        log.searches.append(
-            pd.DataFrame({
-                "user_id": (search_users + 1).astype(np.int64),
-                "search_time": search_times,
-                "query_tokens": queries,
-            })
-        )
-        match = (world.video_category[available][None, :] == query_category[:, None]) * 3.0
-        _show_slate(
-            world, policy, rng, log, search_users, search_times + np.timedelta64(2, "s"), available, SEARCH_SLATE_SIZE,
-            "search", prefix + "s", extra_logit=match,
-        )
+    _search_sessions(world, policy, rng, log, session_users[is_search], session_times[is_search], available, prefix)
+    _watch_next_sessions(config, world, policy, rng, log, (clicked_users, clicked_videos, clicked_times), available,
+                         prefix)
+    _organic_watches(config, world, rng, log, session_users, session_times, available)
 
-    # Watch-next after some home clicks: related videos (same category) are favoured.
-    if len(clicked_videos):
-        follow = rng.random(len(clicked_videos)) < config.watch_next_rate
-        seed_videos = clicked_videos[follow]
-        seed_users = clicked_users[follow]
-        seed_times = clicked_times[follow] + (world.video_duration[seed_videos] * 0.5e6).astype("timedelta64[us]")
-        related = (world.video_category[available][None, :] == world.video_category[seed_videos][:, None]) * 2.0
-        _show_slate(
-            world, policy, rng, log, seed_users, seed_times, available, WATCH_NEXT_SLATE_SIZE, "watch_next",
-            prefix + "w", extra_logit=related,
-        )
 
-    # Organic watches (links, direct navigation): popularity x affinity, no impression.
+def _search_sessions(world: World, policy: LoggingPolicy, rng: np.random.Generator, log: _EventLog,
+                     search_users: np.ndarray, search_times: np.ndarray, available: np.ndarray, prefix: str) -> None:
+    """Searches: tokens from a category the user likes; results favour that category."""
+    if not len(search_users):
+        return
+    query_category = np.array([rng.choice(len(CATEGORIES), p=world.user_taste[user]) for user in search_users])
+    queries = []
+    for category in query_category:
+        words = world.category_words[category]
+        queries.append([str(word) for word in rng.choice(words, int(rng.integers(1, 4)), replace=False)])
+    log.searches.append(
+        pd.DataFrame({
+            "user_id": (search_users + 1).astype(np.int64),
+            "search_time": search_times,
+            "query_tokens": queries,
+        })
+    )
+    match = (world.video_category[available][None, :] == query_category[:, None]) * 3.0
+    _show_slate(
+        world, policy, rng, log, search_users, search_times + np.timedelta64(2, "s"), available, SEARCH_SLATE_SIZE,
+        "search", prefix + "s", extra_logit=match,
+    )
+
+
+def _watch_next_sessions(config: SimulationConfig, world: World, policy: LoggingPolicy, rng: np.random.Generator,
+                         log: _EventLog, home_clicks: tuple[np.ndarray, np.ndarray, np.ndarray],
+                         available: np.ndarray, prefix: str) -> None:
+    """Watch-next after some home clicks (users, videos, times): related videos (same category)
+    are favoured."""
+    clicked_users, clicked_videos, clicked_times = home_clicks
+    if not len(clicked_videos):
+        return
+    follow = rng.random(len(clicked_videos)) < config.watch_next_rate
+    seed_videos = clicked_videos[follow]
+    seed_users = clicked_users[follow]
+    seed_times = clicked_times[follow] + (world.video_duration[seed_videos] * 0.5e6).astype("timedelta64[us]")
+    related = (world.video_category[available][None, :] == world.video_category[seed_videos][:, None]) * 2.0
+    _show_slate(
+        world, policy, rng, log, seed_users, seed_times, available, WATCH_NEXT_SLATE_SIZE, "watch_next",
+        prefix + "w", extra_logit=related,
+    )
+
+
+def _organic_watches(config: SimulationConfig, world: World, rng: np.random.Generator, log: _EventLog,
+                     session_users: np.ndarray, session_times: np.ndarray, available: np.ndarray) -> None:
+    """Organic watches (links, direct navigation): popularity x affinity, no impression."""
     organic = rng.random(len(session_users)) < config.organic_watch_rate
     organic_users = session_users[organic]
-    if len(organic_users):
-        affinity = world.affinity_matrix(organic_users, available)
-        logits = np.log(world.video_popularity[available])[None, :] + 1.2 * affinity
-        choice = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
-        videos = available[choice]
-        times = session_times[organic] + (rng.uniform(60, 3600, len(organic_users)) * 1e6).astype("timedelta64[us]")
-        _record_watches(world, rng, log, organic_users, videos, times, affinity[np.arange(len(videos)), choice])
+    if not len(organic_users):
+        return
+    affinity = world.affinity_matrix(organic_users, available)
+    logits = np.log(world.video_popularity[available])[None, :] + 1.2 * affinity
+    choice = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+    videos = available[choice]
+    times = session_times[organic] + (rng.uniform(60, 3600, len(organic_users)) * 1e6).astype("timedelta64[us]")
+    _record_watches(world, rng, log, organic_users, videos, times, affinity[np.arange(len(videos)), choice])
 
 
 def simulate_world(config: SimulationConfig) -> tuple[dict[str, pd.DataFrame], World]:
