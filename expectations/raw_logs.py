@@ -7,6 +7,11 @@ null (except optional columns, which are null where the writer did not know them
 table's own rules: watch_seconds ≥ 0, position ≥ 0, surface in SURFACES, video durations positive,
 demographic and category columns within the schema's vocabularies, and an impression's
 source_score (nullable: not every log records it) a rank score in (0, 1].
+
+The value constraints are expectations/row_rules.py's, which quarantines the rows that break them
+before they reach the validated layer: the orchestrator runs these suites on the validated tables,
+where they must pass (a failure there is a rule the row level missed, or a key repeated across
+day partitions, which per-day rules cannot see).
 """
 
 from __future__ import annotations
@@ -19,40 +24,9 @@ import pandas as pd
 import pyarrow as pa
 from great_expectations.expectations import Expectation
 
+from expectations.row_rules import NON_NEGATIVE, POSITIVE, RANK_SCORES, VOCABULARIES
 from expectations.validation import ValidationOutcome, validate_frame
-from vidrec.schema import (
-    AGE_BUCKETS,
-    CATEGORIES,
-    COUNTRIES,
-    DEVICES,
-    EARLIEST_PLAUSIBLE_TIME,
-    EARLIEST_PUBLICATION_TIME,
-    GENDERS,
-    RAW_TABLES,
-    SURFACES,
-    UNKNOWN,
-    RawTable,
-)
-
-# Columns whose values must come from the schema's vocabularies, per table.
-_VOCABULARIES: dict[str, dict[str, tuple[str, ...]]] = {
-    "users": {
-        "country": (*COUNTRIES, UNKNOWN),
-        "device": (*DEVICES, UNKNOWN),
-        "age_bucket": (*AGE_BUCKETS, UNKNOWN),
-        "gender": GENDERS,
-    },
-    "videos": {"category": (*CATEGORIES, UNKNOWN)},
-    "impressions": {"surface": SURFACES},
-}
-# Numeric columns that must not be negative (min 0) or must be positive, per table.
-_NON_NEGATIVE: dict[str, tuple[str, ...]] = {
-    "impressions": ("position",),
-    "watches": ("watch_seconds",),
-}
-_POSITIVE: dict[str, tuple[str, ...]] = {"videos": ("duration_seconds",)}
-# Optional scores (null = not logged) that are rank scores 1 / (1 + rank): within (0, 1].
-_RANK_SCORES: dict[str, tuple[str, ...]] = {"impressions": ("source_score",)}
+from vidrec.schema import EARLIEST_PLAUSIBLE_TIME, EARLIEST_PUBLICATION_TIME, RAW_TABLES, RawTable
 
 
 def raw_suite(
@@ -75,22 +49,22 @@ def raw_suite(
     expectations += _key_expectations(table, check_uniqueness)
     for schema_field in table.schema:
         expectations += _type_expectations(table, schema_field, earliest, latest)
-    for column, vocabulary in _VOCABULARIES.get(table.name, {}).items():
+    for column, vocabulary in VOCABULARIES.get(table.name, {}).items():
         expectations += [
             gxe.ExpectColumnValuesToNotBeNull(column=column),
             gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(vocabulary)),
         ]
-    for column in _NON_NEGATIVE.get(table.name, ()):
+    for column in NON_NEGATIVE.get(table.name, ()):
         expectations += [
             gxe.ExpectColumnValuesToNotBeNull(column=column),
             gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0),
         ]
-    for column in _POSITIVE.get(table.name, ()):
+    for column in POSITIVE.get(table.name, ()):
         expectations += [
             gxe.ExpectColumnValuesToNotBeNull(column=column),
             gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True),
         ]
-    for column in _RANK_SCORES.get(table.name, ()):
+    for column in RANK_SCORES.get(table.name, ()):
         expectations.append(
             gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, max_value=1, strict_min=True)
         )

@@ -37,7 +37,6 @@ from orchestration.assets.features import (
     retrieval_frame_path,
     retrieval_training_frame,
 )
-from orchestration.assets.raw import RAW_ASSET_KEYS
 from orchestration.assets.served_skew import (
     DRIFT_CHECK,
     MATCH_CHECK,
@@ -47,8 +46,9 @@ from orchestration.assets.served_skew import (
     kinds_path,
     served_feature_comparison,
 )
+from orchestration.assets.validated import VALIDATED_ASSET_KEYS
+from orchestration.assets.validated_files import read_validated_table
 from orchestration.resources import VidrecResource
-from vidrec.rawlog import read_raw_table
 
 SKEW_SAMPLE_ENTITIES = 300
 
@@ -65,15 +65,19 @@ def _result(outcome: ValidationOutcome) -> AssetCheckResult:
     )
 
 
-def _raw_check(table_name: str):
+def _validated_check(table_name: str):
+    """The raw table's whole suite, on its validated rows (every day): the row rules quarantine
+    every row that would fail it, so a failure here is a rule the row level lacks (or a key
+    repeated across days), and blocks as the suite on raw data did."""
+
     @asset_check(
-        asset=RAW_ASSET_KEYS[table_name],
-        name=f"raw_{table_name}_expectations",
+        asset=VALIDATED_ASSET_KEYS[table_name],
+        name=f"validated_{table_name}_expectations",
         blocking=True,
-        description=f"Great Expectations suite for raw {table_name}: schema, keys, value ranges.",
+        description=f"Great Expectations suite for {table_name} on the validated layer: schema, keys, value ranges.",
     )
     def _check(context: AssetCheckExecutionContext, vidrec: VidrecResource) -> AssetCheckResult:
-        frame = read_raw_table(table_name, vidrec.settings().raw_dir)
+        frame = read_validated_table(vidrec.settings(), table_name).to_pandas()
         return _result(validate_raw_table(table_name, frame))
 
     return _check
@@ -83,7 +87,7 @@ def _raw_check(table_name: str):
 # creators / categories / videos, and source scores of logs that record none (MovieLens).
 OPTIONAL_RANKER_FEATURES = (*DAYS_SINCE_FEATURES, *FRACTION_FEATURES, CANDIDATE_SOURCE_SCORE)
 
-raw_log_checks = [_raw_check(name) for name in RAW_ASSET_KEYS]
+validated_table_checks = [_validated_check(name) for name in VALIDATED_ASSET_KEYS]
 
 
 @asset_check(asset=ranking_training_frame, blocking=True,
@@ -233,7 +237,7 @@ def served_features_drift(vidrec: VidrecResource) -> AssetCheckResult:
 
 
 all_checks = [
-    *raw_log_checks,
+    *validated_table_checks,
     ranking_training_frame_expectations,
     retrieval_training_frame_expectations,
     online_features_match_offline,

@@ -6,7 +6,7 @@ Resources come from `VidrecSettings` (environment variables with embedded defaul
 
 from dagster import Definitions, load_assets_from_modules
 
-from orchestration.assets import deployment, features, models, raw, served_skew, transform
+from orchestration.assets import deployment, features, models, raw, served_skew, transform, validated
 from orchestration.checks import all_checks
 from orchestration.jobs import refresh_everything
 from orchestration.resources import build_resources
@@ -17,7 +17,7 @@ from vidrec.settings import VidrecSettings
 
 def build_definitions(settings: VidrecSettings | None = None) -> Definitions:
     return Definitions(
-        assets=load_assets_from_modules([raw, transform, features, models, served_skew, deployment]),
+        assets=load_assets_from_modules([raw, validated, transform, features, models, served_skew, deployment]),
         asset_checks=all_checks,
         jobs=[refresh_everything],
         schedules=[daily_retrain],

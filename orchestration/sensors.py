@@ -1,4 +1,8 @@
-"""Sensors: react to new raw data without waiting for the nightly schedule."""
+"""Sensors: react to new raw data without waiting for the nightly schedule.
+
+A refresh re-validates only the day partitions whose raw files changed (orchestration/refresh.py);
+the unpartitioned assets after the validated layer (dbt, Feast, models) rebuild whole.
+"""
 
 import hashlib
 import json
@@ -15,6 +19,7 @@ from dagster import (
 )
 
 from orchestration.jobs import refresh_everything
+from orchestration.refresh import changed_days_tags
 from orchestration.resources import VidrecResource
 from serving.events.state import committed_batches
 from vidrec.rawlog import MANIFEST_NAME
@@ -51,8 +56,9 @@ class RawLogState:
     default_status=DefaultSensorStatus.RUNNING,
     description="Refresh everything when the raw logs change: a new import or simulation (the manifest), "
     "or at least VIDREC_EVENTS_MIN_FOR_RUN events appended through the event intake (POST /events, and "
-    "the service's own log of the impressions it served). While a refresh runs, new events wait for the "
-    "next evaluation after it.",
+    "the service's own log of the impressions it served). The run re-validates the day partitions whose "
+    "raw files changed (new days are registered). While a refresh runs, new events wait for the next "
+    "evaluation after it.",
 )
 def raw_logs_changed(context: SensorEvaluationContext, vidrec: VidrecResource):
     settings = vidrec.settings()
@@ -73,5 +79,9 @@ def raw_logs_changed(context: SensorEvaluationContext, vidrec: VidrecResource):
     running = context.instance.get_runs(RunsFilter(job_name=refresh_everything.name, statuses=UNFINISHED), limit=1)
     if running:
         return SkipReason(f"a refresh is running ({running[0].run_id}); the changes wait for the next evaluation")
+    days, tags = changed_days_tags(settings, context.instance)
     context.update_cursor(RawLogState(fingerprint, events_seq).encode())
-    return RunRequest(run_key=f"raw-{fingerprint}-events-{events_seq}")
+    if not days:
+        return SkipReason("the raw logs changed, but no day partition differs from what was validated")
+    context.log.info("requesting a refresh re-validating %s day(s): %s", len(days), ", ".join(days))
+    return RunRequest(run_key=f"raw-{fingerprint}-events-{events_seq}", tags=tags)

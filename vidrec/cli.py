@@ -28,6 +28,8 @@ from vidrec.settings import VidrecSettings
 
 REFRESH_JOB = "refresh_everything"
 DEFINITIONS_MODULE = "orchestration.definitions"
+# Registers the day partitions a run of the job names, and prints the run's tags (orchestration/refresh.py).
+REFRESH_PREPARATION_MODULE = "orchestration.refresh"
 SERVICE_TARGET = "serving.service:RecommendationService"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,15 +187,28 @@ def _import_with(load, path: Path, limit_users: int | None, seed: int) -> None:
 
 @main.command()
 @click.option("--job", default=REFRESH_JOB, show_default=True, help="Dagster job to execute.")
-def pipeline(job: str) -> None:
+@click.option("--days", metavar="FIRST...LAST",
+              help="Re-validate only these day partitions (a backfill, e.g. 2026-01-03...2026-01-05); "
+                   "everything after the validated layer rebuilds whole. Default: every day with data.")
+def pipeline(job: str, days: str | None) -> None:
     """Materialize the whole asset graph headlessly (for cron and CI).
 
     Runs the Dagster job in-process against the instance in VIDREC_HOME/dagster, so the run and its
-    asset materializations show up in the Dagster UI afterwards.
+    asset materializations show up in the Dagster UI afterwards. The raw and validated event
+    tables are partitioned by day: first `python -m orchestration.refresh` simulates the default
+    data on an empty home, registers every day present and names the run's range of days; one
+    run then covers the range.
     """
     settings = _settings()
-    command = [_bin("dagster"), "job", "execute", "-m", DEFINITIONS_MODULE, "-j", job]
-    result = subprocess.run(command, env=_environment(settings), cwd=PROJECT_ROOT)
+    environment = _environment(settings)
+    prepare = [sys.executable, "-m", REFRESH_PREPARATION_MODULE, *(["--days", days] if days else [])]
+    prepared = subprocess.run(prepare, env=environment, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    if prepared.returncode != 0:
+        raise click.ClickException(f"cannot prepare the run's day partitions (exit code {prepared.returncode}); "
+                                   "see the log above")
+    tags = prepared.stdout.strip().splitlines()[-1]
+    command = [_bin("dagster"), "job", "execute", "-m", DEFINITIONS_MODULE, "-j", job, "--tags", tags]
+    result = subprocess.run(command, env=environment, cwd=PROJECT_ROOT)
     if result.returncode != 0:
         raise click.ClickException(f"pipeline job {job!r} failed (exit code {result.returncode}); see the log above")
     click.echo(f"pipeline job {job!r} succeeded")

@@ -1,6 +1,6 @@
-{% macro raw_dir() -%}
-    {#- Directory of the raw Parquet logs (`<raw_dir>/<table>/day=YYYY-MM-DD/part-0.parquet`). -#}
-    {{- return(var('raw_dir', env_var('VIDREC_HOME', '.vidrec') ~ '/raw')) -}}
+{% macro validated_dir() -%}
+    {#- The validated layer: the raw rows that passed the row rules, same layout as the raw logs'. -#}
+    {{- return(var('validated_dir', env_var('VIDREC_HOME', '.vidrec') ~ '/validated')) -}}
 {%- endmacro %}
 
 {% macro marts_dir() -%}

@@ -8,7 +8,8 @@
 {%- endmacro %}
 
 {% macro spark__create_raw_tables() -%}
-    {#- One external table per raw source over `<raw_dir>/<table>/`, every file below it, with the
+    {#- One external table per raw source over the validated layer's `<validated_dir>/<table>/`
+        (the raw rows that passed the row rules), every file below it, with the
         columns and Spark types declared in _raw__sources.yml: a file lacking a column (one
         written before the column existed) reads it as null, as DuckDB's union_by_name does, and
         the day= directories never become a column. Dropped and created again on every run so
@@ -27,7 +28,7 @@
             {%- do run_query(
                 'create table raw.' ~ source.name ~ ' (' ~ columns | join(', ') ~ ') using parquet'
                 ~ " options (recursiveFileLookup 'true')"
-                ~ " location '" ~ raw_dir() ~ '/' ~ source.name ~ "'"
+                ~ " location '" ~ validated_dir() ~ '/' ~ source.name ~ "'"
             ) %}
         {%- endfor %}
     {%- endif %}

@@ -41,15 +41,17 @@ def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: V
     """Staging views, intermediate tables and the Parquet marts, built and tested by dbt."""
     settings = vidrec.settings()
     dbt_vars = {
-        "raw_dir": str(settings.raw_dir),
+        "validated_dir": str(settings.validated_dir),
         "marts_dir": str(settings.marts_dir),
         "holdout_days": settings.holdout_days,
         "history_length": settings.history_length,
         "impression_history_length": settings.impression_history_length,
         "max_examples_per_user": settings.max_examples_per_user,
     }
-    # profiles.yml reads the warehouse path from the environment, which the dbt subprocess inherits.
+    # profiles.yml reads the warehouse path and DuckDB's memory limit from the environment, which
+    # the dbt subprocess inherits.
     os.environ["VIDREC_WAREHOUSE_PATH"] = str(settings.warehouse_path)
+    os.environ["VIDREC_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
 

@@ -189,6 +189,6 @@ def built_marts(tmp_path_factory: pytest.TempPathFactory) -> BuiltMarts:
     home = tmp_path_factory.mktemp("vidrec_home")
     write_raw_tables(home / "raw", RAW_ROWS, DAYS_WRITTEN_BEFORE_OPTIONAL_COLUMNS)
     (home / "marts").mkdir()
-    dbt_vars = {"raw_dir": str(home / "raw"), "marts_dir": str(home / "marts"), **DBT_VARS}
+    dbt_vars = {"validated_dir": str(home / "raw"), "marts_dir": str(home / "marts"), **DBT_VARS}
     result = run_dbt(["build"], home=home, dbt_vars=dbt_vars)
     return BuiltMarts(home, result)

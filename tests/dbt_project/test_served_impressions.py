@@ -56,7 +56,7 @@ def test_a_raw_log_from_before_the_serving_columns_builds_and_an_unknown_user_wa
         "impressions": [dict(request_id="r1", user_id=1, video_id=10, **shown),
                         dict(request_id="r2", user_id=99, video_id=10, **shown)],
     }, {"impressions": {"2026-01-02"}})
-    dbt_vars = {"raw_dir": str(tmp_path / "raw"), "marts_dir": str(tmp_path / "marts"), **DBT_VARS}
+    dbt_vars = {"validated_dir": str(tmp_path / "raw"), "marts_dir": str(tmp_path / "marts"), **DBT_VARS}
 
     # the three staging models and the tests among them alone (cautious: no test of an unbuilt model)
     result = run_dbt(["build", "--select", "stg_raw__users", "stg_raw__videos", "stg_raw__impressions",

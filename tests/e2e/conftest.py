@@ -10,6 +10,7 @@ import pytest
 from dagster import DagsterInstance
 
 from orchestration.definitions import build_definitions
+from orchestration.refresh import prepare_refresh
 from tests.served_service import served
 from vidrec.settings import VidrecSettings
 
@@ -27,7 +28,8 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vid
         settings = VidrecSettings()
         definitions = build_definitions(settings)
         instance = DagsterInstance.ephemeral()
-        result = definitions.resolve_job_def("refresh_everything").execute_in_process(instance=instance)
+        result = definitions.resolve_job_def("refresh_everything").execute_in_process(
+            instance=instance, tags=prepare_refresh(settings, instance))
         yield settings, result, instance, definitions
 
 

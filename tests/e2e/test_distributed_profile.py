@@ -23,11 +23,13 @@ from mlflow.tracking import MlflowClient
 
 from feature_repo.store import build_repo_config, feature_store
 from models.registry import SERVED_ARTIFACTS, champion_version
-from orchestration.assets import deployment, features, models, raw, transform
+from orchestration.assets import deployment, features, models, raw, transform, validated
 from orchestration.assets.features import FEATURES_GROUP, ranking_frame_path, retrieval_frame_path
 from orchestration.assets.raw import RAW_GROUP
 from orchestration.assets.transform import TRANSFORM_GROUP
+from orchestration.assets.validated import VALIDATED_GROUP
 from orchestration.definitions import build_definitions
+from orchestration.refresh import prepare_refresh
 from orchestration.resources import build_resources
 from tests.e2e.conftest import TINY_DATA
 from vidrec.settings import VidrecSettings
@@ -72,8 +74,9 @@ def distributed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         for key, value in environment.items():
             patch.setenv(key, value)
         settings = VidrecSettings()
+        instance = DagsterInstance.ephemeral()
         result = build_definitions(settings).resolve_job_def("refresh_everything").execute_in_process(
-            instance=DagsterInstance.ephemeral(), raise_on_error=False
+            instance=instance, tags=prepare_refresh(settings, instance), raise_on_error=False
         )
         yield settings, result
     _stop_spark()
@@ -91,11 +94,13 @@ def default_run(distributed_run, tmp_path_factory: pytest.TempPathFactory) -> Vi
         settings = VidrecSettings()
         settings.ensure_dirs()
         # every dbt model (their tests span marts) and the Feast assets, over the kept raw logs
+        instance = DagsterInstance.ephemeral()
         result = materialize(
             [*_asset_definitions()],
-            selection=AssetSelection.groups(RAW_GROUP, TRANSFORM_GROUP, FEATURES_GROUP),
+            selection=AssetSelection.groups(RAW_GROUP, VALIDATED_GROUP, TRANSFORM_GROUP, FEATURES_GROUP),
             resources=build_resources(settings),
-            instance=DagsterInstance.ephemeral(),
+            instance=instance,
+            tags=prepare_refresh(settings, instance),
         )
     assert result.success
     return settings
@@ -186,7 +191,7 @@ def test_training_frames_equal_the_default_profiles(distributed_run, default_run
 def _asset_definitions():
     from dagster import load_assets_from_modules
 
-    return load_assets_from_modules([raw, transform, features, models, deployment])
+    return load_assets_from_modules([raw, validated, transform, features, models, deployment])
 
 
 def _comparable(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

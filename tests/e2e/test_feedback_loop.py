@@ -20,6 +20,7 @@ import pytest
 from dagster import DagsterInstance, RunRequest, build_sensor_context
 
 from orchestration.definitions import build_definitions
+from orchestration.refresh import prepare_refresh
 from orchestration.resources import VidrecResource
 from orchestration.sensors import raw_logs_changed
 from tests.e2e.conftest import PROJECT_ROOT, TINY_DATA
@@ -44,7 +45,8 @@ def loop_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vidrec
         settings = VidrecSettings()
         definitions = build_definitions(settings)
         instance = DagsterInstance.ephemeral()
-        assert definitions.resolve_job_def("refresh_everything").execute_in_process(instance=instance).success
+        assert definitions.resolve_job_def("refresh_everything").execute_in_process(
+            instance=instance, tags=prepare_refresh(settings, instance)).success
         yield settings, definitions, instance
 
 

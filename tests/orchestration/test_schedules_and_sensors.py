@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 
-from dagster import DagsterInstance, DagsterRunStatus, RunRequest, SkipReason, build_sensor_context
+import pandas as pd
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
 
 from orchestration.definitions import build_definitions
 from orchestration.resources import VidrecResource
 from orchestration.sensors import raw_logs_changed
 from serving.events.intake import EventIntake
 from tests.serving.events.events_data import parsed, served, session_events
-from vidrec.rawlog import RawManifest
+from vidrec.rawlog import RawManifest, write_raw_table
+from vidrec.schema import RAW_TABLES
 from vidrec.settings import VidrecSettings
 
 
@@ -23,9 +33,13 @@ def _evaluate(tmp_path, cursor):
 
 
 def _write_manifest(tmp_path, rows: int) -> None:
+    """A raw log as an import writes it: a table of `rows` subscriptions on one day, and its manifest."""
     raw_dir = tmp_path / "raw"
     raw_dir.mkdir(exist_ok=True)
-    RawManifest(source="simulator", parameters={}, row_counts={"watches": rows}, notes=[]).write(raw_dir)
+    subscriptions = pd.DataFrame({"user_id": range(1, rows + 1), "creator_id": 7,
+                                  "subscribed_time": pd.Timestamp("2026-01-02 10:00")})
+    write_raw_table(RAW_TABLES["subscriptions"], subscriptions, raw_dir)
+    RawManifest(source="simulator", parameters={}, row_counts={"subscriptions": rows}, notes=[]).write(raw_dir)
 
 
 def test_sensor_skips_until_raw_logs_exist(tmp_path):
@@ -44,6 +58,7 @@ def test_sensor_requests_a_refresh_only_when_the_raw_logs_change(tmp_path):
     _write_manifest(tmp_path, 11)
     changed, new_cursor = _evaluate(tmp_path, cursor)
     assert isinstance(changed, RunRequest) and new_cursor != cursor
+    assert changed.tags["dagster/asset_partition_range_start"] == "2026-01-02"  # the day to re-validate
 
 
 def _append_events(tmp_path, sessions: range) -> None:
@@ -125,5 +140,26 @@ def test_definitions_schedule_a_daily_retrain_of_everything(tmp_path):
     assert schedule.job_name == "refresh_everything"
     job = definitions.resolve_job_def("refresh_everything")
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
-    assert {"raw/watches", "ranking_training_examples", "online_feature_store", "candidate_generator",
-            "champion_models", "recommendation_bento"} <= keys
+    assert {"raw/watches", "validated/watches", "ranking_training_examples", "online_feature_store",
+            "candidate_generator", "champion_models", "recommendation_bento"} <= keys
+
+
+def test_the_daily_retrain_re_validates_the_changed_days(tmp_path):
+    _write_manifest(tmp_path, 3)
+    definitions = build_definitions(VidrecSettings(home=tmp_path))
+    resources = {"vidrec": VidrecResource(home=str(tmp_path))}
+    with instance_for_test() as instance:  # a schedule's context needs an instance it can reopen
+        context = build_schedule_context(instance=instance, resources=resources)
+        request = definitions.resolve_schedule_def("daily_retrain").evaluate_tick(context).run_requests[0]
+
+    assert (request.tags["dagster/asset_partition_range_start"],
+            request.tags["dagster/asset_partition_range_end"]) == ("2026-01-02", "2026-01-02")
+
+
+def test_the_daily_retrain_waits_for_a_first_pipeline_run(tmp_path):
+    definitions = build_definitions(VidrecSettings(home=tmp_path))
+    with instance_for_test() as instance:
+        context = build_schedule_context(instance=instance, resources={"vidrec": VidrecResource(home=str(tmp_path))})
+        result = definitions.resolve_schedule_def("daily_retrain").evaluate_tick(context)
+
+    assert not result.run_requests and "vidrec pipeline" in result.skip_message

@@ -23,6 +23,7 @@ import redis
 from dagster import DagsterInstance
 
 from orchestration.definitions import build_definitions
+from orchestration.refresh import prepare_refresh
 from tests.served_service import served
 from vidrec.settings import VidrecSettings
 
@@ -86,8 +87,9 @@ def production_pipeline(postgres_url, tmp_path_factory: pytest.TempPathFactory):
             for key, value in environment.items():
                 patch.setenv(key, value)
             settings = VidrecSettings()
+            instance = DagsterInstance.ephemeral()
             result = build_definitions(settings).resolve_job_def("refresh_everything").execute_in_process(
-                instance=DagsterInstance.ephemeral()
+                instance=instance, tags=prepare_refresh(settings, instance)
             )
             yield settings, result
     finally:
