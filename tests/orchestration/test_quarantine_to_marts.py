@@ -41,8 +41,8 @@ def test_clean_rows_of_a_corrupted_partition_reach_the_marts_and_bad_rows_never_
         pairs = set(connection.sql(
             f"select user_id, video_id from read_parquet('{settings.marts_dir}/watch_interactions.parquet')"
         ).fetchall())
-        staged = connection.sql(
-            f"select count(*) from read_parquet('{settings.validated_dir}/watches/*/*.parquet')").fetchone()[0]
+        ((validated_watches,),) = connection.sql(
+            f"select count(*) from read_parquet('{settings.validated_dir}/watches/*/*.parquet')").fetchall()
     assert CLEAN_PAIR_FROM_THE_TEXT_FILE in pairs
     assert not pairs & BAD_PAIRS
-    assert staged == 12 + 1  # the hand-made watches less their repeat, and the castable row
+    assert validated_watches == 12 + 1  # the hand-made watches less their repeat, and the castable row
