@@ -15,7 +15,7 @@ def test_every_asset_and_check_succeeds(pipeline_run):
     _, result, _, _ = pipeline_run
     assert result.success
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
-    for key in ["raw/watches", "user_watch_history", "ranking_training_examples", "feast_registry",
+    for key in ["raw/watches", "validated/watches", "user_watch_history", "ranking_training_examples", "feast_registry",
                 "online_feature_store", "holdout_queries", "candidate_generator", "video_index", "retrieval_sources",
                 "ranking_model", "champion_models", "recommendation_bento"]:
         assert AssetKey.from_user_string(key) in materialized, key
@@ -23,7 +23,9 @@ def test_every_asset_and_check_succeeds(pipeline_run):
     assert checks, "no asset checks ran"
     failed = [evaluation.check_name for evaluation in checks if not evaluation.passed]
     assert failed == []
-    assert any(evaluation.check_name == "raw_watches_expectations" for evaluation in checks)
+    # the raw tables' suites run on the validated layer, beside the quarantine's share check
+    assert any(evaluation.check_name == "validated_watches_expectations" for evaluation in checks)
+    assert any(evaluation.check_name == "quarantined_share_within_tolerance" for evaluation in checks)
 
 
 def test_champions_are_registered_with_run_lineage(pipeline_run):
