@@ -8,9 +8,9 @@
   session-scoped `pipeline_run` (a whole tiny pipeline and the service over it) run on one worker
   together, so that pipeline is built once. xdist's own loadgroup reads `xdist_group` marks, but
   with pytest 9.2 it silently stops grouping (pytest-xdist issue #1386).
-- Before the workers start, the controller brings dbt's manifest up to date:
-  orchestration/assets/transform.py runs `dbt parse` when importing it finds the manifest stale,
-  and two workers collecting at once would write dbt_project/target/ under each other.
+- Before any test is collected, the session (the controller of an xdist run) brings dbt's
+  manifest up to date, as `vidrec` commands do: orchestration/assets/transform.py refuses a stale
+  one rather than parse while being imported (orchestration/dbt_manifest.py).
 - Each worker gives its math libraries its share of the cores (`_share_the_cores`) and tells
   pyspark it is not running pyspark's own doctests (`_tell_pyspark_this_is_not_its_doctest_run`).
 """
@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         _share_the_cores(config.workerinput["workercount"])
         _tell_pyspark_this_is_not_its_doctest_run()
-    elif getattr(config.option, "numprocesses", None) and manifest_is_stale():
+    elif manifest_is_stale():  # the controller of an xdist run, or a serial run
         parse_dbt_project()
 
 

@@ -30,6 +30,7 @@ REFRESH_JOB = "refresh_everything"
 DEFINITIONS_MODULE = "orchestration.definitions"
 # Registers the day partitions a run of the job names, and prints the run's tags (orchestration/refresh.py).
 REFRESH_PREPARATION_MODULE = "orchestration.refresh"
+DBT_MANIFEST_MODULE = "orchestration.dbt_manifest"  # `dbt parse` when the project changed
 SERVICE_TARGET = "serving.service:RecommendationService"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +62,7 @@ def _environment(settings: VidrecSettings) -> dict[str, str]:
         write_dagster_yaml(settings)
     except (PostgresUnavailableError, DagsterConfigError) as error:
         raise click.ClickException(str(error)) from None
+    _prepare_dbt_manifest()
     environment = dict(os.environ)
     environment.update(
         {
@@ -71,6 +73,15 @@ def _environment(settings: VidrecSettings) -> dict[str, str]:
         }
     )
     return environment
+
+
+def _prepare_dbt_manifest() -> None:
+    """dbt's manifest re-parsed when the dbt project changed, before anything loads the Dagster
+    definitions (which refuse a stale one rather than parse while being imported)."""
+    parsed = subprocess.run([sys.executable, "-m", DBT_MANIFEST_MODULE], cwd=PROJECT_ROOT)
+    if parsed.returncode != 0:
+        raise click.ClickException(f"`dbt parse` of {PROJECT_ROOT / 'dbt_project'} failed (exit code "
+                                   f"{parsed.returncode}); see dbt's message above")
 
 
 def _production_databases(settings: VidrecSettings) -> list[str]:
@@ -216,8 +227,8 @@ def pipeline(job: str, days: str | None) -> None:
 
 @main.command()
 def prepare() -> None:
-    """Make the profile's state stores ready, then exit: the PostgreSQL databases (production) and
-    DAGSTER_HOME/dagster.yaml. Every other command does this first; run it before services started
+    """Make the profile's state stores ready, then exit: the PostgreSQL databases (production),
+    DAGSTER_HOME/dagster.yaml and dbt's manifest (re-parsed when the project changed). Every other command does this first; run it before services started
     with Dagster's own commands (dagster-webserver, dagster-daemon), e.g. as a systemd ExecStartPre."""
     settings = _settings()
     _environment(settings)

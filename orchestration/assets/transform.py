@@ -14,7 +14,7 @@ from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets, get_asset_key_for_model
 from dagster_dbt.dbt_project import using_dagster_dev
 
-from orchestration.dbt_manifest import manifest_is_stale, parse_dbt_project
+from orchestration.dbt_manifest import parse_dbt_project, require_fresh_manifest
 from orchestration.resources import DBT_PROJECT_DIR, VidrecResource
 from vidrec.marts import Mart
 
@@ -23,10 +23,12 @@ TRANSFORM_GROUP = "transform"
 vidrec_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
-if using_dagster_dev() or manifest_is_stale():
-    # Under `dagster dev` re-parse so SQL edits show up; elsewhere whenever the project changed
-    # (a checkout with new models must not run against the old manifest).
+if using_dagster_dev():
+    # dagster-dbt's convention for `dagster dev`: re-parse on every code reload so SQL edits show
+    # up. Everywhere else the manifest is prepared before the code loads (orchestration/dbt_manifest.py).
     parse_dbt_project()
+else:
+    require_fresh_manifest()
 
 
 class VidrecDbtTranslator(DagsterDbtTranslator):
