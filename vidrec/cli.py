@@ -228,8 +228,9 @@ def pipeline(job: str, days: str | None) -> None:
 @main.command()
 def prepare() -> None:
     """Make the profile's state stores ready, then exit: the PostgreSQL databases (production),
-    DAGSTER_HOME/dagster.yaml and dbt's manifest (re-parsed when the project changed). Every other command does this first; run it before services started
-    with Dagster's own commands (dagster-webserver, dagster-daemon), e.g. as a systemd ExecStartPre."""
+    DAGSTER_HOME/dagster.yaml and dbt's manifest (re-parsed when the project changed). Every other
+    command does this first; run it before services started with Dagster's own commands
+    (dagster-webserver, dagster-daemon), e.g. as a systemd ExecStartPre."""
     settings = _settings()
     _environment(settings)
     click.echo(f"DAGSTER_HOME={settings.dagster_home} ({settings.profile} profile)")
