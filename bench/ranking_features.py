@@ -77,9 +77,11 @@ def train_click_features(frame: pd.DataFrame, max_bag_length: int = 50,
 def benchmark_frame(frame: pd.DataFrame, inputs: dict[str, list[str]]) -> tuple[pd.DataFrame, RankerConfig]:
     """`frame` with the train-click features, and the ranker config the pipeline trains on
     `inputs` (the feature service's columns by kind, `ranking_data.INPUT_KINDS`) with those
-    features added."""
+    features added. Epochs are a tuned hyper-parameter here, every one of them run (no early
+    stopping), as when docs/benchmarks.md's tables were made."""
     config = RankerConfig(categorical_features=list(inputs["categorical"]),
                           numeric_features=[*inputs["numeric"], *TRAIN_CLICK_FEATURES],
-                          bag_features=list(inputs["lists"]), show_progress=False)
+                          bag_features=list(inputs["lists"]), show_progress=False,
+                          early_stopping_patience=None)
     bag = next(iter(inputs["lists"]), "recent_watch_video_ids")
     return pd.concat([frame, train_click_features(frame, config.max_bag_length, bag)], axis=1), config

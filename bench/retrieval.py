@@ -87,7 +87,8 @@ COLD_METRICS = ("recall@10", "ndcg@10")  # few new videos: recall@100 is trivial
 RECENCY_DECAY = FloatRange(0.7, 1.0, hard_high=1.0)  # 1.0 = the order-free binary history
 
 # The freshness logit (video age at the query's reference time) is on: it is part of our model.
-CANDIDATE_GENERATOR_BASE = RetrievalConfig(show_progress=False, video_age_logit=True)
+# Epochs are tuned here, every one of them run on every train row (no early stopping).
+CANDIDATE_GENERATOR_BASE = RetrievalConfig(show_progress=False, video_age_logit=True, early_stopping_patience=None)
 
 
 def affinity_metrics(dataset: RetrievalDataset):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from models.early_stopping import check_schedule
+
 HEADS = ("watch_time", "click", "like", "skip")
 PROBABILITY_HEADS = ("click", "like", "skip")  # calibrated; watch_time is a weighted-LR odds
 ARCHITECTURES = ("shared_bottom", "mmoe")
@@ -97,15 +99,26 @@ class RankerConfig:
     # Long training with L2 decay: without the decay the id embeddings overfit within a few
     # epochs; with it, 36 epochs had the lowest validation loss on simulated data (bench/ranking.py
     # tunes these on validation; docs/benchmarks.md).
-    epochs: int = 36
+    epochs: int = 36  # the most that run when stopping early
+    # Early stopping (models/early_stopping.py): after each epoch the training objective (the
+    # pointwise losses; no listwise term) on the calibration rows, which no weight fits on; stop
+    # once `early_stopping_patience` epochs in a row have not improved on the best by more than
+    # `early_stopping_min_delta`, and keep the best epoch's weights. The calibration rows double as
+    # validation rows, as in bench/ranking.py, which chose `epochs` on them: a separate slice
+    # before them would take more of the newest rows from fitting, while choosing one epoch count
+    # on the calibration rows biases the calibrators fitted there only mildly. None: every epoch
+    # runs and the last weights are kept (the fixed schedule bench/ranking.py tunes `epochs` with).
+    early_stopping_patience: int | None = 5
+    early_stopping_min_delta: float = 0.0
     batch_size: int = 1024
     learning_rate: float = 2e-3
     weight_decay: float = 1e-3
     seed: int = 0
     show_progress: bool = True
-    # Where training runs ("cpu", "cuda", "cuda:1"): the model and batches live there during
-    # training only; the returned bundle is always on the CPU, where serving scores.
-    device: str = "cpu"
+    # Where training runs ("auto": the GPU when torch sees one, else the CPU; or "cpu", "cuda",
+    # "cuda:1"): the model and batches live there during training only; the returned bundle is
+    # always on the CPU, where serving scores.
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         self.categorical_features = list(self.categorical_features)
@@ -140,6 +153,10 @@ class RankerConfig:
             raise ValueError(f"score_weights name heads {unscored} that are not in heads {self.heads}")
         if not 0.0 <= self.calibration_share < 1.0:
             raise ValueError(f"calibration_share must be in [0, 1), got {self.calibration_share}")
+        check_schedule("RankerConfig", self.epochs, self.early_stopping_patience, self.early_stopping_min_delta)
+        if self.early_stopping_patience is not None and self.calibration_share == 0:
+            raise ValueError("RankerConfig stops early on its calibration rows, but calibration_share is 0: "
+                             "set calibration_share > 0, or early_stopping_patience=None to train every epoch")
 
     def embedding_dim_of(self, feature: str) -> int:
         return self.embedding_dims.get(self.table_of(feature), self.embedding_dim)

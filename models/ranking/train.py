@@ -2,12 +2,17 @@
 
 Rows: `split == 'train'` sorted by `event_timestamp`; the last `calibration_share` of them (by
 time) are held out of training and fit one calibrator per probabilistic head (Platt or isotonic,
-whichever has the lower log loss on the later 30 % of those rows). `split == 'holdout'` is only
-evaluated. Heads and their labels: models/ranking/labels.py. The loss is Σ_head task_weight ×
+whichever has the lower log loss on the later 30 % of those rows); with early stopping
+(`RankerConfig.early_stopping_patience`) the training objective on them also decides after which
+epoch to stop and which epoch's weights to keep (models/early_stopping.py). `split == 'holdout'`
+is only evaluated. Heads and their labels: models/ranking/labels.py. The loss is Σ_head task_weight ×
 weighted BCE, each head's weights divided by their training mean (leaves each optimum unchanged,
 keeps losses near 1); the watch_time head's positive weights are further divided by their mean
 (see `_watch_seconds_scale`). The bias tower sees the impression's position in training only.
-Training runs on `config.device` (a GPU if asked); the returned bundle is on the CPU.
+Training runs on `config.device` ("auto": the GPU when torch sees one); the bundle is on the CPU.
+
+Training metrics: `train_loss` (the last epoch's), `epochs_run`, `best_epoch` (whose weights the
+bundle holds), and with early stopping `validation_loss` and `validation_loss_epoch_<n>`.
 
 Holdout metrics (`holdout_` + the keys of models/ranking/evaluate.py::ranking_report on the final
 score and the calibrated heads; `holdout_ece_constant_<head>` is the ECE of a constant predictor
@@ -28,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,7 +41,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from models import devices
 from models.calibration import fit_calibrator
+from models.early_stopping import EpochSelection
 from models.evaluation.ranking_metrics import (
     expected_calibration_error,
     log_loss,
@@ -57,6 +65,7 @@ from models.ranking.preprocessing import FeaturePreprocessor, RankerInputs
 logger = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("clicked", "watch_seconds", "split")
+_VALIDATION_CHUNK_ROWS = 65_536
 
 
 def position_index(frame: pd.DataFrame, config: RankerConfig) -> torch.Tensor:
@@ -77,7 +86,8 @@ def split_calibration_rows(train: pd.DataFrame, share: float) -> tuple[pd.DataFr
 
 
 def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> RankerBundle:
-    """Fit on `split == 'train'` (less its calibration tail), calibrate, report on 'holdout'."""
+    """Fit on `split == 'train'` (less its calibration tail, which also decides when to stop),
+    calibrate, report on 'holdout'."""
     config = config or RankerConfig()
     missing = [column for column in LABEL_COLUMNS if column not in frame.columns]
     if missing:
@@ -90,19 +100,20 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     if train.empty:
         raise ValueError("ranking frame has no 'train' rows")
     fit_rows, calibration_rows = split_calibration_rows(train, config.calibration_share)
+    if config.early_stopping_patience is not None and calibration_rows.empty:
+        raise ValueError(f"ranking frame has {len(train)} 'train' rows: too few for a calibration share of "
+                         f"{config.calibration_share} to leave rows to stop early on")
 
     preprocessor = FeaturePreprocessor.fit(fit_rows, config)
-    inputs = _inputs_on(preprocessor.transform(fit_rows), device)
-    positions = position_index(fit_rows, config).to(device)
     labels = head_labels(fit_rows, config)
     if WATCH_TIME_HEAD in labels and labels[WATCH_TIME_HEAD][1][labels[WATCH_TIME_HEAD][0] == 1].sum() <= 0:
         raise ValueError("no clicked training row has positive watch_seconds; nothing to learn")
     watch_scale = _watch_seconds_scale(labels, config)
-    if watch_scale != 1.0:
-        y, w = labels[WATCH_TIME_HEAD]
-        labels[WATCH_TIME_HEAD] = (y, np.where(y == 1, w / watch_scale, w))
-    targets = {head: torch.from_numpy(y.astype(np.float32)).to(device) for head, (y, _) in labels.items()}
-    weights = {head: torch.from_numpy((w / w.mean()).astype(np.float32)).to(device) for head, (_, w) in labels.items()}
+    fitting = _objective_rows(fit_rows, labels, preprocessor, config, watch_scale, None, device)
+    selection = EpochSelection(config.epochs, config.early_stopping_patience, config.early_stopping_min_delta)
+    validation = (_objective_rows(calibration_rows, head_labels(calibration_rows, config), preprocessor, config,
+                                  watch_scale, fitting.weight_means, device)
+                  if selection.stops_early else None)
 
     # built on the CPU, so a seed gives the same initial weights on every device
     model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
@@ -117,12 +128,8 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
         progress = tqdm(batches, desc=f"ranker epoch {epoch + 1}/{config.epochs}",
                         disable=not config.show_progress, leave=False)
         for rows in progress:
-            logits = model(inputs.select(rows), positions[rows])  # head → (batch,)
-            loss = sum(
-                config.task_weights.get(head, 1.0)
-                * F.binary_cross_entropy_with_logits(logits[head], targets[head][rows], weight=weights[head][rows])
-                for head in model.head_names
-            )
+            logits = model(fitting.inputs.select(rows), fitting.positions[rows])  # head → (batch,)
+            loss = fitting.loss(logits, rows, config)
             if listwise is not None:
                 codes, relevance, log_weight = (tensor[rows] for tensor in listwise)
                 listwise_term = listwise_loss(logits[WATCH_TIME_HEAD], codes, relevance, log_weight)
@@ -133,7 +140,20 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
             total_loss += loss.detach()
         metrics["train_loss"] = total_loss.item() / len(batches)
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
+        if selection.end_epoch(model, lambda: validation.evaluate(model, config)):
+            logger.info("ranker: no validation improvement for %d epochs; keeping epoch %d",
+                        config.early_stopping_patience, selection.best_epoch)
+            break
+    selection.restore_best(model)
+    metrics.update(selection.metrics())
+    return _finish(model, preprocessor, config, watch_scale, frame, train, calibration_rows, metrics, started)
 
+
+def _finish(model: Ranker, preprocessor: FeaturePreprocessor, config: RankerConfig, watch_scale: float,
+            frame: pd.DataFrame, train: pd.DataFrame, calibration_rows: pd.DataFrame,
+            metrics: dict[str, float], started: float) -> RankerBundle:
+    """The trained model on the CPU, its watch_time head in watch seconds again, calibrated and
+    reported on the holdout."""
     model.to("cpu")  # serving scores on the CPU, and so do calibration and the holdout report below
     if watch_scale != 1.0:
         with torch.no_grad():  # undo the conditioning: e^f is in watch seconds again
@@ -150,17 +170,62 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     return bundle
 
 
+@dataclass
+class ObjectiveRows:
+    """Rows encoded for the training objective, on the training device: inputs, bias-tower
+    positions, and per head the label and the weight (conditioned as `_objective_rows` says)."""
+
+    inputs: RankerInputs
+    positions: torch.Tensor  # (rows,) int64
+    targets: dict[str, torch.Tensor]  # head → (rows,) float32 0/1
+    weights: dict[str, torch.Tensor]  # head → (rows,) float32
+    weight_means: dict[str, float]  # head → the mean the weights were divided by
+
+    def loss(self, logits: dict[str, torch.Tensor], rows: torch.Tensor | slice, config: RankerConfig,
+             reduction: str = "mean") -> torch.Tensor:
+        """Σ_head task_weight × weighted BCE over `rows`: the pointwise objective."""
+        return sum(
+            config.task_weights.get(head, 1.0)
+            * F.binary_cross_entropy_with_logits(logits[head], self.targets[head][rows],
+                                                 weight=self.weights[head][rows], reduction=reduction)
+            for head in logits
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: Ranker, config: RankerConfig) -> float:
+        """The objective's mean over every row, in evaluation mode (no dropout), in chunks."""
+        model.eval()
+        total = torch.zeros((), dtype=torch.float64, device=self.positions.device)
+        for start in range(0, len(self.positions), _VALIDATION_CHUNK_ROWS):
+            rows = slice(start, start + _VALIDATION_CHUNK_ROWS)
+            total += self.loss(model(self.inputs.select(rows), self.positions[rows]), rows, config, "sum")
+        return total.item() / len(self.positions)
+
+
+def _objective_rows(rows: pd.DataFrame, labels: dict[str, tuple[np.ndarray, np.ndarray]],
+                    preprocessor: FeaturePreprocessor, config: RankerConfig, watch_scale: float,
+                    weight_means: dict[str, float] | None, device: torch.device) -> ObjectiveRows:
+    """`rows` and their `labels` encoded, watch_time's positive weights divided by `watch_scale`
+    and each head's weights by `weight_means`: the fit rows' means, so that validation scores the
+    very objective training minimises (None: these rows' own means, for the fit rows)."""
+    if watch_scale != 1.0:
+        y, w = labels[WATCH_TIME_HEAD]
+        labels = {**labels, WATCH_TIME_HEAD: (y, np.where(y == 1, w / watch_scale, w))}
+    if weight_means is None:
+        weight_means = {head: w.mean() for head, (_, w) in labels.items()}
+    return ObjectiveRows(
+        inputs=_inputs_on(preprocessor.transform(rows), device),
+        positions=position_index(rows, config).to(device),
+        targets={head: torch.from_numpy(y.astype(np.float32)).to(device) for head, (y, _) in labels.items()},
+        weights={head: torch.from_numpy((w / weight_means[head]).astype(np.float32)).to(device)
+                 for head, (_, w) in labels.items()},
+        weight_means=weight_means,
+    )
+
+
 def training_device(name: str) -> torch.device:
-    """The torch device `RankerConfig.device` names; refused by name when it is not one torch
-    knows or is a GPU this machine lacks."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"RankerConfig.device must name a torch device such as 'cpu' or 'cuda', "
-                         f"got {name!r}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"RankerConfig.device is {name!r}, but torch sees no CUDA device here")
-    return device
+    """The torch device `RankerConfig.device` names (models/devices.py)."""
+    return devices.training_device(name, "RankerConfig")
 
 
 def _listwise_inputs(fit_rows: pd.DataFrame, device: torch.device) -> tuple[torch.Tensor, ...]:

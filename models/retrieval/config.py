@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.early_stopping import check_schedule
+
 
 @dataclass
 class RetrievalConfig:
@@ -23,7 +25,17 @@ class RetrievalConfig:
     max_title_tokens: int = 16
     video_min_count: int = 1  # a video needs this many training watches for its own id embedding
     token_min_count: int = 2
-    epochs: int = 4
+    epochs: int = 4  # the most that run when stopping early
+    # Early stopping (models/early_stopping.py): the last `validation_share` of the train rows by
+    # `label_time` (row order without it) are held out of fitting (and of the vocabularies); after
+    # each epoch the served weights' full softmax loss of those rows' labels over the whole catalog,
+    # scored as serving scores (example age 0; freshness at each row's `reference_time`), decides:
+    # stop once `early_stopping_patience` epochs in a row have not improved on the best by more than
+    # `early_stopping_min_delta`, and keep the best epoch's weights. None: every epoch runs on every
+    # train row and the last weights are kept (the fixed schedule bench/retrieval.py tunes `epochs` with).
+    early_stopping_patience: int | None = None
+    early_stopping_min_delta: float = 0.0
+    validation_share: float = 0.05
     batch_size: int = 512
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
@@ -44,7 +56,9 @@ class RetrievalConfig:
     max_eval_examples: int = 5_000  # holdout rows scored for the metrics reported after training
     seed: int = 0
     show_progress: bool = True
-    device: str = "cpu"  # where training runs ("cuda" on a GPU machine); the bundle is always on the CPU
+    # where training runs: "auto" (the GPU when torch sees one, else the CPU), "cpu", "cuda", "cuda:1";
+    # the bundle is always on the CPU
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         self.tower_widths = tuple(self.tower_widths)
@@ -63,3 +77,9 @@ class RetrievalConfig:
             )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        check_schedule("RetrievalConfig", self.epochs, self.early_stopping_patience, self.early_stopping_min_delta)
+        if not 0.0 <= self.validation_share < 1.0:
+            raise ValueError(f"RetrievalConfig.validation_share must be in [0, 1), got {self.validation_share}")
+        if self.early_stopping_patience is not None and self.validation_share == 0:
+            raise ValueError("RetrievalConfig stops early on validation rows, but validation_share is 0: set "
+                             "validation_share > 0, or early_stopping_patience=None to train every epoch")

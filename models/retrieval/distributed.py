@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -50,6 +51,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from models.devices import AUTO_DEVICE
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.features import UserInputs, VideoInputs
@@ -64,6 +66,8 @@ from models.retrieval.train import (
     sampled_softmax_loss,
     train_candidate_generator,
 )
+
+logger = logging.getLogger(__name__)
 
 # The model's buffers are lookup tables, equal on every rank and never trained: no broadcast before
 # every forward. (torch 2.13 renamed the option; older releases, as on some GPU machines, lack the new name.)
@@ -130,9 +134,13 @@ def check_shardable(config: RetrievalConfig, num_rows: int, world_size: int) -> 
 
 
 def training_device(config: RetrievalConfig, ranks: Ranks) -> torch.device:
-    """CUDA: the local rank's own GPU (one process per GPU); otherwise the CPU."""
-    if not config.device.startswith("cuda"):
-        return torch.device(config.device)
+    """CUDA (or "auto" where torch sees a GPU): the local rank's own GPU (one process per GPU);
+    otherwise the CPU."""
+    name = config.device
+    if name == AUTO_DEVICE:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if not name.startswith("cuda"):
+        return torch.device(name)
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if available == 0:
         raise ValueError(f"device={config.device!r} but this machine shows no GPU to torch {torch.__version__}; "
@@ -264,7 +272,14 @@ def train_candidate_generator_ddp(
 ) -> RetrievalBundle | None:
     """`train_candidate_generator` with each global batch shared out over the ranks of an
     initialised process group (`process_group`). Rank 0 returns the bundle, the others None.
-    A world of one is exactly `train_candidate_generator`."""
+    Every epoch runs (no early stopping, whatever the config says); a world of one is exactly
+    `train_candidate_generator` of that fixed schedule."""
+    if config.early_stopping_patience is not None:
+        # Stopping needs every rank to agree on the epoch, and only rank 0 holds the served weight
+        # average a validation loss would score: a distributed run, of any size, trains the fixed schedule.
+        logger.warning("distributed training runs all %d epochs on every train row: early stopping "
+                       "(early_stopping_patience=%s) is for one process", config.epochs, config.early_stopping_patience)
+        config = dataclasses.replace(config, early_stopping_patience=None)
     if ranks.world_size == 1:
         return train_candidate_generator(examples, catalog, config)
     torch.manual_seed(config.seed)

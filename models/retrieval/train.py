@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from models.devices import training_device
+from models.early_stopping import EpochSelection
 from models.evaluation.metrics import evaluate_retrieval
 from models.retrieval.bundle import RetrievalBundle, vocabulary_sizes
 from models.retrieval.config import RetrievalConfig
@@ -53,6 +55,8 @@ from models.retrieval.vocabulary import Vocabulary
 logger = logging.getLogger(__name__)
 
 EXAMPLE_COLUMNS = ("user_id", "label_video_id", "example_age_days", "split", *USER_COLUMNS)
+EXAMPLE_TIME = "label_time"  # orders the train rows for the validation tail
+_VALIDATION_CHUNK_LOGITS = 1 << 24  # validation scores rows against the whole catalog this many logits at a time
 
 
 def build_vocabularies(train: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig) -> dict[str, Vocabulary]:
@@ -173,6 +177,7 @@ class TrainingData:
     log_counts: torch.Tensor | None  # (videos,) logQ correction, None when off
     upload_days: np.ndarray  # (videos,) float64 epoch days, NaN where unknown
     example_age_scale: float
+    validation: ValidationRows | None = None  # with early stopping only
 
     def on(self, device: torch.device, config: RetrievalConfig) -> TrainingTensors:
         return TrainingTensors(
@@ -184,6 +189,38 @@ class TrainingData:
                             if config.video_age_logit else None),
             upload_days=torch.from_numpy(self.upload_days).to(device) if config.video_age_logit else None,
         )
+
+
+@dataclass
+class ValidationRows:
+    """The newest train rows, held out of fitting to decide when to stop, encoded as serving
+    encodes a query (example age 0)."""
+
+    users: UserInputs
+    labels: torch.Tensor  # (rows,) int64 catalog position of each label
+    reference_days: torch.Tensor | None  # (rows,) float64 epoch days, with video_age_logit only
+
+    def to(self, device: torch.device) -> ValidationRows:
+        return ValidationRows(self.users.to(device), self.labels.to(device),
+                              None if self.reference_days is None else self.reference_days.to(device))
+
+
+def split_validation_rows(train: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit rows, validation rows): the last `share` of `train` by `label_time` (row order when
+    there is no such column)."""
+    if EXAMPLE_TIME in train.columns:
+        train = train.sort_values(EXAMPLE_TIME, kind="stable")
+    cut = len(train) - round(len(train) * share)
+    return train.iloc[:cut], train.iloc[cut:]
+
+
+def encode_validation_rows(rows: pd.DataFrame, catalog_positions: pd.Index, vocabularies: dict[str, Vocabulary],
+                           example_age_scale: float, config: RetrievalConfig) -> ValidationRows:
+    users = encode_users(rows.drop(columns=["example_age_days"]), vocabularies, config.history_length,
+                         config.max_search_tokens, example_age_scale)
+    labels = catalog_positions.get_indexer(rows["label_video_id"].to_numpy(np.int64)).astype(np.int64)
+    reference_days = torch.from_numpy(epoch_days(rows["reference_time"])) if config.video_age_logit else None
+    return ValidationRows(users, torch.from_numpy(labels), reference_days)
 
 
 @dataclass
@@ -215,6 +252,13 @@ def prepare_training_data(examples: pd.DataFrame, catalog: pd.DataFrame, config:
     if config.video_age_logit:
         require_columns(train, ("reference_time",), "examples (video_age_logit needs each example's reference time)")
         require_columns(catalog, ("upload_time",), "catalog (video_age_logit needs upload times)")
+    validation_rows = None
+    if config.early_stopping_patience is not None:
+        train, validation_rows = split_validation_rows(train, config.validation_share)
+        if train.empty or validation_rows.empty:
+            raise ValueError(f"examples has {len(train) + len(validation_rows)} 'train' rows with a label in the "
+                             f"catalog: too few to hold out a validation share of {config.validation_share} "
+                             "and fit on the rest")
 
     vocabularies = build_vocabularies(train, catalog, config)
     example_age_scale = max(float(train["example_age_days"].max()), 1.0)
@@ -229,6 +273,8 @@ def prepare_training_data(examples: pd.DataFrame, catalog: pd.DataFrame, config:
         log_counts=candidate_log_counts(label_positions, len(catalog), config) if config.logq_correction else None,
         upload_days=catalog_upload_days(catalog),
         example_age_scale=example_age_scale,
+        validation=(None if validation_rows is None else encode_validation_rows(
+            validation_rows, catalog_positions, vocabularies, example_age_scale, config)),
     )
 
 
@@ -259,6 +305,24 @@ def batch_loss(
     )
 
 
+@torch.no_grad()
+def validation_loss(model: CandidateGenerator, validation: ValidationRows, tensors: TrainingTensors,
+                    config: RetrievalConfig) -> float:
+    """Mean cross-entropy of each validation row's label among the whole catalog, scored as
+    serving scores (the full softmax the sampled softmax stands in for: no sampling, no logQ)."""
+    model.eval()
+    videos = model.video_vectors(tensors.videos)  # (catalog, dim)
+    total = torch.zeros((), dtype=torch.float64, device=videos.device)
+    chunk_rows = max(1, _VALIDATION_CHUNK_LOGITS // len(videos))
+    for start in range(0, len(validation.labels), chunk_rows):
+        rows = slice(start, start + chunk_rows)
+        logits = model.user_vectors(validation.users.select(rows)) @ videos.T / config.temperature  # (rows, catalog)
+        if config.video_age_logit:
+            logits = logits + model.age_logits(validation.reference_days[rows], tensors.upload_days)
+        total += F.cross_entropy(logits, validation.labels[rows], reduction="sum")
+    return total.item() / len(validation.labels)
+
+
 def fit(
     model: CandidateGenerator,
     loss_of_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -268,15 +332,21 @@ def fit(
     generator: torch.Generator,
     device: torch.device,
     averaged: WeightAverage | None,
+    validation: Callable[[CandidateGenerator], float] | None = None,
 ) -> tuple[CandidateGenerator, dict[str, float]]:
-    """Adam over `config.epochs` epochs of batches drawn from `generator`: per epoch one
+    """Adam over at most `config.epochs` epochs of batches drawn from `generator`: per epoch one
     permutation of the rows cut into batches of `config.batch_size`, per batch
     `num_uniform_negatives` uniform catalog positions. `loss_of_batch(rows, uniform)` turns a
     batch into its loss (one process: `batch_loss`; a rank of a distributed run: its share).
+    With `validation` (the served model → its validation loss) training stops early as
+    `config.early_stopping_patience` says and the served model gets its best epoch's weights.
     Returns the model to serve (the weight average when kept) and the training metrics."""
     optimizer = torch.optim.Adam(
         parameter_groups(model, config), lr=config.learning_rate, weight_decay=config.weight_decay
     )
+    served = averaged.model if averaged is not None else model
+    patience = config.early_stopping_patience if validation is not None else None
+    selection = EpochSelection(config.epochs, patience, config.early_stopping_min_delta)
     metrics: dict[str, float] = {}
     steps_per_epoch = math.ceil(num_rows / config.batch_size)
     loop_started = time.perf_counter()
@@ -298,8 +368,14 @@ def fit(
             total_loss += loss.item()
         metrics["train_loss"] = total_loss / steps_per_epoch
         logger.info("retrieval epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
-    metrics["train_examples_per_second"] = num_rows * config.epochs / (time.perf_counter() - loop_started)
-    return (averaged.model if averaged is not None else model), metrics
+        if selection.end_epoch(served, lambda: validation(served)):
+            logger.info("retrieval: no validation improvement for %d epochs; keeping epoch %d",
+                        patience, selection.best_epoch)
+            break
+    metrics["train_examples_per_second"] = num_rows * selection.epochs_run / (time.perf_counter() - loop_started)
+    selection.restore_best(served)
+    metrics.update(selection.metrics())
+    return served, metrics
 
 
 def finish_bundle(
@@ -326,21 +402,24 @@ def finish_bundle(
 def train_candidate_generator(
     examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig | None = None
 ) -> RetrievalBundle:
-    """Train on `split == 'train'` rows; report next-watch metrics on (a sample of) the holdout
-    rows in `bundle.metrics`. Labels missing from the catalog are dropped with a warning.
-    (distributed.py trains the same way with the batches shared out over torchrun's ranks.)"""
+    """Train on `split == 'train'` rows (less a validation tail with early stopping); report
+    next-watch metrics on (a sample of) the holdout rows in `bundle.metrics`. Labels missing from
+    the catalog are dropped with a warning. (distributed.py trains the same way with the batches
+    shared out over torchrun's ranks.)"""
     config = config or RetrievalConfig()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     started = time.perf_counter()
     data = prepare_training_data(examples, catalog, config)
-    device = torch.device(config.device)
+    device = training_device(config.device, "RetrievalConfig")
     model = new_model(data, config).to(device)
     tensors = data.on(device, config)
     averaged = WeightAverage(model, config.weight_ema_decay) if config.weight_ema_decay > 0 else None
+    validation = (partial(validation_loss, validation=data.validation.to(device), tensors=tensors, config=config)
+                  if data.validation is not None else None)
     trained, metrics = fit(
         model, partial(batch_loss, model, tensors, config), len(data.train), len(data.catalog),
-        config, generator, device, averaged,
+        config, generator, device, averaged, validation,
     )
     return finish_bundle(trained, data, examples, config, metrics, started)
 

@@ -12,7 +12,7 @@ CONFIG = RankerConfig(
     categorical_features=["surface", "country"], numeric_features=["quality", "noise"],
     category_min_count=1, hidden_widths=(32, 16), epochs=4, batch_size=512, learning_rate=5e-3,
     show_progress=False, seed=1, heads=("watch_time",), score_weights={"watch_time": 1.0},
-    calibration_share=0.0,  # train on every train row, as format 1 did
+    calibration_share=0.0, early_stopping_patience=None,  # train on every train row, as format 1 did
 )
 
 

@@ -15,7 +15,7 @@ CONFIG = RankerConfig(
     categorical_features=["surface", "country", "video_id"], numeric_features=["quality", "noise"],
     bag_features=["recent_watch_video_ids"], category_min_count=1, hidden_widths=(16,), epochs=4,
     batch_size=256, learning_rate=1e-2, show_progress=False, seed=3, heads=("watch_time", "click"),
-    score_weights={"watch_time": 1.0},
+    score_weights={"watch_time": 1.0}, device="cpu", early_stopping_patience=None,
 )
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

@@ -48,6 +48,7 @@ def test_the_payload_runs_code_when_unpickled_plainly(marker):
 def test_a_ranker_whose_weights_hold_a_pickled_object_is_refused(ranking_frame, marker, tmp_path):
     config = RankerConfig(categorical_features=["surface"], numeric_features=["quality"], hidden_widths=(8,),
                           epochs=1, batch_size=1024, show_progress=False, seed=1, calibration_share=0.0,
+                          early_stopping_patience=None,
                           heads=("watch_time",), score_weights={"watch_time": 1.0})
     directory = tmp_path / "ranker"
     train_ranker(ranking_frame.head(2000), config).save(directory)
