@@ -60,13 +60,15 @@ def compare_feature_distributions(
     max_null_rate_gap: float = 0.05,
     bins: int = DEFAULT_BINS,
     max_ks: float | None = None,
+    require_values: bool = True,
 ) -> ValidationOutcome:
     """Compare each feature's serving distribution with training's; fail features that shifted.
 
     A feature fails when its PSI exceeds `max_psi`, its null-rate gap exceeds `max_null_rate_gap`,
     (given `max_ks`, numeric features) its KS statistic exceeds `max_ks`, or either frame lacks it
-    or has no non-null values of it. `statistics` holds every feature's PSI and null-rate gap (and
-    KS); each PSI failure's `unexpected_examples` lists the bins that moved most.
+    or (`require_values`) has no non-null values of it; without `require_values` an all-null side
+    is judged by its null-rate gap alone. `statistics` holds every feature's PSI and null-rate gap
+    (and KS); each PSI failure's `unexpected_examples` lists the bins that moved most.
     """
     psi_by_feature: dict[str, float | None] = {}
     ks_by_feature: dict[str, float] = {}
@@ -96,10 +98,11 @@ def compare_feature_distributions(
         if training_values.empty or serving_values.empty:
             psi_by_feature[feature] = None
             empty = "training" if training_values.empty else "serving"
-            failures.append(
-                _failure("population_stability_index", feature, {"max_value": max_psi},
-                         f"no non-null values in {empty}", [])
-            )
+            if require_values:
+                failures.append(
+                    _failure("population_stability_index", feature, {"max_value": max_psi},
+                             f"no non-null values in {empty}", [])
+                )
             continue
         if kind == "numeric":
             labels, training_counts, serving_counts = _numeric_histograms(

@@ -198,10 +198,12 @@ def served_features_match_offline(vidrec: VidrecResource) -> AssetCheckResult:
     comparison, kinds = _served_comparison(settings)
     if comparison.empty:
         return _nothing_to_judge("nothing served yet (or nothing recomputable): no served features to compare", 0)
+    keys = ["request_id", "user_id", "video_id"]  # named in each example row
     outcome = compare_served_features(
-        comparison[[SERVED + name for name in kinds]].rename(columns=lambda column: column.removeprefix(SERVED)),
+        comparison[[*keys, *(SERVED + name for name in kinds)]].rename(
+            columns=lambda column: column.removeprefix(SERVED)),
         comparison[[OFFLINE + name for name in kinds]].rename(columns=lambda column: column.removeprefix(OFFLINE)),
-        kinds, key_columns=("request_id", "user_id", "video_id"),
+        kinds, key_columns=keys,
         abs_tolerance=settings.served_skew_abs_tolerance, rel_tolerance=settings.served_skew_rel_tolerance,
         max_mismatch_rate=settings.served_skew_max_mismatch_rate,
     )
@@ -229,6 +231,9 @@ def served_features_drift(vidrec: VidrecResource) -> AssetCheckResult:
         training, served, numeric_features=numeric, categorical_features=categorical,
         max_psi=settings.served_skew_max_psi, max_null_rate_gap=settings.served_skew_max_null_rate_gap,
         max_ks=settings.served_skew_max_ks,
+        # a feature serving never fills (the days since watching a candidate: watched videos are not
+        # served) is judged by its null-rate gap, which also catches one stuck at null
+        require_values=False,
     )
     psi, ks = outcome.statistics["psi"], outcome.statistics["ks"]
     worst_names = sorted(psi, key=lambda name: -max(psi[name] or 0.0, ks.get(name, 0.0)))[:5]

@@ -4,6 +4,12 @@ In production the logs are live, so now is the wall clock. The embedded default 
 simulated in the past; measured from today, every "days since last watch" would be months, far
 outside anything the ranker was trained on. The "data" clock instead stops at the end of the
 online store's last materialization: the moment the served features describe.
+
+The latest end over *every* feature view, not the engagement log's alone: the daily snapshots are
+stamped at the midnight after the day they cover, later than the log's last event, and a clock
+stopped at the log's end would serve them before their time, so the ranker would be fed values a
+point-in-time join at the request's time does not give (the served-skew gate measured it: every
+video's daily features differed).
 """
 
 from __future__ import annotations
@@ -15,20 +21,18 @@ from datetime import UTC
 
 from feast import FeatureStore
 
-from feature_repo.features import REQUEST_ENGAGEMENT
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
 
 
-def materialized_until(store: FeatureStore, view_name: str = REQUEST_ENGAGEMENT) -> float | None:
-    """Unix seconds of the latest materialization end of `view_name`, None if it never ran.
-
-    The default view holds the state users' next requests see, stamped just after the log's end.
-    """
+def materialized_until(store: FeatureStore, view_name: str | None = None) -> float | None:
+    """Unix seconds of the latest materialization end of `view_name` (None: of any feature view),
+    None if it never ran."""
+    views = store.list_feature_views() if view_name is None else [store.get_feature_view(view_name)]
     ends = [
         end if end.tzinfo is not None else end.replace(tzinfo=UTC)  # Feast keeps naive times as UTC
-        for _, end in store.get_feature_view(view_name).materialization_intervals
+        for view in views for _, end in view.materialization_intervals
     ]
     return max(ends).timestamp() if ends else None
 

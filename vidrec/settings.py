@@ -135,14 +135,19 @@ class VidrecSettings(BaseSettings):
     # `served_skew_max_mismatch_rate` of its values differ. Drift against the last ranking
     # training frame fails on PSI above `served_skew_max_psi`, a KS statistic (numeric features)
     # above `served_skew_max_ks`, or a null-rate gap above `served_skew_max_null_rate_gap`; it
-    # is judged only from `served_skew_min_rows` served rows on (fewer pass, saying so).
+    # is judged only from `served_skew_min_rows` served rows on (fewer pass, saying so). The drift
+    # thresholds are far above PSI's rule of thumb (0.2) on purpose: the two sides are different
+    # populations (what the logging policy showed vs what the ranker and policy choose to serve,
+    # which moves duration, engagement and recency features a lot: PSI up to 1.5 and KS up to 0.42
+    # on the tiny simulated pipeline with no fault), so drift catches gross shifts (a unit error
+    # gives PSI ~7, KS ~0.9; a feature stuck at one value); the row-by-row match is the exact test.
     served_skew_window_days: float = Field(7.0, gt=0)
     served_skew_abs_tolerance: float = Field(1e-6, ge=0)
     served_skew_rel_tolerance: float = Field(1e-4, ge=0)
     served_skew_max_mismatch_rate: float = Field(0.01, ge=0, le=1)
-    served_skew_max_psi: float = Field(0.25, gt=0)
-    served_skew_max_ks: float = Field(0.3, gt=0, le=1)
-    served_skew_max_null_rate_gap: float = Field(0.1, ge=0, le=1)
+    served_skew_max_psi: float = Field(2.5, gt=0)
+    served_skew_max_ks: float = Field(0.6, gt=0, le=1)
+    served_skew_max_null_rate_gap: float = Field(0.5, ge=0, le=1)
     served_skew_min_rows: int = Field(200, ge=1)
 
     # The validated layer (orchestration/assets/validated.py): row-level rules on raw events

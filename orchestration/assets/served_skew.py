@@ -112,8 +112,8 @@ def _fed_fallback_features(degraded: str) -> bool:
 
 def _engagement_keys(settings: VidrecSettings, served: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """(own, recomputable) per row: whether the offline store holds the request's own engagement
-    row; whether it can give the row's state at all (its own row, or a `next:<user>` row stamped
-    no later than the request)."""
+    row; whether it can give the state the request saw (its own row, a `next:<user>` row stamped
+    no later than the request, or no row at all, as serving found none)."""
     if served.empty:
         return pd.Series(False, index=served.index), pd.Series(True, index=served.index)
     states = pd.read_parquet(mart_path(settings.marts_dir, Mart.USER_ENGAGEMENT_HISTORY),
@@ -122,7 +122,9 @@ def _engagement_keys(settings: VidrecSettings, served: pd.DataFrame) -> tuple[pd
     served_at = entity_timestamps(served[SERVED_AT])
     own = served[REQUEST_ID].isin(stamped.keys())
     next_stamp = served[USER_ID].map(lambda user: stamped.get(next_request_id(user), pd.NaT))
-    return own, own | (pd.to_datetime(next_stamp, utc=True) <= served_at)
+    next_stamp = pd.to_datetime(next_stamp, utc=True)
+    # no row at all: the store held nothing for the request, online or offline (both give nulls)
+    return own, own | next_stamp.isna() | (next_stamp <= served_at)
 
 
 def _side_by_side(served: pd.DataFrame, own: pd.Series, kinds: dict[str, str], store) -> pd.DataFrame:
