@@ -22,7 +22,7 @@ HAND_MADE_DAYS = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-
 
 
 def _run(command: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 

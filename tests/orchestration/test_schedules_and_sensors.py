@@ -148,8 +148,8 @@ def test_the_daily_retrain_re_validates_the_changed_days(tmp_path):
     _write_manifest(tmp_path, 3)
     definitions = build_definitions(VidrecSettings(home=tmp_path))
     resources = {"vidrec": VidrecResource(home=str(tmp_path))}
-    with instance_for_test() as instance:  # a schedule's context needs an instance it can reopen
-        context = build_schedule_context(instance=instance, resources=resources)
+    # a schedule's context reopens its instance (closed with the context): one with a reference
+    with instance_for_test() as instance, build_schedule_context(instance=instance, resources=resources) as context:
         request = definitions.resolve_schedule_def("daily_retrain").evaluate_tick(context).run_requests[0]
 
     assert (request.tags["dagster/asset_partition_range_start"],
@@ -158,8 +158,8 @@ def test_the_daily_retrain_re_validates_the_changed_days(tmp_path):
 
 def test_the_daily_retrain_waits_for_a_first_pipeline_run(tmp_path):
     definitions = build_definitions(VidrecSettings(home=tmp_path))
-    with instance_for_test() as instance:
-        context = build_schedule_context(instance=instance, resources={"vidrec": VidrecResource(home=str(tmp_path))})
+    resources = {"vidrec": VidrecResource(home=str(tmp_path))}
+    with instance_for_test() as instance, build_schedule_context(instance=instance, resources=resources) as context:
         result = definitions.resolve_schedule_def("daily_retrain").evaluate_tick(context)
 
     assert not result.run_requests and "vidrec pipeline" in result.skip_message
