@@ -127,11 +127,3 @@ def registration(settings: VidrecSettings, asset: AssetKey) -> dict[str, object]
                           f"(no {path.name} in {path.parent}): materialize it first")
     return json.loads(path.read_text())
 
-
-def latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict[str, object]:
-    """The metadata of an asset's latest materialization. Kept for the deployment layer until it
-    reads `registration` too; new code reads registrations."""
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        raise LookupError(f"{key.to_user_string()} has never been materialized")
-    return {name: value.value for name, value in event.asset_materialization.metadata.items()}

@@ -40,8 +40,9 @@ from orchestration.assets.models import (
     video_index,
 )
 from orchestration.assets.served_skew import DRIFT_CHECK, MATCH_CHECK, served_feature_comparison
-from orchestration.model_runs import latest_metadata
+from orchestration.model_runs import registration
 from orchestration.resources import MlflowResource, VidrecResource
+from vidrec.settings import VidrecSettings
 
 DEPLOYMENT_GROUP = "deployment"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -55,20 +56,22 @@ PYPROJECT = PROJECT_ROOT / "pyproject.toml"
           served_feature_comparison],
     kinds={"mlflow"},
 )
-def champion_models(context: AssetExecutionContext, mlflow_tracking: MlflowResource) -> MaterializeResult:
+def champion_models(context: AssetExecutionContext, vidrec: VidrecResource,
+                    mlflow_tracking: MlflowResource) -> MaterializeResult:
     """The `champion` alias of each registered model, moved only to strictly better versions, and
     only while the served-skew gate holds."""
+    settings = vidrec.settings()
     mlflow_tracking.configure()
     client = MlflowClient()
     failed_gates = failed_promotion_gates(context)
     if failed_gates:
         gate = "blocked: " + "; ".join(failed_gates)
         context.log.error("promotion blocked by the served-skew gate: %s", gate)
-        decisions = [(artifact, latest_metadata(context, asset_def.key), False) for artifact, asset_def in (
+        decisions = [(artifact, registration(settings, asset_def.key), False) for artifact, asset_def in (
             (CANDIDATE_GENERATOR, candidate_generator), (VIDEO_INDEX, video_index),
             (RETRIEVAL_SOURCES, retrieval_sources), (RANKER, ranking_model), (POPULARITY, popularity_model))]
     else:
-        gate, decisions = "passed", _promote(context, client)
+        gate, decisions = "passed", _promote(settings, client)
 
     rows = "| model | candidate version | metric | value | promoted | champion now |\n|---|---|---|---|---|---|\n"
     for artifact, metadata, promoted in decisions:
@@ -104,10 +107,11 @@ def failed_promotion_gates(context: AssetExecutionContext) -> list[str]:
     return failed
 
 
-def _promote(context: AssetExecutionContext, client: MlflowClient) -> list[tuple]:
-    """Move each alias that a strictly better version earned; (artifact, metadata, promoted) each."""
-    generator = latest_metadata(context, candidate_generator.key)
-    index = latest_metadata(context, video_index.key)
+def _promote(settings: VidrecSettings, client: MlflowClient) -> list[tuple]:
+    """Move each alias that a strictly better version earned; (artifact, registration, promoted)
+    each. What each model asset registered is read from its registration record."""
+    generator = registration(settings, candidate_generator.key)
+    index = registration(settings, video_index.key)
     decisions = []
     if is_better_than_champion(client, CANDIDATE_GENERATOR, float(generator["selection_metric"])):
         set_champion(client, CANDIDATE_GENERATOR, str(generator["mlflow_version"]))
@@ -116,11 +120,11 @@ def _promote(context: AssetExecutionContext, client: MlflowClient) -> list[tuple
     else:
         decisions += [(CANDIDATE_GENERATOR, generator, False), (VIDEO_INDEX, index, False)]
     # Retrieval sources are lists of what is current (trending, fresh): the newest version serves.
-    sources = latest_metadata(context, retrieval_sources.key)
+    sources = registration(settings, retrieval_sources.key)
     set_champion(client, RETRIEVAL_SOURCES, str(sources["mlflow_version"]))
     decisions.append((RETRIEVAL_SOURCES, sources, True))
     for artifact, asset_def in ((RANKER, ranking_model), (POPULARITY, popularity_model)):
-        metadata = latest_metadata(context, asset_def.key)
+        metadata = registration(settings, asset_def.key)
         promoted = is_better_than_champion(client, artifact, float(metadata["selection_metric"]))
         if promoted:
             set_champion(client, artifact, str(metadata["mlflow_version"]))
