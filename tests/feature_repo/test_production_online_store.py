@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from datetime import datetime
 
 import pyarrow as pa
@@ -11,15 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from tests.engagement_rows import engagement_row
 from feature_repo.services import RETRIEVAL_USER_FEATURES
 from feature_repo.store import apply_feature_definitions
+from tests.engagement_rows import engagement_row
 from vidrec.settings import VidrecSettings
 
 REDIS_TEST_DB = 13
 
 
-@pytest.fixture()
+@pytest.fixture
 def production_settings(tmp_path) -> VidrecSettings:
     url = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
     client = redis.Redis.from_url(url)
@@ -52,7 +51,8 @@ def production_settings(tmp_path) -> VidrecSettings:
     )
     pq.write_table(
         pa.Table.from_pylist([
-            engagement_row("next:7", 7, day, watches=[(5, 1, "news", 1.0, 0.5), (6, 2, "music", 2.0, 1.0)], impressions=[(5, 0.5)])
+            engagement_row("next:7", 7, day, watches=[(5, 1, "news", 1.0, 0.5), (6, 2, "music", 2.0, 1.0)],
+                           impressions=[(5, 0.5)])
         ]),
         settings.marts_dir / "user_engagement_history.parquet",
     )
