@@ -12,7 +12,8 @@ keeps losses near 1); the watch_time head's positive weights are further divided
 Training runs on `config.device` ("auto": the GPU when torch sees one); the bundle is on the CPU.
 
 Training metrics: `train_loss` (the last epoch's), `epochs_run`, `best_epoch` (whose weights the
-bundle holds), and with early stopping `validation_loss` and `validation_loss_epoch_<n>`.
+bundle holds), and with calibration rows `validation_loss` (the objective on them, of the weights
+kept) and `validation_loss_epoch_<n>` (its curve, on a fixed schedule too).
 
 Holdout metrics (`holdout_` + the keys of models/ranking/evaluate.py::ranking_report on the final
 score and the calibrated heads; `holdout_ece_constant_<head>` is the ECE of a constant predictor
@@ -113,7 +114,7 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     selection = EpochSelection(config.epochs, config.early_stopping_patience, config.early_stopping_min_delta)
     validation = (_objective_rows(calibration_rows, head_labels(calibration_rows, config), preprocessor, config,
                                   watch_scale, fitting.weight_means, device)
-                  if selection.stops_early else None)
+                  if not calibration_rows.empty else None)
 
     # built on the CPU, so a seed gives the same initial weights on every device
     model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
@@ -140,7 +141,8 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
             total_loss += loss.detach()
         metrics["train_loss"] = total_loss.item() / len(batches)
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
-        if selection.end_epoch(model, lambda: validation.evaluate(model, config)):
+        validation_loss = None if validation is None else (lambda: validation.evaluate(model, config))
+        if selection.end_epoch(model, validation_loss):
             logger.info("ranker: no validation improvement for %d epochs; keeping epoch %d",
                         config.early_stopping_patience, selection.best_epoch)
             break

@@ -368,7 +368,7 @@ def fit(
             total_loss += loss.item()
         metrics["train_loss"] = total_loss / steps_per_epoch
         logger.info("retrieval epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
-        if selection.end_epoch(served, lambda: validation(served)):
+        if selection.end_epoch(served, None if validation is None else (lambda: validation(served))):
             logger.info("retrieval: no validation improvement for %d epochs; keeping epoch %d",
                         patience, selection.best_epoch)
             break

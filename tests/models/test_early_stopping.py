@@ -48,19 +48,20 @@ def test_a_diverged_epoch_never_counts_as_the_best():
     assert selection.best_epoch == 2 and weight == 2.0 and selection.epochs_run == 4
 
 
-def test_without_patience_every_epoch_runs_the_last_weights_stay_and_nothing_is_validated():
-    def never_called():
-        raise AssertionError("a fixed schedule must not compute a validation loss")
+def test_without_patience_every_epoch_runs_and_the_last_weights_stay():
+    selection, weight = _run([1.0, 3.0, 2.0, 5.0], patience=None)
+    assert weight == 4.0  # the last epoch's, though epoch 1 had the lowest loss
+    # the curve is still recorded, and validation_loss is that of the weights kept
+    assert selection.metrics() == {"epochs_run": 4.0, "best_epoch": 4.0, "validation_loss": 5.0,
+                                   "validation_loss_epoch_01": 1.0, "validation_loss_epoch_02": 3.0,
+                                   "validation_loss_epoch_03": 2.0, "validation_loss_epoch_04": 5.0}
 
+
+def test_without_validation_rows_only_the_epochs_are_counted():
     model = torch.nn.Linear(1, 1, bias=False)
-    selection = EpochSelection(4, None)
-    for epoch in range(1, 5):
-        with torch.no_grad():
-            model.weight.fill_(float(epoch))
-        assert not selection.end_epoch(model, never_called)
-    selection.restore_best(model)
-    assert model.weight.item() == 4.0
-    assert selection.metrics() == {"epochs_run": 4.0, "best_epoch": 4.0}
+    selection = EpochSelection(3, None)
+    assert not any(selection.end_epoch(model, None) for _ in range(3))
+    assert selection.metrics() == {"epochs_run": 3.0, "best_epoch": 3.0}
 
 
 @pytest.mark.parametrize("config_class", [RankerConfig, RetrievalConfig])

@@ -65,13 +65,14 @@ def test_the_returned_model_is_the_best_epochs(stopped, noise_frame):
     assert _calibration_log_loss(stopped, noise_frame) == pytest.approx(stopped.metrics["validation_loss"], rel=1e-5)
 
 
-def test_without_patience_every_epoch_runs_and_the_last_weights_are_kept(noise_frame):
+def test_without_patience_every_epoch_runs_the_last_weights_are_kept_and_the_curve_recorded(noise_frame):
     fixed = train_ranker(noise_frame, replace(CONFIG, epochs=6, early_stopping_patience=None))
     assert fixed.metrics["epochs_run"] == fixed.metrics["best_epoch"] == 6
-    assert not any(key.startswith("validation_loss") for key in fixed.metrics)
+    assert fixed.metrics["validation_loss"] == fixed.metrics["validation_loss_epoch_6"]
+    assert _calibration_log_loss(fixed, noise_frame) == pytest.approx(fixed.metrics["validation_loss"], rel=1e-5)
     # six epochs on noise overfit: the last weights are worse on the calibration rows than the best
     stopped = train_ranker(noise_frame, replace(CONFIG, epochs=6))
-    assert _calibration_log_loss(fixed, noise_frame) > stopped.metrics["validation_loss"]
+    assert fixed.metrics["validation_loss"] > stopped.metrics["validation_loss"]
 
 
 def test_validating_does_not_change_what_training_does():
