@@ -33,6 +33,8 @@ class RetrievalConfig:
     # stop once `early_stopping_patience` epochs in a row have not improved on the best by more than
     # `early_stopping_min_delta`, and keep the best epoch's weights. None: every epoch runs on every
     # train row and the last weights are kept (the fixed schedule bench/retrieval.py tunes `epochs` with).
+    # Off by default: on the default data (seeds 0, 1) patience 2 kept epoch 2 of the 4 with the
+    # same holdout Recall@50 (0.336), Recall@100 +0.001-0.002 and NDCG@10 -0.0002 to -0.0016.
     early_stopping_patience: int | None = None
     early_stopping_min_delta: float = 0.0
     validation_share: float = 0.05
