@@ -63,7 +63,9 @@ def test_appended_events_reach_dbt_staging_and_the_click_labels(tmp_path, monkey
         "build", "--select", *MODELS, "--indirect-selection", "cautious",  # only tests of these models
         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
         "--target-path", str(tmp_path / "dbt_target"), "--log-path", str(tmp_path / "dbt_logs"),
-        "--vars", json.dumps({"raw_dir": str(raw_dir), "marts_dir": str(tmp_path / "marts")}),
+        # dbt reads the validated layer, which has the raw layout: pointed at raw, it reads the
+        # appended events as they were written (tests/dbt_project does the same)
+        "--vars", json.dumps({"validated_dir": str(raw_dir), "marts_dir": str(tmp_path / "marts")}),
         "--no-use-colors", "--quiet",
     ])
 
