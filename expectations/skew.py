@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ def compare_feature_distributions(
     is judged by its null-rate gap alone. `statistics` holds every feature's PSI and null-rate gap
     (and KS); each PSI failure's `unexpected_examples` lists the bins that moved most.
     """
+    thresholds = _Thresholds(max_psi, max_null_rate_gap, bins, max_ks, require_values)
     psi_by_feature: dict[str, float | None] = {}
     ks_by_feature: dict[str, float] = {}
     null_gap_by_feature: dict[str, float | None] = {}
@@ -77,59 +79,11 @@ def compare_feature_distributions(
     features = [(name, "numeric") for name in numeric_features]
     features += [(name, "categorical") for name in categorical_features]
     for feature, kind in features:
-        missing = [label for label, frame in (("training", training), ("serving", serving))
-                   if feature not in frame.columns]
-        if missing:
-            psi_by_feature[feature] = null_gap_by_feature[feature] = None
-            failures.append(_failure("feature_present", feature, {}, f"missing from {missing}", []))
-            continue
-        training_values, serving_values = training[feature], serving[feature]
-        null_gap = abs(_null_rate(serving_values) - _null_rate(training_values))
-        null_gap_by_feature[feature] = round(null_gap, 4)
-        if null_gap > max_null_rate_gap:
-            observed = (
-                f"null rate {_null_rate(training_values):.3f} in training, "
-                f"{_null_rate(serving_values):.3f} in serving"
-            )
-            failures.append(
-                _failure("null_rate_gap", feature, {"max_value": max_null_rate_gap}, observed, [])
-            )
-        training_values, serving_values = training_values.dropna(), serving_values.dropna()
-        if training_values.empty or serving_values.empty:
-            psi_by_feature[feature] = None
-            empty = "training" if training_values.empty else "serving"
-            if require_values:
-                failures.append(
-                    _failure("population_stability_index", feature, {"max_value": max_psi},
-                             f"no non-null values in {empty}", [])
-                )
-            continue
-        if kind == "numeric":
-            labels, training_counts, serving_counts = _numeric_histograms(
-                training_values, serving_values, bins
-            )
-        else:
-            labels, training_counts, serving_counts = _categorical_histograms(
-                training_values, serving_values
-            )
-        if kind == "numeric" and max_ks is not None:
-            ks = ks_statistic(training_values, serving_values)
-            ks_by_feature[feature] = round(ks, 4)
-            if ks > max_ks:
-                failures.append(_failure("kolmogorov_smirnov", feature, {"max_value": max_ks}, round(ks, 4),
-                                         _quantile_gaps(training_values, serving_values)))
-        psi = population_stability_index(training_counts, serving_counts)
-        psi_by_feature[feature] = round(psi, 4)
-        if psi > max_psi:
-            failures.append(
-                _failure(
-                    "population_stability_index",
-                    feature,
-                    {"max_value": max_psi},
-                    round(psi, 4),
-                    _moved_bins(labels, training_counts, serving_counts),
-                )
-            )
+        judged = _judge_feature(feature, kind, training, serving, thresholds)
+        psi_by_feature[feature], null_gap_by_feature[feature] = judged.psi, judged.null_rate_gap
+        if judged.ks is not None:
+            ks_by_feature[feature] = judged.ks
+        failures += judged.failures
 
     statistics = {
         "training_rows": len(training),
@@ -143,6 +97,70 @@ def compare_feature_distributions(
     if failures:
         logger.warning("training-serving skew in %s", sorted({f["column"] for f in failures}))
     return ValidationOutcome("training_serving_skew", not failures, statistics, failures)
+
+
+@dataclass(frozen=True)
+class _Thresholds:
+    max_psi: float
+    max_null_rate_gap: float
+    bins: int
+    max_ks: float | None
+    require_values: bool
+
+
+@dataclass
+class _FeatureJudgement:
+    psi: float | None = None
+    null_rate_gap: float | None = None
+    ks: float | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _judge_feature(feature: str, kind: str, training: pd.DataFrame, serving: pd.DataFrame,
+                   thresholds: _Thresholds) -> _FeatureJudgement:
+    """One feature's null-rate gap, KS (numeric, when asked) and PSI, and what they fail."""
+    judged = _FeatureJudgement()
+    missing = [label for label, frame in (("training", training), ("serving", serving))
+               if feature not in frame.columns]
+    if missing:
+        judged.failures.append(_failure("feature_present", feature, {}, f"missing from {missing}", []))
+        return judged
+    training_values, serving_values = training[feature], serving[feature]
+    null_gap = abs(_null_rate(serving_values) - _null_rate(training_values))
+    judged.null_rate_gap = round(null_gap, 4)
+    if null_gap > thresholds.max_null_rate_gap:
+        observed = (
+            f"null rate {_null_rate(training_values):.3f} in training, "
+            f"{_null_rate(serving_values):.3f} in serving"
+        )
+        judged.failures.append(
+            _failure("null_rate_gap", feature, {"max_value": thresholds.max_null_rate_gap}, observed, [])
+        )
+    training_values, serving_values = training_values.dropna(), serving_values.dropna()
+    if training_values.empty or serving_values.empty:
+        empty = "training" if training_values.empty else "serving"
+        if thresholds.require_values:
+            judged.failures.append(
+                _failure("population_stability_index", feature, {"max_value": thresholds.max_psi},
+                         f"no non-null values in {empty}", [])
+            )
+        return judged
+    if kind == "numeric":
+        labels, training_counts, serving_counts = _numeric_histograms(training_values, serving_values, thresholds.bins)
+    else:
+        labels, training_counts, serving_counts = _categorical_histograms(training_values, serving_values)
+    if kind == "numeric" and thresholds.max_ks is not None:
+        ks = ks_statistic(training_values, serving_values)
+        judged.ks = round(ks, 4)
+        if ks > thresholds.max_ks:
+            judged.failures.append(_failure("kolmogorov_smirnov", feature, {"max_value": thresholds.max_ks},
+                                            round(ks, 4), _quantile_gaps(training_values, serving_values)))
+    psi = population_stability_index(training_counts, serving_counts)
+    judged.psi = round(psi, 4)
+    if psi > thresholds.max_psi:
+        judged.failures.append(_failure("population_stability_index", feature, {"max_value": thresholds.max_psi},
+                                        round(psi, 4), _moved_bins(labels, training_counts, serving_counts)))
+    return judged
 
 
 def _smoothed_shares(counts: np.ndarray) -> np.ndarray:

@@ -123,23 +123,8 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     listwise = _listwise_inputs(fit_rows, device) if config.listwise_weight > 0 else None
     metrics: dict[str, float] = {}
     for epoch in range(config.epochs):
-        model.train()
-        batches = _epoch_batches(len(fit_rows), config.batch_size, generator, listwise, device)
-        total_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
-        progress = tqdm(batches, desc=f"ranker epoch {epoch + 1}/{config.epochs}",
-                        disable=not config.show_progress, leave=False)
-        for rows in progress:
-            logits = model(fitting.inputs.select(rows), fitting.positions[rows])  # head → (batch,)
-            loss = fitting.loss(logits, rows, config)
-            if listwise is not None:
-                codes, relevance, log_weight = (tensor[rows] for tensor in listwise)
-                listwise_term = listwise_loss(logits[WATCH_TIME_HEAD], codes, relevance, log_weight)
-                loss = loss + config.listwise_weight * listwise_term
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach()
-        metrics["train_loss"] = total_loss.item() / len(batches)
+        metrics["train_loss"] = _train_one_epoch(model, optimizer, fitting, listwise, generator, config, epoch,
+                                                 len(fit_rows), device)
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
         validation_loss = None if validation is None else (lambda: validation.evaluate(model, config))
         if selection.end_epoch(model, validation_loss):
@@ -149,6 +134,30 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     selection.restore_best(model)
     metrics.update(selection.metrics())
     return _finish(model, preprocessor, config, watch_scale, frame, train, calibration_rows, metrics, started)
+
+
+def _train_one_epoch(model: Ranker, optimizer: torch.optim.Optimizer, fitting: ObjectiveRows, listwise: tuple | None,
+                     generator: torch.Generator, config: RankerConfig, epoch: int, num_rows: int,
+                     device: torch.device) -> float:
+    """One pass over the fit rows in shuffled batches (whole requests with a listwise term); the
+    mean training loss."""
+    model.train()
+    batches = _epoch_batches(num_rows, config.batch_size, generator, listwise, device)
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
+    progress = tqdm(batches, desc=f"ranker epoch {epoch + 1}/{config.epochs}",
+                    disable=not config.show_progress, leave=False)
+    for rows in progress:
+        logits = model(fitting.inputs.select(rows), fitting.positions[rows])  # head → (batch,)
+        loss = fitting.loss(logits, rows, config)
+        if listwise is not None:
+            codes, relevance, log_weight = (tensor[rows] for tensor in listwise)
+            listwise_term = listwise_loss(logits[WATCH_TIME_HEAD], codes, relevance, log_weight)
+            loss = loss + config.listwise_weight * listwise_term
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach()
+    return total_loss.item() / len(batches)
 
 
 def _finish(model: Ranker, preprocessor: FeaturePreprocessor, config: RankerConfig, watch_scale: float,
