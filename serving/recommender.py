@@ -382,6 +382,34 @@ class Recommender:
         sources, counts = np.unique(candidates.sources.astype(str), return_counts=True)
         for source, count in zip(sources.tolist(), counts.tolist(), strict=True):
             serving_metrics().candidates.labels(source=source).inc(count)
+        data, scores, head_values = self._score(user, user_id, surface, candidates, trace, request_time, preset_scores)
+        if data is None:
+            return served_items(
+                items_in_order(candidates, np.arange(len(candidates)), scores, self.policy, k), candidates, None)
+        # what the ranker scored on, for a sampled request it did score (not a fallback's order)
+        fed_kinds = self._fed_kinds if head_values is not None and sampled(
+            request_id, self.feature_sample_share) else None
+        served = trace.run(
+            "policy",
+            lambda: apply_policy(
+                self.policy, policy_candidates(candidates, scores, data, request_time, because_video_ids),
+                user_context(user, self.models.sources.subscriptions.creators_of(user_id), request_time),
+                k, request_id,
+            ),
+            lambda: None, "ranker_order", self.budgets.policy,
+        )
+        if served is None:
+            order = np.argsort(-scores, kind="stable")
+            return served_items(items_in_order(candidates, order, scores[order], self.policy, k), candidates,
+                                head_values, data, fed_kinds)
+        return served_items(items_from_policy(served), candidates, head_values, data, fed_kinds)
+
+    def _score(
+        self, user: dict[str, object], user_id: int, surface: Surface, candidates: CandidateColumns,
+        trace: RequestTrace, request_time: float, preset_scores: np.ndarray | None,
+    ) -> tuple[dict[str, np.ndarray] | None, np.ndarray, dict[str, np.ndarray] | None]:
+        """(the candidates' ranker feature columns or None when they fell back, their scores, the
+        ranker's head values or None): ranker scores, else `preset_scores`, else retrieval order."""
         video_ids = candidates.video_ids
 
         def columns() -> dict[str, np.ndarray]:
@@ -410,26 +438,7 @@ class Recommender:
             )
         if scores is None:  # retrieval order (sources in priority order, each best first), scored 1/(1 + position)
             scores = 1.0 / (1.0 + np.arange(len(candidates)))
-        if data is None:
-            return served_items(
-                items_in_order(candidates, np.arange(len(candidates)), scores, self.policy, k), candidates, None)
-        # what the ranker scored on, for a sampled request it did score (not a fallback's order)
-        fed_kinds = self._fed_kinds if head_values is not None and sampled(
-            request_id, self.feature_sample_share) else None
-        served = trace.run(
-            "policy",
-            lambda: apply_policy(
-                self.policy, policy_candidates(candidates, scores, data, request_time, because_video_ids),
-                user_context(user, self.models.sources.subscriptions.creators_of(user_id), request_time),
-                k, request_id,
-            ),
-            lambda: None, "ranker_order", self.budgets.policy,
-        )
-        if served is None:
-            order = np.argsort(-scores, kind="stable")
-            return served_items(items_in_order(candidates, order, scores[order], self.policy, k), candidates,
-                                head_values, data, fed_kinds)
-        return served_items(items_from_policy(served), candidates, head_values, data, fed_kinds)
+        return data, scores, head_values
 
     def _popular_candidates(self, count: int, exclude: set[int]) -> CandidateColumns:
         return CandidateColumns.from_ranked("popular", self.models.popularity.recommend(count, exclude | self._blocked))
