@@ -1,7 +1,7 @@
 """Wall time and peak memory of `vidrec pipeline` on the default data, in a fresh VIDREC_HOME, with
 each Dagster step's time and peak memory (bench/pipeline_profile.py says how they are read).
 
-    .venv/bin/python bench/pipeline.py [--home DIR] [--keep]
+    .venv/bin/python bench/pipeline.py [--home DIR] [--keep] [--job refresh_everything_parallel]
 
 Peak memory is the largest resident set of the whole process tree (the pipeline runs dbt and
 other tools as child processes), sampled every 0.2 s. The run's log is kept as
@@ -23,10 +23,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, help="VIDREC_HOME to use (default: a new temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home afterwards")
+    parser.add_argument("--job", help="the Dagster job to run (default: refresh_everything; "
+                        "refresh_everything_parallel uses the multiprocess executor)")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="vidrec-bench-"))
     home.mkdir(parents=True, exist_ok=True)
-    profile = run_pipeline(home, home / "bench-pipeline.log")
+    profile = run_pipeline(home, home / "bench-pipeline.log", job=args.job)
     print("| measure | value |")
     print("|---|---|")
     print(f"| exit code | {profile.returncode} |")

@@ -82,10 +82,10 @@ def _duration(text: str, fallback: float) -> float:
 
 
 def run_pipeline(home: Path, log_path: Path, extra_env: dict[str, str] | None = None,
-                 interval: float = 0.2) -> PipelineProfile:
-    """Run `vidrec pipeline` with VIDREC_HOME=home, its output to `log_path`, and profile it."""
+                 interval: float = 0.2, job: str | None = None) -> PipelineProfile:
+    """Run `vidrec pipeline [--job job]` with VIDREC_HOME=home, its output to `log_path`, and profile it."""
     environment = {**os.environ, **(extra_env or {}), "VIDREC_HOME": str(home)}
-    command = [str(Path(sys.executable).parent / "vidrec"), "pipeline"]
+    command = [str(Path(sys.executable).parent / "vidrec"), "pipeline", *(["--job", job] if job else [])]
     samples: list[tuple[float, int]] = []
     started = time.perf_counter()
     with open(log_path, "w") as log:

@@ -8,7 +8,7 @@ from dagster import Definitions, load_assets_from_modules
 
 from orchestration.assets import deployment, features, models, raw, served_skew, transform, validated
 from orchestration.checks import all_checks
-from orchestration.jobs import refresh_everything
+from orchestration.jobs import refresh_everything, refresh_everything_parallel
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_retrain
 from orchestration.sensors import raw_logs_changed
@@ -19,7 +19,7 @@ def build_definitions(settings: VidrecSettings | None = None) -> Definitions:
     return Definitions(
         assets=load_assets_from_modules([raw, validated, transform, features, models, served_skew, deployment]),
         asset_checks=all_checks,
-        jobs=[refresh_everything],
+        jobs=[refresh_everything, refresh_everything_parallel],
         schedules=[daily_retrain],
         sensors=[raw_logs_changed],
         resources=build_resources(settings or VidrecSettings()),

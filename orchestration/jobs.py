@@ -1,6 +1,6 @@
 """Jobs: what a click, a schedule or a sensor asks Dagster to run."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job, in_process_executor, multiprocess_executor
 
 refresh_everything = define_asset_job(
     "refresh_everything",
@@ -11,4 +11,17 @@ refresh_everything = define_asset_job(
     description="Raw logs → validated layer (bad rows quarantined) → dbt → Feast → models → MLflow → champion "
     "promotion → Bento, with every check. A run names a range of day partitions (raw_days): the raw and "
     "validated event tables of those days are judged again, everything after them rebuilds whole.",
+)
+
+# The same graph with Dagster's multiprocess executor: independent steps (the validated tables,
+# the two training frames, the models) run in parallel processes, each paying its own imports.
+# For machines with cores to spare; on the 2-core development machine it is slower than the
+# in-process job (docs/benchmarks.md, "In-process or multiprocess executor"). `vidrec pipeline
+# --job refresh_everything_parallel` runs it; run config `execution: config: max_concurrent: N`
+# bounds the processes (default: the CPU count).
+refresh_everything_parallel = define_asset_job(
+    "refresh_everything_parallel",
+    selection=AssetSelection.all(),
+    executor_def=multiprocess_executor,
+    description="refresh_everything with independent steps in parallel processes (multiprocess executor).",
 )
