@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
 import mlflow
-import pandas as pd
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
 
@@ -24,8 +22,6 @@ from vidrec.settings import VidrecSettings
 MLFLOW_EXPERIMENT = "vidrec"
 # The output of dbt_project/profiles.yml each settings profile builds the warehouse with.
 DBT_TARGETS = {"default": "dev", "production": "dev", "distributed": "distributed"}
-# The schema of dbt-spark's tables (profiles.yml, output distributed).
-SPARK_SCHEMA = "vidrec"
 
 
 # Settings the resource never carries: secrets would show in the UI's resource config, and the
@@ -60,17 +56,6 @@ class VidrecResource(ConfigurableResource):
         settings = VidrecSettings(**carried, home=Path(self.home), profile=self.profile)
         settings.ensure_dirs()
         return settings
-
-
-def warehouse_table(settings: VidrecSettings, table: str, columns: list[str]) -> pd.DataFrame:
-    """`columns` of one of dbt's warehouse tables (staging or intermediate, not a mart), read
-    where the settings' profile keeps them: the DuckDB file, or in the distributed profile the
-    Parquet files of the Spark table (`<warehouse>/<schema>.db/<table>/`, dbt-spark's managed
-    tables), read without starting Spark."""
-    if settings.profile == "distributed":
-        return pd.read_parquet(settings.warehouse_path / f"{SPARK_SCHEMA}.db" / table, columns=columns)
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
-        return connection.execute(f"select {', '.join(columns)} from {table}").df()
 
 
 class MlflowResource(ConfigurableResource):
