@@ -8,9 +8,12 @@
   session-scoped `pipeline_run` (a whole tiny pipeline and the service over it) run on one worker
   together, so that pipeline is built once. xdist's own loadgroup reads `xdist_group` marks, but
   with pytest 9.2 it silently stops grouping (pytest-xdist issue #1386).
-- Before any test is collected, the session (the controller of an xdist run) brings dbt's
-  manifest up to date, as `vidrec` commands do: orchestration/assets/transform.py refuses a stale
-  one rather than parse while being imported (orchestration/dbt_manifest.py).
+- Before any test module or nested conftest is imported, this conftest (in the controller of an
+  xdist run, or a serial run) brings dbt's manifest up to date, as `vidrec` commands do:
+  orchestration/assets/transform.py refuses a stale one rather than parse while being imported
+  (orchestration/dbt_manifest.py). It happens when this file loads, not in `pytest_configure`:
+  pytest imports the conftests of the paths it is given (tests/e2e/conftest.py for
+  `pytest tests/e2e/...`) before any configure hook runs.
 - Each worker gives its math libraries its share of the cores (`_share_the_cores`) and tells
   pyspark it is not running pyspark's own doctests (`_tell_pyspark_this_is_not_its_doctest_run`).
 """
@@ -33,6 +36,14 @@ SHARED_PIPELINE_FIXTURE = "pipeline_run"
 SLOW_MARKS = ("pytest.mark.e2e", "pytest.mark.trains", "pytest.mark.spark")
 
 
+def _bring_the_dbt_manifest_up_to_date() -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ and manifest_is_stale():
+        parse_dbt_project()
+
+
+_bring_the_dbt_manifest_up_to_date()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(E2E_DIR):
@@ -43,8 +54,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         _share_the_cores(config.workerinput["workercount"])
         _tell_pyspark_this_is_not_its_doctest_run()
-    elif manifest_is_stale():  # the controller of an xdist run, or a serial run
-        parse_dbt_project()
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: unknown when xdist is not loaded

@@ -11,8 +11,9 @@ same logged request data. It writes both, side by side, for two blocking checks
 frame. `champion_models` depends on this asset, so a failing check stops promotion in the same run.
 
 The request key of the engagement view: a request the offline store knows (its impressions came
-back through the raw log and the marts were rebuilt) is looked up by its own id, stamped at its
-start; any other by `next:<user_id>`, the state the service read it by. A `next:` row stamped
+back through the raw log and the marts were rebuilt, stamped no later than the request) is looked
+up by its own id, stamped at its start; any other by `next:<user_id>`, the state the service read
+it by. A `next:` row stamped
 after the request (the marts moved on since, and the request's own row is not there) cannot say
 what the request saw: such rows are counted as `not_recomputable` and left out. So are the rows
 of requests whose feature reads fell back (`degraded_rows`: the online store failed and the ranker
@@ -112,15 +113,22 @@ def _fed_fallback_features(degraded: str) -> bool:
 
 def _engagement_keys(settings: VidrecSettings, served: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """(own, recomputable) per row: whether the offline store holds the request's own engagement
-    row; whether it can give the state the request saw (its own row, a `next:<user>` row stamped
-    no later than the request, or no row at all, as serving found none)."""
+    row, stamped no later than the request; whether it can give the state the request saw (its own
+    row, a `next:<user>` row stamped no later than the request, or no row at all, as serving found
+    none).
+
+    A request's own row is stamped at its first logged impression. When a client logs the
+    impressions later than the service answered (its clock, or its own delay), that row is stamped
+    after the request: a point-in-time join at the request's time cannot reach it, and it holds
+    events the service never saw, so it does not stand for the request."""
     if served.empty:
         return pd.Series(False, index=served.index), pd.Series(True, index=served.index)
     states = pd.read_parquet(mart_path(settings.marts_dir, Mart.USER_ENGAGEMENT_HISTORY),
                              columns=["request_id", "event_timestamp"])
     stamped = dict(zip(states["request_id"], entity_timestamps(states["event_timestamp"]), strict=True))
     served_at = entity_timestamps(served[SERVED_AT])
-    own = served[REQUEST_ID].isin(stamped.keys())
+    own_stamp = pd.to_datetime(served[REQUEST_ID].map(lambda request: stamped.get(request, pd.NaT)), utc=True)
+    own = own_stamp.notna() & (own_stamp <= served_at)
     next_stamp = served[USER_ID].map(lambda user: stamped.get(next_request_id(user), pd.NaT))
     next_stamp = pd.to_datetime(next_stamp, utc=True)
     # no row at all: the store held nothing for the request, online or offline (both give nulls)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import httpx
@@ -19,15 +19,17 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, RunRequest, build_sensor_context
 
+from feature_repo.store import feature_store
 from orchestration.definitions import build_definitions
 from orchestration.refresh import prepare_refresh
 from orchestration.resources import VidrecResource
 from orchestration.sensors import raw_logs_changed
+from serving.request_clock import materialized_until
 from tests.e2e.conftest import PROJECT_ROOT, TINY_DATA
 from tests.served_service import served
 from vidrec.settings import VidrecSettings
 
-LIST_LENGTH = 20
+LIST_LENGTH = 50  # long enough that one retrain's shift shows: at 20, some runs' creator had no video in either list
 WATCHED_FROM_CREATOR = 8
 EVENTS_FOR_A_RUN = 10  # the test sends 4 events per watched video: well past this
 
@@ -38,7 +40,10 @@ def loop_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vidrec
     the service and the sensor read it with."""
     home = tmp_path_factory.mktemp("vidrec_loop_home")
     environment = {**TINY_DATA, "VIDREC_HOME": str(home), "VIDREC_EVENTS_MIN_FOR_RUN": str(EVENTS_FOR_A_RUN),
-                   "VIDREC_MODEL_POLL_SECONDS": "1", "VIDREC_POLICY_EXPLORATION_SHARE": "0"}
+                   "VIDREC_MODEL_POLL_SECONDS": "1", "VIDREC_POLICY_EXPLORATION_SHARE": "0",
+                   # every request's features logged, so the second refresh's served-skew gate always
+                   # judges the first request (sampled at 10%, it would judge it one run in ten)
+                   "VIDREC_SERVED_FEATURES_SAMPLE_SHARE": "1"}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in environment.items():
             patch.setenv(key, value)
@@ -81,11 +86,15 @@ def _pick_user_and_creator(settings: VidrecSettings, served_list: list[int], use
 
 
 def _events_watching(settings: VidrecSettings, user_id: int, videos: list[int], request_id: str) -> list[dict]:
-    """An impression, click, full watch and like of each video, just after the data's last watch (the
-    service runs on the data's clock, so the loop continues the log rather than jumping to today)."""
+    """An impression, click, full watch and like of each video, just after both the data's last watch
+    and the time the first request was served at (the service runs on the data's clock, the end of
+    the online store's materialization, so the loop continues the log rather than jumping to today).
+    Events stamped before the request they follow would rewrite the past the served-skew gate
+    compares the logged request with, and fail it whenever the service logged that request."""
     raw = settings.raw_dir
     last = duckdb.sql(f"select max(watch_time) as last from read_parquet('{raw}/watches/*/*.parquet')").df()["last"][0]
-    start = pd.Timestamp(last).tz_localize(UTC).to_pydatetime() + timedelta(minutes=1)
+    served_at = datetime.fromtimestamp(materialized_until(feature_store(settings)), UTC)
+    start = max(pd.Timestamp(last).tz_localize(UTC).to_pydatetime(), served_at) + timedelta(minutes=1)
     durations = _catalog(settings).set_index("video_id")["duration_seconds"]
     events = []
     for position, video in enumerate(videos):
