@@ -46,4 +46,35 @@ def request_clock(settings: VidrecSettings, store: FeatureStore) -> Callable[[],
         logger.warning("serving_clock 'data' but the online store was never materialized: using the wall clock")
         return time.time
     logger.info("serving_clock 'data': requests are ranked as of %s (Unix seconds)", until)
-    return lambda: until
+    return DataClock(store, until, settings.model_poll_seconds)
+
+
+class DataClock:
+    """The "data" clock: the end of the online store's last materialization, re-read at most every
+    `reread_seconds` (0: never).
+
+    It follows the store rather than the models: a refresh that re-materializes the features but
+    promotes no new model leaves the loaded models serving, and a clock stopped at their load would
+    rank tomorrow's requests as of yesterday (the closed loop, vidrec.closed_loop, runs day after
+    day on this clock). It never goes back: a materialization of an older range does not rewind it.
+    """
+
+    def __init__(self, store: FeatureStore, until: float, reread_seconds: float):
+        self._store = store
+        self._until = until
+        self._reread_seconds = reread_seconds
+        self._read_at = time.monotonic()
+
+    def __call__(self) -> float:
+        if self._reread_seconds and time.monotonic() - self._read_at >= self._reread_seconds:
+            self._read_at = time.monotonic()
+            try:
+                self._store.refresh_registry()
+                latest = materialized_until(self._store)
+            except Exception:  # a registry mid-write: keep the last reading, try again next time
+                logger.warning("serving_clock 'data': could not re-read the materializations", exc_info=True)
+                latest = None
+            if latest is not None and latest > self._until:
+                logger.info("serving_clock 'data': the store moved on; requests are ranked as of %s", latest)
+                self._until = latest
+        return self._until

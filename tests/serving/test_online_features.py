@@ -12,7 +12,7 @@ import pytest
 
 from feature_repo.store import apply_feature_definitions
 from serving.online_features import OnlineFeatureReader
-from serving.request_clock import request_clock
+from serving.request_clock import DataClock, request_clock
 from tests.engagement_rows import engagement_row
 from vidrec.settings import VidrecSettings
 
@@ -180,3 +180,13 @@ def test_data_clock_ranks_requests_as_of_the_last_materialization(store, tmp_pat
     production = VidrecSettings(home=tmp_path, profile="production")
     assert production.effective_serving_clock == "wall"
     assert request_clock(production, store) is time.time
+
+
+def test_the_data_clock_follows_a_later_materialization_and_never_goes_back(store):
+    materialized = datetime(2026, 1, 4, tzinfo=UTC).timestamp()
+    read_at_an_earlier_load = DataClock(store, until=materialized - 86_400, reread_seconds=1e-9)
+    assert read_at_an_earlier_load() == materialized  # the store moved on since: the clock follows
+    ahead = DataClock(store, until=materialized + 86_400, reread_seconds=1e-9)
+    assert ahead() == materialized + 86_400
+    never_reread = DataClock(store, until=materialized - 86_400, reread_seconds=0)
+    assert never_reread() == materialized - 86_400
