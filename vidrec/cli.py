@@ -31,6 +31,7 @@ DEFINITIONS_MODULE = "orchestration.definitions"
 # Registers the day partitions a run of the job names, and prints the run's tags (orchestration/refresh.py).
 REFRESH_PREPARATION_MODULE = "orchestration.refresh"
 DBT_MANIFEST_MODULE = "orchestration.dbt_manifest"  # `dbt parse` when the project changed
+CLOSED_LOOP_MODULE = "orchestration.closed_loop"  # the closed-loop experiment (services, loop, report)
 SERVICE_TARGET = "serving.service:RecommendationService"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,6 +224,38 @@ def pipeline(job: str, days: str | None) -> None:
     if result.returncode != 0:
         raise click.ClickException(f"pipeline job {job!r} failed (exit code {result.returncode}); see the log above")
     click.echo(f"pipeline job {job!r} succeeded")
+
+
+@main.command("simulate-loop")
+@click.option("--days", type=click.IntRange(min=1), required=True, help="Simulated days to run.")
+@click.option("--policy", "policies", multiple=True, required=True, metavar="NAME",
+              help="An arm's policy; give it once per arm (at least 2): "
+                   "full_funnel, no_exploration, more_exploration.")
+@click.option("--retrain-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Days between pipeline runs inside the loop.")
+@click.option("--seed", type=int, default=0, show_default=True, help="The users' arrivals and responses.")
+@click.option("--salt", default="closed-loop", show_default=True,
+              help="Arm assignment hashes user ids with this: another salt re-randomises.")
+@click.option("--list-length", type=click.IntRange(min=1, max=500), default=10, show_default=True,
+              help="How many videos each home request asks for.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the report goes (default VIDREC_HOME/closed_loop/<UTC time>).")
+def simulate_loop(days: int, policies: tuple[str, ...], retrain_every: int, seed: int, salt: str,
+                  list_length: int, out: Path | None) -> None:
+    """Run a closed-loop A/B experiment on the simulated home: each day the simulator's users ask
+    their arm's service (real, over HTTP) for recommendations, answer by the simulator's behaviour
+    model through POST /events, and the pipeline retrains on what was logged. Writes a report with
+    per-arm daily measures and logs it to MLflow. Needs `vidrec simulate` data and `vidrec pipeline`
+    first."""
+    settings = _settings()
+    environment = _environment(settings)
+    command = [sys.executable, "-m", CLOSED_LOOP_MODULE, "--days", str(days), "--retrain-every", str(retrain_every),
+               "--seed", str(seed), "--salt", salt, "--list-length", str(list_length),
+               *(argument for policy in policies for argument in ("--policy", policy)),
+               *(["--out", str(out)] if out else [])]
+    result = subprocess.run(command, env=environment, cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise click.ClickException(f"the closed loop failed (exit code {result.returncode}); see the log above")
 
 
 @main.command()

@@ -396,8 +396,7 @@ def _show_slate(
 
     # Users respond to the true affinity, which the policy never saw.
     slate_affinity = world.affinity(users[:, None], slate_videos)  # (requests, slate)
-    click_probability = POSITION_BIAS[positions] * _sigmoid(-2.6 + 1.1 * slate_affinity)
-    clicked = rng.random(slate_videos.shape) < click_probability
+    clicked = rng.random(slate_videos.shape) < click_probability(slate_affinity, positions)
     click_users = np.repeat(users, slate_size).reshape(slate_videos.shape)[clicked]
     click_videos = slate_videos[clicked]
     click_times = shown_times[clicked] + (rng.uniform(2, 30, clicked.sum()) * 1e6).astype("timedelta64[us]")
@@ -493,6 +492,13 @@ def _rank_among(logits: np.ndarray, shown: np.ndarray) -> np.ndarray:
                     ) if len(logits) else np.zeros(shown.shape, dtype=np.int64)
 
 
+def click_probability(affinity: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The behaviour model's chance that a user clicks a shown video: its true affinity for them,
+    discounted by the position it was shown at (`POSITION_BIAS`). The closed loop
+    (orchestration.closed_loop) answers the real service's lists with the same model."""
+    return POSITION_BIAS[positions] * _sigmoid(-2.6 + 1.1 * affinity)
+
+
 def _record_watches(
     world: World,
     rng: np.random.Generator,
@@ -504,6 +510,19 @@ def _record_watches(
 ) -> None:
     if len(users) == 0:
         return
+    log.add_watches(watch_outcomes(world, rng, users, videos, times, affinity))
+
+
+def watch_outcomes(
+    world: World,
+    rng: np.random.Generator,
+    users: np.ndarray,
+    videos: np.ndarray,
+    times: np.ndarray,
+    affinity: np.ndarray,
+) -> pd.DataFrame:
+    """What each click became (0-based `users`, `videos`): watch rows in the raw log's ids, with
+    the seconds watched, like, share and dislike drawn from the true affinity."""
     duration = world.video_duration[videos]
     # Longer videos are finished less often; affinity drives the watched fraction.
     fraction = _sigmoid(-0.3 + 1.3 * affinity - 0.25 * np.log(duration / 300.0) + rng.normal(0, 0.7, len(users)))
@@ -511,18 +530,16 @@ def _record_watches(
     liked = rng.random(len(users)) < _sigmoid(-3.8 + 1.5 * affinity)
     shared = rng.random(len(users)) < _sigmoid(-5.0 + 1.5 * affinity)
     disliked = (~liked) & (rng.random(len(users)) < _sigmoid(-3.5 - 1.5 * affinity))
-    log.add_watches(
-        pd.DataFrame(
-            {
-                "user_id": (users + 1).astype(np.int64),
-                "video_id": (videos + 1).astype(np.int64),
-                "watch_time": times,
-                "watch_seconds": watch_seconds,
-                "liked": liked,
-                "shared": shared,
-                "disliked": disliked,
-            }
-        )
+    return pd.DataFrame(
+        {
+            "user_id": (users + 1).astype(np.int64),
+            "video_id": (videos + 1).astype(np.int64),
+            "watch_time": times,
+            "watch_seconds": watch_seconds,
+            "liked": liked,
+            "shared": shared,
+            "disliked": disliked,
+        }
     )
 
 
@@ -673,6 +690,13 @@ def simulate_world(config: SimulationConfig) -> tuple[dict[str, pd.DataFrame], W
         }
     )
     return tables, world
+
+
+def rebuild_world(config: SimulationConfig) -> World:
+    """The World a simulation with `config` drew, without simulating its days again: the world is
+    drawn first, from the seed alone, so the same draws give the same latents."""
+    world, _ = _build_world(config, np.random.default_rng(config.seed))
+    return world
 
 
 def ground_truth_frames(world: World) -> dict[str, pd.DataFrame]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vidrec.closed_loop.loop_metrics import (
+from models.evaluation.loop_metrics import (
     DAILY_COUNTS,
     DAILY_METRICS,
     arm_difference,

@@ -27,7 +27,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from models.evaluation.bootstrap import Interval
-from vidrec.closed_loop.loop_metrics import DAILY_COUNTS, DAILY_METRICS
+from models.evaluation.loop_metrics import DAILY_COUNTS, DAILY_METRICS
 from vidrec.settings import VidrecSettings
 
 REPORT_NAME = "report.md"

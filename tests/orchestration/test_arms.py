@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vidrec.closed_loop.arms import assign_arm, assign_arms
+from orchestration.closed_loop.arms import assign_arm, assign_arms
 
 USERS = np.arange(20_000, dtype=np.int64)
 

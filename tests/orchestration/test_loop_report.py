@@ -12,8 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models.evaluation.bootstrap import Interval
-from vidrec.closed_loop.loop_metrics import DAILY_COUNTS, DAILY_METRICS
-from vidrec.closed_loop.report import format_number, log_report, write_report
+from models.evaluation.loop_metrics import DAILY_COUNTS, DAILY_METRICS
+from orchestration.closed_loop.report import format_number, log_report, write_report
 
 ARMS = ("full_funnel", "no_exploration")
 DAYS = 3

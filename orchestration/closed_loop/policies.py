@@ -1,0 +1,27 @@
+"""The loop's named policies: each arm's service runs with one of these settings overrides.
+
+A policy is a way of serving, not a model: every arm reads the same registry and feature store,
+so a difference between arms is the policy's own doing. The overrides are VIDREC_* variables,
+the same ones an operator would set on a deployment (docs/operations.md lists them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+POLICIES: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    # the whole funnel as deployed: retrieval, ranking, re-ranking with the default exploration
+    "full_funnel": MappingProxyType({}),
+    # the same funnel that only exploits: the feedback loop's narrowing shows without exploration
+    "no_exploration": MappingProxyType({"VIDREC_POLICY_EXPLORATION_SHARE": "0"}),
+    # five times the default exploration share (3% → 15%)
+    "more_exploration": MappingProxyType({"VIDREC_POLICY_EXPLORATION_SHARE": "0.15"}),
+})
+
+
+def policy_environment(name: str) -> dict[str, str]:
+    """The settings overrides of the policy `name`; a ValueError names the known policies."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; known policies: {', '.join(sorted(POLICIES))}")
+    return dict(POLICIES[name])
