@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 # Ids are BIGINT in the warehouse and int64 in Feast: a larger number cannot name anyone.
 MAX_ID = 2**63 - 1
@@ -32,6 +32,14 @@ SeedVideoId = Annotated[
         description="The video being watched, for surface watch_next: its co-watch and embedding neighbours "
         "fill a configured share of the candidates and it is never returned. Unknown to the index: the answer "
         "is home's, with seed:unknown in `degraded`; on another surface it is ignored (seed:ignored).",
+    ),
+]
+Shadow = Annotated[
+    StrictBool,
+    Field(
+        description="Rank as for a real request but log nothing (no served impressions, no served features): the "
+        "answer is shown to nobody. For evaluating a policy on another's traffic, e.g. the closed loop's "
+        "off-policy comparison (orchestration/closed_loop)."
     ),
 ]
 ProfileValue = Annotated[str | None, Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 ._+-]+$")]

@@ -41,6 +41,7 @@ from serving.runtime import ServingRuntime
 from serving.schemas import (
     RecommendationResponse,
     SeedVideoId,
+    Shadow,
     SimilarVideos,
     Surface,
     TopK,
@@ -90,12 +91,16 @@ class RecommendationService:
         surface: Surface = "home",
         seed_video_id: SeedVideoId = None,
         profile: UserProfile | None = None,
+        shadow: Shadow = False,
     ) -> RecommendationResponse:
         """Top-k videos for a user on a surface (on watch_next, steered by the seed video being watched),
         each with its score and retrieval source. A user the pipeline has not seen yet gets what
-        their `profile`'s demographic segment watches, with exploration."""
+        their `profile`'s demographic segment watches, with exploration. A `shadow` request is
+        answered the same way but logged nowhere: nobody is shown it."""
         demographics = None if profile is None else profile.model_dump(exclude_none=True)
         answer = self._recommender().recommend_traced(user_id, k, surface, seed_video_id, demographics)
+        if shadow:
+            return answer.response
         if self.served_log is not None:
             self.served_log.offer(answer)  # never waits for the raw log
         if self.served_features is not None:

@@ -26,6 +26,7 @@ from feature_repo.store import feature_store
 from models.evaluation.loop_metrics import arm_difference, daily_arm_metrics, per_user_primary
 from orchestration.closed_loop.arm_services import arm_services
 from orchestration.closed_loop.loop import ClosedLoop, LoopConfig, LoopResult
+from orchestration.closed_loop.offline_vs_online import offline_vs_online
 from orchestration.closed_loop.policies import policy_environment
 from orchestration.closed_loop.report import log_report, write_report
 from serving.loading import champion_versions
@@ -160,11 +161,14 @@ def write_experiment(settings: VidrecSettings, experiment: Experiment, out_dir: 
     result.served.to_parquet(out_dir / "served.parquet", index=False)
     daily = daily_arm_metrics(result.served, result.catalog_sizes, result.n_creators)
     daily.to_csv(out_dir / "daily_metrics.csv", index=False)
+    result.shadows.to_parquet(out_dir / "shadows.parquet", index=False)
     difference = arm_difference(per_user_primary(result.served), arms[0], arms[1])
+    estimates = offline_vs_online(result.served, result.shadows, arms, seed=experiment.config.seed)
+    estimates.to_csv(out_dir / "offline_vs_online.csv", index=False)
     meta = {**config_summary(experiment), "users": int(result.arms.size),
             "users per arm": result.arms.value_counts().to_dict(), "home": str(settings.home),
             "retrain seconds (all days)": round(sum(timing.retrain_seconds for timing in result.timings), 1)}
-    report = write_report(out_dir, daily, difference, None, meta)
+    report = write_report(out_dir, daily, difference, estimates, meta)
     run_id = log_report(report, daily, difference, run_name=out_dir.name, tracking_uri=settings.mlflow_tracking_uri)
     return report, run_id
 

@@ -88,6 +88,9 @@ class LoopResult:
     timings: list[DayTiming]
     catalog_sizes: pd.Series  # day → videos uploaded by the day's clock
     n_creators: int
+    # per served request, every other arm's answer to it as a shadow request (shown to nobody,
+    # logged nowhere): request_id (the served one), target_arm, position, video_id
+    shadows: pd.DataFrame
 
 
 class ClosedLoop:
@@ -109,11 +112,12 @@ class ClosedLoop:
         self.http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=config.concurrency))
 
     def run(self) -> LoopResult:
-        days, timings, catalog_sizes = [], [], {}
+        days, timings, catalog_sizes, shadows = [], [], {}, []
         try:
             for day in range(self.config.days):
-                frame, timing = self._one_day(day)
+                frame, day_shadows, timing = self._one_day(day)
                 days.append(frame)
+                shadows.append(day_shadows)
                 timings.append(timing)
                 catalog_sizes[day] = int((self.users.world.video_upload_time <= frame["request_time"].iloc[0]).sum())
                 logger.info("closed loop: day %d served %d requests in %.1f s, events %.1f s, retrain %.1f s",
@@ -123,9 +127,10 @@ class ClosedLoop:
             self.http.close()
         world = self.users.world
         return LoopResult(pd.concat(days, ignore_index=True), self.arms, timings,
-                          pd.Series(catalog_sizes, name="catalog_size"), int(world.creator_of_video.max()) + 1)
+                          pd.Series(catalog_sizes, name="catalog_size"), int(world.creator_of_video.max()) + 1,
+                          pd.concat(shadows, ignore_index=True))
 
-    def _one_day(self, day: int) -> tuple[pd.DataFrame, DayTiming]:
+    def _one_day(self, day: int) -> tuple[pd.DataFrame, pd.DataFrame, DayTiming]:
         clock = np.datetime64(datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None), "us")
         users = self.users.active_today()
         offsets = np.sort(self.rng.uniform(0, self.config.session_minutes * 60, len(users)))
@@ -133,6 +138,7 @@ class ClosedLoop:
         answers = self._ask(users)
         serve_seconds = time.perf_counter() - started
         served, items = _served_items(users, offsets, answers)
+        shadows = self._shadows(users, answers)
         outcome, watches = self.users.respond(served, clock)
         relevant = self.users.truly_relevant(served, clock, self.config.relevant_top_n)
         started = time.perf_counter()
@@ -156,21 +162,34 @@ class ClosedLoop:
             clicked=outcome["clicked"].to_numpy(), watch_seconds=outcome["watch_seconds"].to_numpy(),
             liked=outcome["liked"].to_numpy(), truly_relevant=relevant,
         )
-        return frame, DayTiming(day, len(users), serve_seconds, events_seconds, retrain_seconds)
+        return frame, shadows, DayTiming(day, len(users), serve_seconds, events_seconds, retrain_seconds)
 
     def _ask(self, users: np.ndarray) -> list[dict]:
         """Each user's answer from their arm's service, in `users`' order."""
-        def ask(user_id: int) -> dict:
-            url = self.urls[self.arms.loc[user_id]]
-            response = self.http.post(f"{url}/recommend", json={"user_id": int(user_id),
-                                                                "k": self.config.list_length})
-            if response.status_code != 200:
-                raise RuntimeError(f"{url}/recommend answered {response.status_code} for user {user_id}: "
-                                   f"{response.text[:300]}")
-            return response.json()
-
         with ThreadPoolExecutor(self.config.concurrency) as pool:
-            return list(pool.map(ask, users.tolist()))
+            return list(pool.map(lambda user: self._recommend(self.arms.loc[user], user), users.tolist()))
+
+    def _shadows(self, users: np.ndarray, answers: list[dict]) -> pd.DataFrame:
+        """What every other arm would have answered each served request, asked as shadow requests
+        right after it (same user, same clock): the off-policy comparison's target lists."""
+        asks = [(answer["request_id"], target, user)
+                for user, answer in zip(users.tolist(), answers, strict=True)
+                for target in self.config.policies if target != self.arms.loc[user]]
+        with ThreadPoolExecutor(self.config.concurrency) as pool:
+            shadows = list(pool.map(lambda ask: self._recommend(ask[1], ask[2], shadow=True), asks))
+        rows = [(request_id, target, position, item["video_id"])
+                for (request_id, target, _), shadow in zip(asks, shadows, strict=True)
+                for position, item in enumerate(shadow["items"])]
+        return pd.DataFrame(rows, columns=["request_id", "target_arm", "position", "video_id"])
+
+    def _recommend(self, arm: str, user_id: int, shadow: bool = False) -> dict:
+        url = self.urls[arm]
+        body = {"user_id": int(user_id), "k": self.config.list_length, **({"shadow": True} if shadow else {})}
+        response = self.http.post(f"{url}/recommend", json=body)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}/recommend answered {response.status_code} for user {user_id}: "
+                               f"{response.text[:300]}")
+        return response.json()
 
     def _post_events(self, watches: pd.DataFrame) -> None:
         events = _watch_events(watches)

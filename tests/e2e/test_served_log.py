@@ -55,6 +55,21 @@ def test_the_running_service_logs_what_it_answered(pipeline_run, service_url):
     assert [dict(versions) for versions in logged["model_versions"]] == [answer["model_versions"]] * len(logged)
 
 
+def test_a_shadow_request_is_answered_and_logged_nowhere(pipeline_run, service_url):
+    settings = pipeline_run[0]
+    user = int(pd.read_parquet(settings.marts_dir / "user_watch_history.parquet")["user_id"].iloc[1])
+
+    shadow = httpx.post(f"{service_url}/recommend", json={"user_id": user, "k": 4, "shadow": True}, timeout=30)
+    shown = httpx.post(f"{service_url}/recommend", json={"user_id": user, "k": 4}, timeout=30)
+
+    assert shadow.status_code == 200 and shown.status_code == 200, (shadow.text, shown.text)
+    assert len(shadow.json()["items"]) == 4
+    # the shown answer's rows are written in the flush after it; a logged shadow would be in that one or earlier
+    _wait_for_rows(settings.raw_dir, shown.json()["request_id"], len(shown.json()["items"]))
+    impressions = read_raw_table("impressions", settings.raw_dir)
+    assert not (impressions["request_id"] == shadow.json()["request_id"]).any()
+
+
 def _wait_for_rows(raw_dir, request_id: str, count: int, within_seconds: float = 30) -> pd.DataFrame:
     """The request's rows once the service's log has written them (it flushes every few seconds)."""
     deadline = time.monotonic() + within_seconds

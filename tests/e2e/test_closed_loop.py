@@ -1,0 +1,83 @@
+"""A tiny closed loop end to end, as a user runs it: `vidrec pipeline`, then `vidrec simulate-loop`
+for 2 days and 2 arms, with the real services over HTTP and the pipeline retraining in between."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from orchestration.closed_loop.arms import assign_arms
+from tests.e2e.conftest import PROJECT_ROOT, TINY_DATA
+from vidrec.settings import VidrecSettings
+
+VIDREC = str(Path(sys.executable).parent / "vidrec")
+ARMS = ("more_exploration", "no_exploration")
+
+
+@pytest.fixture(scope="module")
+def loop_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[VidrecSettings, Path, subprocess.CompletedProcess]:
+    home = tmp_path_factory.mktemp("vidrec_closed_loop_home")
+    environment = {**os.environ, **TINY_DATA, "VIDREC_HOME": str(home)}
+    pipeline = subprocess.run([VIDREC, "pipeline"], env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert pipeline.returncode == 0, pipeline.stderr[-3000:]
+    out = home / "experiment"
+    loop = subprocess.run(
+        [VIDREC, "simulate-loop", "--days", "2", *(part for arm in ARMS for part in ("--policy", arm)),
+         "--out", str(out)], env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    return VidrecSettings(home=home), out, loop
+
+
+def test_the_loop_runs_both_arms_on_both_days_and_writes_its_report(loop_run):
+    _, out, loop = loop_run
+    assert loop.returncode == 0, loop.stderr[-3000:]
+    served = pd.read_parquet(out / "served.parquet")
+    assert set(served.groupby(["arm", "day"]).groups) == {(arm, day) for arm in ARMS for day in (0, 1)}
+    report = (out / "report.md").read_text()
+    assert all(arm in report for arm in ARMS)
+    assert all((out / path).exists() for path in ("daily_metrics.csv", "offline_vs_online.csv", "shadows.parquet"))
+
+
+def test_each_user_is_served_by_the_arm_their_hash_assigns(loop_run):
+    _, out, _ = loop_run
+    served = pd.read_parquet(out / "served.parquet")
+    users = served.drop_duplicates("user_id")
+    assert (users["arm"].to_numpy() == assign_arms(users["user_id"].to_numpy(), list(ARMS), "closed-loop")).all()
+    assert not served.loc[served["arm"] == "no_exploration", "explored"].any()
+    assert served.loc[served["arm"] == "more_exploration", "explored"].any()
+
+
+def test_the_retrain_moves_the_clock_a_day_and_the_log_holds_what_was_served_and_watched(loop_run):
+    settings, out, _ = loop_run
+    served = pd.read_parquet(out / "served.parquet")
+    clocks = served.groupby("day")["request_time"].unique()
+    assert [len(times) for times in clocks] == [1, 1]
+    assert clocks[1][0] - clocks[0][0] == np.timedelta64(1, "D")
+    raw = settings.raw_dir
+    logged = duckdb.sql(f"select request_id, count(*) as rows from read_parquet('{raw}/impressions/*/*.parquet') "
+                        f"where impression_time >= '{clocks[0][0]}' group by request_id").df()
+    per_request = served.groupby("request_id").size()
+    assert logged.set_index("request_id")["rows"].sort_index().equals(per_request.sort_index())  # no shadow logged
+    watched = duckdb.sql(f"select count(*) from read_parquet('{raw}/watches/*/*.parquet') "
+                         f"where watch_time >= '{clocks[0][0]}'").fetchall()[0][0]
+    assert watched == served["clicked"].sum()
+
+
+def test_offline_estimates_sit_beside_each_arms_online_value_and_the_run_is_in_mlflow(loop_run):
+    settings, out, _ = loop_run
+    estimates = pd.read_csv(out / "offline_vs_online.csv")
+    assert set(zip(estimates["arm"], estimates["logged_arm"], strict=True)) == {ARMS, ARMS[::-1]}
+    assert len(estimates) == 2 * 4  # IPS, SNIPS, DM, DR per direction
+    assert (estimates["low"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["high"]).all()
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("closed_loop").experiment_id])
+    assert [run.info.run_name for run in runs] == [out.name]
+    history = client.get_metric_history(runs[0].info.run_id, "arm.no_exploration.watch_seconds_per_user")
+    assert sorted(metric.step for metric in history) == [0, 1]
