@@ -137,6 +137,34 @@ def paired_difference(
     return Interval(estimate, low, high, confidence, numerators_a.size)
 
 
+def two_sample_difference(
+    numerators_a: Sequence[float] | np.ndarray,
+    numerators_b: Sequence[float] | np.ndarray,
+    denominators_a: Sequence[float] | np.ndarray | None = None,
+    denominators_b: Sequence[float] | np.ndarray | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> Interval:
+    """Statistic(A) − statistic(B) for two independent samples (an A/B test's arms hold different
+    users), each resampled on its own; `units` of the result is the two sizes together."""
+    numerators_a, denominators_a = _as_units(numerators_a, denominators_a)
+    numerators_b, denominators_b = _as_units(numerators_b, denominators_b)
+    for name, size in (("A", numerators_a.size), ("B", numerators_b.size)):
+        if size < 2:
+            raise ValueError(f"sample {name} has {size} unit(s): a bootstrap needs at least 2")
+    # Two streams from one seed: each arm's resampling is independent of the other's size.
+    seed_a, seed_b = np.random.SeedSequence(seed).spawn(2)
+    replicates = np.concatenate([
+        _ratio(numerators_a, denominators_a, counts_a) - _ratio(numerators_b, denominators_b, counts_b)
+        for counts_a, counts_b in zip(_replicate_counts(numerators_a.size, resamples, seed_a),
+                                      _replicate_counts(numerators_b.size, resamples, seed_b), strict=True)
+    ])
+    low, high = _percentiles(replicates, confidence)
+    estimate = float(numerators_a.sum() / denominators_a.sum() - numerators_b.sum() / denominators_b.sum())
+    return Interval(estimate, low, high, confidence, numerators_a.size + numerators_b.size)
+
+
 def mean_over_seeds(per_seed_values: Sequence[Sequence[float] | np.ndarray]) -> np.ndarray:
     """Per-unit values averaged over seeds: rows are seeds, columns the same units in each."""
     stacked = np.asarray([np.asarray(values, dtype=np.float64).ravel() for values in per_seed_values])

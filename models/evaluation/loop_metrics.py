@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from models.evaluation.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, Interval
+from models.evaluation.bootstrap import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, Interval, two_sample_difference
 
 SERVED_COLUMNS = (
     "arm",
@@ -48,18 +48,8 @@ SERVED_COLUMNS = (
     "explored",
 )
 # The columns daily_arm_metrics reads (position, liked, propensity and explored are for other readers).
-_DAILY_INPUT_COLUMNS = (
-    "arm",
-    "day",
-    "request_id",
-    "user_id",
-    "video_id",
-    "creator_id",
-    "request_time",
-    "upload_time",
-    "clicked",
-    "watch_seconds",
-    "truly_relevant",
+_DAILY_INPUT_COLUMNS = tuple(
+    column for column in SERVED_COLUMNS if column not in ("position", "liked", "propensity", "explored")
 )
 _PER_USER_INPUT_COLUMNS = ("arm", "day", "user_id", "watch_seconds")
 
@@ -79,7 +69,6 @@ DAILY_COUNTS = ("users", "requests", "impressions")
 
 FRESH_VIDEO_AGE = pd.Timedelta(hours=24)  # the issue's "videos under 24 h old"
 COLLAPSE_JACCARD = 0.5  # a user's list this close to another user's counts as collapsed
-_RESAMPLE_CHUNK = 256  # replicates drawn at once, as in models.evaluation.bootstrap
 
 
 def gini(values: Sequence[float] | np.ndarray) -> float:
@@ -300,66 +289,6 @@ def arm_difference(
         confidence=confidence,
         seed=seed,
     )
-
-
-def two_sample_difference(
-    numerators_a: Sequence[float] | np.ndarray,
-    numerators_b: Sequence[float] | np.ndarray,
-    denominators_a: Sequence[float] | np.ndarray | None = None,
-    denominators_b: Sequence[float] | np.ndarray | None = None,
-    resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = DEFAULT_CONFIDENCE,
-    seed: int = 0,
-) -> Interval:
-    """Statistic(A) − statistic(B) for two independent samples, each resampled on its own.
-
-    The statistic is Σ numerator / Σ denominator over a sample's units (denominator 1: the mean),
-    as in `models.evaluation.bootstrap`. A and B may differ in size; `units` of the result is the
-    two sizes together."""
-    numerators_a, denominators_a = _sample_units(numerators_a, denominators_a, "A")
-    numerators_b, denominators_b = _sample_units(numerators_b, denominators_b, "B")
-    if resamples < 1:
-        raise ValueError(f"resamples must be at least 1, got {resamples}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    # Two streams from one seed: each arm's resampling is independent of the other's size.
-    rng_a, rng_b = (np.random.default_rng(stream) for stream in np.random.SeedSequence(seed).spawn(2))
-    replicates = np.concatenate([
-        _resampled_ratios(numerators_a, denominators_a, chunk, rng_a)
-        - _resampled_ratios(numerators_b, denominators_b, chunk, rng_b)
-        for chunk in _chunk_sizes(resamples)
-    ])
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(replicates[np.isfinite(replicates)], [tail, 1.0 - tail])
-    estimate = numerators_a.sum() / denominators_a.sum() - numerators_b.sum() / denominators_b.sum()
-    return Interval(float(estimate), float(low), float(high), confidence, numerators_a.size + numerators_b.size)
-
-
-def _sample_units(numerators, denominators, name: str) -> tuple[np.ndarray, np.ndarray]:
-    numerators = np.asarray(numerators, dtype=np.float64).ravel()
-    denominators = np.ones_like(numerators) if denominators is None else np.asarray(denominators, np.float64).ravel()
-    if numerators.size < 2:
-        raise ValueError(f"sample {name} has {numerators.size} units: a bootstrap needs at least 2")
-    if numerators.shape != denominators.shape:
-        raise ValueError(f"sample {name}: {numerators.size} numerators but {denominators.size} denominators")
-    if not (np.all(np.isfinite(numerators)) and np.all(np.isfinite(denominators))):
-        raise ValueError(f"sample {name} has non-finite per-unit values")
-    if np.any(denominators < 0) or denominators.sum() <= 0:
-        raise ValueError(f"sample {name}: denominators must be non-negative with a positive sum")
-    return numerators, denominators
-
-
-def _chunk_sizes(resamples: int) -> list[int]:
-    return [min(_RESAMPLE_CHUNK, resamples - start) for start in range(0, resamples, _RESAMPLE_CHUNK)]
-
-
-def _resampled_ratios(
-    numerators: np.ndarray, denominators: np.ndarray, replicates: int, rng: np.random.Generator
-) -> np.ndarray:
-    units = numerators.size
-    counts = rng.multinomial(units, np.full(units, 1.0 / units), size=replicates).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (counts @ numerators) / (counts @ denominators)
 
 
 def _check_served(served: pd.DataFrame, required: Sequence[str]) -> None:

@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list-length", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
     arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = VidrecSettings()
     try:
         config = LoopConfig(days=arguments.days, policies=tuple(arguments.policies), salt=arguments.salt,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.evaluation.bootstrap import two_sample_difference
 from models.evaluation.loop_metrics import (
     DAILY_COUNTS,
     DAILY_METRICS,
@@ -17,7 +18,6 @@ from models.evaluation.loop_metrics import (
     gini,
     list_overlap,
     per_user_primary,
-    two_sample_difference,
 )
 
 REQUEST_TIME = pd.Timestamp("2026-01-10 12:00")
@@ -278,5 +278,5 @@ def test_arm_difference_names_an_unknown_arm():
 
 
 def test_a_sample_of_one_user_cannot_be_bootstrapped():
-    with pytest.raises(ValueError, match="sample B has 1 units"):
+    with pytest.raises(ValueError, match=r"sample B has 1 unit\(s\)"):
         two_sample_difference([1.0, 2.0], [3.0])
