@@ -55,8 +55,9 @@ class DataClock:
 
     It follows the store rather than the models: a refresh that re-materializes the features but
     promotes no new model leaves the loaded models serving, and a clock stopped at their load would
-    rank tomorrow's requests as of yesterday (the closed loop, vidrec.closed_loop, runs day after
-    day on this clock). It never goes back: a materialization of an older range does not rewind it.
+    rank tomorrow's requests as of yesterday (the closed loop, orchestration.closed_loop, runs day
+    after day on this clock). It never goes back: a materialization of an older range does not
+    rewind it.
     """
 
     def __init__(self, store: FeatureStore, until: float, reread_seconds: float):

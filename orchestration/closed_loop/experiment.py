@@ -170,7 +170,8 @@ def write_experiment(settings: VidrecSettings, experiment: Experiment, out_dir: 
             "users per arm": result.arms.value_counts().to_dict(), "home": str(settings.home),
             "retrain seconds (all days)": round(sum(timing.retrain_seconds for timing in result.timings), 1)}
     report = write_report(out_dir, daily, difference, estimates, meta)
-    run_id = log_report(report, daily, difference, run_name=out_dir.name, tracking_uri=settings.mlflow_tracking_uri)
+    run_id = log_report(report, daily, difference, run_name=out_dir.name, tracking_uri=settings.mlflow_tracking_uri,
+                        artifact_location=settings.mlflow_artifact_location)
     return report, run_id
 
 

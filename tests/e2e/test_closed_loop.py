@@ -81,3 +81,4 @@ def test_offline_estimates_sit_beside_each_arms_online_value_and_the_run_is_in_m
     assert [run.info.run_name for run in runs] == [out.name]
     history = client.get_metric_history(runs[0].info.run_id, "arm.no_exploration.watch_seconds_per_user")
     assert sorted(metric.step for metric in history) == [0, 1]
+    assert runs[0].info.artifact_uri.startswith(settings.mlflow_artifact_location)  # in the home, not the cwd
