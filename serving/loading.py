@@ -75,7 +75,7 @@ def load_models(settings: VidrecSettings, versions: dict[str, str]) -> ServingMo
     models = ServingModels(
         retrieval=RetrievalBundle.load(paths["candidate_generator"]),
         index=VideoIndex.load(paths["video_index"] / INDEX_FILE),
-        ranker=RankerBundle.load(paths["ranker"]),
+        ranker=_weighted(RankerBundle.load(paths["ranker"]), settings),
         popularity=PopularityRecommender.load(paths["popularity"] / "popularity.json"),
         sources=MultiSourceRetriever.load(paths["retrieval_sources"]),
         versions=dict(versions),
@@ -84,6 +84,16 @@ def load_models(settings: VidrecSettings, versions: dict[str, str]) -> ServingMo
     shutil.rmtree(cache, ignore_errors=True)
     logger.info("loaded champions %s", versions)
     return models
+
+
+def _weighted(ranker: RankerBundle, settings: VidrecSettings) -> RankerBundle:
+    """The ranker with the deployment's head weights, when settings give some."""
+    if settings.serving_score_weights is None:
+        return ranker
+    try:
+        return ranker.with_score_weights(settings.serving_score_weights)
+    except ValueError as error:
+        raise ValueError(f"VIDREC_SERVING_SCORE_WEIGHTS={settings.serving_score_weights}: {error}") from None
 
 
 def load_champion_models(settings: VidrecSettings) -> ServingModels:

@@ -174,6 +174,10 @@ class VidrecSettings(BaseSettings):
     policy_item_to_item_sources: tuple[str, ...] = ("co_watch",)
     policy_trending_sources: tuple[str, ...] = ("trending", "popular")
     policy_blocklist_path: Path | None = None
+    # The final score's head weights at serving, as JSON (e.g. {"watch_time": 1, "like": 60,
+    # "skip": -30}): replaces the champion ranker's RankerConfig.score_weights when it loads
+    # (None: the model's own). A head the ranker lacks fails the load, naming it.
+    serving_score_weights: dict[str, float] | None = None
 
     # Production profile endpoints (only read when profile == "production"). MLflow keeps its runs
     # and registry in postgres_url's database, Dagster its runs, event logs and schedules in

@@ -9,7 +9,7 @@ preprocessor and calibrators, so serving transforms features exactly as training
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,13 @@ class RankerBundle:
             else:
                 values[head] = 1.0 / (1.0 + np.exp(-head_logits))
         return values
+
+    def with_score_weights(self, score_weights: dict[str, float]) -> RankerBundle:
+        """The same model scoring with other head weights: `score_weights` is product
+        configuration (RankerConfig), so a deployment may weigh the heads otherwise than training
+        did without retraining (serving's VIDREC_SERVING_SCORE_WEIGHTS). A ValueError names heads
+        the model lacks."""
+        return replace(self, config=replace(self.config, score_weights=dict(score_weights)))
 
     def combine(self, values: dict[str, np.ndarray]) -> np.ndarray:
         """Σ score_weights[head] × value[head] (see RankerConfig.score_weights)."""

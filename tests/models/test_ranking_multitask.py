@@ -88,6 +88,19 @@ def test_score_of_500_candidates_needs_no_labels_and_combines_the_heads(trained,
     np.testing.assert_allclose(score, expected)  # its speed is measured by bench/ranking_latency.py
 
 
+def test_other_head_weights_rescore_without_retraining_and_unknown_heads_are_refused(trained, frame):
+    candidates = frame.sample(100, random_state=2).drop(columns=LABELS)
+    values = trained.head_values(candidates)
+
+    like_heavy = trained.with_score_weights({"watch_time": 1.0, "like": 120.0, "skip": -30.0})
+
+    np.testing.assert_allclose(like_heavy.score(candidates),
+                               values["watch_time"] + 120.0 * values["like"] - 30.0 * values["skip"])
+    assert trained.config.score_weights["like"] == 30.0  # the trained bundle keeps its own
+    with pytest.raises(ValueError, match="unknown heads"):
+        trained.with_score_weights({"watch_time": 1.0, "share": 5.0})
+
+
 def test_the_score_comes_with_the_head_values_it_combined(trained, frame):
     candidates = frame.sample(50, random_state=1).drop(columns=LABELS)
 
