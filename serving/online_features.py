@@ -166,6 +166,13 @@ class OnlineFeatureReader:
         for start in range(0, len(video_ids), batch_size):
             self._fetch_videos([int(video) for video in video_ids[start:start + batch_size]], self._clock())
 
+    def refresh_video_cache(self, batch_size: int = 1000) -> None:
+        """Re-read every cached video's features now (the data clock moved to a new
+        materialization: the refresher would take up to a round to catch up)."""
+        videos = self._video_slots.video_ids()
+        for start in range(0, len(videos), batch_size):
+            self._fetch_videos(videos[start:start + batch_size], self._clock())
+
     def start_video_refresher(self, batch_size: int = 250) -> None:
         """Re-read every cached video's features in a daemon thread, so requests never wait on a
         refresh (at 100k videos an inline refresh of 500 candidates costs more than the rest of

@@ -37,8 +37,10 @@ def materialized_until(store: FeatureStore, view_name: str | None = None) -> flo
     return max(ends).timestamp() if ends else None
 
 
-def request_clock(settings: VidrecSettings, store: FeatureStore) -> Callable[[], float]:
-    """The clock serving reads a request's time from (Unix seconds), per `settings.serving_clock`."""
+def request_clock(settings: VidrecSettings, store: FeatureStore,
+                  on_advance: Callable[[], None] | None = None) -> Callable[[], float]:
+    """The clock serving reads a request's time from (Unix seconds), per `settings.serving_clock`;
+    `on_advance` runs when the data clock moves to a later materialization."""
     if settings.effective_serving_clock == "wall":
         return time.time
     until = materialized_until(store)
@@ -46,7 +48,7 @@ def request_clock(settings: VidrecSettings, store: FeatureStore) -> Callable[[],
         logger.warning("serving_clock 'data' but the online store was never materialized: using the wall clock")
         return time.time
     logger.info("serving_clock 'data': requests are ranked as of %s (Unix seconds)", until)
-    return DataClock(store, until, settings.model_poll_seconds)
+    return DataClock(store, until, settings.model_poll_seconds, on_advance)
 
 
 class DataClock:
@@ -58,12 +60,18 @@ class DataClock:
     rank tomorrow's requests as of yesterday (the closed loop, orchestration.closed_loop, runs day
     after day on this clock). It never goes back: a materialization of an older range does not
     rewind it.
+
+    When it moves, `on_advance` runs before the time is returned: serving re-reads its cached
+    video features there, so the request that first sees the new time, and every one after it,
+    is fed the features of that time (cached ones would be up to a refresh round older).
     """
 
-    def __init__(self, store: FeatureStore, until: float, reread_seconds: float):
+    def __init__(self, store: FeatureStore, until: float, reread_seconds: float,
+                 on_advance: Callable[[], None] | None = None):
         self._store = store
         self._until = until
         self._reread_seconds = reread_seconds
+        self._on_advance = on_advance
         self._read_at = time.monotonic()
 
     def __call__(self) -> float:
@@ -77,5 +85,10 @@ class DataClock:
                 latest = None
             if latest is not None and latest > self._until:
                 logger.info("serving_clock 'data': the store moved on; requests are ranked as of %s", latest)
+                if self._on_advance is not None:
+                    try:
+                        self._on_advance()
+                    except Exception:  # the store failed mid-refresh: the refresher's rounds catch up
+                        logger.warning("serving_clock 'data': the re-read on advance failed", exc_info=True)
                 self._until = latest
         return self._until

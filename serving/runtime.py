@@ -104,7 +104,7 @@ class ServingRuntime:
         are kept fresh by the refresher: re-reading 100k at each reload would stall the worker)."""
         features = self.feature_reader()
         features.warm_video_cache(models.retrieval.catalog_video_ids.tolist(), only_missing=True)
-        self._request_clock = request_clock(self.settings, self.store)
+        self._request_clock = request_clock(self.settings, self.store, on_advance=features.refresh_video_cache)
         return Recommender(
             models,
             features,

@@ -190,3 +190,14 @@ def test_the_data_clock_follows_a_later_materialization_and_never_goes_back(stor
     assert ahead() == materialized + 86_400
     never_reread = DataClock(store, until=materialized - 86_400, reread_seconds=0)
     assert never_reread() == materialized - 86_400
+
+
+def test_the_data_clock_runs_its_advance_hook_once_when_it_moves(store):
+    materialized = datetime(2026, 1, 4, tzinfo=UTC).timestamp()
+    advanced = []
+    clock = DataClock(store, until=materialized - 86_400, reread_seconds=1e-9, on_advance=lambda: advanced.append(1))
+    assert (clock(), clock()) == (materialized, materialized)
+    assert advanced == [1]  # the second reading found nothing newer
+    up_to_date = DataClock(store, until=materialized, reread_seconds=1e-9, on_advance=lambda: advanced.append(2))
+    up_to_date()
+    assert advanced == [1]
