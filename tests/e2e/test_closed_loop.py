@@ -75,7 +75,9 @@ def test_offline_estimates_sit_beside_each_arms_online_value_and_the_run_is_in_m
     estimates = pd.read_csv(out / "offline_vs_online.csv")
     assert set(zip(estimates["arm"], estimates["logged_arm"], strict=True)) == {ARMS, ARMS[::-1]}
     assert len(estimates) == 2 * 4  # IPS, SNIPS, DM, DR per direction
-    assert (estimates["low"] <= estimates["estimate"]).all() and (estimates["estimate"] <= estimates["high"]).all()
+    # (DM's interval can be a point: its position-only reward model gives every full list one total)
+    assert (estimates["low"] <= estimates["estimate"] + 1e-9).all()
+    assert (estimates["estimate"] <= estimates["high"] + 1e-9).all()
     client = MlflowClient(settings.mlflow_tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("closed_loop").experiment_id])
     assert [run.info.run_name for run in runs] == [out.name]
