@@ -74,6 +74,11 @@ class DataClock:
         self._on_advance = on_advance
         self._read_at = time.monotonic()
 
+    @property
+    def until(self) -> float:
+        """The materialization end last read (no re-read)."""
+        return self._until
+
     def __call__(self) -> float:
         if self._reread_seconds and time.monotonic() - self._read_at >= self._reread_seconds:
             self._read_at = time.monotonic()

@@ -27,7 +27,7 @@ from serving.loading import champion_versions, load_models
 from serving.online_features import OnlineFeatureReader
 from serving.policy import PolicyConfig, PolicyStage
 from serving.recommender import LastKnownUsers, Recommender, ServingModels
-from serving.request_clock import request_clock
+from serving.request_clock import DataClock, request_clock
 from serving.request_trace import StageBudgets
 from serving.uploads import NewVideoFiles, UploadedVideos, UploadFollower, with_uploads
 from vidrec.schema import VIDEOS
@@ -104,7 +104,13 @@ class ServingRuntime:
         are kept fresh by the refresher: re-reading 100k at each reload would stall the worker)."""
         features = self.feature_reader()
         features.warm_video_cache(models.retrieval.catalog_video_ids.tolist(), only_missing=True)
+        previous = self._request_clock
         self._request_clock = request_clock(self.settings, self.store, on_advance=features.refresh_video_cache)
+        if (isinstance(previous, DataClock) and isinstance(self._request_clock, DataClock)
+                and self._request_clock.until > previous.until):
+            # a reload after a refresh: the new clock starts at the new materialization, so it never
+            # sees the move its advance hook re-reads on; the cached videos are re-read here instead
+            features.refresh_video_cache()
         return Recommender(
             models,
             features,

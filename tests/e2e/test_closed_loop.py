@@ -1,5 +1,9 @@
 """A tiny closed loop end to end, as a user runs it: `vidrec pipeline`, then `vidrec simulate-loop`
-for 2 days and 2 arms, with the real services over HTTP and the pipeline retraining in between."""
+for 3 days and 2 arms, with the real services over HTTP and the pipeline retraining in between.
+
+Every request's features are logged (sample share 1), so the second in-loop retrain's served-skew
+gate judges every request served right after the first one: a service feeding the ranker features
+older than its clock (cached before the retrain) fails the loop."""
 
 from __future__ import annotations
 
@@ -20,17 +24,18 @@ from vidrec.settings import VidrecSettings
 
 VIDREC = str(Path(sys.executable).parent / "vidrec")
 ARMS = ("more_exploration", "no_exploration")
+DAYS = 3
 
 
 @pytest.fixture(scope="module")
 def loop_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[VidrecSettings, Path, subprocess.CompletedProcess]:
     home = tmp_path_factory.mktemp("vidrec_closed_loop_home")
-    environment = {**os.environ, **TINY_DATA, "VIDREC_HOME": str(home)}
+    environment = {**os.environ, **TINY_DATA, "VIDREC_HOME": str(home), "VIDREC_SERVED_FEATURES_SAMPLE_SHARE": "1"}
     pipeline = subprocess.run([VIDREC, "pipeline"], env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert pipeline.returncode == 0, pipeline.stderr[-3000:]
     out = home / "experiment"
     loop = subprocess.run(
-        [VIDREC, "simulate-loop", "--days", "2", *(part for arm in ARMS for part in ("--policy", arm)),
+        [VIDREC, "simulate-loop", "--days", str(DAYS), *(part for arm in ARMS for part in ("--policy", arm)),
          "--out", str(out)], env=environment, cwd=PROJECT_ROOT, capture_output=True, text=True)
     return VidrecSettings(home=home), out, loop
 
@@ -39,7 +44,7 @@ def test_the_loop_runs_both_arms_on_both_days_and_writes_its_report(loop_run):
     _, out, loop = loop_run
     assert loop.returncode == 0, loop.stderr[-3000:]
     served = pd.read_parquet(out / "served.parquet")
-    assert set(served.groupby(["arm", "day"]).groups) == {(arm, day) for arm in ARMS for day in (0, 1)}
+    assert set(served.groupby(["arm", "day"]).groups) == {(arm, day) for arm in ARMS for day in range(DAYS)}
     report = (out / "report.md").read_text()
     assert all(arm in report for arm in ARMS)
     assert all((out / path).exists() for path in ("daily_metrics.csv", "offline_vs_online.csv", "shadows.parquet"))
@@ -58,8 +63,8 @@ def test_the_retrain_moves_the_clock_a_day_and_the_log_holds_what_was_served_and
     settings, out, _ = loop_run
     served = pd.read_parquet(out / "served.parquet")
     clocks = served.groupby("day")["request_time"].unique()
-    assert [len(times) for times in clocks] == [1, 1]
-    assert clocks[1][0] - clocks[0][0] == np.timedelta64(1, "D")
+    assert [len(times) for times in clocks] == [1] * DAYS
+    assert all(clocks[day + 1][0] - clocks[day][0] == np.timedelta64(1, "D") for day in range(DAYS - 1))
     raw = settings.raw_dir
     logged = duckdb.sql(f"select request_id, count(*) as rows from read_parquet('{raw}/impressions/*/*.parquet') "
                         f"where impression_time >= '{clocks[0][0]}' group by request_id").df()
@@ -82,5 +87,5 @@ def test_offline_estimates_sit_beside_each_arms_online_value_and_the_run_is_in_m
     runs = client.search_runs([client.get_experiment_by_name("closed_loop").experiment_id])
     assert [run.info.run_name for run in runs] == [out.name]
     history = client.get_metric_history(runs[0].info.run_id, "arm.no_exploration.watch_seconds_per_user")
-    assert sorted(metric.step for metric in history) == [0, 1]
+    assert sorted(metric.step for metric in history) == list(range(DAYS))
     assert runs[0].info.artifact_uri.startswith(settings.mlflow_artifact_location)  # in the home, not the cwd
