@@ -138,6 +138,12 @@ class ClosedLoop:
         answers = self._ask(users)
         serve_seconds = time.perf_counter() - started
         served, items = _served_items(users, offsets, answers)
+        catalog = self.users.world
+        video_index = items["video_id"].to_numpy() - 1
+        unknown = (video_index < 0) | (video_index >= len(catalog.video_category))
+        if unknown.any():  # the loop uploads nothing, so every served video is one the World drew
+            raise RuntimeError(f"the services served videos the simulated world does not hold: "
+                               f"{sorted(set(items['video_id'][unknown].tolist()))[:10]}")
         shadows = self._shadows(users, answers)
         outcome, watches = self.users.respond(served, clock)
         relevant = self.users.truly_relevant(served, clock, self.config.relevant_top_n)
@@ -149,12 +155,6 @@ class ClosedLoop:
             started = time.perf_counter()
             self.retrain()
             retrain_seconds = time.perf_counter() - started
-        catalog = self.users.world
-        video_index = items["video_id"].to_numpy() - 1
-        unknown = (video_index < 0) | (video_index >= len(catalog.video_category))
-        if unknown.any():  # the loop uploads nothing, so every served video is one the World drew
-            raise RuntimeError(f"the services served videos the simulated world does not hold: "
-                               f"{sorted(set(items['video_id'][unknown].tolist()))[:10]}")
         frame = items.assign(
             day=day, arm=self.arms.loc[items["user_id"]].to_numpy(), request_time=clock,
             creator_id=catalog.creator_of_video[video_index] + 1,

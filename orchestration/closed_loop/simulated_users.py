@@ -61,13 +61,11 @@ class SimulatedUsers:
 
     def respond(self, served: Served, clock: np.datetime64) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(outcome per served row, watch rows): whether each shown video was clicked, and the
-        watch each click became, stamped after the request that showed it."""
+        watch each click became, stamped after the request that showed it. Every served video must
+        be one the World drew (the loop checks before it asks)."""
         users, videos = served.user_id - 1, served.video_id - 1
-        known = (videos >= 0) & (videos < len(self.world.video_category))  # uploads the World never drew
-        affinity = np.full(len(users), -np.inf)
-        affinity[known] = self.world.affinity(users[known], videos[known])
-        probability = np.where(known, click_probability(np.where(known, affinity, 0.0), served.position), 0.0)
-        clicked = self.rng.random(len(users)) < probability
+        affinity = self.world.affinity(users, videos)
+        clicked = self.rng.random(len(users)) < click_probability(affinity, served.position)
         shown_at = clock + (served.request_offset_seconds[served.request_index] * 1e6).astype("timedelta64[us]")
         click_times = (shown_at[clicked] + (served.position[clicked] * 20 + self.rng.uniform(2, 15, clicked.sum()))
                        .astype(np.int64) * SECONDS)
@@ -86,8 +84,5 @@ class SimulatedUsers:
         nth = min(top_n, len(available)) - 1
         thresholds = -np.partition(-affinity, nth, axis=1)[:, nth]
         threshold_of = dict(zip(users.tolist(), thresholds.tolist(), strict=True))
-        videos = served.video_id - 1
-        known = (videos >= 0) & (videos < len(self.world.video_category))
-        row_affinity = np.full(len(videos), -np.inf)
-        row_affinity[known] = self.world.affinity(served.user_id[known] - 1, videos[known])
+        row_affinity = self.world.affinity(served.user_id - 1, served.video_id - 1)
         return row_affinity >= np.array([threshold_of[user] for user in served.user_id.tolist()])
