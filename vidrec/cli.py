@@ -230,7 +230,7 @@ def pipeline(job: str, days: str | None) -> None:
 @click.option("--days", type=click.IntRange(min=1), required=True, help="Simulated days to run.")
 @click.option("--policy", "policies", multiple=True, required=True, metavar="NAME",
               help="An arm's policy; give it once per arm (at least 2): "
-                   "full_funnel, no_exploration, more_exploration, like_heavy.")
+                   "full_funnel, no_exploration, more_exploration, like_heavy, popularity_only.")
 @click.option("--retrain-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Days between pipeline runs inside the loop.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The users' arrivals and responses.")
@@ -240,8 +240,11 @@ def pipeline(job: str, days: str | None) -> None:
               help="How many videos each home request asks for.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Where the report goes (default VIDREC_HOME/closed_loop/<UTC time>).")
+@click.option("--cold-retrains", is_flag=True,
+              help="Train the in-loop retrains' ranker and candidate generator from scratch (default: "
+                   "from their champions, the incremental mode).")
 def simulate_loop(days: int, policies: tuple[str, ...], retrain_every: int, seed: int, salt: str,
-                  list_length: int, out: Path | None) -> None:
+                  list_length: int, out: Path | None, cold_retrains: bool) -> None:
     """Run a closed-loop A/B experiment on the simulated home: each day the simulator's users ask
     their arm's service (real, over HTTP) for recommendations, answer by the simulator's behaviour
     model through POST /events, and the pipeline retrains on what was logged. Writes a report with
@@ -252,7 +255,7 @@ def simulate_loop(days: int, policies: tuple[str, ...], retrain_every: int, seed
     command = [sys.executable, "-m", CLOSED_LOOP_MODULE, "--days", str(days), "--retrain-every", str(retrain_every),
                "--seed", str(seed), "--salt", salt, "--list-length", str(list_length),
                *(argument for policy in policies for argument in ("--policy", policy)),
-               *(["--out", str(out)] if out else [])]
+               *(["--out", str(out)] if out else []), *(["--cold-retrains"] if cold_retrains else [])]
     result = subprocess.run(command, env=environment, cwd=PROJECT_ROOT)
     if result.returncode != 0:
         raise click.ClickException(f"the closed loop failed (exit code {result.returncode}); see the log above")

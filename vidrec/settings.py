@@ -58,6 +58,11 @@ class VidrecSettings(BaseSettings):
     # are all kept; kept non-clicks get weight 1/rate): keeps the ranker's training small (the
     # duckdb offline store joins the whole default frame in about 20 s; the rate is for training).
     ranking_negative_sample_rate: float = Field(0.1, gt=0, le=1)
+    # Incremental retrains: the ranker and the candidate generator start from their champion's
+    # weights and train their config's `warm_start_epochs` instead of `epochs` (models/warm_start.py).
+    # Off: every run trains from scratch, as the benchmarks' figures were measured. The closed loop
+    # turns it on for its daily retrains; a daily schedule in production would too.
+    warm_start: bool = False
 
     # Serving.
     serve_host: str = "127.0.0.1"
@@ -174,6 +179,11 @@ class VidrecSettings(BaseSettings):
     policy_item_to_item_sources: tuple[str, ...] = ("co_watch",)
     policy_trending_sources: tuple[str, ...] = ("trending", "popular")
     policy_blocklist_path: Path | None = None
+    # What orders a known user's home list: "two_stage" (retrieval sources, then the ranker) or
+    # "popularity" (what their demographic segment watches, as a new user gets, through the same
+    # policy stage and exploration): the popularity-only arm of an A/B test, or a way to keep
+    # serving while the models are suspect.
+    serving_funnel: Literal["two_stage", "popularity"] = "two_stage"
     # The final score's head weights at serving, as JSON (e.g. {"watch_time": 1, "like": 60,
     # "skip": -30}): replaces the champion ranker's RankerConfig.score_weights when it loads
     # (None: the model's own). A head the ranker lacks fails the load, naming it.

@@ -115,6 +115,10 @@ class RankerConfig:
     # (seeds 0 and 1). Turn it on where `epochs` is not tuned for the data, e.g. with a larger maximum.
     early_stopping_patience: int | None = None
     early_stopping_min_delta: float = 0.0
+    # Epochs of a fit that starts from the champion's weights (train_ranker's `warm_start`; the
+    # incremental retrain): the champion already holds what the window before the newest day
+    # taught, so a few passes over the whole window take in the new day.
+    warm_start_epochs: int = 8
     batch_size: int = 1024
     learning_rate: float = 2e-3
     weight_decay: float = 1e-3
@@ -159,6 +163,8 @@ class RankerConfig:
         if not 0.0 <= self.calibration_share < 1.0:
             raise ValueError(f"calibration_share must be in [0, 1), got {self.calibration_share}")
         check_schedule("RankerConfig", self.epochs, self.early_stopping_patience, self.early_stopping_min_delta)
+        if self.warm_start_epochs < 1:
+            raise ValueError(f"warm_start_epochs must be at least 1, got {self.warm_start_epochs}")
         if self.early_stopping_patience is not None and self.calibration_share == 0:
             raise ValueError("RankerConfig stops early on its calibration rows, but calibration_share is 0: "
                              "set calibration_share > 0, or early_stopping_patience=None to train every epoch")

@@ -62,6 +62,7 @@ from models.ranking.labels import (
 from models.ranking.listwise import listwise_loss, listwise_targets, request_batches, request_codes
 from models.ranking.model import WATCH_TIME_HEAD, Ranker
 from models.ranking.preprocessing import FeaturePreprocessor, RankerInputs
+from models.warm_start import WarmStartMismatch, transfer_parameters, vocabulary_rows
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,12 @@ def split_calibration_rows(train: pd.DataFrame, share: float) -> tuple[pd.DataFr
     return train.iloc[:cut], train.iloc[cut:]
 
 
-def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> RankerBundle:
+def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None,
+                 warm_start: RankerBundle | None = None) -> RankerBundle:
     """Fit on `split == 'train'` (less its calibration tail, which also decides when to stop),
-    calibrate, report on 'holdout'."""
+    calibrate, report on 'holdout'. With `warm_start` (the champion) the fit begins from its
+    weights and runs `config.warm_start_epochs` epochs; WarmStartMismatch when its architecture
+    differs."""
     config = config or RankerConfig()
     missing = [column for column in LABEL_COLUMNS if column not in frame.columns]
     if missing:
@@ -111,21 +115,26 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
         raise ValueError("no clicked training row has positive watch_seconds; nothing to learn")
     watch_scale = _watch_seconds_scale(labels, config)
     fitting = _objective_rows(fit_rows, labels, preprocessor, config, watch_scale, None, device)
-    selection = EpochSelection(config.epochs, config.early_stopping_patience, config.early_stopping_min_delta)
     validation = (_objective_rows(calibration_rows, head_labels(calibration_rows, config), preprocessor, config,
                                   watch_scale, fitting.weight_means, device)
                   if not calibration_rows.empty else None)
 
     # built on the CPU, so a seed gives the same initial weights on every device
     model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
-                   bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes).to(device)
+                   bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes)
+    metrics: dict[str, float] = {}
+    epochs = config.epochs
+    if warm_start is not None:
+        metrics.update(_start_from(model, preprocessor, warm_start, config, watch_scale))
+        epochs = config.warm_start_epochs
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     listwise = _listwise_inputs(fit_rows, device) if config.listwise_weight > 0 else None
-    metrics: dict[str, float] = {}
-    for epoch in range(config.epochs):
+    selection = EpochSelection(epochs, config.early_stopping_patience, config.early_stopping_min_delta)
+    for epoch in range(epochs):
         metrics["train_loss"] = _train_one_epoch(model, optimizer, fitting, listwise, generator, config, epoch,
                                                  len(fit_rows), device)
-        logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, config.epochs, metrics["train_loss"])
+        logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, epochs, metrics["train_loss"])
         validation_loss = None if validation is None else (lambda: validation.evaluate(model, config))
         if selection.end_epoch(model, validation_loss):
             logger.info("ranker: no validation improvement for %d epochs; keeping epoch %d",
@@ -134,6 +143,41 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None) -> Ran
     selection.restore_best(model)
     metrics.update(selection.metrics())
     return _finish(model, preprocessor, config, watch_scale, frame, train, calibration_rows, metrics, started)
+
+
+def _start_from(model: Ranker, preprocessor: FeaturePreprocessor, champion: RankerBundle, config: RankerConfig,
+                watch_scale: float) -> dict[str, float]:
+    """Copy the champion's weights into `model` (embedding rows through both vocabularies) and
+    put its watch_time bias back in this fit's conditioned units; the warm start's metrics."""
+    report = transfer_parameters(model, champion.model, ranker_table_rows(model, config, preprocessor,
+                                                                         champion.preprocessor))
+    with torch.no_grad():  # the champion's bias is in watch seconds (see _finish); this fit divides by watch_scale
+        model.heads[WATCH_TIME_HEAD].bias -= math.log(watch_scale)
+    logger.info("ranker: warm start from the champion: %d parameters, %d embedding rows carried, %d new",
+                report.parameters, report.carried_rows, report.new_rows)
+    return {"warm_started": 1.0, **report.as_metrics()}
+
+
+def ranker_table_rows(model: Ranker, config: RankerConfig, new: FeaturePreprocessor,
+                      old: FeaturePreprocessor) -> dict[str, np.ndarray]:
+    """Every embedding table of `model` that a vocabulary indexes, with its new-row → old-row map."""
+    def rows(vocabularies_new: dict, vocabularies_old: dict, name: str) -> np.ndarray:
+        if name not in vocabularies_old:
+            raise WarmStartMismatch(f"the champion has no vocabulary for feature {name!r}")
+        return vocabulary_rows(vocabularies_new[name], vocabularies_old[name])
+
+    tables: dict[str, np.ndarray] = {}
+    for column, name in enumerate(config.categorical_features):
+        tables[f"embeddings.{column}.weight"] = rows(new.categorical, old.categorical, name)
+        if model.wide is not None:
+            tables[f"wide.categorical.{column}.weight"] = tables[f"embeddings.{column}.weight"]
+    for column, name in enumerate(name for name in config.bag_features if name in new.bags):
+        tables[f"bag_embeddings.{column}.weight"] = rows(new.bags, old.bags, name)
+        if model.wide is not None:
+            tables[f"wide.bags.{column}.weight"] = tables[f"bag_embeddings.{column}.weight"]
+    if model.bias_tower.surface is not None:
+        tables["bias_tower.surface.weight"] = rows(new.categorical, old.categorical, config.bias_surface_feature)
+    return tables
 
 
 def _train_one_epoch(model: Ranker, optimizer: torch.optim.Optimizer, fitting: ObjectiveRows, listwise: tuple | None,

@@ -26,6 +26,9 @@ class RetrievalConfig:
     video_min_count: int = 1  # a video needs this many training watches for its own id embedding
     token_min_count: int = 2
     epochs: int = 4  # the most that run when stopping early
+    # Epochs of a fit that starts from the champion's weights (train_candidate_generator's
+    # `warm_start`, the incremental retrain): one pass over the window takes in the new day.
+    warm_start_epochs: int = 1
     # Early stopping (models/early_stopping.py): the last `validation_share` of the train rows by
     # `label_time` (row order without it) are held out of fitting (and of the vocabularies); after
     # each epoch the served weights' full softmax loss of those rows' labels over the whole catalog,
@@ -79,6 +82,8 @@ class RetrievalConfig:
             )
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.warm_start_epochs < 1:
+            raise ValueError(f"warm_start_epochs must be at least 1, got {self.warm_start_epochs}")
         check_schedule("RetrievalConfig", self.epochs, self.early_stopping_patience, self.early_stopping_min_delta)
         if not 0.0 <= self.validation_share < 1.0:
             raise ValueError(f"RetrievalConfig.validation_share must be in [0, 1), got {self.validation_share}")

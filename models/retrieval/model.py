@@ -22,7 +22,10 @@ search as one extra coordinate (video: its logit at index-build time; user: 1, w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -70,6 +73,21 @@ def mlp(input_width: int, widths: tuple[int, ...]) -> nn.Sequential:
 
 
 class CandidateGenerator(nn.Module):
+    # The vocabulary (models/retrieval/bundle.py's names) indexing each embedding table's rows: a
+    # warm start carries the champion's rows through it (models/warm_start.py).
+    TABLE_VOCABULARIES: ClassVar[Mapping[str, str]] = MappingProxyType({
+        "video_embedding.weight": "video",
+        "video_output_embedding.weight": "video",
+        "search_token_embedding.weight": "search_token",
+        "title_token_embedding.weight": "title_token",
+        "creator_embedding.weight": "creator",
+        "category_embedding.weight": "category",
+        "user_feature_embeddings.0.weight": "country",
+        "user_feature_embeddings.1.weight": "device",
+        "user_feature_embeddings.2.weight": "age_bucket",
+        "user_feature_embeddings.3.weight": "gender",
+    })
+
     def __init__(self, config: RetrievalConfig, sizes: VocabularySizes):
         super().__init__()
         dim, feature_dim, token_dim = config.embedding_dim, config.feature_embedding_dim, config.token_embedding_dim

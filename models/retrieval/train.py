@@ -19,6 +19,7 @@ the candidate's age at the example's `reference_time` (freshness.py); examples t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -51,6 +52,7 @@ from models.retrieval.features import (
 from models.retrieval.freshness import epoch_days
 from models.retrieval.model import CandidateGenerator
 from models.retrieval.vocabulary import Vocabulary
+from models.warm_start import WarmStartMismatch, transfer_parameters, vocabulary_rows
 
 logger = logging.getLogger(__name__)
 
@@ -400,19 +402,27 @@ def finish_bundle(
 
 
 def train_candidate_generator(
-    examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig | None = None
+    examples: pd.DataFrame, catalog: pd.DataFrame, config: RetrievalConfig | None = None,
+    warm_start: RetrievalBundle | None = None,
 ) -> RetrievalBundle:
     """Train on `split == 'train'` rows (less a validation tail with early stopping); report
     next-watch metrics on (a sample of) the holdout rows in `bundle.metrics`. Labels missing from
     the catalog are dropped with a warning. (distributed.py trains the same way with the batches
-    shared out over torchrun's ranks.)"""
+    shared out over torchrun's ranks.) With `warm_start` (the champion) the fit begins from its
+    weights and runs `config.warm_start_epochs` epochs (the bundle's config records them);
+    WarmStartMismatch when its architecture differs."""
     config = config or RetrievalConfig()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     started = time.perf_counter()
     data = prepare_training_data(examples, catalog, config)
     device = training_device(config.device, "RetrievalConfig")
-    model = new_model(data, config).to(device)
+    model = new_model(data, config)
+    warm_metrics = {}
+    if warm_start is not None:
+        warm_metrics = start_from(model, data.vocabularies, warm_start)
+        config = dataclasses.replace(config, epochs=config.warm_start_epochs)
+    model = model.to(device)
     tensors = data.on(device, config)
     averaged = WeightAverage(model, config.weight_ema_decay) if config.weight_ema_decay > 0 else None
     validation = (partial(validation_loss, validation=data.validation.to(device), tensors=tensors, config=config)
@@ -421,7 +431,25 @@ def train_candidate_generator(
         model, partial(batch_loss, model, tensors, config), len(data.train), len(data.catalog),
         config, generator, device, averaged, validation,
     )
-    return finish_bundle(trained, data, examples, config, metrics, started)
+    return finish_bundle(trained, data, examples, config, {**warm_metrics, **metrics}, started)
+
+
+def start_from(model: CandidateGenerator, vocabularies: dict[str, Vocabulary],
+               champion: RetrievalBundle) -> dict[str, float]:
+    """Copy the champion's weights into `model` (embedding rows through both vocabularies); the
+    warm start's metrics."""
+    missing = sorted({name for name in CandidateGenerator.TABLE_VOCABULARIES.values()
+                      if name not in champion.vocabularies})
+    if missing:
+        raise WarmStartMismatch(f"the champion has no vocabularies {missing}")
+    parameters = dict(model.named_parameters())
+    report = transfer_parameters(model, champion.model, {
+        table: vocabulary_rows(vocabularies[name], champion.vocabularies[name])
+        for table, name in CandidateGenerator.TABLE_VOCABULARIES.items() if table in parameters
+    })
+    logger.info("candidate generator: warm start from the champion: %d parameters, %d embedding rows carried, "
+                "%d new", report.parameters, report.carried_rows, report.new_rows)
+    return {"warm_started": 1.0, **report.as_metrics()}
 
 
 def holdout_metrics(bundle: RetrievalBundle, examples: pd.DataFrame, config: RetrievalConfig) -> dict[str, float]:

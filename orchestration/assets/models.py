@@ -21,6 +21,7 @@ from models.evaluation.holdout_task import HOLDOUT_KS
 from models.evaluation.protocol import TemporalSplit, evaluate, inner_product_recommend
 from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
+from models.ranking.bundle import RankerBundle
 from models.ranking.config import RankerConfig
 from models.ranking.train import train_ranker
 from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, RETRIEVAL_SOURCES, VIDEO_INDEX, log_bundle
@@ -51,6 +52,7 @@ from orchestration.model_runs import (
     run_tags,
 )
 from orchestration.resources import MlflowResource, VidrecResource
+from orchestration.warm_starts import starting_point, train_from
 from vidrec.marts import Mart, mart_path
 
 MODELS_GROUP = "models"
@@ -145,7 +147,11 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
     examples = pd.read_parquet(retrieval_frame_path(settings))
     catalog = pd.read_parquet(mart_path(settings.marts_dir, Mart.VIDEO_CATALOG))
     config = RetrievalConfig(history_length=settings.history_length, show_progress=False)
-    bundle = train_candidate_generator(examples, catalog, config)
+    mlflow_tracking.configure()
+    start = starting_point(settings, CANDIDATE_GENERATOR, RetrievalBundle.load)
+    bundle, started_from = train_from(
+        start, lambda champion: train_candidate_generator(examples, catalog, config, warm_start=champion))
+    config = bundle.config  # a warm start trains its own epochs
 
     task = holdout_task(settings)
     video_ids, video_vectors = bundle.video_embeddings()
@@ -168,6 +174,7 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
     bundle.save(bundle_dir)
     with mlflow_tracking.start_run("candidate_generator", run_tags(context, settings)):
         mlflow.log_params({key: str(value) for key, value in asdict(config).items()})
+        mlflow.set_tag("warm_start", started_from)
         mlflow.log_metrics(metrics)
         table = metric_table({"candidate_generator": model_metrics, "popularity": popularity_metrics},
                               ["recall@10", "recall@50", "recall@100", "ndcg@10", "mrr"])
@@ -178,6 +185,7 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
         "holdout_users": int(model_metrics["num_users"]),
         "holdout_recall_at_50": metrics["holdout_recall_at_50"],
         "holdout_ndcg_at_10": metrics["holdout_ndcg_at_10"],
+        "warm_start": started_from,
     })
     return MaterializeResult(metadata={**recorded, "holdout_metrics": MetadataValue.md(table)})
 
@@ -232,7 +240,9 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
         categorical_features=list(inputs.categorical), numeric_features=list(inputs.numeric),
         bag_features=list(inputs.lists), show_progress=False,
     )
-    bundle = train_ranker(frame, config)
+    mlflow_tracking.configure()
+    start = starting_point(settings, RANKER, RankerBundle.load)
+    bundle, started_from = train_from(start, lambda champion: train_ranker(frame, config, warm_start=champion))
     metrics = {name: float(value) for name, value in bundle.metrics.items() if np.isscalar(value)}
     bundle_dir = fresh_dir(settings.artifacts_dir / "ranker")
     bundle.save(bundle_dir)
@@ -240,6 +250,7 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
     diagrams = bundle.write_reliability_diagrams(fresh_dir(settings.artifacts_dir / "ranker_reliability"))
     with mlflow_tracking.start_run("ranking_model", run_tags(context, settings)):
         mlflow.log_params({key: str(value) for key, value in asdict(config).items()})
+        mlflow.set_tag("warm_start", started_from)
         mlflow.log_params({f"calibration_{head}_method": entry["method"] for head, entry in report.items()})
         mlflow.log_metrics(metrics)
         for path in diagrams.values():
@@ -253,7 +264,8 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
         if entry.get("diagram_png")
     }
     recorded = record_registration(settings, context.asset_key,
-                                   {**registration_metadata(ref), **metrics, "rows": len(frame)})
+                                   {**registration_metadata(ref), **metrics, "rows": len(frame),
+                                    "warm_start": started_from})
     return MaterializeResult(metadata={**recorded, **reliability})
 
 

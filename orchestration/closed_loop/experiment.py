@@ -67,7 +67,7 @@ def run_experiment(settings: VidrecSettings, config: LoopConfig, environment: di
     environments = {name: {**environment, **LOOP_SERVICE_SETTINGS, **policy_environment(name)}
                     for name in config.policies}
     with arm_services(environments, settings.home / "closed_loop" / "service_logs") as urls:
-        retrain = _Retrain(settings, urls)
+        retrain = _Retrain(settings.model_copy(update={"warm_start": config.warm_start}), urls)
         loop = ClosedLoop(settings, config, urls, clock=lambda: _clock(store), retrain=retrain)
         result = loop.run()
     return Experiment(config, result, time.perf_counter() - started)
@@ -137,13 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--salt", default="closed-loop")
     parser.add_argument("--list-length", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--cold-retrains", action="store_true",
+                        help="train the in-loop retrains' models from scratch instead of from their champions")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = VidrecSettings()
     try:
         config = LoopConfig(days=arguments.days, policies=tuple(arguments.policies), salt=arguments.salt,
                             seed=arguments.seed, retrain_every=arguments.retrain_every,
-                            list_length=arguments.list_length)
+                            list_length=arguments.list_length, warm_start=not arguments.cold_retrains)
         experiment = run_experiment(settings, config, dict(os.environ))
     except ValueError as error:
         sys.stderr.write(f"error: {error}\n")

@@ -53,6 +53,9 @@ class LoopConfig:
     list_length: int = 10  # the home list each request asks for (the simulator's home slate)
     relevant_top_n: int = 50  # "truly relevant": among the user's top-N true affinities
     retrain_every: int = 1  # days between pipeline runs
+    # The in-loop retrains start the ranker and the candidate generator from their champions
+    # (VidrecSettings.warm_start: the incremental mode); False trains them from scratch every run.
+    warm_start: bool = True
     session_minutes: float = 20.0  # a day's requests are spread over this long after its clock
     concurrency: int = 8  # requests in flight at once, over all arms
 
