@@ -40,6 +40,7 @@ from orchestration.assets.models import (
     video_index,
 )
 from orchestration.assets.served_skew import DRIFT_CHECK, MATCH_CHECK, served_feature_comparison
+from orchestration.bento_builds import build_inputs_digest, record_bento, stored_bento
 from orchestration.model_runs import registration
 from orchestration.resources import MlflowResource, VidrecResource
 from vidrec.settings import VidrecSettings
@@ -139,9 +140,16 @@ def recommendation_bento(context: AssetExecutionContext, vidrec: VidrecResource)
     Its Python packages are the project's `[project].dependencies` (BentoML reads them from the
     same file), so the production profile's drivers travel with it. The Bento packages the service
     code, not the models: it loads the champions from the MLflow registry at start-up, so a
-    promotion never needs a rebuild.
+    promotion never needs a rebuild: a run whose build inputs are unchanged reuses the Bento
+    already built from them (orchestration/bento_builds.py).
     """
     bentoml_home = vidrec.settings().home / "bentoml"
+    digest = build_inputs_digest(PROJECT_ROOT, PYPROJECT)
+    reused = stored_bento(bentoml_home, digest)
+    if reused is not None:
+        context.log.info("bento %s already holds this code (inputs %s): not rebuilt", reused, digest[:12])
+        return MaterializeResult(metadata={"bento_tag": reused, "bentoml_home": str(bentoml_home),
+                                           "build_inputs_sha256": digest, "rebuilt": False})
     bentoml_cli = Path(sys.executable).parent / "bentoml"
     result = subprocess.run(
         [str(bentoml_cli), "build", "-f", str(PYPROJECT), str(PROJECT_ROOT), "--output", "tag"],
@@ -152,5 +160,7 @@ def recommendation_bento(context: AssetExecutionContext, vidrec: VidrecResource)
     if result.returncode != 0:
         raise RuntimeError(f"bentoml build failed:\n{result.stdout}\n{result.stderr}")
     tag = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    record_bento(bentoml_home, digest, tag)
     context.log.info("built bento %s", tag)
-    return MaterializeResult(metadata={"bento_tag": tag, "bentoml_home": str(bentoml_home)})
+    return MaterializeResult(metadata={"bento_tag": tag, "bentoml_home": str(bentoml_home),
+                                       "build_inputs_sha256": digest, "rebuilt": True})
