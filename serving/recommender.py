@@ -47,6 +47,7 @@ from models.ranking.bundle import RankerBundle
 from models.ranking.preprocessing import constant_column
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.query import query_from_online_row
+from models.segment_popularity import DEMOGRAPHIC_COLUMNS
 from models.sources import MultiSourceRetriever
 from models.sources.candidate import CandidateColumns, RankedList, union_columns
 from models.sources.multi_source import FITTED_SOURCES
@@ -132,6 +133,7 @@ class Recommender:
         policy: PolicyStage | None = None,
         seed_share: float = 0.5,
         feature_sample_share: float = 0.0,
+        popularity_only: bool = False,
     ):
         """`request_clock` gives a request's time in Unix seconds (see `serving.request_clock`).
 
@@ -140,6 +142,8 @@ class Recommender:
         `seed_share`: on watch_next with a known seed, the share of the candidates its neighbours take.
         `feature_sample_share`: the share of ranked requests whose served items keep what the
         ranker was fed (`ServedItems.fed_features`, for the served-feature log).
+        `popularity_only`: known users too get their segment's popular videos (the new-user answer,
+        with their own demographics) instead of retrieval and ranking.
         """
         if not 0.0 <= seed_share <= 1.0:
             raise ValueError(f"seed_share must be in [0, 1], got {seed_share!r}")
@@ -155,6 +159,7 @@ class Recommender:
         self.policy = policy or PolicyStage(PolicyConfig())
         self.seed_share = seed_share
         self.feature_sample_share = feature_sample_share
+        self.popularity_only = popularity_only
         self._fed_kinds = fed_feature_kinds(models.ranker)
         self._blocked = frozenset(self.policy.blocklist.video_ids.tolist())
 
@@ -186,6 +191,10 @@ class Recommender:
         segment = None
         if user is None:  # the store has nothing on this user: popular in their segment, and exploration
             served, segment = self._newcomer(user_id, profile or {}, surface, k, trace, request_id, request_time)
+        elif self.popularity_only:
+            demographics = {name: user[name] for name in DEMOGRAPHIC_COLUMNS if user.get(name) is not None}
+            served, segment = self._newcomer(user_id, demographics, surface, k, trace, request_id, request_time,
+                                             user)
         else:
             candidates, because = self._candidates(user_id, user, k, trace, seed)
             served = self._rank(user, user_id, surface, candidates, k, trace, request_id, request_time, because)
@@ -198,13 +207,15 @@ class Recommender:
 
     def _newcomer(
         self, user_id: int, profile: Mapping[str, object], surface: Surface, k: int, trace: RequestTrace,
-        request_id: str, request_time: float,
+        request_id: str, request_time: float, known_user: dict[str, object] | None = None,
     ) -> tuple[ServedItems, str | None]:
         """A user the store does not know: what their demographic segment watches (global popularity
         without a profile the segments match), in that order, through the policy stage with the
         fresh and exploration sources' videos as its exploration pool, so a new user also sees some
         of what nobody has judged yet (each such slot with its propensity). The ranker does not run:
-        it knows nothing of this user that popularity does not. Also the segment that answered."""
+        it knows nothing of this user that popularity does not. Also the segment that answered.
+        `known_user`: the store's features of a user served popularity by choice (popularity_only),
+        which the policy stage then sees instead of defaults."""
         count = max(k, self.candidates_per_request)
         popular, segment = self.models.popularity.recommend_for(dict(profile), count, self._blocked)
         candidates = CandidateColumns.from_ranked("popular", popular)
@@ -221,7 +232,7 @@ class Recommender:
         # popularity order for the popular rows; the pool's rows rank below them and reach the
         # list through exploration draws (the policy min-max scales whatever scores it gets)
         scores = np.where(candidates.sources == "popular", 1.0 / (1.0 + candidates.source_ranks), 0.0)
-        user = {**self.features.default_user_features(), **profile}
+        user = known_user if known_user is not None else {**self.features.default_user_features(), **profile}
         return self._rank(user, user_id, surface, candidates, k, trace, request_id, request_time,
                           preset_scores=scores), segment
 

@@ -122,6 +122,7 @@ class ServingRuntime:
             policy=self.policy,
             seed_share=self.settings.watch_next_seed_share,
             feature_sample_share=self.settings.served_features_sample_share,
+            popularity_only=self.settings.serving_funnel == "popularity",
         )
 
     def champion_watcher(self) -> ChampionWatcher:

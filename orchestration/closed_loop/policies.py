@@ -17,6 +17,9 @@ POLICIES: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "no_exploration": MappingProxyType({"VIDREC_POLICY_EXPLORATION_SHARE": "0"}),
     # five times the default exploration share (3% → 15%)
     "more_exploration": MappingProxyType({"VIDREC_POLICY_EXPLORATION_SHARE": "0.15"}),
+    # no retrieval or ranking: every user gets their demographic segment's popular videos, with the
+    # policy stage and its exploration as in full_funnel (the baseline a two-stage model must beat)
+    "popularity_only": MappingProxyType({"VIDREC_SERVING_FUNNEL": "popularity"}),
     # other head weights in the final score: a like worth 120 watch seconds instead of 30
     "like_heavy": MappingProxyType(
         {"VIDREC_SERVING_SCORE_WEIGHTS": '{"watch_time": 1.0, "like": 120.0, "skip": -30.0}'}),

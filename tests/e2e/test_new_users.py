@@ -6,6 +6,7 @@ import httpx
 from dagster import AssetKey
 
 from serving.policy import PolicyConfig, PolicyStage
+from serving.request_trace import RequestTrace
 from tests.e2e.recommenders import known_users, with_policy
 
 NEW_USER = 10**9  # no pipeline run has seen this id
@@ -50,6 +51,24 @@ def test_a_known_user_is_answered_by_the_full_funnel_whatever_profile_is_sent(se
     _, profile = _a_fitted_segment(recommender)
     answer = recommender.recommend(known_users(serving)[0], 5, "home", profile=profile)
     assert answer.known_user is True and answer.segment == ""
+
+
+def test_under_the_popularity_funnel_a_known_user_gets_their_segments_popular_videos(serving):
+    _, recommender = serving
+    popularity = _no_exploration(recommender)
+    popularity.popularity_only = True
+    user_id = known_users(serving)[0]
+    user, _ = recommender._user_features(user_id, RequestTrace())
+    demographics = {name: user[name] for name in ("country", "device", "age_bucket", "gender")}
+
+    answer = popularity.recommend(user_id, 10, "home")
+
+    assert answer.known_user is True
+    ranked, segment = recommender.models.popularity.recommend_for(demographics, 1, frozenset())
+    assert answer.segment == (segment or "") and answer.items[0].video_id == ranked[0][0]
+    assert all(item.source == "popular" for item in answer.items)
+    two_stage = _no_exploration(recommender).recommend(user_id, 10, "home")
+    assert [item.video_id for item in two_stage.items] != [item.video_id for item in answer.items]
 
 
 def test_a_new_users_list_explores_with_fresh_and_under_exposed_videos(serving):
