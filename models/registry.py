@@ -22,6 +22,9 @@ from mlflow.tracking import MlflowClient
 logger = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
+# The candidates of the last run whose promotion gates held, whether or not they beat the
+# champion: what an A/B arm serving the newest models reads (VIDREC_SERVING_MODEL_ALIAS).
+CHALLENGER_ALIAS = "challenger"
 BUNDLE_ARTIFACT = "bundle"
 
 
@@ -125,10 +128,20 @@ def is_better_than_champion(client: MlflowClient, artifact: RegisteredArtifact, 
 
 
 def champion_version(client: MlflowClient, artifact: RegisteredArtifact) -> str | None:
+    return alias_version(client, artifact, CHAMPION_ALIAS)
+
+
+def alias_version(client: MlflowClient, artifact: RegisteredArtifact, alias: str) -> str | None:
+    """The version `alias` points at, or None when the model or the alias does not exist."""
     try:
-        return str(client.get_model_version_by_alias(artifact.name, CHAMPION_ALIAS).version)
+        return str(client.get_model_version_by_alias(artifact.name, alias).version)
     except MlflowException:
         return None
+
+
+def set_alias(client: MlflowClient, artifact: RegisteredArtifact, alias: str, version: str) -> None:
+    client.set_registered_model_alias(artifact.name, alias, version)
+    logger.info("%s v%s is now %s", artifact.name, version, alias)
 
 
 def set_champion(client: MlflowClient, artifact: RegisteredArtifact, version: str) -> None:

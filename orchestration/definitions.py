@@ -7,6 +7,7 @@ Resources come from `VidrecSettings` (environment variables with embedded defaul
 from dagster import Definitions, load_assets_from_modules
 
 from orchestration.assets import deployment, features, models, raw, served_skew, transform, validated
+from orchestration.assets.experiments import closed_loop_experiment, run_closed_loop_experiment
 from orchestration.checks import all_checks
 from orchestration.jobs import refresh_everything, refresh_everything_parallel
 from orchestration.resources import build_resources
@@ -17,9 +18,10 @@ from vidrec.settings import VidrecSettings
 
 def build_definitions(settings: VidrecSettings | None = None) -> Definitions:
     return Definitions(
-        assets=load_assets_from_modules([raw, validated, transform, features, models, served_skew, deployment]),
+        assets=[*load_assets_from_modules([raw, validated, transform, features, models, served_skew, deployment]),
+                closed_loop_experiment],
         asset_checks=all_checks,
-        jobs=[refresh_everything, refresh_everything_parallel],
+        jobs=[refresh_everything, refresh_everything_parallel, run_closed_loop_experiment],
         schedules=[daily_retrain],
         sensors=[raw_logs_changed],
         resources=build_resources(settings or VidrecSettings()),

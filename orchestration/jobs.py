@@ -2,9 +2,13 @@
 
 from dagster import AssetSelection, define_asset_job, in_process_executor, multiprocess_executor
 
+# Experiments (a closed loop runs for minutes to hours and writes to the raw log) are launched on
+# their own (orchestration/assets/experiments.py), never by a refresh, its schedule or its sensor.
+EXPERIMENTS = AssetSelection.groups("experiments")
+
 refresh_everything = define_asset_job(
     "refresh_everything",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - EXPERIMENTS,
     # One process, steps in order: on 2 cores, parallel steps (dbt, DuckDB's joins, torch) each
     # use both cores already, and per-step processes would each pay seconds of imports.
     executor_def=in_process_executor,
@@ -21,7 +25,7 @@ refresh_everything = define_asset_job(
 # bounds the processes (default: the CPU count).
 refresh_everything_parallel = define_asset_job(
     "refresh_everything_parallel",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - EXPERIMENTS,
     executor_def=multiprocess_executor,
     description="refresh_everything with independent steps in parallel processes (multiprocess executor).",
 )

@@ -21,8 +21,10 @@ from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
 from models.registry import (
     CANDIDATE_GENERATOR,
+    CHAMPION_ALIAS,
     SERVED_ARTIFACTS,
     VIDEO_INDEX,
+    alias_version,
     download_version,
     required_champion_version,
 )
@@ -42,15 +44,18 @@ class ChampionSetInconsistent(LookupError):
     """The champions do not belong together yet (a promotion is half-way): try again later."""
 
 
-def champion_versions(client: MlflowClient) -> dict[str, str]:
-    """{registered model name: champion version} of every served artifact.
+def champion_versions(client: MlflowClient, alias: str = CHAMPION_ALIAS) -> dict[str, str]:
+    """{registered model name: version} of every served artifact: the version `alias` names (the
+    champion by default; a model without that alias serves its champion).
 
     Raises LookupError naming a model without a champion, and ChampionSetInconsistent when the
-    index champion holds another generator's embeddings than the generator champion (the
-    deployment asset moves the two aliases one after the other).
+    index holds another generator's embeddings than the generator served (the deployment asset
+    moves the two aliases one after the other).
     """
     versions = {
-        artifact.name: required_champion_version(client, artifact) for artifact in SERVED_ARTIFACTS.values()
+        artifact.name: (alias_version(client, artifact, alias) if alias != CHAMPION_ALIAS else None)
+        or required_champion_version(client, artifact)
+        for artifact in SERVED_ARTIFACTS.values()
     }
     index_tags = client.get_model_version(VIDEO_INDEX.name, versions[VIDEO_INDEX.name]).tags
     generator_of_index = index_tags.get(INDEX_GENERATOR_TAG)
@@ -99,7 +104,7 @@ def _weighted(ranker: RankerBundle, settings: VidrecSettings) -> RankerBundle:
 def load_champion_models(settings: VidrecSettings) -> ServingModels:
     """The current champions, loaded. LookupError names what is missing (run the pipeline)."""
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    return load_models(settings, champion_versions(MlflowClient()))
+    return load_models(settings, champion_versions(MlflowClient(), settings.serving_model_alias))
 
 
 def serving_cache_dir(settings: VidrecSettings) -> Path:

@@ -130,7 +130,7 @@ class ServingRuntime:
         and, started with it, the raw log's new uploads every `uploads_poll_seconds`."""
         mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
         watcher = ChampionWatcher(
-            resolve=lambda: champion_versions(MlflowClient()),
+            resolve=lambda: champion_versions(MlflowClient(), self.settings.serving_model_alias),
             load=lambda versions: self._with_uploads(load_models(self.settings, versions)),
             build=self.recommender,
             poll_seconds=self.settings.model_poll_seconds,

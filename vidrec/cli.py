@@ -230,7 +230,7 @@ def pipeline(job: str, days: str | None) -> None:
 @click.option("--days", type=click.IntRange(min=1), required=True, help="Simulated days to run.")
 @click.option("--policy", "policies", multiple=True, required=True, metavar="NAME",
               help="An arm's policy; give it once per arm (at least 2): "
-                   "full_funnel, no_exploration, more_exploration, like_heavy, popularity_only.")
+                   "full_funnel, no_exploration, more_exploration, like_heavy, popularity_only, challenger.")
 @click.option("--retrain-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Days between pipeline runs inside the loop.")
 @click.option("--seed", type=int, default=0, show_default=True, help="The users' arrivals and responses.")

@@ -144,13 +144,15 @@ class VidrecSettings(BaseSettings):
     # thresholds are far above PSI's rule of thumb (0.2) on purpose: the two sides are different
     # populations (what the logging policy showed vs what the ranker and policy choose to serve,
     # which moves duration, engagement and recency features a lot: PSI up to 1.5 and KS up to 0.42
-    # on the tiny simulated pipeline with no fault), so drift catches gross shifts (a unit error
-    # gives PSI ~7, KS ~0.9; a feature stuck at one value); the row-by-row match is the exact test.
+    # on the tiny simulated pipeline with no fault; on the default data, the first day a loop's
+    # ranker chose what was served, PSI 2.60 on user_category_days_since_watch, KS 0.46), so drift
+    # catches gross shifts (a unit error gives PSI ~7, KS ~0.9; a feature stuck at one value); the
+    # row-by-row match is the exact test.
     served_skew_window_days: float = Field(7.0, gt=0)
     served_skew_abs_tolerance: float = Field(1e-6, ge=0)
     served_skew_rel_tolerance: float = Field(1e-4, ge=0)
     served_skew_max_mismatch_rate: float = Field(0.01, ge=0, le=1)
-    served_skew_max_psi: float = Field(2.5, gt=0)
+    served_skew_max_psi: float = Field(4.0, gt=0)
     served_skew_max_ks: float = Field(0.6, gt=0, le=1)
     served_skew_max_null_rate_gap: float = Field(0.5, ge=0, le=1)
     served_skew_min_rows: int = Field(200, ge=1)
@@ -179,6 +181,10 @@ class VidrecSettings(BaseSettings):
     policy_item_to_item_sources: tuple[str, ...] = ("co_watch",)
     policy_trending_sources: tuple[str, ...] = ("trending", "popular")
     policy_blocklist_path: Path | None = None
+    # The registry alias whose versions serving loads and follows: "champion", or "challenger"
+    # (each run's candidates that passed the promotion gates, promoted or not: an A/B arm for the
+    # newest models). A model without the alias serves its champion.
+    serving_model_alias: str = Field("champion", pattern=r"^[a-z][a-z0-9_-]*$")
     # What orders a known user's home list: "two_stage" (retrieval sources, then the ranker) or
     # "popularity" (what their demographic segment watches, as a new user gets, through the same
     # policy stage and exploration): the popularity-only arm of an A/B test, or a way to keep

@@ -23,12 +23,15 @@ from mlflow.tracking import MlflowClient
 
 from models.registry import (
     CANDIDATE_GENERATOR,
+    CHALLENGER_ALIAS,
     POPULARITY,
     RANKER,
     RETRIEVAL_SOURCES,
     VIDEO_INDEX,
+    alias_version,
     champion_version,
     is_better_than_champion,
+    set_alias,
     set_champion,
 )
 from orchestration.assets.features import online_feature_store
@@ -60,7 +63,8 @@ PYPROJECT = PROJECT_ROOT / "pyproject.toml"
 def champion_models(context: AssetExecutionContext, vidrec: VidrecResource,
                     mlflow_tracking: MlflowResource) -> MaterializeResult:
     """The `champion` alias of each registered model, moved only to strictly better versions, and
-    only while the served-skew gate holds."""
+    only while the served-skew gate holds; the `challenger` alias, moved to every candidate of a
+    run whose gate holds (what an A/B arm with VIDREC_SERVING_MODEL_ALIAS=challenger serves)."""
     settings = vidrec.settings()
     mlflow_tracking.configure()
     client = MlflowClient()
@@ -73,6 +77,8 @@ def champion_models(context: AssetExecutionContext, vidrec: VidrecResource,
             (RETRIEVAL_SOURCES, retrieval_sources), (RANKER, ranking_model), (POPULARITY, popularity_model))]
     else:
         gate, decisions = "passed", _promote(settings, client)
+        for artifact, metadata, _ in decisions:  # a challenger arm serves this run's candidates
+            set_alias(client, artifact, CHALLENGER_ALIAS, str(metadata["mlflow_version"]))
 
     rows = "| model | candidate version | metric | value | promoted | champion now |\n|---|---|---|---|---|---|\n"
     for artifact, metadata, promoted in decisions:
@@ -88,6 +94,8 @@ def champion_models(context: AssetExecutionContext, vidrec: VidrecResource,
             "decisions": MetadataValue.md(rows),
             "promotion_gate": gate,
             **{f"{artifact.name}_champion": str(champion_version(client, artifact)) for artifact, _, _ in decisions},
+            **{f"{artifact.name}_challenger": str(alias_version(client, artifact, CHALLENGER_ALIAS))
+               for artifact, _, _ in decisions},
         }
     )
 

@@ -82,6 +82,7 @@ class DayTiming:
     serve_seconds: float
     events_seconds: float
     retrain_seconds: float
+    retrain_outcome: str = ""  # what the day's retrain did ("" when none ran), as `retrain` said
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,11 @@ class LoopResult:
 
 
 class ClosedLoop:
-    """Runs a `LoopConfig` against services at `urls` ({arm: URL}); `retrain` runs the pipeline and
-    returns once every service answers with the champions it left (or immediately, in tests)."""
+    """Runs a `LoopConfig` against services at `urls` ({arm: URL}); `retrain` runs the pipeline,
+    returns once every service answers with the models it left, and says what it did."""
 
     def __init__(self, settings: VidrecSettings, config: LoopConfig, urls: dict[str, str],
-                 clock: Callable[[], float], retrain: Callable[[], None]):
+                 clock: Callable[[], float], retrain: Callable[[], str]):
         self.settings = settings
         self.config = config
         self.urls = urls
@@ -153,10 +154,10 @@ class ClosedLoop:
         started = time.perf_counter()
         self._post_events(watches)
         events_seconds = time.perf_counter() - started
-        retrain_seconds = 0.0
+        retrain_seconds, retrain_outcome = 0.0, ""
         if (day + 1) % self.config.retrain_every == 0 and day + 1 < self.config.days:
             started = time.perf_counter()
-            self.retrain()
+            retrain_outcome = self.retrain()
             retrain_seconds = time.perf_counter() - started
         frame = items.assign(
             day=day, arm=self.arms.loc[items["user_id"]].to_numpy(), request_time=clock,
@@ -165,7 +166,8 @@ class ClosedLoop:
             clicked=outcome["clicked"].to_numpy(), watch_seconds=outcome["watch_seconds"].to_numpy(),
             liked=outcome["liked"].to_numpy(), truly_relevant=relevant,
         )
-        return frame, shadows, DayTiming(day, len(users), serve_seconds, events_seconds, retrain_seconds)
+        return frame, shadows, DayTiming(day, len(users), serve_seconds, events_seconds, retrain_seconds,
+                                         retrain_outcome)
 
     def _ask(self, users: np.ndarray) -> list[dict]:
         """Each user's answer from their arm's service, in `users`' order."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+MODEL_ALIAS_VARIABLE = "VIDREC_SERVING_MODEL_ALIAS"  # VidrecSettings.serving_model_alias
+
 POLICIES: Mapping[str, Mapping[str, str]] = MappingProxyType({
     # the whole funnel as deployed: retrieval, ranking, re-ranking with the default exploration
     "full_funnel": MappingProxyType({}),
@@ -20,6 +22,9 @@ POLICIES: Mapping[str, Mapping[str, str]] = MappingProxyType({
     # no retrieval or ranking: every user gets their demographic segment's popular videos, with the
     # policy stage and its exploration as in full_funnel (the baseline a two-stage model must beat)
     "popularity_only": MappingProxyType({"VIDREC_SERVING_FUNNEL": "popularity"}),
+    # the newest models: each retrain's candidates, served whether or not they beat the champion
+    # (the registry's `challenger` alias; orchestration/assets/deployment.py moves it)
+    "challenger": MappingProxyType({MODEL_ALIAS_VARIABLE: "challenger"}),
     # other head weights in the final score: a like worth 120 watch seconds instead of 30
     "like_heavy": MappingProxyType(
         {"VIDREC_SERVING_SCORE_WEIGHTS": '{"watch_time": 1.0, "like": 120.0, "skip": -30.0}'}),
@@ -31,3 +36,8 @@ def policy_environment(name: str) -> dict[str, str]:
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; known policies: {', '.join(sorted(POLICIES))}")
     return dict(POLICIES[name])
+
+
+def served_alias(name: str, default: str) -> str:
+    """The registry alias the policy `name`'s service follows (`default`: the loop's own setting)."""
+    return policy_environment(name).get(MODEL_ALIAS_VARIABLE, default)

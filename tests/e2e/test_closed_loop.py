@@ -16,9 +16,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from mlflow import MlflowClient
 
 from orchestration.closed_loop.arms import assign_arms
+from orchestration.definitions import build_definitions
 from tests.e2e.conftest import PROJECT_ROOT, TINY_DATA
 from vidrec.settings import VidrecSettings
 
@@ -84,8 +86,35 @@ def test_offline_estimates_sit_beside_each_arms_online_value_and_the_run_is_in_m
     assert (estimates["low"] <= estimates["estimate"] + 1e-9).all()
     assert (estimates["estimate"] <= estimates["high"] + 1e-9).all()
     client = MlflowClient(settings.mlflow_tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("closed_loop").experiment_id])
-    assert [run.info.run_name for run in runs] == [out.name]
+    runs = client.search_runs([client.get_experiment_by_name("closed_loop").experiment_id],
+                              filter_string=f"attributes.run_name = '{out.name}'")
+    assert len(runs) == 1
     history = client.get_metric_history(runs[0].info.run_id, "arm.no_exploration.watch_seconds_per_user")
     assert sorted(metric.step for metric in history) == list(range(DAYS))
     assert runs[0].info.artifact_uri.startswith(settings.mlflow_artifact_location)  # in the home, not the cwd
+
+
+def test_an_experiment_launched_through_dagster_shows_its_report_and_plots_as_metadata(loop_run):
+    """The UI's way in: the `run_closed_loop_experiment` job with launchpad config, on the home the
+    loop left: two days, so its retrain runs `refresh_everything` inside the experiment's own run."""
+    settings, _, loop = loop_run
+    assert loop.returncode == 0, loop.stderr[-3000:]
+    config = {"days": 2, "policies": ["popularity_only", "full_funnel"]}
+    with pytest.MonkeyPatch.context() as patch, DagsterInstance.ephemeral() as instance:
+        for key, value in {**TINY_DATA, "VIDREC_HOME": str(settings.home)}.items():
+            patch.setenv(key, value)
+        job = build_definitions(VidrecSettings()).resolve_job_def("run_closed_loop_experiment")
+        result = job.execute_in_process(
+            instance=instance, run_config={"ops": {"run_closed_loop": {"config": config}}})
+        retrains = instance.get_runs(filters=RunsFilter(job_name="refresh_everything"))
+    assert result.success
+    assert [run.status for run in retrains] == [DagsterRunStatus.SUCCESS]
+    metadata = result.asset_materializations_for_node("run_closed_loop")[0].metadata
+    report = metadata["report"].value
+    assert "# Closed-loop experiment: popularity_only vs full_funnel" in report
+    assert report.count("](data:image/png;base64,") >= 5 and "](plots/" not in report
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    assert client.get_run(metadata["mlflow_run_id"].value).info.status == "FINISHED"
+    low, high = (float(bound) for bound in metadata["difference_95_interval"].value.strip("[]").split(","))
+    estimate = metadata["watch_seconds_per_user_day (popularity_only − full_funnel)"].value
+    assert low <= estimate <= high

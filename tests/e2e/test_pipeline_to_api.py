@@ -8,7 +8,7 @@ from dagster import AssetKey
 from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.registry import SERVED_ARTIFACTS, champion_version
+from models.registry import CHALLENGER_ALIAS, SERVED_ARTIFACTS, alias_version, champion_version
 
 
 def test_every_asset_and_check_succeeds(pipeline_run):
@@ -40,6 +40,8 @@ def test_champions_are_registered_with_run_lineage(pipeline_run):
         run = client.get_run(client.get_model_version(artifact.name, version).run_id)
         assert run.data.tags["dagster_run_id"] == result.run_id
         assert run.data.tags["data_snapshot"]
+        # the run's candidates are the challengers; on a first run they are the champions too
+        assert alias_version(client, artifact, CHALLENGER_ALIAS) == version
 
 
 def test_known_user_gets_ranked_personal_recommendations(pipeline_run, service_url):

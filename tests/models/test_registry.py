@@ -12,13 +12,18 @@ from mlflow.tracking import MlflowClient
 
 from models.registry import (
     CANDIDATE_GENERATOR,
+    CHALLENGER_ALIAS,
     RANKER,
+    SERVED_ARTIFACTS,
+    alias_version,
     champion_version,
     download_champion,
     is_better_than_champion,
     log_bundle,
+    set_alias,
     set_champion,
 )
+from serving.loading import champion_versions
 
 
 def _register(bundle_dir: Path, artifact, value: float) -> str:
@@ -113,3 +118,19 @@ def test_registry_on_postgres_promotes_and_serves_the_champion(postgres_tracking
 
     assert champion_version(MlflowClient(), CANDIDATE_GENERATOR) == second
     assert (download_champion(CANDIDATE_GENERATOR, tmp_path / "dl") / "weights.json").exists()
+
+
+def test_an_alias_serves_its_versions_and_models_without_it_serve_their_champions(sqlite_tracking, bundle_dir):
+    client = MlflowClient()
+    for artifact in SERVED_ARTIFACTS.values():
+        set_champion(client, artifact, _register(bundle_dir, artifact, 0.5))
+    newer_ranker = _register(bundle_dir, RANKER, 0.4)  # worse on holdout: not promoted, but a challenger
+    set_alias(client, RANKER, CHALLENGER_ALIAS, newer_ranker)
+
+    champions = champion_versions(client)
+    challengers = champion_versions(client, CHALLENGER_ALIAS)
+
+    assert champions[RANKER.name] == "1" and challengers[RANKER.name] == newer_ranker == "2"
+    assert {name: version for name, version in challengers.items() if name != RANKER.name} == {
+        name: version for name, version in champions.items() if name != RANKER.name}
+    assert alias_version(client, CANDIDATE_GENERATOR, CHALLENGER_ALIAS) is None

@@ -25,9 +25,10 @@ def test_the_policies_differ_where_they_say(monkeypatch, tmp_path):
     assert settings_of("full_funnel") == VidrecSettings(home=tmp_path)
     assert settings_of("like_heavy").serving_score_weights == {"watch_time": 1.0, "like": 120.0, "skip": -30.0}
     assert settings_of("popularity_only").serving_funnel == "popularity"
+    assert settings_of("challenger").serving_model_alias == "challenger"
 
 
 def test_an_unknown_policy_names_the_known_ones():
-    with pytest.raises(ValueError, match="known policies: full_funnel, like_heavy, more_exploration, no_exploration, "
-                                         "popularity_only"):
+    with pytest.raises(ValueError, match="known policies: challenger, full_funnel, like_heavy, more_exploration, "
+                                         "no_exploration, popularity_only"):
         policy_environment("popularity_first")
