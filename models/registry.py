@@ -117,13 +117,31 @@ def champion_metric(client: MlflowClient, artifact: RegisteredArtifact) -> float
     return float(value) if value is not None else None
 
 
-def is_better_than_champion(client: MlflowClient, artifact: RegisteredArtifact, metric_value: float) -> bool:
-    """Whether a candidate's selection metric beats the current champion's (or there is none)."""
+@dataclass(frozen=True)
+class ChampionRescored:
+    """The champion `version` scored on the candidate's own holdout: `metric_value`."""
+
+    version: str
+    metric_value: float
+
+
+def is_better_than_champion(client: MlflowClient, artifact: RegisteredArtifact, metric_value: float,
+                            rescored: ChampionRescored | None = None) -> bool:
+    """Whether a candidate's selection metric beats the current champion's (or there is none).
+
+    The champion's own tag was measured on the holdout of its run; once the holdout window has
+    moved (every daily retrain), the two numbers come from different rows: a holdout of the
+    service's own answers is harder to rank, and a retrieval holdout of its own exposures easier.
+    `rescored` (the champion scored on the candidate's holdout by the model asset) is compared
+    instead, as long as it scored the version that is still champion."""
     if math.isnan(metric_value):
         return False
     current = champion_metric(client, artifact)
     if current is None:
         return True
+    if rescored is not None and rescored.version == champion_version(client, artifact) \
+            and not math.isnan(rescored.metric_value):
+        current = rescored.metric_value
     return metric_value > current if artifact.higher_is_better else metric_value < current
 
 

@@ -10,16 +10,13 @@ rather than guessed at.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Generic, TypeVar
 
-from mlflow import MlflowClient
-
-from models.registry import RegisteredArtifact, champion_version, download_version
+from models.registry import RegisteredArtifact
 from models.warm_start import WarmStartMismatch
+from orchestration.champions import Champion
 from vidrec.settings import VidrecSettings
 
 logger = logging.getLogger(__name__)
@@ -34,17 +31,14 @@ class StartingPoint(Generic[Bundle]):
 
 
 def starting_point(settings: VidrecSettings, artifact: RegisteredArtifact,
-                   load: Callable[[Path], Bundle]) -> StartingPoint[Bundle]:
-    """The champion of `artifact` loaded by `load`, when warm starts are on and there is one.
-    The MLflow client must already point at the deployment (MlflowResource.configure)."""
+                   champion: Champion[Bundle] | None) -> StartingPoint[Bundle]:
+    """The champion (orchestration/champions.py's `load_champion`) to start from, when warm starts
+    are on and there is one."""
     if not settings.warm_start:
         return StartingPoint(None, "off: trained from scratch (VIDREC_WARM_START is false)")
-    version = champion_version(MlflowClient(), artifact)
-    if version is None:
+    if champion is None:
         return StartingPoint(None, f"no champion of {artifact.name} yet: trained from scratch")
-    with tempfile.TemporaryDirectory(prefix="vidrec-warm-start-") as directory:
-        bundle = load(download_version(artifact, version, Path(directory)))
-    return StartingPoint(bundle, f"champion v{version}")
+    return StartingPoint(champion.bundle, f"champion v{champion.version}")
 
 
 def train_from(point: StartingPoint[Bundle], train: Callable[[Bundle | None], object]) -> tuple[object, str]:

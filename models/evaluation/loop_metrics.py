@@ -62,12 +62,17 @@ DAILY_METRICS = (
     "catalog_coverage",
     "creator_exposure_gini",
     "fresh_share",
+    "cold_share",
     "collapsed_user_share",
     "mean_jaccard",
 )
 DAILY_COUNTS = ("users", "requests", "impressions")
 
 FRESH_VIDEO_AGE = pd.Timedelta(hours=24)  # the issue's "videos under 24 h old"
+# A video shown fewer times than this before the day (the log before the loop, then every arm's
+# earlier days) is cold: the share of impressions on cold videos is what exposure the catalog's
+# unjudged tail gets, uploads or not.
+COLD_VIDEO_IMPRESSIONS = 100
 COLLAPSE_JACCARD = 0.5  # a user's list this close to another user's counts as collapsed
 
 
@@ -163,7 +168,8 @@ def last_lists(served_day: pd.DataFrame) -> pd.DataFrame:
 
 
 def daily_arm_metrics(
-    served: pd.DataFrame, catalog_size: int | pd.Series | Mapping[int, int], n_creators: int
+    served: pd.DataFrame, catalog_size: int | pd.Series | Mapping[int, int], n_creators: int,
+    prior_impressions: pd.Series | None = None,
 ) -> pd.DataFrame:
     """One row per (arm, day): the counts in `DAILY_COUNTS` and the metrics in `DAILY_METRICS`.
 
@@ -175,6 +181,9 @@ def daily_arm_metrics(
       number for every day, or per day as a Series or mapping indexed by day);
     - creator_exposure_gini: Gini of impressions over all `n_creators`, unexposed ones included;
     - fresh_share: share of impressions of videos uploaded less than 24 h before the request;
+    - cold_share: share of impressions of videos shown fewer than COLD_VIDEO_IMPRESSIONS times
+      before that day: `prior_impressions` (video_id → impressions before the loop; None: none)
+      plus every arm's rows of earlier days;
     - collapsed_user_share, mean_jaccard: `list_overlap` of each user's last list of the day.
     """
     _check_served(served, _DAILY_INPUT_COLUMNS)
@@ -186,7 +195,8 @@ def daily_arm_metrics(
             f"{int((video_age < pd.Timedelta(0)).sum())} impressions show a video before its upload_time "
             "(request_time < upload_time): the loop served videos that did not exist yet"
         )
-    served = served.assign(is_fresh=video_age < FRESH_VIDEO_AGE)
+    served = served.assign(is_fresh=video_age < FRESH_VIDEO_AGE,
+                           is_cold=_shown_before(served, prior_impressions) < COLD_VIDEO_IMPRESSIONS)
     rows = [
         {"arm": arm, "day": day, **_one_arm_day(group, _catalog_size_on(catalog_size, day), n_creators)}
         for (arm, day), group in served.groupby(["arm", "day"], sort=True)
@@ -211,9 +221,22 @@ def _one_arm_day(served_day: pd.DataFrame, catalog_size: int, n_creators: int) -
         "catalog_coverage": distinct_videos / catalog_size,
         "creator_exposure_gini": creator_exposure_gini(served_day["creator_id"].to_numpy(), n_creators),
         "fresh_share": float(served_day["is_fresh"].mean()),
+        "cold_share": float(served_day["is_cold"].mean()),
         "collapsed_user_share": overlap.collapsed_user_share,
         "mean_jaccard": overlap.mean_jaccard,
     }
+
+
+def _shown_before(served: pd.DataFrame, prior_impressions: pd.Series | None) -> np.ndarray:
+    """Per served row, how often its video was shown before the row's day: before the loop
+    (`prior_impressions`) and on the loop's earlier days, over all arms."""
+    per_day = served.groupby(["day", "video_id"]).size().unstack(fill_value=0).sort_index()
+    before = per_day.cumsum() - per_day  # shown on days strictly earlier
+    earlier = before.stack().rename("shown").reindex(pd.MultiIndex.from_arrays(
+        [served["day"].to_numpy(), served["video_id"].to_numpy()])).to_numpy(dtype=np.int64)
+    if prior_impressions is None:
+        return earlier
+    return earlier + prior_impressions.reindex(served["video_id"].to_numpy()).fillna(0).to_numpy(dtype=np.int64)
 
 
 def _catalog_size_on(catalog_size: int | pd.Series | Mapping[int, int], day: int) -> int:

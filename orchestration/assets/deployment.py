@@ -44,6 +44,7 @@ from orchestration.assets.models import (
 )
 from orchestration.assets.served_skew import DRIFT_CHECK, MATCH_CHECK, served_feature_comparison
 from orchestration.bento_builds import build_inputs_digest, record_bento, stored_bento
+from orchestration.champions import rescored_from
 from orchestration.model_runs import registration
 from orchestration.resources import MlflowResource, VidrecResource
 from vidrec.settings import VidrecSettings
@@ -122,7 +123,8 @@ def _promote(settings: VidrecSettings, client: MlflowClient) -> list[tuple]:
     generator = registration(settings, candidate_generator.key)
     index = registration(settings, video_index.key)
     decisions = []
-    if is_better_than_champion(client, CANDIDATE_GENERATOR, float(generator["selection_metric"])):
+    if is_better_than_champion(client, CANDIDATE_GENERATOR, float(generator["selection_metric"]),
+                               rescored_from(generator)):
         set_champion(client, CANDIDATE_GENERATOR, str(generator["mlflow_version"]))
         set_champion(client, VIDEO_INDEX, str(index["mlflow_version"]))
         decisions += [(CANDIDATE_GENERATOR, generator, True), (VIDEO_INDEX, index, True)]
@@ -134,7 +136,8 @@ def _promote(settings: VidrecSettings, client: MlflowClient) -> list[tuple]:
     decisions.append((RETRIEVAL_SOURCES, sources, True))
     for artifact, asset_def in ((RANKER, ranking_model), (POPULARITY, popularity_model)):
         metadata = registration(settings, asset_def.key)
-        promoted = is_better_than_champion(client, artifact, float(metadata["selection_metric"]))
+        promoted = is_better_than_champion(client, artifact, float(metadata["selection_metric"]),
+                                           rescored_from(metadata))
         if promoted:
             set_champion(client, artifact, str(metadata["mlflow_version"]))
         decisions.append((artifact, metadata, promoted))

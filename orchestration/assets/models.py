@@ -23,7 +23,7 @@ from models.index import INDEX_FILE, VideoIndex
 from models.popularity import PopularityRecommender
 from models.ranking.bundle import RankerBundle
 from models.ranking.config import RankerConfig
-from models.ranking.train import train_ranker
+from models.ranking.train import holdout_metrics, train_ranker
 from models.registry import CANDIDATE_GENERATOR, POPULARITY, RANKER, RETRIEVAL_SOURCES, VIDEO_INDEX, log_bundle
 from models.retrieval.bundle import RetrievalBundle
 from models.retrieval.config import RetrievalConfig
@@ -38,6 +38,7 @@ from orchestration.assets.features import (
     retrieval_training_frame,
 )
 from orchestration.assets.transform import mart_asset_key
+from orchestration.champions import load_champion, rescore, rescored_metadata
 from orchestration.model_runs import (
     build_holdout_queries,
     fresh_dir,
@@ -148,17 +149,15 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
     catalog = pd.read_parquet(mart_path(settings.marts_dir, Mart.VIDEO_CATALOG))
     config = RetrievalConfig(history_length=settings.history_length, show_progress=False)
     mlflow_tracking.configure()
-    start = starting_point(settings, CANDIDATE_GENERATOR, RetrievalBundle.load)
+    champion = load_champion(CANDIDATE_GENERATOR, RetrievalBundle.load)
+    start = starting_point(settings, CANDIDATE_GENERATOR, champion)
     bundle, started_from = train_from(
         start, lambda champion: train_candidate_generator(examples, catalog, config, warm_start=champion))
     config = bundle.config  # a warm start trains its own epochs
 
     task = holdout_task(settings)
-    video_ids, video_vectors = bundle.video_embeddings()
-    recommend = inner_product_recommend(
-        task.queries["user_id"], bundle.user_embeddings(task.queries), video_ids, video_vectors
-    )
-    model_metrics = evaluate(recommend, task.split, len(video_ids), ks=HOLDOUT_KS).averages()
+    model_metrics = _holdout_scores(bundle, task)
+    rescored = rescore(champion, lambda old: _holdout_scores(old, task)["ndcg@10"])
     # The baseline was scored on the same task by popularity_model; its metrics sit beside ours.
     popularity = registration(settings, popularity_model.key)
     popularity_metrics = {
@@ -186,8 +185,18 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
         "holdout_recall_at_50": metrics["holdout_recall_at_50"],
         "holdout_ndcg_at_10": metrics["holdout_ndcg_at_10"],
         "warm_start": started_from,
+        **rescored_metadata(rescored),
     })
     return MaterializeResult(metadata={**recorded, "holdout_metrics": MetadataValue.md(table)})
+
+
+def _holdout_scores(bundle: RetrievalBundle, task) -> dict[str, float]:
+    """A candidate generator's metrics on the holdout task, over the videos it embeds."""
+    video_ids, video_vectors = bundle.video_embeddings()
+    recommend = inner_product_recommend(
+        task.queries["user_id"], bundle.user_embeddings(task.queries), video_ids, video_vectors
+    )
+    return evaluate(recommend, task.split, len(video_ids), ks=HOLDOUT_KS).averages()
 
 
 @asset(group_name=MODELS_GROUP, deps=[candidate_generator], kinds={"faiss", "mlflow"})
@@ -241,8 +250,11 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
         bag_features=list(inputs.lists), show_progress=False,
     )
     mlflow_tracking.configure()
-    start = starting_point(settings, RANKER, RankerBundle.load)
+    champion = load_champion(RANKER, RankerBundle.load)
+    start = starting_point(settings, RANKER, champion)
     bundle, started_from = train_from(start, lambda champion: train_ranker(frame, config, warm_start=champion))
+    holdout_rows = frame[frame["split"] == "holdout"]
+    rescored = rescore(champion, lambda old: holdout_metrics(old, holdout_rows)[RANKER.selection_metric])
     metrics = {name: float(value) for name, value in bundle.metrics.items() if np.isscalar(value)}
     bundle_dir = fresh_dir(settings.artifacts_dir / "ranker")
     bundle.save(bundle_dir)
@@ -265,7 +277,7 @@ def ranking_model(context: AssetExecutionContext, vidrec: VidrecResource,
     }
     recorded = record_registration(settings, context.asset_key,
                                    {**registration_metadata(ref), **metrics, "rows": len(frame),
-                                    "warm_start": started_from})
+                                    "warm_start": started_from, **rescored_metadata(rescored)})
     return MaterializeResult(metadata={**recorded, **reliability})
 
 

@@ -193,7 +193,7 @@ def write_experiment(settings: VidrecSettings, experiment: Experiment, out_dir: 
     result, arms = experiment.result, list(experiment.config.policies)
     out_dir.mkdir(parents=True, exist_ok=True)
     result.served.to_parquet(out_dir / "served.parquet", index=False)
-    daily = daily_arm_metrics(result.served, result.catalog_sizes, result.n_creators)
+    daily = daily_arm_metrics(result.served, result.catalog_sizes, result.n_creators, result.prior_impressions)
     daily.to_csv(out_dir / "daily_metrics.csv", index=False)
     result.shadows.to_parquet(out_dir / "shadows.parquet", index=False)
     difference = arm_difference(per_user_primary(result.served), arms[0], arms[1])

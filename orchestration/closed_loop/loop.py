@@ -26,7 +26,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import duckdb
 import httpx
 import numpy as np
 import pandas as pd
@@ -95,6 +97,8 @@ class LoopResult:
     # per served request, every other arm's answer to it as a shadow request (shown to nobody,
     # logged nowhere): request_id (the served one), target_arm, position, video_id
     shadows: pd.DataFrame
+    # video_id → impressions in the raw log before the loop's first day (the cold-video measure's start)
+    prior_impressions: pd.Series
 
 
 class ClosedLoop:
@@ -117,6 +121,7 @@ class ClosedLoop:
 
     def run(self) -> LoopResult:
         days, timings, catalog_sizes, shadows = [], [], {}, []
+        prior = impressions_before(self.settings.raw_dir, self.clock())
         try:
             for day in range(self.config.days):
                 frame, day_shadows, timing = self._one_day(day)
@@ -132,7 +137,7 @@ class ClosedLoop:
         world = self.users.world
         return LoopResult(pd.concat(days, ignore_index=True), self.arms, timings,
                           pd.Series(catalog_sizes, name="catalog_size"), int(world.creator_of_video.max()) + 1,
-                          pd.concat(shadows, ignore_index=True))
+                          pd.concat(shadows, ignore_index=True), prior)
 
     def _one_day(self, day: int) -> tuple[pd.DataFrame, pd.DataFrame, DayTiming]:
         clock = np.datetime64(datetime.fromtimestamp(self.clock(), UTC).replace(tzinfo=None), "us")
@@ -204,6 +209,19 @@ class ClosedLoop:
             response = self.http.post(f"{url}/events", json={"events": batch})
             if response.status_code != 202:
                 raise RuntimeError(f"{url}/events refused a batch: {response.status_code} {response.text[:300]}")
+
+
+def impressions_before(raw_dir: Path, unix_seconds: float) -> pd.Series:
+    """video_id → impressions the raw log holds before `unix_seconds` (every file of every day)."""
+    files = sorted((raw_dir / "impressions").glob("*/*.parquet"))
+    if not files:
+        return pd.Series(dtype=np.int64, name="impressions")
+    cut = datetime.fromtimestamp(unix_seconds, UTC).replace(tzinfo=None)
+    counts = duckdb.sql(
+        "select video_id, count(*) as impressions from read_parquet($files, union_by_name = true) "
+        "where impression_time < $cut group by video_id", params={"files": [str(path) for path in files], "cut": cut},
+    ).df()
+    return counts.set_index("video_id")["impressions"]
 
 
 def _served_items(users: np.ndarray, offsets: np.ndarray, answers: list[dict]) -> tuple[Served, pd.DataFrame]:

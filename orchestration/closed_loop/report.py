@@ -44,6 +44,7 @@ METRIC_LABELS = {
     "catalog_coverage": "Catalog coverage",
     "creator_exposure_gini": "Creator exposure Gini",
     "fresh_share": "Share of impressions under 24 h old",
+    "cold_share": "Share of impressions on cold videos (< 100 earlier impressions)",
     "collapsed_user_share": "Collapsed users (Jaccard ≥ 0.5)",
     "mean_jaccard": "Mean Jaccard between users",
 }

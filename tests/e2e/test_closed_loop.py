@@ -16,11 +16,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from mlflow import MlflowClient
 
 from orchestration.closed_loop.arms import assign_arms
 from orchestration.definitions import build_definitions
+from orchestration.model_runs import registration
 from tests.e2e.conftest import PROJECT_ROOT, TINY_DATA
 from vidrec.settings import VidrecSettings
 
@@ -92,6 +93,16 @@ def test_offline_estimates_sit_beside_each_arms_online_value_and_the_run_is_in_m
     history = client.get_metric_history(runs[0].info.run_id, "arm.no_exploration.watch_seconds_per_user")
     assert sorted(metric.step for metric in history) == list(range(DAYS))
     assert runs[0].info.artifact_uri.startswith(settings.mlflow_artifact_location)  # in the home, not the cwd
+
+
+def test_in_loop_retrains_start_from_the_champions_and_judge_them_on_the_same_holdout(loop_run):
+    settings, _, loop = loop_run
+    assert loop.returncode == 0, loop.stderr[-3000:]
+    for asset in ("ranking_model", "candidate_generator"):
+        record = registration(settings, AssetKey(asset))
+        assert record["warm_start"].startswith("champion v"), record["warm_start"]
+        assert record["champion_rescored_version"] == record["warm_start"].removeprefix("champion v")
+        assert 0 < record["champion_rescored_metric"] <= 1
 
 
 def test_an_experiment_launched_through_dagster_shows_its_report_and_plots_as_metadata(loop_run):

@@ -10,6 +10,7 @@ import pytest
 
 from models.evaluation.bootstrap import two_sample_difference
 from models.evaluation.loop_metrics import (
+    COLD_VIDEO_IMPRESSIONS,
     DAILY_COUNTS,
     DAILY_METRICS,
     arm_difference,
@@ -280,3 +281,18 @@ def test_arm_difference_names_an_unknown_arm():
 def test_a_sample_of_one_user_cannot_be_bootstrapped():
     with pytest.raises(ValueError, match=r"sample B has 1 unit\(s\)"):
         two_sample_difference([1.0, 2.0], [3.0])
+
+
+def test_cold_share_counts_videos_shown_less_than_the_threshold_before_the_day():
+    """Video 1 was shown 99 times before the loop and once more on day 0 (by the other arm): cold on
+    day 0, warm on day 1. Video 2 was shown 500 times before: never cold."""
+    served = frame(served_rows("a", 0, 1, [1]), served_rows("b", 0, 2, [2, 1]), served_rows("a", 1, 1, [1, 2]))
+    prior = pd.Series({1: COLD_VIDEO_IMPRESSIONS - 1, 2: 500})
+
+    daily = daily_arm_metrics(served, catalog_size=10, n_creators=10, prior_impressions=prior).set_index(["arm", "day"])
+
+    assert daily.loc[("a", 0), "cold_share"] == 1.0
+    assert daily.loc[("b", 0), "cold_share"] == 0.5
+    assert daily.loc[("a", 1), "cold_share"] == 0.0
+    without_history = daily_arm_metrics(served, catalog_size=10, n_creators=10).set_index(["arm", "day"])
+    assert without_history.loc[("a", 1), "cold_share"] == 1.0  # two earlier shows are far below 100

@@ -15,6 +15,7 @@ from models.registry import (
     CHALLENGER_ALIAS,
     RANKER,
     SERVED_ARTIFACTS,
+    ChampionRescored,
     alias_version,
     champion_version,
     download_champion,
@@ -134,3 +135,19 @@ def test_an_alias_serves_its_versions_and_models_without_it_serve_their_champion
     assert {name: version for name, version in challengers.items() if name != RANKER.name} == {
         name: version for name, version in champions.items() if name != RANKER.name}
     assert alias_version(client, CANDIDATE_GENERATOR, CHALLENGER_ALIAS) is None
+
+
+def test_a_champion_rescored_on_the_candidates_holdout_is_compared_instead_of_its_own_tag(sqlite_tracking, bundle_dir):
+    """The holdout moved since the champion was measured (0.80 then): on today's rows it scores
+    0.70, and a candidate at 0.75 is better on the same rows, though below the old tag."""
+    client = MlflowClient()
+    champion = _register(bundle_dir, RANKER, 0.80)
+    set_champion(client, RANKER, champion)
+    candidate = 0.75
+
+    assert not is_better_than_champion(client, RANKER, candidate)
+    assert is_better_than_champion(client, RANKER, candidate, ChampionRescored(champion, 0.70))
+    assert not is_better_than_champion(client, RANKER, candidate, ChampionRescored(champion, 0.76))
+    # a rescoring of a version that is no longer champion is not evidence about the champion
+    set_champion(client, RANKER, _register(bundle_dir, RANKER, 0.85))
+    assert not is_better_than_champion(client, RANKER, candidate, ChampionRescored(champion, 0.70))
