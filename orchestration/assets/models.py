@@ -157,7 +157,8 @@ def candidate_generator(context: AssetExecutionContext, vidrec: VidrecResource,
 
     task = holdout_task(settings)
     model_metrics = _holdout_scores(bundle, task)
-    rescored = rescore(champion, lambda old: _holdout_scores(old, task)["ndcg@10"])
+    rescored = rescore(champion, lambda old: prefixed_metrics(_holdout_scores(old, task), "holdout")[
+        CANDIDATE_GENERATOR.selection_metric])
     # The baseline was scored on the same task by popularity_model; its metrics sit beside ours.
     popularity = registration(settings, popularity_model.key)
     popularity_metrics = {

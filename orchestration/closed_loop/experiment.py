@@ -111,8 +111,8 @@ class _Retrain:
         self.instance = instance
 
     def __call__(self) -> str:
-        """Run the pipeline; what it did: "promoted" (the gates held; the champion aliases moved
-        where a model was better), or "blocked: <why>" when only the served-skew gate failed (as in
+        """Run the pipeline; what it did: "gate held" (the champion aliases moved where a model was
+        better), or "blocked: <why>" when only the served-skew gate failed (as in
         production, the services keep their models and the loop goes on). Any other failure stops
         the loop."""
         from orchestration.refresh import changed_days_tags
@@ -124,7 +124,7 @@ class _Retrain:
             return "nothing changed"
         job = self.definitions.resolve_job_def("refresh_everything")
         result = job.execute_in_process(instance=self.instance, tags=tags, raise_on_error=False)
-        outcome = "promoted"
+        outcome = "gate held"
         if not result.success:
             failed = sorted({event.step_key for event in result.get_step_failure_events()})
             if not failed or not all(step.startswith(GATE_STEP_PREFIX) for step in failed):
