@@ -249,8 +249,10 @@ def test_service_metrics_cover_the_measured_phase_not_the_warmup(cli, serve):
                         "--max-user-id", "50", "--metrics"])
     (counter,) = summary["metrics"]["values"]
     assert service.served == 40 and summary["requests"] == 20
-    # Read as the measured phase starts: at most the last warmup answers can still be counted in it.
-    assert 18 <= counter["value"] <= 25 and summary["metrics_scope"] == "the run"
+    # Read as the measured phase starts: the warmup's 20 answers, less those still in flight then
+    # (a few at 20 requests/s when the suite loads both cores: 17 were counted once), never the
+    # measured phase's 20 as well (that would be ~40) nor nothing (0).
+    assert 14 <= counter["value"] <= 25 and summary["metrics_scope"] == "the run"
 
 
 def test_request_bodies_draw_unknown_users_beyond_the_corpus(cli):
