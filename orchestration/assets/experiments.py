@@ -14,7 +14,6 @@ experiment takes minutes to hours and writes to the home's raw log, so neither "
 import base64
 import os
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import (
@@ -30,7 +29,7 @@ from dagster import (
 from pydantic import Field
 
 from orchestration.assets.deployment import champion_models
-from orchestration.closed_loop.experiment import run_experiment, write_experiment
+from orchestration.closed_loop.experiment import default_out_dir, run_experiment, write_experiment
 from orchestration.closed_loop.loop import LoopConfig
 from orchestration.resources import VidrecResource
 
@@ -72,8 +71,7 @@ def run_closed_loop(context: OpExecutionContext, config: ClosedLoopExperimentCon
     environment = {**os.environ, "VIDREC_HOME": str(settings.home), "DAGSTER_HOME": str(settings.dagster_home),
                    "BENTOML_HOME": str(settings.home / "bentoml")}
     experiment = run_experiment(settings, loop, environment, instance=context.instance)
-    out_dir = settings.home / "closed_loop" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    written = write_experiment(settings, experiment, out_dir)
+    written = write_experiment(settings, experiment, default_out_dir(settings))
     difference = written.difference
     compared = " − ".join(loop.policies[:2])
     context.log_event(AssetMaterialization(asset_key=closed_loop_experiment.key, metadata={

@@ -181,10 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    out_dir = arguments.out or settings.home / "closed_loop" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = arguments.out or default_out_dir(settings)
     written = write_experiment(settings, experiment, out_dir)
     sys.stdout.write(f"report: {written.report}\nMLflow run: {written.run_id}\n")
     return 0
+
+
+def default_out_dir(settings: VidrecSettings) -> Path:
+    """Where an experiment's report goes unless told: VIDREC_HOME/closed_loop/<UTC time>."""
+    return settings.home / "closed_loop" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def write_experiment(settings: VidrecSettings, experiment: Experiment, out_dir: Path) -> WrittenExperiment:
