@@ -104,7 +104,7 @@ def build(frame: str, store: Callable[[VidrecSettings], FeatureStore], settings:
         return online_features(store, settings)
     if frame == "ranking":
         examples = pd.read_parquet(settings.marts_dir / "ranking_training_examples.parquet")
-        return ranking_frame(store(settings), examples, settings.ranking_negative_sample_rate)
+        return ranking_frame(store(settings), examples, settings.ranking_negative_sample_rate)[0]
     examples = pd.read_parquet(settings.marts_dir / "retrieval_training_examples.parquet")
     examples = examples.sort_values(["user_id", "label_time", "label_video_id"], kind="stable").reset_index(drop=True)
     return retrieval_frame(store(settings), examples)[0]

@@ -24,6 +24,19 @@ MLFLOW_EXPERIMENT = "vidrec"
 DBT_TARGETS = {"default": "dev", "production": "dev", "distributed": "distributed"}
 
 
+def dbt_vars(settings: VidrecSettings) -> dict:
+    """The `--vars` every dbt build gets: where the validated layer and the marts are, and the
+    settings the models read."""
+    return {
+        "validated_dir": str(settings.validated_dir),
+        "marts_dir": str(settings.marts_dir),
+        "holdout_days": settings.holdout_days,
+        "history_length": settings.history_length,
+        "impression_history_length": settings.impression_history_length,
+        "max_examples_per_user": settings.max_examples_per_user,
+    }
+
+
 # Settings the resource never carries: secrets would show in the UI's resource config, and the
 # API key is the service's, not the pipeline's (they stay in the environment).
 _SECRET_SETTINGS = frozenset({"api_key"})

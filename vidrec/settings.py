@@ -58,6 +58,10 @@ class VidrecSettings(BaseSettings):
     # are all kept; kept non-clicks get weight 1/rate): keeps the ranker's training small (the
     # duckdb offline store joins the whole default frame in about 20 s; the rate is for training).
     ranking_negative_sample_rate: float = Field(0.1, gt=0, le=1)
+    # Incremental training frames: the ranking frame's feature values of rows stamped before the
+    # first day whose validated data changed are reused from the last run, and only the rest is
+    # asked of Feast (orchestration/incremental_frames.py). Off: every run joins the whole frame.
+    incremental_frames: bool = True
     # Incremental retrains: the ranker and the candidate generator start from their champion's
     # weights and train their config's `warm_start_epochs` instead of `epochs` (models/warm_start.py).
     # Off: every run trains from scratch, as the benchmarks' figures were measured. The closed loop

@@ -6,6 +6,7 @@ serving reads with `get_online_features`: one feature definition for both paths.
 
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,14 @@ from feature_repo.training_frames import historical_features
 from models.retrieval.features import HISTORY_SEARCH_TOKENS, HISTORY_VIDEO_IDS
 from models.retrieval.query import historical_queries
 from orchestration.assets.transform import mart_asset_key
-from orchestration.resources import VidrecResource
+from orchestration.incremental_frames import FrameInputs, Reuse, frame_inputs, incremental_features
+from orchestration.resources import VidrecResource, dbt_vars
 from vidrec.marts import FEATURE_MARTS, Mart, mart_path
 from vidrec.settings import VidrecSettings
 
 FEATURES_GROUP = "features"
+# What identifies a ranking example (one impression): the dbt test on int_impression_outcomes holds it unique.
+RANKING_EXAMPLE_KEYS = ["request_id", "video_id"]
 
 
 def ranking_frame_path(settings: VidrecSettings):
@@ -33,6 +37,11 @@ def ranking_frame_path(settings: VidrecSettings):
 
 def retrieval_frame_path(settings: VidrecSettings):
     return settings.artifacts_dir / "retrieval_training_frame.parquet"
+
+
+def ranking_frame_cache_dir(settings: VidrecSettings) -> Path:
+    """The last ranking frame's feature values and what they were computed from (incremental frames)."""
+    return settings.artifacts_dir / "ranking_frame_cache"
 
 
 def _utc(series: pd.Series) -> pd.Series:
@@ -115,16 +124,24 @@ def sample_ranking_examples(examples: pd.DataFrame, negative_rate: float, seed: 
     return sampled.reset_index(drop=True)
 
 
-def ranking_frame(store: FeatureStore, examples: pd.DataFrame, negative_rate: float) -> pd.DataFrame:
+def ranking_frame(store: FeatureStore, examples: pd.DataFrame, negative_rate: float,
+                  reuse: tuple[Path, FrameInputs] | None = None) -> tuple[pd.DataFrame, Reuse | None]:
     """The impressions of the `ranking_training_examples` mart, sampled (`sample_ranking_examples`),
-    with their point-in-time ranker features read through the ranker service."""
+    with their point-in-time ranker features read through the ranker service. With `reuse` (a
+    cache directory and what the data is now), only rows the last run's values do not cover are
+    joined (orchestration/incremental_frames.py); how many were reused comes back with it."""
     # dbt writes marts with parallel threads, so row order varies between runs; a fixed order
     # keeps the seeded sampling and training (and so champion decisions) reproducible.
     examples = examples.sort_values(["event_timestamp", "request_id", "video_id"], kind="stable").reset_index(drop=True)
     sampled = sample_ranking_examples(examples, negative_rate)
     # an impression's request time is its request's start (event_timestamp): the on-demand cross features use it
     sampled[REQUEST_TIME] = unix_seconds(sampled["event_timestamp"])
-    return historical_features(store, sampled, store.get_feature_service(RANKER_SERVICE))
+    service = store.get_feature_service(RANKER_SERVICE)
+    if reuse is None:
+        return historical_features(store, sampled, service), None
+    cache_dir, inputs = reuse
+    return incremental_features(cache_dir, inputs, sampled, RANKING_EXAMPLE_KEYS,
+                                lambda rows: historical_features(store, rows, service))
 
 
 @asset(group_name=FEATURES_GROUP, deps=[feast_registry, mart_asset_key(Mart.RANKING_TRAINING_EXAMPLES)],
@@ -139,9 +156,19 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
             description="ranking_training_examples is empty: the raw logs hold no impressions, and the ranker "
             "learns from shown-vs-clicked. Import a dataset with exposures (or MovieLens, which samples them)."
         )
-    frame = ranking_frame(store, examples, settings.ranking_negative_sample_rate)
+    reuse = ((ranking_frame_cache_dir(settings), frame_inputs(settings, dbt_vars(settings)))
+             if settings.incremental_frames else None)
+    frame, reused = ranking_frame(store, examples, settings.ranking_negative_sample_rate, reuse)
     context.log.info("ranking frame: %d of %d impressions (all clicks, %.0f%% of non-clicks)",
                      len(frame), len(examples), 100 * settings.ranking_negative_sample_rate)
+    incremental = {} if reused is None else {
+        "rows_reused": reused.reused_rows, "rows_joined": reused.computed_rows,
+        "recomputed_from": str(reused.recomputed_from) if reused.recomputed_from is not None else "everything",
+        "reuse_decision": reused.why,
+    }
+    if reused is not None:
+        context.log.info("ranking frame: %d rows reused from the last run, %d joined through Feast (%s)",
+                         reused.reused_rows, reused.computed_rows, reused.why)
     inputs = ranker_inputs(store)
     path = ranking_frame_path(settings)
     frame.to_parquet(path, index=False)
@@ -151,6 +178,7 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
             "impressions": len(examples),
             "negative_sample_rate": settings.ranking_negative_sample_rate,
             "click_rate_in_frame": float(frame["clicked"].mean()),
+            **incremental,
             "categorical_features": ", ".join(inputs.categorical),
             "numeric_features": ", ".join(inputs.numeric),
             "path": str(path),

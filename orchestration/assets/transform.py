@@ -15,7 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from dagster_dbt.dbt_project import using_dagster_dev
 
 from orchestration.dbt_manifest import parse_dbt_project, require_fresh_manifest
-from orchestration.resources import DBT_PROJECT_DIR, VidrecResource
+from orchestration.resources import DBT_PROJECT_DIR, VidrecResource, dbt_vars
 from vidrec.marts import Mart
 
 TRANSFORM_GROUP = "transform"
@@ -42,19 +42,11 @@ class VidrecDbtTranslator(DagsterDbtTranslator):
 def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: VidrecResource):
     """Staging views, intermediate tables and the Parquet marts, built and tested by dbt."""
     settings = vidrec.settings()
-    dbt_vars = {
-        "validated_dir": str(settings.validated_dir),
-        "marts_dir": str(settings.marts_dir),
-        "holdout_days": settings.holdout_days,
-        "history_length": settings.history_length,
-        "impression_history_length": settings.impression_history_length,
-        "max_examples_per_user": settings.max_examples_per_user,
-    }
     # profiles.yml reads the warehouse path and DuckDB's memory limit from the environment, which
     # the dbt subprocess inherits.
     os.environ["VIDREC_WAREHOUSE_PATH"] = str(settings.warehouse_path)
     os.environ["VIDREC_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings))], context=context).stream()
 
 
 def mart_asset_key(mart: Mart) -> AssetKey:

@@ -19,10 +19,13 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from mlflow import MlflowClient
 
+from feature_repo.store import feature_store
+from orchestration.assets.features import ranking_frame, ranking_frame_path
 from orchestration.closed_loop.arms import assign_arms
 from orchestration.definitions import build_definitions
 from orchestration.model_runs import registration
 from tests.e2e.conftest import PROJECT_ROOT, TINY_DATA
+from vidrec.marts import Mart, mart_path
 from vidrec.settings import VidrecSettings
 
 VIDREC = str(Path(sys.executable).parent / "vidrec")
@@ -103,6 +106,24 @@ def test_in_loop_retrains_start_from_the_champions_and_judge_them_on_the_same_ho
         assert record["warm_start"].startswith("champion v"), record["warm_start"]
         assert record["champion_rescored_version"] == record["warm_start"].removeprefix("champion v")
         assert 0 < record["champion_rescored_metric"] <= 1
+
+
+def test_in_loop_retrains_join_only_the_new_days_rows_and_the_frame_equals_a_whole_join(loop_run, tmp_path):
+    settings, _, loop = loop_run
+    assert loop.returncode == 0, loop.stderr[-3000:]
+    instance = DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        last = instance.get_latest_materialization_event(AssetKey("ranking_training_frame")).asset_materialization
+    finally:
+        instance.dispose()
+    assert last.metadata["rows_reused"].value > 0 and last.metadata["rows_joined"].value > 0
+    examples = pd.read_parquet(mart_path(settings.marts_dir, Mart.RANKING_TRAINING_EXAMPLES))
+
+    whole, _ = ranking_frame(feature_store(settings), examples, settings.ranking_negative_sample_rate)
+
+    whole.to_parquet(tmp_path / "whole.parquet", index=False)  # list features come back as arrays, as stored
+    pd.testing.assert_frame_equal(pd.read_parquet(ranking_frame_path(settings)),
+                                  pd.read_parquet(tmp_path / "whole.parquet"), check_dtype=False)
 
 
 def test_an_experiment_launched_through_dagster_shows_its_report_and_plots_as_metadata(loop_run):
