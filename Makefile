@@ -29,9 +29,9 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/vidrec up
 
-## Run the whole test suite, in parallel (pytest-xdist); what CI runs.
+## Run the whole test suite, in parallel (pytest-xdist); what CI runs. It ends with the 25 slowest tests.
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 ## The fast tier, in parallel: everything but the e2e, trains and spark tests (markers: pyproject.toml).
 test-fast: $(VENV)/.installed-dev
