@@ -14,7 +14,7 @@ from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets, get_asset_key_for_model
 from dagster_dbt.dbt_project import using_dagster_dev
 
-from orchestration.dbt_manifest import parse_dbt_project, require_fresh_manifest
+from orchestration.dbt_manifest import manifest_is_stale, parse_dbt_project, require_fresh_manifest
 from orchestration.resources import DBT_PROJECT_DIR, VidrecResource, dbt_vars
 from vidrec.marts import Mart
 
@@ -24,9 +24,12 @@ vidrec_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PR
 
 
 if using_dagster_dev():
-    # dagster-dbt's convention for `dagster dev`: re-parse on every code reload so SQL edits show
-    # up. Everywhere else the manifest is prepared before the code loads (orchestration/dbt_manifest.py).
-    parse_dbt_project()
+    # dagster-dbt's convention for `dagster dev`: re-parse on a code reload so SQL edits show up;
+    # only when the SQL is newer than the manifest, since every process that loads this code
+    # (webserver, daemon, each run and its step processes) passes here. Everywhere else the
+    # manifest is prepared before the code loads (orchestration/dbt_manifest.py).
+    if manifest_is_stale():
+        parse_dbt_project()
 else:
     require_fresh_manifest()
 
