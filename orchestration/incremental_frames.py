@@ -39,6 +39,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FEATURE_REPO_DIR = PROJECT_ROOT / "feature_repo"
 ROWS_FILE = "rows.parquet"
 MANIFEST_FILE = "manifest.json"
+NO_DAY_CHANGED = pd.Timestamp.max.tz_localize("UTC")  # every row may be reused
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class FrameInputs:
 @dataclass(frozen=True)
 class Reuse:
     """How a frame was assembled: rows reused from the last run, rows asked of Feast, and the
-    time from which rows were recomputed (None: nothing could be reused; why says why)."""
+    time from which rows were recomputed (None: all rows or none were reused; why says which)."""
 
     reused_rows: int
     computed_rows: int
@@ -86,8 +87,8 @@ def _day_digests(settings: VidrecSettings) -> dict[str, str]:
 
 
 def reusable_before(previous: FrameInputs | None, current: FrameInputs) -> tuple[pd.Timestamp | None, str]:
-    """Rows stamped before the returned time (UTC) may be reused; None: none may. Max time: every
-    row may (no day changed)."""
+    """Rows stamped before the returned time (UTC) may be reused (NO_DAY_CHANGED: every row);
+    None: none may. The reason comes with it."""
     if previous is None:
         return None, "no earlier frame"
     if previous.code != current.code:
@@ -95,7 +96,7 @@ def reusable_before(previous: FrameInputs | None, current: FrameInputs) -> tuple
     changed = sorted(day for day in previous.days.keys() | current.days.keys()
                      if previous.days.get(day) != current.days.get(day))
     if not changed:
-        return pd.Timestamp.max.tz_localize("UTC"), "no day changed"
+        return NO_DAY_CHANGED, "no day changed"
     return pd.Timestamp(changed[0], tz="UTC"), f"days changed from {changed[0]} ({len(changed)} in all)"
 
 
@@ -134,8 +135,8 @@ def incremental_features(
         parts = [from_cache] if computed is None else [from_cache, computed.set_index(frame.index[~reused])]
         result = pd.concat(parts).sort_index()[[*frame.columns, *feature_columns]].reset_index(drop=True)
     _write_cache(cache_dir, inputs, result[[*keys, TIMESTAMP, *feature_columns]], feature_columns)
-    return result, Reuse(int(reused.sum()), int((~reused).sum()),
-                         None if cutoff is None or not reused.any() else cutoff, why)
+    recomputed_from = cutoff if reused.any() and cutoff != NO_DAY_CHANGED else None
+    return result, Reuse(int(reused.sum()), int((~reused).sum()), recomputed_from, why)
 
 
 def previous_feature_columns(cache_dir: Path) -> list[str]:

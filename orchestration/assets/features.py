@@ -163,7 +163,7 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
                      len(frame), len(examples), 100 * settings.ranking_negative_sample_rate)
     incremental = {} if reused is None else {
         "rows_reused": reused.reused_rows, "rows_joined": reused.computed_rows,
-        "recomputed_from": str(reused.recomputed_from) if reused.recomputed_from is not None else "everything",
+        "recomputed_from": str(reused.recomputed_from) if reused.recomputed_from is not None else "-",
         "reuse_decision": reused.why,
     }
     if reused is not None:

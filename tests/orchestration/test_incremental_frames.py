@@ -100,7 +100,7 @@ def test_unchanged_data_joins_nothing_and_labels_still_come_from_the_examples(tm
 
     frame, reuse = incremental_features(tmp_path, inputs, relabelled, KEYS, join)
 
-    assert join.asked == [] and reuse.reused_rows == 18
+    assert join.asked == [] and reuse.reused_rows == 18 and reuse.recomputed_from is None
     assert (frame["clicked"] == 1).all()
     assert json.loads((tmp_path / MANIFEST_FILE).read_text())["feature_columns"] == ["video_rate", "user_days"]
 
