@@ -388,6 +388,11 @@ def _wait_until_ready(url: str, processes: list[subprocess.Popen], timeout_secon
 
 
 def _run_foreground(command: list[str], environment: dict[str, str]) -> None:
+    """Run a server in its own session until it exits, or until Ctrl-C or `kill` (a service
+    manager's stop) asks this command to stop it: without the SIGTERM handler, `kill` would end
+    this process alone and leave the server's whole session running."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     process = subprocess.Popen(command, env=environment, cwd=PROJECT_ROOT, start_new_session=True)
     try:
         returncode = process.wait()

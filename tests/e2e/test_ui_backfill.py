@@ -12,6 +12,7 @@ tests/orchestration/test_backfills.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from dagster import AssetKey, DagsterInstance, load_assets_from_modules, materialize
 
@@ -90,8 +92,7 @@ def ui(tmp_path: Path):
         instance.dispose()
     assert catalogue.success
     log = (tmp_path / "ui.log").open("w")
-    process = subprocess.Popen([VIDREC, "ui"], env=environment, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # its own group: the webserver and daemon stop with it
+    process = subprocess.Popen([VIDREC, "ui"], env=environment, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -106,12 +107,17 @@ def ui(tmp_path: Path):
             time.sleep(1)
         yield settings, url, tmp_path / "ui.log"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        started = psutil.Process(process.pid).children(recursive=True) if process.poll() is None else []
+        process.send_signal(signal.SIGTERM)  # `kill`, as a service manager stops it
         try:
             process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        finally:
+            _, alive = psutil.wait_procs(started, timeout=30)
+            for survivor in alive:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    survivor.kill()
+            log.close()
+        assert not alive, f"`vidrec ui` left {len(alive)} of its {len(started)} processes running after SIGTERM"
 
 
 def test_a_backfill_launched_as_the_ui_launches_it_revalidates_exactly_its_days_in_one_run(ui):
