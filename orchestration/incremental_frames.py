@@ -125,7 +125,7 @@ def incremental_features(
         feature_columns = [column for column in result.columns if column not in frame.columns]
     else:
         computed = compute(frame[~reused]) if (~reused).any() else None
-        feature_columns = previous_feature_columns(cache_dir)
+        feature_columns = [column for column in cached.columns if column not in (*keys, TIMESTAMP)]
         if computed is not None and [c for c in computed.columns if c not in frame.columns] != feature_columns:
             raise RuntimeError(f"the frame cache in {cache_dir} holds other feature columns than Feast returns; "
                                f"delete the directory to recompute the frame whole")
@@ -137,10 +137,6 @@ def incremental_features(
     _write_cache(cache_dir, inputs, result[[*keys, TIMESTAMP, *feature_columns]], feature_columns)
     recomputed_from = cutoff if reused.any() and cutoff != NO_DAY_CHANGED else None
     return result, Reuse(int(reused.sum()), int((~reused).sum()), recomputed_from, why)
-
-
-def previous_feature_columns(cache_dir: Path) -> list[str]:
-    return json.loads((cache_dir / MANIFEST_FILE).read_text())["feature_columns"]
 
 
 def _read_cache(cache_dir: Path) -> tuple[FrameInputs | None, pd.DataFrame | None]:
