@@ -27,6 +27,11 @@ information about true relevance than the logged history they were computed from
 ranked by true affinity would hand any model that reads them a label leak. On day 0 the policy
 has no history: slates are chosen by the surface's term and noise (a cold start).
 
+Each request scores at most `SimulationConfig.candidate_pool_size` of the uploaded videos, a random
+pool as a retrieval stage would hand its ranker (organic watches choose from such a pool too), so a
+day costs requests × pool size rather than users × catalogue. The default world's catalogue fits in
+the default pool: there every request scores every uploaded video, as before pools existed.
+
 The ground truth (user tastes, video latents) is written under `ground_truth_dir`, never under
 `raw_dir`, so later evaluation can measure true relevance without training ever seeing it.
 """
@@ -34,6 +39,7 @@ The ground truth (user tastes, video latents) is written under `ground_truth_dir
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,6 +72,11 @@ class SimulationConfig:
     search_session_rate: float = 0.25
     organic_watch_rate: float = 0.3
     watch_next_rate: float = 0.5
+    # The most candidates one request's logging policy (or organic choice) scores: a retrieval
+    # stage's output. Scoring every uploaded video per request made a day cost users × videos; with
+    # a cap it costs users × this. It is at least the default world's catalogue, so the default
+    # world is never capped and its logs (every benchmark in docs/) stay what they were.
+    candidate_pool_size: int = 3000
 
     @classmethod
     def from_settings(cls, settings: VidrecSettings) -> SimulationConfig:
@@ -101,6 +112,13 @@ class World:
         """
         taste = np.log(self.user_taste[user_index, self.video_category[video_index]] * len(CATEGORIES) + 1e-3)
         style = np.sum(self.user_style[user_index] * self.video_style[video_index], axis=-1)
+        return 0.9 * taste + 0.6 * style + self.video_quality[video_index]
+
+    def affinity_rows(self, user_index: np.ndarray, video_index: np.ndarray) -> np.ndarray:
+        """(users, k) affinity of each user for their own row of `video_index` (users, k): as
+        `affinity`, with the style term as one einsum (broadcasting the product cost 2.5× as much)."""
+        taste = np.log(self.user_taste[user_index[:, None], self.video_category[video_index]] * len(CATEGORIES) + 1e-3)
+        style = np.einsum("uk,uvk->uv", self.user_style[user_index], self.video_style[video_index])
         return 0.9 * taste + 0.6 * style + self.video_quality[video_index]
 
     def affinity_matrix(self, user_index: np.ndarray, video_index: np.ndarray) -> np.ndarray:
@@ -338,19 +356,78 @@ class LoggingPolicy:
         np.add.at(self.user_creator_count, (users, self.video_creator[videos]), 1.0)
 
     def popularity_logit(self, candidate_videos: np.ndarray) -> np.ndarray:
-        """(1, candidates): log of 1 + the candidate's logged watch count."""
-        return POPULARITY_WEIGHT * np.log1p(self.video_watch_count[candidate_videos])[None, :]
+        """(1, candidates), or (requests, candidates) for per-request candidates: log of 1 + the
+        candidate's logged watch count."""
+        return POPULARITY_WEIGHT * np.atleast_2d(np.log1p(self.video_watch_count[candidate_videos]))
 
     def model_score(self, users: np.ndarray, candidate_videos: np.ndarray) -> np.ndarray:
         """(requests, candidates): a content-based score from the user's own logged watches.
 
         The share of those watches in the candidate's category and by its creator, each shrunk
-        towards 0 by one pseudo-watch, so one watch is weaker evidence than fifty.
+        towards 0 by one pseudo-watch, so one watch is weaker evidence than fifty. The candidates
+        are shared (1-D) or per request (2-D, a row each); either way only the (request, candidate)
+        cells are gathered, never a user's whole row of creators.
         """
+        rows = users[:, None]
+        candidates = np.atleast_2d(candidate_videos)
         shrunk_total = self.user_category_count[users].sum(axis=1, keepdims=True) + 1.0  # (requests, 1)
-        category_share = self.user_category_count[users][:, self.video_category[candidate_videos]] / shrunk_total
-        creator_share = self.user_creator_count[users][:, self.video_creator[candidate_videos]] / shrunk_total
+        category_share = self.user_category_count[rows, self.video_category[candidates]] / shrunk_total
+        creator_share = self.user_creator_count[rows, self.video_creator[candidates]] / shrunk_total
         return CATEGORY_SHARE_WEIGHT * category_share + CREATOR_SHARE_WEIGHT * creator_share
+
+
+@dataclass(frozen=True)
+class CandidatePools:
+    """Each request's candidate pool, as a retrieval stage would hand the ranker: `size` columns
+    of the day's candidates, the consecutive entries (wrapping round) of one random order of them
+    from the request's own random offset.
+
+    So each pool is a uniformly random subset (requests with nearby offsets share much of theirs),
+    drawn with one integer per request and read in O(size) however large the catalogue: the cost
+    grows with the requests, not requests × videos. The rule reads nothing: neither the World's
+    latents nor the policy's features.
+    """
+
+    order: np.ndarray  # a permutation of the candidates' columns, its first `size` repeated at the end
+    offsets: np.ndarray  # (requests,) where each request's window starts in `order`
+    size: int
+
+    def columns(self, rows: slice) -> np.ndarray:
+        """(rows, size) candidate columns of those requests (the repeated head wraps the windows
+        round without a modulo per cell)."""
+        return self.order[self.offsets[rows, None] + np.arange(self.size)]
+
+
+def candidate_pools(
+    rng: np.random.Generator, n_candidates: int, n_requests: int, pool_size: int
+) -> CandidatePools | None:
+    """Per-request pools when the candidates outnumber `pool_size`; None (every request scores
+    every candidate) otherwise, drawing nothing, so an uncapped run's random stream is untouched."""
+    if n_candidates <= pool_size:
+        return None
+    order = rng.permutation(n_candidates)
+    return CandidatePools(np.concatenate([order, order[:pool_size]]), rng.integers(0, n_candidates, n_requests),
+                          pool_size)
+
+
+# A surface's term of the policy logit for some requests' candidates: (rows, candidate columns of
+# shape (1, candidates) or (rows, pool)) -> an array broadcastable to (rows' requests, columns).
+SurfaceTerm = Callable[[slice, np.ndarray], np.ndarray]
+
+
+def _as_surface_term(extra_logit: np.ndarray | SurfaceTerm | None, n_requests: int) -> SurfaceTerm | None:
+    """A surface term as given, or read from a (1 or requests, candidates) array."""
+    if extra_logit is None or callable(extra_logit):
+        return extra_logit
+    per_request = extra_logit.shape[0] == n_requests and n_requests > 1
+
+    def term(rows: slice, columns: np.ndarray) -> np.ndarray:
+        values = extra_logit[rows] if per_request else extra_logit
+        if columns.shape[1] == values.shape[1]:  # every candidate: the array as it is
+            return values
+        return np.take_along_axis(np.broadcast_to(values, (len(columns), values.shape[1])), columns, axis=1)
+
+    return term
 
 
 def _show_slate(
@@ -364,16 +441,20 @@ def _show_slate(
     slate_size: int,
     surface: str,
     request_prefix: str,
-    extra_logit: np.ndarray | None = None,
+    extra_logit: np.ndarray | SurfaceTerm | None = None,
+    pools: CandidatePools | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Show a slate per request, simulate clicks and watches; return clicked (user, video, time)."""
+    """Show a slate per request, simulate clicks and watches; return clicked (user, video, time).
+
+    Requests score every candidate, or only their pool's when `pools` is given.
+    """
     n_requests = len(users)
     if n_requests == 0 or len(candidate_videos) == 0:
         empty = np.array([], dtype=np.int64)
         return empty, empty, np.array([], dtype="datetime64[us]")
-    slate_size = min(slate_size, len(candidate_videos))
+    slate_size = min(slate_size, len(candidate_videos), pools.size if pools else len(candidate_videos))
     slate_columns, sources, source_scores = _policy_slates(
-        policy, rng, users, candidate_videos, slate_size, surface, extra_logit
+        policy, rng, users, candidate_videos, slate_size, surface, _as_surface_term(extra_logit, n_requests), pools
     )
     slate_videos = candidate_videos[slate_columns]  # (requests, slate)
     positions = np.broadcast_to(np.arange(slate_size), slate_videos.shape)
@@ -417,21 +498,27 @@ def _policy_slates(
     candidate_videos: np.ndarray,
     slate_size: int,
     surface: str,
-    extra_logit: np.ndarray | None,
+    surface_term: SurfaceTerm | None,
+    pools: CandidatePools | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The logging policy's slates (candidate columns, best first), sources and source scores.
 
-    Gumbel top-k sampling over `popularity_logit + model_score + extra_logit`, in blocks of
-    requests. Every step is row-wise and the noise is drawn block after block from the same
-    stream, so the result is identical to scoring all requests at once.
+    Gumbel top-k sampling over `popularity_logit + model_score + the surface's term`, in blocks of
+    requests, each over every candidate or over its requests' pools. Every step is row-wise and the
+    noise is drawn block after block from the same stream, so the result is identical to scoring
+    all requests at once.
     """
+    shared_columns = np.arange(len(candidate_videos))[None, :]
     popularity_logit = policy.popularity_logit(candidate_videos)  # (1, candidates)
-    per_request_extra = extra_logit is not None and extra_logit.shape[0] == len(users) and len(users) > 1
     columns, sources, scores = [], [], []
     for start in range(0, len(users), POLICY_BLOCK_ROWS):
         block = slice(start, start + POLICY_BLOCK_ROWS)
-        model_score = policy.model_score(users[block], candidate_videos)  # (block, candidates)
-        extra = extra_logit[block] if per_request_extra else extra_logit
+        block_columns = shared_columns if pools is None else pools.columns(block)  # (1 or block, scored)
+        if pools is not None:
+            popularity_logit = policy.popularity_logit(candidate_videos[block_columns])  # (block, pool)
+        scored_videos = candidate_videos if pools is None else candidate_videos[block_columns]
+        model_score = policy.model_score(users[block], scored_videos)  # (block, scored)
+        extra = None if surface_term is None else surface_term(block, block_columns)
         policy_logit = popularity_logit + model_score
         if extra is not None:
             policy_logit = policy_logit + extra
@@ -442,6 +529,8 @@ def _policy_slates(
         block_sources, block_scores = _logged_sources(
             slate_columns, policy_logit, [popularity_logit, model_score, extra], surface
         )
+        if pools is not None:  # from positions in the block's pools to the day's candidate columns
+            slate_columns = np.take_along_axis(block_columns, slate_columns, axis=1)
         columns.append(slate_columns)
         sources.append(block_sources)
         scores.append(block_scores)
@@ -590,19 +679,29 @@ def _simulate_day(
 
     # Home feed.
     home = ~is_search
+    home_pools = candidate_pools(rng, len(available), int(home.sum()), config.candidate_pool_size)
     clicked_users, clicked_videos, clicked_times = _show_slate(
         world, policy, rng, log, session_users[home], session_times[home], available, HOME_SLATE_SIZE, "home",
-        prefix + "h", extra_logit=fresh_boost[None, :],
+        prefix + "h", extra_logit=fresh_boost[None, :], pools=home_pools,
     )
 
-    _search_sessions(world, policy, rng, log, session_users[is_search], session_times[is_search], available, prefix)
+    _search_sessions(config, world, policy, rng, log, session_users[is_search], session_times[is_search], available,
+                     prefix)
     _watch_next_sessions(config, world, policy, rng, log, (clicked_users, clicked_videos, clicked_times), available,
                          prefix)
     _organic_watches(config, world, rng, log, session_users, session_times, available)
 
 
-def _search_sessions(world: World, policy: LoggingPolicy, rng: np.random.Generator, log: _EventLog,
-                     search_users: np.ndarray, search_times: np.ndarray, available: np.ndarray, prefix: str) -> None:
+def _category_match(candidate_category: np.ndarray, request_category: np.ndarray, weight: float) -> SurfaceTerm:
+    """The search and watch-next term: `weight` where a candidate's category is the request's
+    (the query's, the video just watched), computed block by block rather than as a whole
+    (requests, candidates) matrix."""
+    return lambda rows, columns: (candidate_category[columns] == request_category[rows, None]) * weight
+
+
+def _search_sessions(config: SimulationConfig, world: World, policy: LoggingPolicy, rng: np.random.Generator,
+                     log: _EventLog, search_users: np.ndarray, search_times: np.ndarray, available: np.ndarray,
+                     prefix: str) -> None:
     """Searches: tokens from a category the user likes; results favour that category."""
     if not len(search_users):
         return
@@ -618,10 +717,11 @@ def _search_sessions(world: World, policy: LoggingPolicy, rng: np.random.Generat
             "query_tokens": queries,
         })
     )
-    match = (world.video_category[available][None, :] == query_category[:, None]) * 3.0
+    pools = candidate_pools(rng, len(available), len(search_users), config.candidate_pool_size)
     _show_slate(
         world, policy, rng, log, search_users, search_times + np.timedelta64(2, "s"), available, SEARCH_SLATE_SIZE,
-        "search", prefix + "s", extra_logit=match,
+        "search", prefix + "s", extra_logit=_category_match(world.video_category[available], query_category, 3.0),
+        pools=pools,
     )
 
 
@@ -637,10 +737,11 @@ def _watch_next_sessions(config: SimulationConfig, world: World, policy: Logging
     seed_videos = clicked_videos[follow]
     seed_users = clicked_users[follow]
     seed_times = clicked_times[follow] + (world.video_duration[seed_videos] * 0.5e6).astype("timedelta64[us]")
-    related = (world.video_category[available][None, :] == world.video_category[seed_videos][:, None]) * 2.0
+    related = _category_match(world.video_category[available], world.video_category[seed_videos], 2.0)
+    pools = candidate_pools(rng, len(available), len(seed_users), config.candidate_pool_size)
     _show_slate(
         world, policy, rng, log, seed_users, seed_times, available, WATCH_NEXT_SLATE_SIZE, "watch_next",
-        prefix + "w", extra_logit=related,
+        prefix + "w", extra_logit=related, pools=pools,
     )
 
 
@@ -651,12 +752,34 @@ def _organic_watches(config: SimulationConfig, world: World, rng: np.random.Gene
     organic_users = session_users[organic]
     if not len(organic_users):
         return
-    affinity = world.affinity_matrix(organic_users, available)
-    logits = np.log(world.video_popularity[available])[None, :] + 1.2 * affinity
-    choice = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
-    videos = available[choice]
+    pools = candidate_pools(rng, len(available), len(organic_users), config.candidate_pool_size)
+    if pools is None:
+        affinity = world.affinity_matrix(organic_users, available)
+        logits = np.log(world.video_popularity[available])[None, :] + 1.2 * affinity
+        choice = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
+        videos, chosen_affinity = available[choice], affinity[np.arange(len(choice)), choice]
+    else:
+        videos, chosen_affinity = _organic_choices_in_pools(world, rng, organic_users, available, pools)
     times = session_times[organic] + (rng.uniform(60, 3600, len(organic_users)) * 1e6).astype("timedelta64[us]")
-    _record_watches(world, rng, log, organic_users, videos, times, affinity[np.arange(len(videos)), choice])
+    _record_watches(world, rng, log, organic_users, videos, times, chosen_affinity)
+
+
+def _organic_choices_in_pools(world: World, rng: np.random.Generator, users: np.ndarray, available: np.ndarray,
+                              pools: CandidatePools) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's organic video (popularity x affinity, as above) from their own pool, in blocks of
+    requests so no matrix is larger than (POLICY_BLOCK_ROWS, pool size): the chosen videos and their
+    affinity."""
+    log_popularity = np.log(world.video_popularity)
+    videos, affinities = [], []
+    for start in range(0, len(users), POLICY_BLOCK_ROWS):
+        block = slice(start, start + POLICY_BLOCK_ROWS)
+        pool_videos = available[pools.columns(block)]  # (block, pool)
+        affinity = world.affinity_rows(users[block], pool_videos)
+        logits = log_popularity[pool_videos] + 1.2 * affinity
+        choice = np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)[:, None]
+        videos.append(np.take_along_axis(pool_videos, choice, axis=1)[:, 0])
+        affinities.append(np.take_along_axis(affinity, choice, axis=1)[:, 0])
+    return np.concatenate(videos), np.concatenate(affinities)
 
 
 def simulate_world(config: SimulationConfig) -> tuple[dict[str, pd.DataFrame], World]:
