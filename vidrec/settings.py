@@ -62,6 +62,10 @@ class VidrecSettings(BaseSettings):
     # first day whose validated data changed are reused from the last run, and only the rest is
     # asked of Feast (orchestration/incremental_frames.py). Off: every run joins the whole frame.
     incremental_frames: bool = True
+    # Incremental marts: dbt's incremental models recompute only the rows from the first day whose
+    # validated data changed (orchestration/incremental_dbt.py), and the online store loads only
+    # the new days (orchestration/assets/features.py). Off: every build refreshes them fully.
+    incremental_marts: bool = True
     # Incremental retrains: the ranker and the candidate generator start from their champion's
     # weights and train their config's `warm_start_epochs` instead of `epochs` (models/warm_start.py).
     # Off: every run trains from scratch, as the benchmarks' figures were measured. The closed loop

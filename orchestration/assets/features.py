@@ -22,6 +22,8 @@ from models.retrieval.features import HISTORY_SEARCH_TOKENS, HISTORY_VIDEO_IDS
 from models.retrieval.query import historical_queries
 from orchestration.assets.transform import mart_asset_key
 from orchestration.incremental_frames import FrameInputs, Reuse, frame_inputs, incremental_features
+from orchestration.incremental_online import plan_online_load, views_never_loaded, write_load_record
+from orchestration.incremental_online import record_path as online_record_path
 from orchestration.resources import VidrecResource, dbt_vars
 from vidrec.marts import FEATURE_MARTS, Mart, mart_path
 from vidrec.settings import VidrecSettings
@@ -67,35 +69,51 @@ def feast_registry(context: AssetExecutionContext, vidrec: VidrecResource) -> Ma
 def online_feature_store(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
     """Latest feature values loaded into the online store that serving reads.
 
-    Materializes the whole event-time range every time, so a re-run converges on the same state
-    (idempotent) even after marts were rebuilt with corrected history.
+    After a new day of logs only the rows stamped from that day on are loaded; a first load, a
+    feature-code change or a backfill of an older day loads the whole event-time range
+    (orchestration/incremental_online.py says why that leaves the same store). Either way a
+    re-run on unchanged data converges on the same state (idempotent).
     """
     settings = vidrec.settings()
-    start, end = materialize_online_store(settings, feature_store(settings))
-    context.log.info("materialized online features for %s .. %s (per-request views: next requests only)", start, end)
-    return MaterializeResult(metadata={"event_time_start": str(start), "event_time_end": str(end)})
+    store = feature_store(settings)
+    inputs = frame_inputs(settings, dbt_vars(settings))
+    plan = plan_online_load(settings, inputs, views_never_loaded(store, keyed_feature_views(store)))
+    start, end = materialize_online_store(settings, store, since=plan.since)
+    write_load_record(online_record_path(settings), inputs, end_of_log(settings))
+    context.log.info("materialized online features for %s .. %s (%s; per-request views: next requests only)",
+                     start, end, plan.why)
+    return MaterializeResult(metadata={"event_time_start": str(start), "event_time_end": str(end),
+                                       "load": "whole range" if plan.since is None else "new days only",
+                                       "load_why": plan.why})
 
 
-def materialize_online_store(settings: VidrecSettings, store: FeatureStore) -> tuple[datetime, datetime]:
-    """Load the latest feature values of the marts into `store`'s online store; the event-time range.
+def keyed_feature_views(store: FeatureStore) -> list[str]:
+    """The feature views loaded over an event-time range: all but the per-request ones."""
+    return [view.name for view in store.list_feature_views() if view.entity_columns[0].name != "request_id"]
 
-    Materializes the whole range every time, so a re-run converges on the same state.
+
+def materialize_online_store(settings: VidrecSettings, store: FeatureStore,
+                             since: pd.Timestamp | None = None) -> tuple[datetime, datetime]:
+    """Load the latest feature values of the marts into `store`'s online store; the event-time
+    range loaded: the whole range, or from `since` on (orchestration/incremental_online.py).
     """
     start, end = event_time_range(settings)
-    per_request = [view.name for view in store.list_feature_views() if view.entity_columns[0].name == "request_id"]
-    keyed_otherwise = [view.name for view in store.list_feature_views() if view.name not in per_request]
-    store.materialize(start_date=start - timedelta(days=1), end_date=end + timedelta(seconds=1),
-                      feature_views=keyed_otherwise)
+    keyed = keyed_feature_views(store)
+    per_request = [view.name for view in store.list_feature_views() if view.name not in keyed]
+    load_from = start - timedelta(days=1) if since is None else max(since.to_pydatetime(), start - timedelta(days=1))
+    store.materialize(start_date=load_from, end_date=end + timedelta(seconds=1), feature_views=keyed)
     # Per-request states: serving only ever reads each user's next request (stamped at the end of
     # the log, the mart's latest time), so only those rows go online, not one per past request.
-    next_requests = _utc(
-        pd.read_parquet(mart_path(settings.marts_dir, Mart.USER_ENGAGEMENT_HISTORY), columns=["event_timestamp"])[
-            "event_timestamp"
-        ]
-    ).max().to_pydatetime()
+    next_requests = end_of_log(settings).to_pydatetime()
     store.materialize(start_date=next_requests - timedelta(seconds=1), end_date=next_requests + timedelta(seconds=1),
                       feature_views=per_request)
-    return start, end
+    return (start if since is None else load_from), end
+
+
+def end_of_log(settings: VidrecSettings) -> pd.Timestamp:
+    """Just after the last logged event (UTC): when every user's next request is stamped."""
+    stamps = pd.read_parquet(mart_path(settings.marts_dir, Mart.USER_ENGAGEMENT_HISTORY), columns=["event_timestamp"])
+    return _utc(stamps["event_timestamp"]).max()
 
 
 def event_time_range(settings: VidrecSettings) -> tuple[pd.Timestamp, pd.Timestamp]:

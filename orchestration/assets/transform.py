@@ -10,11 +10,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, Output
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets, get_asset_key_for_model
 from dagster_dbt.dbt_project import using_dagster_dev
 
 from orchestration.dbt_manifest import manifest_is_stale, parse_dbt_project, require_fresh_manifest
+from orchestration.incremental_dbt import forget_record, plan_build, record_path, write_record
+from orchestration.incremental_frames import frame_inputs
 from orchestration.resources import DBT_PROJECT_DIR, VidrecResource, dbt_vars
 from vidrec.marts import Mart
 
@@ -41,15 +43,38 @@ class VidrecDbtTranslator(DagsterDbtTranslator):
         return TRANSFORM_GROUP
 
 
+# dbt's incremental models (orchestration/incremental_dbt.py says which rows a build recomputes)
+INCREMENTAL_MODELS = ("int_engagement_states",)
+
+
 @dbt_assets(manifest=vidrec_dbt_project.manifest_path, dagster_dbt_translator=VidrecDbtTranslator())
 def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: VidrecResource):
-    """Staging views, intermediate tables and the Parquet marts, built and tested by dbt."""
+    """Staging views, intermediate tables and the Parquet marts, built and tested by dbt; the
+    incremental models recompute only the days whose validated data changed."""
     settings = vidrec.settings()
     # profiles.yml reads the warehouse path and DuckDB's memory limit from the environment, which
     # the dbt subprocess inherits.
     os.environ["VIDREC_WAREHOUSE_PATH"] = str(settings.warehouse_path)
     os.environ["VIDREC_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(settings))], context=context).stream()
+    inputs = frame_inputs(settings, dbt_vars(settings))
+    build = plan_build(settings, inputs)
+    incremental_keys = {get_asset_key_for_model([dbt_warehouse], model) for model in INCREMENTAL_MODELS}
+    whole_project = set(context.selected_asset_keys) == set(context.assets_def.keys)
+    if not whole_project and incremental_keys & set(context.selected_asset_keys):
+        forget_record(record_path(settings))  # staging may be older than the validated layer: refresh fully next time
+    context.log.info("dbt incremental models: %s (%s)", "full refresh" if build.full_refresh
+                     else f"rows from {build.incremental_from} recomputed", build.why)
+    build_metadata = {"incremental_build": "full refresh" if build.full_refresh else "incremental",
+                      "incremental_from": build.incremental_from or "", "incremental_why": build.why}
+    incremental_outputs = {context.assets_def.get_output_name_for_asset_key(key) for key in incremental_keys}
+    cli = dbt.cli(["build", *build.cli_args(), "--vars", json.dumps({**dbt_vars(settings), **build.dbt_vars()})],
+                  context=context)
+    for event in cli.stream():
+        if isinstance(event, Output) and event.output_name in incremental_outputs:
+            event = event.with_metadata({**event.metadata, **build_metadata})
+        yield event
+    if whole_project:
+        write_record(record_path(settings), inputs)
 
 
 def mart_asset_key(mart: Mart) -> AssetKey:

@@ -8,8 +8,11 @@ older than its clock (cached before the retrain) fails the loop."""
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -17,10 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster_dbt import get_asset_key_for_model
 from mlflow import MlflowClient
 
 from feature_repo.store import feature_store
-from orchestration.assets.features import ranking_frame, ranking_frame_path
+from orchestration.assets.features import materialize_online_store, ranking_frame, ranking_frame_path
+from orchestration.assets.transform import dbt_warehouse
 from orchestration.closed_loop.arms import assign_arms
 from orchestration.definitions import build_definitions
 from orchestration.model_runs import registration
@@ -124,6 +129,40 @@ def test_in_loop_retrains_join_only_the_new_days_rows_and_the_frame_equals_a_who
     whole.to_parquet(tmp_path / "whole.parquet", index=False)  # list features come back as arrays, as stored
     pd.testing.assert_frame_equal(pd.read_parquet(ranking_frame_path(settings)),
                                   pd.read_parquet(tmp_path / "whole.parquet"), check_dtype=False)
+
+
+def test_in_loop_retrains_build_the_new_days_incrementally_and_the_online_store_equals_a_whole_load(
+        loop_run, tmp_path):
+    settings, _, loop = loop_run
+    assert loop.returncode == 0, loop.stderr[-3000:]
+    instance = DagsterInstance.from_config(str(settings.dagster_home))
+    try:
+        online = instance.get_latest_materialization_event(AssetKey("online_feature_store")).asset_materialization
+        states = instance.get_latest_materialization_event(
+            get_asset_key_for_model([dbt_warehouse], "int_engagement_states")).asset_materialization
+    finally:
+        instance.dispose()
+    assert online.metadata["load"].value == "new days only", online.metadata["load_why"].value
+    assert states.metadata["incremental_build"].value == "incremental", states.metadata["incremental_why"].value
+    (tmp_path / "feast").mkdir()
+    for name in ("registry.db", "online_store.db"):  # the same views, and their tables emptied below
+        shutil.copy(settings.feast_dir / name, tmp_path / "feast" / name)
+    with closing(sqlite3.connect(tmp_path / "feast" / "online_store.db")) as connection, connection:
+        for table in _online_rows(tmp_path / "feast" / "online_store.db"):
+            connection.execute(f"delete from {table}")
+    whole_store = feature_store(VidrecSettings(home=tmp_path))
+
+    materialize_online_store(settings, whole_store)
+
+    assert _online_rows(tmp_path / "feast" / "online_store.db") == _online_rows(settings.feast_dir / "online_store.db")
+
+
+def _online_rows(database: Path) -> dict[str, list[tuple]]:
+    """Every feature value of a SQLite online store, per table (write times left out)."""
+    with closing(sqlite3.connect(database)) as connection:
+        tables = [name for (name,) in connection.execute("select name from sqlite_master where type = 'table'")]
+        return {table: connection.execute(f"select entity_key, feature_name, value, event_ts from {table} "
+                                          "order by entity_key, feature_name").fetchall() for table in tables}
 
 
 def test_an_experiment_launched_through_dagster_shows_its_report_and_plots_as_metadata(loop_run):
