@@ -102,3 +102,13 @@ def test_without_a_cut_or_with_a_full_refresh_every_row_is_recomputed(tmp_path):
     _tamper(home, "r4")
     _build(home, RAW_ROWS, {"incremental_from": "2026-01-05"}, full=True)
     pd.testing.assert_frame_equal(_engagement(home), _engagement(whole_home))
+
+
+def test_a_rebuild_on_unchanged_data_changes_no_row(tmp_path):
+    home = tmp_path / "home"
+    _build(home, RAW_ROWS)
+    before = _engagement(home)
+
+    _build(home, RAW_ROWS, {"incremental_from": "2026-01-07"})  # what an unchanged run passes: after the last day
+
+    pd.testing.assert_frame_equal(_engagement(home), before)

@@ -154,7 +154,10 @@ def test_in_loop_retrains_build_the_new_days_incrementally_and_the_online_store_
 
     materialize_online_store(settings, whole_store)
 
-    assert _online_rows(tmp_path / "feast" / "online_store.db") == _online_rows(settings.feast_dir / "online_store.db")
+    loaded_in_the_loop = _online_rows(settings.feast_dir / "online_store.db")
+    assert _online_rows(tmp_path / "feast" / "online_store.db") == loaded_in_the_loop
+    materialize_online_store(settings, whole_store, since=pd.Timestamp(online.metadata["event_time_start"].value))
+    assert _online_rows(tmp_path / "feast" / "online_store.db") == loaded_in_the_loop  # a re-run changes nothing
 
 
 def _online_rows(database: Path) -> dict[str, list[tuple]]:
