@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from feast import FeatureService, FeatureStore
+from feast.type_map import feast_value_type_to_pa
 
 from feature_repo.features import RECENT_SEARCH_TOKENS, RECENT_WATCH_VIDEO_IDS, USER_PROFILE_FEATURES
 from feature_repo.services import RETRIEVAL_USER_FEATURES
@@ -50,6 +52,17 @@ def check_service(service: FeatureService) -> None:
             + (f"the query expects {absent}, which the service does not carry; " if absent else "")
             + f"the query maps {list(QUERY_COLUMNS)}"
         )
+
+
+def query_column_types(service: FeatureService) -> dict[str, pa.DataType]:
+    """Each query column's Arrow type as the service declares its feature (lists of the declared
+    element type, categoricals as declared): what a column holds even where no row has a value,
+    e.g. a batch of users none of whom ever searched, which Arrow would otherwise type as null."""
+    check_service(service)
+    return {
+        QUERY_COLUMNS[feature.name]: feast_value_type_to_pa(feature.dtype.to_value_type())
+        for projection in service.feature_view_projections for feature in projection.features
+    }
 
 
 def queries_from_features(features: pd.DataFrame) -> pd.DataFrame:

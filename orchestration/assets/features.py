@@ -5,21 +5,27 @@ serving reads with `get_online_features`: one feature definition for both paths.
 """
 
 
+import os
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 from feast import FeatureStore
 
 from feature_repo.engagement import REQUEST_TIME
 from feature_repo.feature_columns import RANKER_SERVICE, ranker_inputs
 from feature_repo.on_demand import unix_seconds
+from feature_repo.services import RETRIEVAL_USER_FEATURES
 from feature_repo.store import apply_feature_definitions, feature_store
 from feature_repo.training_frames import historical_features
 from models.retrieval.features import HISTORY_SEARCH_TOKENS, HISTORY_VIDEO_IDS
-from models.retrieval.query import historical_queries
+from models.retrieval.query import historical_queries, query_column_types
 from orchestration.assets.transform import mart_asset_key
 from orchestration.incremental_frames import FrameInputs, Reuse, frame_inputs, incremental_features
 from orchestration.incremental_online import plan_online_load, views_never_loaded, write_load_record
@@ -205,6 +211,19 @@ def ranking_training_frame(context: AssetExecutionContext, vidrec: VidrecResourc
     )
 
 
+# Example rows read from the retrieval_training_examples mart and joined through Feast at a time,
+# whole users each (a user with more examples than this is a chunk of their own). The asset's
+# memory grows with the chunk, not with the mart: read and joined whole, the 142k examples at 3x
+# the default data took the process 1.9 GiB above its imports (2.5 GiB peak; 7.8 GB at 10x, in
+# docs/benchmarks.md), about 12 KiB per example in the join; in chunks of 25k, 0.75 GiB, flat from
+# chunk to chunk. Each chunk costs a join of its own (about 0.4 s), hence chunks of many users.
+# bench/frame_memory.py measures it.
+RETRIEVAL_FRAME_CHUNK_ROWS = 25_000
+# The frame's row order (as the examples were ever sorted): the mart's unique key, user first, so
+# that runs of whole users in user order concatenate to the frame sorted whole.
+RETRIEVAL_EXAMPLE_ORDER = ["user_id", "label_time", "label_video_id"]
+
+
 def retrieval_frame(store: FeatureStore, examples: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Each rollback example with its query as the user stood just before the label, read through
     the retrieval feature service by `models.retrieval.query` (as the holdout and serving read it).
@@ -233,25 +252,119 @@ def retrieval_frame(store: FeatureStore, examples: pd.DataFrame) -> tuple[pd.Dat
     return frame[has_state].reset_index(drop=True), int((~has_state).sum())
 
 
+@dataclass
+class _RetrievalFrameTally:
+    """What the asset reports about the frame, summed over its chunks (users never span two)."""
+
+    rows: int = 0
+    users: int = 0
+    without_state: int = 0
+    chunks: int = 0
+    splits: Counter = field(default_factory=Counter)
+
+    def add(self, frame: pd.DataFrame, without_state: int) -> None:
+        self.rows += len(frame)
+        self.users += int(frame["user_id"].nunique())
+        self.without_state += without_state
+        self.chunks += 1
+        self.splits.update(frame["split"].value_counts().to_dict())
+
+    def split_counts(self) -> dict[str, int]:
+        """As `value_counts().to_dict()` of the whole frame: most examples first."""
+        return dict(self.splits.most_common())
+
+
+def _user_chunks(mart: Path, chunk_rows: int) -> list[tuple[int, int] | None]:
+    """(first, last) user id of consecutive runs of whole users, in user order, each of at least
+    `chunk_rows` examples but the last (a user's examples are never split). Only the user_id column
+    is read. An empty mart is one chunk of everything (`None`), so the frame keeps its columns."""
+    users, counts = np.unique(pd.read_parquet(mart, columns=["user_id"])["user_id"].to_numpy(), return_counts=True)
+    chunks: list[tuple[int, int] | None] = []
+    first, rows = None, 0
+    for user, count in zip(users.tolist(), counts.tolist()):
+        first = user if first is None else first
+        rows += count
+        if rows >= chunk_rows:
+            chunks.append((first, user))
+            first, rows = None, 0
+    if first is not None:
+        chunks.append((first, users[-1].item()))
+    return chunks or [None]
+
+
+def _read_examples(mart: Path, users: tuple[int, int] | None) -> pd.DataFrame:
+    """The mart's examples of users `first..last` (all with `None`) in the frame's order. The
+    filter is pushed into the Parquet read: only these users' rows become pandas objects."""
+    filters = None if users is None else [("user_id", ">=", users[0]), ("user_id", "<=", users[1])]
+    examples = pd.read_parquet(mart, filters=filters)
+    return examples.sort_values(RETRIEVAL_EXAMPLE_ORDER, kind="stable").reset_index(drop=True)
+
+
+def _frame_schema(frame: pd.DataFrame, query_types: dict[str, pa.DataType]) -> pa.Schema:
+    """The Parquet schema of the frame: as pandas writes `frame` (the first chunk with rows), with the query
+    columns typed as the service declares them. Every chunk is cast to it; typed from one chunk
+    alone, a column without a value there (no user in it ever searched) would be Arrow's null
+    type, and a later chunk with values could not be appended."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for name, type_ in query_types.items():
+        if name in schema.names:
+            schema = schema.set(schema.get_field_index(name), pa.field(name, type_))
+    return schema
+
+
+def _write_retrieval_frame(store: FeatureStore, mart: Path, path: Path, chunk_rows: int) -> _RetrievalFrameTally:
+    """`retrieval_frame` of the mart's examples, a run of whole users at a time
+    (`_user_chunks`), appended to the Parquet file `path`; what was written comes back.
+
+    Chunks run in user order and each is sorted as the whole mart was, so the file holds the frame
+    the mart sorted whole would give. The mart/service check runs on each chunk as it is joined:
+    the first chunk holding a mismatch raises (counting its own). The file is written next to
+    `path` and renamed onto it once complete: a failure (such a mismatch in a later chunk, a crash)
+    leaves the previous frame in place, never a part of the new one.
+    """
+    query_types = query_column_types(store.get_feature_service(RETRIEVAL_USER_FEATURES))
+    partial = path.with_name(f".{path.name}.partial")
+    tally = _RetrievalFrameTally()
+    writer: pq.ParquetWriter | None = None
+    try:
+        for users in _user_chunks(mart, chunk_rows):
+            frame, without_state = retrieval_frame(store, _read_examples(mart, users))
+            tally.add(frame, without_state)
+            if len(frame):  # typed from a chunk with rows: an empty one types every object column null
+                writer = writer or pq.ParquetWriter(partial, _frame_schema(frame, query_types))
+                writer.write_table(pa.Table.from_pandas(frame, preserve_index=False).cast(writer.schema))
+        # no example kept at all: the file holds the (last, empty) frame's columns alone
+        writer = writer or pq.ParquetWriter(partial, _frame_schema(frame, query_types))
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)
+    return tally
+
+
 @asset(group_name=FEATURES_GROUP, deps=[feast_registry, mart_asset_key(Mart.RETRIEVAL_TRAINING_EXAMPLES)],
        kinds={"feast", "parquet"})
 def retrieval_training_frame(context: AssetExecutionContext, vidrec: VidrecResource) -> MaterializeResult:
-    """Rollback examples (history strictly before each label) with their point-in-time queries."""
+    """Rollback examples (history strictly before each label) with their point-in-time queries,
+    built a run of whole users at a time so memory stays bounded as the data grows."""
     settings = vidrec.settings()
-    examples = pd.read_parquet(mart_path(settings.marts_dir, Mart.RETRIEVAL_TRAINING_EXAMPLES))
-    examples = examples.sort_values(["user_id", "label_time", "label_video_id"], kind="stable").reset_index(drop=True)
-    frame, without_state = retrieval_frame(feature_store(settings), examples)
-    if without_state:
-        context.log.info("retrieval frame: %d examples dropped, their history state beyond the view's ttl",
-                         without_state)
     path = retrieval_frame_path(settings)
-    frame.to_parquet(path, index=False)
+    mart = mart_path(settings.marts_dir, Mart.RETRIEVAL_TRAINING_EXAMPLES)
+    tally = _write_retrieval_frame(feature_store(settings), mart, path, RETRIEVAL_FRAME_CHUNK_ROWS)
+    context.log.info("retrieval frame: %d examples of %d users, joined in %d chunk(s) of about %d examples",
+                     tally.rows, tally.users, tally.chunks, RETRIEVAL_FRAME_CHUNK_ROWS)
+    if tally.without_state:
+        context.log.info("retrieval frame: %d examples dropped, their history state beyond the view's ttl",
+                         tally.without_state)
     return MaterializeResult(
         metadata={
-            "rows": len(frame),
-            "users": int(frame["user_id"].nunique()),
-            "examples_without_history_state": without_state,
-            "split_counts": MetadataValue.json(frame["split"].value_counts().to_dict()),
+            "rows": tally.rows,
+            "users": tally.users,
+            "examples_without_history_state": tally.without_state,
+            "split_counts": MetadataValue.json(tally.split_counts()),
             "path": str(path),
         }
     )
