@@ -14,9 +14,11 @@ incremental models over the whole project. So:
 * nothing changed: `incremental_from` = the day after the last day, so only the rows every
   build recomputes (each user's next request) are.
 
-A build that selects only part of the project (one model clicked in the UI) may run the
-incremental models over staging tables older than the validated layer, so it forgets the record,
-and the next whole build refreshes them fully. The record is written only after dbt succeeded.
+A build that selects only part of the project including an incremental model (one model clicked
+in the UI) may run it over upstream tables (int_watches_enriched) older than the validated layer,
+so it forgets the record, and the next whole build refreshes the model fully. So does a build in
+the distributed profile, which builds on Spark and leaves the DuckDB warehouse's model as it was.
+The record is written only after dbt succeeded.
 """
 
 from __future__ import annotations

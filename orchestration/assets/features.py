@@ -28,7 +28,14 @@ from models.retrieval.features import HISTORY_SEARCH_TOKENS, HISTORY_VIDEO_IDS
 from models.retrieval.query import historical_queries, query_column_types
 from orchestration.assets.transform import mart_asset_key
 from orchestration.incremental_frames import FrameInputs, Reuse, frame_inputs, incremental_features
-from orchestration.incremental_online import plan_online_load, views_never_loaded, write_load_record
+from orchestration.incremental_online import (
+    LoadRecord,
+    day_sources,
+    online_store_identity,
+    plan_online_load,
+    views_never_loaded,
+    write_load_record,
+)
 from orchestration.incremental_online import record_path as online_record_path
 from orchestration.resources import VidrecResource, dbt_vars
 from vidrec.marts import FEATURE_MARTS, Mart, mart_path
@@ -82,10 +89,10 @@ def online_feature_store(context: AssetExecutionContext, vidrec: VidrecResource)
     """
     settings = vidrec.settings()
     store = feature_store(settings)
-    inputs = frame_inputs(settings, dbt_vars(settings))
-    plan = plan_online_load(settings, inputs, views_never_loaded(store, keyed_feature_views(store)))
+    inputs, sources = frame_inputs(settings, dbt_vars(settings)), day_sources(settings)
+    plan = plan_online_load(settings, inputs, sources, views_never_loaded(store, keyed_feature_views(store)))
     start, end = materialize_online_store(settings, store, since=plan.since)
-    write_load_record(online_record_path(settings), inputs, end_of_log(settings))
+    write_load_record(online_record_path(settings), LoadRecord(inputs, sources, online_store_identity(settings)))
     context.log.info("materialized online features for %s .. %s (%s; per-request views: next requests only)",
                      start, end, plan.why)
     return MaterializeResult(metadata={"event_time_start": str(start), "event_time_end": str(end),
@@ -106,7 +113,11 @@ def materialize_online_store(settings: VidrecSettings, store: FeatureStore,
     start, end = event_time_range(settings)
     keyed = keyed_feature_views(store)
     per_request = [view.name for view in store.list_feature_views() if view.name not in keyed]
-    load_from = start - timedelta(days=1) if since is None else max(since.to_pydatetime(), start - timedelta(days=1))
+    # (from `since`, but never past the last row: a changed day after every feature row, a
+    # subscription stamped later than the logs, say, leaves nothing to load but that row)
+    load_from = start - timedelta(days=1)
+    if since is not None:
+        load_from = min(max(since.to_pydatetime(), load_from), end)
     store.materialize(start_date=load_from, end_date=end + timedelta(seconds=1), feature_views=keyed)
     # Per-request states: serving only ever reads each user's next request (stamped at the end of
     # the log, the mart's latest time), so only those rows go online, not one per past request.

@@ -61,7 +61,7 @@ def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: V
     incremental_keys = {get_asset_key_for_model([dbt_warehouse], model) for model in INCREMENTAL_MODELS}
     whole_project = set(context.selected_asset_keys) == set(context.assets_def.keys)
     if not whole_project and incremental_keys & set(context.selected_asset_keys):
-        forget_record(record_path(settings))  # staging may be older than the validated layer: refresh fully next time
+        forget_record(record_path(settings))  # its upstream tables may be older than the validated layer
     context.log.info("dbt incremental models: %s (%s)", "full refresh" if build.full_refresh
                      else f"rows from {build.incremental_from} recomputed", build.why)
     build_metadata = {"incremental_build": "full refresh" if build.full_refresh else "incremental",
@@ -73,8 +73,10 @@ def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: V
         if isinstance(event, Output) and event.output_name in incremental_outputs:
             event = event.with_metadata({**event.metadata, **build_metadata})
         yield event
-    if whole_project:
+    if whole_project and settings.profile != "distributed":
         write_record(record_path(settings), inputs)
+    elif settings.profile == "distributed":
+        forget_record(record_path(settings))  # Spark built it: the DuckDB warehouse's model is as old as it was
 
 
 def mart_asset_key(mart: Mart) -> AssetKey:

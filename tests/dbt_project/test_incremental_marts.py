@@ -11,6 +11,7 @@ every other row must equal a whole build's over the same raw data. The tiny hist
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -23,13 +24,13 @@ ENGAGEMENT_MODELS = ["--select", "+user_engagement_history"]
 TAMPERED_LOG = '{"tampered": true}'
 
 
-def _rows_on_or_after(day: str) -> dict[str, list[dict]]:
-    """RAW_ROWS without the event rows of `day` and later (the users and videos stay)."""
+def _rows_before(day: str, rows: dict[str, list[dict]] = RAW_ROWS) -> dict[str, list[dict]]:
+    """`rows` without the event rows of `day` and later (the users and videos stay)."""
     cut = datetime.fromisoformat(day)
     time_columns = {"watches": "watch_time", "impressions": "impression_time", "searches": "search_time",
                     "subscriptions": "subscribed_time"}
-    return {table: [row for row in rows if table not in time_columns or row[time_columns[table]] < cut]
-            for table, rows in RAW_ROWS.items()}
+    return {table: [row for row in table_rows if table not in time_columns or row[time_columns[table]] < cut]
+            for table, table_rows in rows.items()}
 
 
 def _build(home: Path, rows: dict[str, list[dict]], extra_vars: dict | None = None, full: bool = False) -> None:
@@ -67,7 +68,7 @@ def _assert_equal_but_the_tampered_row(incremental: pd.DataFrame, whole: pd.Data
 def test_a_new_day_adds_its_requests_and_the_next_request_states_as_a_whole_build_would(tmp_path):
     whole_home, incremental_home = tmp_path / "whole", tmp_path / "incremental"
     _build(whole_home, RAW_ROWS)
-    _build(incremental_home, _rows_on_or_after("2026-01-05"))
+    _build(incremental_home, _rows_before("2026-01-05"))
     _tamper(incremental_home, "r4")  # 2026-01-02, before the new days
 
     _build(incremental_home, RAW_ROWS, {"incremental_from": "2026-01-05"})
@@ -112,3 +113,22 @@ def test_a_rebuild_on_unchanged_data_changes_no_row(tmp_path):
     _build(home, RAW_ROWS, {"incremental_from": "2026-01-07"})  # what an unchanged run passes: after the last day
 
     pd.testing.assert_frame_equal(_engagement(home), before)
+
+
+def test_two_requests_at_one_instant_showing_one_video_are_both_history_in_either_build(tmp_path):
+    at_noon = datetime(2026, 1, 4, 12, 0)
+    twins = [dict(request_id=request_id, user_id=3, video_id=13, surface="home", position=0, impression_time=at_noon)
+             for request_id in ("t1", "t2")]
+    later = dict(request_id="t3", user_id=3, video_id=10, surface="home", position=0,
+                 impression_time=datetime(2026, 1, 5, 9, 0))
+    rows = {**RAW_ROWS, "impressions": [*RAW_ROWS["impressions"], *twins, later]}
+    whole_home, incremental_home = tmp_path / "whole", tmp_path / "incremental"
+    _build(whole_home, rows)
+    _build(incremental_home, _rows_before("2026-01-05", rows))  # the twins, not the later request
+
+    _build(incremental_home, rows, {"incremental_from": "2026-01-05"})
+
+    whole = _engagement(whole_home)
+    at_t3 = whole.loc[whole["request_id"] == "t3", "impression_log"].item()
+    assert json.loads(at_t3)["video_ids"] == [13, 13]  # the last impression_history_length (2): both twins
+    pd.testing.assert_frame_equal(_engagement(incremental_home), whole)

@@ -10,7 +10,13 @@ import pytest
 from orchestration.incremental_dbt import IncrementalBuild, plan_build, read_record, write_record
 from orchestration.incremental_dbt import record_path as dbt_record_path
 from orchestration.incremental_frames import FrameInputs
-from orchestration.incremental_online import plan_online_load, write_load_record
+from orchestration.incremental_online import (
+    DaySources,
+    LoadRecord,
+    online_store_identity,
+    plan_online_load,
+    write_load_record,
+)
 from orchestration.incremental_online import record_path as online_record_path
 from vidrec.settings import VidrecSettings
 
@@ -74,42 +80,58 @@ def test_an_unreadable_record_reads_as_none(tmp_path):
     assert plan_build(settings, FrameInputs("code-1", THREE_DAYS)).full_refresh
 
 
-def _recorded_load(settings: VidrecSettings, days: dict[str, str], last_event: str = "2026-01-03 23:59") -> None:
-    write_load_record(online_record_path(settings), FrameInputs(code="code-1", days=days), pd.Timestamp(last_event))
+def _sources(days: dict[str, str], changed: dict[str, DaySources] | None = None) -> dict[str, DaySources]:
+    """Each day judged from one raw file named by its digest, against catalogue and rules 'r1';
+    `changed` days as given."""
+    return {**{day: DaySources((f"{day}/part-{digest}.parquet 10 1",), "r1") for day, digest in days.items()},
+            **(changed or {})}
 
 
-def test_the_online_store_loads_only_from_the_first_new_day_or_the_grown_day_of_the_last_event(tmp_path):
+def _recorded_load(settings: VidrecSettings, days: dict[str, str], code: str = "code-1") -> None:
+    write_load_record(online_record_path(settings),
+                      LoadRecord(FrameInputs(code, days), _sources(days), online_store_identity(settings)))
+
+
+def _plan(settings: VidrecSettings, days: dict[str, str], sources: dict[str, DaySources] | None = None,
+          never_loaded: tuple[str, ...] = ()):
+    return plan_online_load(settings, FrameInputs("code-1", days), _sources(days) if sources is None else sources,
+                            list(never_loaded))
+
+
+def test_the_online_store_loads_only_from_the_first_new_or_grown_day(tmp_path):
     settings = _settings(tmp_path)
-    recorded = {**THREE_DAYS, "2026-01-20": "a subscription stamped after the last event"}
-    _recorded_load(settings, recorded)
+    _recorded_load(settings, THREE_DAYS)
 
-    new_day = plan_online_load(settings, FrameInputs("code-1", {**recorded, "2026-01-04": "d"}), [])
-    assert new_day.since == pd.Timestamp("2026-01-04", tz="UTC")
-    grown_last_day = plan_online_load(settings, FrameInputs("code-1", {**recorded, "2026-01-03": "c+",
-                                                                        "2026-01-04": "d"}), [])
-    assert grown_last_day.since == pd.Timestamp("2026-01-03", tz="UTC")
-    late_new_day = plan_online_load(settings, FrameInputs("code-1", {**recorded, "2025-12-31": "late"}), [])
-    assert late_new_day.since == pd.Timestamp("2025-12-31", tz="UTC")  # a day never loaded only adds rows
-    unchanged = plan_online_load(settings, FrameInputs("code-1", recorded), [])
-    assert unchanged.since == pd.Timestamp("2026-01-03", tz="UTC")
-    later_day_gone = plan_online_load(settings, FrameInputs("code-1", THREE_DAYS), [])
-    assert later_day_gone.since == pd.Timestamp("2026-01-20", tz="UTC")  # none of its rows was loaded
+    assert _plan(settings, {**THREE_DAYS, "2026-01-04": "d"}).since == pd.Timestamp("2026-01-04", tz="UTC")
+    grown = DaySources(("2026-01-03/part-c.parquet 10 1", "2026-01-03/served-1.parquet 5 2"), "r1")
+    grown_day = _plan(settings, {**THREE_DAYS, "2026-01-03": "c+", "2026-01-04": "d"},
+                      _sources({**THREE_DAYS, "2026-01-04": "d"}, {"2026-01-03": grown}))
+    assert grown_day.since == pd.Timestamp("2026-01-03", tz="UTC")
+    assert _plan(settings, {"2025-12-31": "late", **THREE_DAYS}).since == pd.Timestamp("2025-12-31", tz="UTC")
+    assert _plan(settings, THREE_DAYS).since == pd.Timestamp("2026-01-03", tz="UTC")  # unchanged: reload the end
 
 
 def test_the_online_store_loads_whole_when_rows_may_have_vanished_or_nothing_was_loaded(tmp_path):
     settings = _settings(tmp_path)
-    assert plan_online_load(settings, FrameInputs("code-1", THREE_DAYS), []).since is None  # no record
+    assert _plan(settings, THREE_DAYS).since is None  # no record
 
     _recorded_load(settings, THREE_DAYS)
-    backfill = plan_online_load(settings, FrameInputs("code-1", {**THREE_DAYS, "2026-01-02": "b2"}), [])
-    assert backfill.since is None and "2026-01-02 was loaded before and re-judged" in backfill.why
-    day_gone = plan_online_load(settings, FrameInputs("code-1", {"2026-01-01": "a", "2026-01-03": "c"}), [])
-    assert day_gone.since is None  # its rows vanished
-    changed_code = plan_online_load(settings, FrameInputs("code-2", THREE_DAYS), [])
-    assert changed_code.since is None
-    registry_rebuilt = plan_online_load(settings, FrameInputs("code-1", {**THREE_DAYS, "2026-01-04": "d"}),
-                                        ["video_stats"])
+    corrected = _plan(settings, {**THREE_DAYS, "2026-01-03": "c2"})  # the last day's file replaced
+    assert corrected.since is None and "2026-01-03 lost or changed raw files" in corrected.why
+    rejudged = _plan(settings, {**THREE_DAYS, "2026-01-02": "b+"},
+                     _sources(THREE_DAYS, {"2026-01-02": DaySources(("2026-01-02/part-b.parquet 10 1",), "r2")}))
+    assert rejudged.since is None  # the same file judged by other rules
+    assert _plan(settings, {"2026-01-01": "a", "2026-01-03": "c"}).since is None  # a day gone
+    assert plan_online_load(settings, FrameInputs("code-2", THREE_DAYS), _sources(THREE_DAYS), []).since is None
+    registry_rebuilt = _plan(settings, {**THREE_DAYS, "2026-01-04": "d"}, never_loaded=("video_stats",))
     assert registry_rebuilt.since is None and "video_stats" in registry_rebuilt.why
-    switched_off = plan_online_load(_settings(tmp_path, incremental_marts=False),
-                                    FrameInputs("code-1", {**THREE_DAYS, "2026-01-04": "d"}), [])
+    switched_off = _plan(_settings(tmp_path, incremental_marts=False), {**THREE_DAYS, "2026-01-04": "d"})
     assert switched_off.since is None
+
+
+def test_another_online_store_than_the_last_loads_is_loaded_whole(tmp_path):
+    settings = _settings(tmp_path)
+    _recorded_load(settings, THREE_DAYS)
+    production = _settings(tmp_path, profile="production")
+    switched = _plan(production, {**THREE_DAYS, "2026-01-04": "d"})
+    assert switched.since is None and "another online store" in switched.why

@@ -35,7 +35,7 @@ videos as (
 
 impressions as (
 
-    {{ last_rows_before_cut(ref('stg_raw__impressions'), 'user_id', ['impression_time', 'video_id'],
+    {{ last_rows_before_cut(ref('stg_raw__impressions'), 'user_id', ['impression_time', 'video_id', 'request_id'],
                             var('impression_history_length')) }}
 
 ),
@@ -73,13 +73,15 @@ impression_log_states as (
         {{ list_agg('video_id') }} over recent_impressions as impression_log_video_ids,
         {{ list_agg(unix_seconds('impression_time')) }} over recent_impressions as impression_log_unix_seconds
     from impressions
+    -- request_id last: two requests at one instant may show one video, and the state after them
+    -- must be the window ending at the row the qualify keeps, in a whole build and an incremental one
     window recent_impressions as (
         partition by user_id
-        order by impression_time, video_id
+        order by impression_time, video_id, request_id
         rows between {{ var('impression_history_length') - 1 }} preceding and current row
     )
     qualify row_number() over (
-        partition by user_id, impression_time order by video_id desc
+        partition by user_id, impression_time order by video_id desc, request_id desc
     ) = 1
 
 ),
