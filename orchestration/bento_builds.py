@@ -15,6 +15,8 @@ import json
 import tomllib
 from pathlib import Path
 
+from orchestration.json_records import write_json_atomically
+
 BUILDS_FILE = "vidrec_bento_builds.json"  # digest → tag, in BENTOML_HOME
 
 
@@ -47,9 +49,7 @@ def record_bento(bentoml_home: Path, digest: str, tag: str) -> None:
     """Remember that `tag` was built from inputs with `digest` (written atomically)."""
     builds = {**_builds(bentoml_home), digest: tag}
     path = bentoml_home / BUILDS_FILE
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(builds, indent=1, sort_keys=True))
-    partial.replace(path)
+    write_json_atomically(path, builds)
 
 
 def _builds(bentoml_home: Path) -> dict[str, str]:

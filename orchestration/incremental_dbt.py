@@ -29,6 +29,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from orchestration.incremental_frames import NO_DAY_CHANGED, FrameInputs, reusable_before
+from orchestration.json_records import write_json_atomically
 from vidrec.settings import VidrecSettings
 
 RECORD_FILE = "dbt_incremental_inputs.json"
@@ -42,6 +43,10 @@ class IncrementalBuild:
     full_refresh: bool
     incremental_from: str | None
     why: str
+
+    @property
+    def kind(self) -> str:
+        return "full refresh" if self.full_refresh else "incremental"
 
     def cli_args(self) -> list[str]:
         return ["--full-refresh"] if self.full_refresh else []
@@ -80,9 +85,7 @@ def read_record(path: Path) -> FrameInputs | None:
 
 def write_record(path: Path, inputs: FrameInputs) -> None:
     """Record what a successful build was computed from (renamed into place)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(asdict(inputs), indent=1, sort_keys=True))
-    partial.replace(path)
+    write_json_atomically(path, asdict(inputs))
 
 
 def forget_record(path: Path) -> None:

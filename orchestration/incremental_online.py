@@ -36,6 +36,7 @@ from feast import FeatureStore
 
 from orchestration.assets.validated_files import RECORD_FILE
 from orchestration.incremental_frames import NO_DAY_CHANGED, FrameInputs, reusable_before
+from orchestration.json_records import write_json_atomically
 from orchestration.partitions import PARTITIONED_TABLES, day_directories
 from vidrec.settings import VidrecSettings
 
@@ -144,6 +145,4 @@ def read_load_record(path: Path) -> LoadRecord | None:
 
 def write_load_record(path: Path, record: LoadRecord) -> None:
     """Record what a successful load covered (renamed into place)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(asdict(record), indent=1, sort_keys=True))
-    partial.replace(path)
+    write_json_atomically(path, asdict(record))

@@ -16,6 +16,7 @@ from dagster import AssetExecutionContext, AssetKey
 from feature_repo.store import feature_store
 from models.evaluation.holdout_task import HoldoutTask, build_holdout_task, task_with_stored_queries
 from models.registry import ModelVersionRef
+from orchestration.json_records import write_json_atomically
 from vidrec.marts import Mart, mart_path
 from vidrec.settings import VidrecSettings
 
@@ -113,9 +114,7 @@ def record_registration(settings: VidrecSettings, asset: AssetKey, values: dict[
     path = registration_path(settings, asset)
     path.parent.mkdir(parents=True, exist_ok=True)
     scalars = {name: value for name, value in values.items() if isinstance(value, str | int | float | bool)}
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(scalars, indent=1, sort_keys=True))
-    partial.replace(path)
+    write_json_atomically(path, scalars)
     return values
 
 

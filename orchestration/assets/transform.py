@@ -62,9 +62,9 @@ def dbt_warehouse(context: AssetExecutionContext, dbt: DbtCliResource, vidrec: V
     whole_project = set(context.selected_asset_keys) == set(context.assets_def.keys)
     if not whole_project and incremental_keys & set(context.selected_asset_keys):
         forget_record(record_path(settings))  # its upstream tables may be older than the validated layer
-    context.log.info("dbt incremental models: %s (%s)", "full refresh" if build.full_refresh
-                     else f"rows from {build.incremental_from} recomputed", build.why)
-    build_metadata = {"incremental_build": "full refresh" if build.full_refresh else "incremental",
+    context.log.info("dbt incremental models: %s from %s (%s)", build.kind, build.incremental_from or "the start",
+                     build.why)
+    build_metadata = {"incremental_build": build.kind,
                       "incremental_from": build.incremental_from or "", "incremental_why": build.why}
     incremental_outputs = {context.assets_def.get_output_name_for_asset_key(key) for key in incremental_keys}
     cli = dbt.cli(["build", *build.cli_args(), "--vars", json.dumps({**dbt_vars(settings), **build.dbt_vars()})],
