@@ -52,6 +52,10 @@ the fitters are in bench/ranking_models.py):
   the numerics' CDF and missing flag, and the train-click features; no bag (a tree has no use
   for a set of ids: `history_cowatch_*` is its summary of the bag against the candidate);
 - popularity: `candidate_train_clickers` alone.
+On simulated data (a home `vidrec simulate` wrote, or its export) two ceiling rows follow the
+models: the holdout scored by the simulator's ground truth (bench/ranking_ceiling.py: expected
+watch seconds, and true affinity). They are fit on nothing and compared with nothing: they say
+how much of what is knowable the models reach.
 The train-click features (bench/ranking_features.py::`train_click_features`) come from the
 frame's train-split clicks only, and a click counts only for rows on days after it settled (its
 request start + 1 hour): how many users clicked the candidate, and how often the candidate was
@@ -114,7 +118,17 @@ from models.evaluation.bootstrap import DEFAULT_RESAMPLES
 from models.ranking.train import training_device
 from vidrec.settings import VidrecSettings
 
-from ranking_data import FRAME_FILE, INPUTS_FILE, export_frame, exported_frame, pipeline_frame_path, pipeline_inputs
+from ranking_ceiling import score_ceilings
+from ranking_data import (
+    FRAME_FILE,
+    INPUTS_FILE,
+    export_frame,
+    exported_frame,
+    exported_ground_truth,
+    home_ground_truth,
+    pipeline_frame_path,
+    pipeline_inputs,
+)
 from ranking_features import benchmark_frame
 from ranking_mlflow import log_to_mlflow
 from ranking_models import DEFAULT_MODELS, DEFAULT_SELECTION, MODELS, OURS, POPULARITY, SELECTION_METRICS
@@ -127,11 +141,11 @@ def benchmark(args: argparse.Namespace) -> Outcome:
     torch.set_num_threads(args.threads)
     if args.frame_dir:
         frame, inputs = exported_frame(args.frame_dir)
-        source = str(args.frame_dir)
+        source, ground_truth = str(args.frame_dir), exported_ground_truth(args.frame_dir)
     else:
         settings = _settings(args.home)
         frame, inputs = pd.read_parquet(pipeline_frame_path(settings, args.frame)), pipeline_inputs(settings)
-        source = str(settings.home)
+        source, ground_truth = str(settings.home), home_ground_truth(settings)
     frame, config = benchmark_frame(frame, inputs)
     config = replace(config, device=args.device)
     holdout = frame[frame["split"] == "holdout"]
@@ -139,7 +153,7 @@ def benchmark(args: argparse.Namespace) -> Outcome:
              "holdout_users": int(holdout["user_id"].nunique()), "seeds": list(range(args.seeds)),
              "trials": args.trials, "max_widenings": args.max_widenings, "selection_metric": args.selection_metric,
              "resamples": args.resamples or DEFAULT_RESAMPLES, "models": args.models, "threads": args.threads,
-             "device": args.device}
+             "device": args.device, "ground_truth": str(ground_truth) if ground_truth else None}
     print(report_header(setup))
     if args.seeds < 5:
         print(f"note: {args.seeds} seeds; reported numbers need at least 5")
@@ -148,6 +162,8 @@ def benchmark(args: argparse.Namespace) -> Outcome:
     tunings, results, touches = run(frame, config, args.models, setup["seeds"], args.trials, args.max_widenings,
                                     args.selection_metric)
     ours = next((scored for scored in results if scored.model == OURS), None)
+    if ours is not None and ground_truth is not None:  # one part of a run scores the ceilings
+        results += score_ceilings(holdout, ground_truth, touches)
     if ours is not None:  # a part without our ranker (merged later by --from-results) has no latency
         sample = frame.sample(min(500, len(frame)), random_state=0).drop(
             columns=["clicked", "watch_seconds", "liked", "shared", "disliked", "position", "split"], errors="ignore")

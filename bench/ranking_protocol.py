@@ -81,7 +81,7 @@ def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerCon
         started = time.perf_counter()
         fitted = spec.fit(rows, config, params, seed)
         scored.train_seconds.append(time.perf_counter() - started)
-        touches.append(_touch(spec.name, seed if spec.stochastic else "deterministic", params))
+        touches.append(touch(spec.name, seed if spec.stochastic else "deterministic", params))
         final = fitted.final_score(splits.holdout)
         probabilities = fitted.probabilities(splits.holdout) if fitted.probabilities else None
         scored.seeds.append(seed)
@@ -94,7 +94,7 @@ def score_model(spec: ModelSpec, params: dict, splits: Splits, config: RankerCon
     return scored
 
 
-def _touch(model: str, seed: int | str, params: dict) -> dict:
+def touch(model: str, seed: int | str, params: dict) -> dict:
     """One holdout read: which configuration, and when (UTC), for the MLflow run and the results."""
     return {"model": model, "seed": seed, "params": params,
             "at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -119,7 +119,7 @@ def reliability_diagrams(bundle, holdout: pd.DataFrame) -> dict[str, bytes]:
 
 def score_popularity(splits: Splits, touches: list[dict]) -> Scored:
     final = splits.holdout["candidate_train_clickers"].to_numpy(np.float64)
-    touches.append(_touch(POPULARITY, "deterministic", {}))
+    touches.append(touch(POPULARITY, "deterministic", {}))
     return Scored(POPULARITY, [0], [ranking_report(splits.holdout, final)], [user_components(splits.holdout, final)],
                   {}, [0.0])
 

@@ -14,6 +14,7 @@ from models.evaluation.bootstrap import Interval, bootstrap_interval, mean_over_
 from models.evaluation.tuning import TuningResult
 from models.ranking.config import PROBABILITY_HEADS
 
+from ranking_ceiling import is_ceiling
 from ranking_models import OURS
 from ranking_protocol import Scored
 from ranking_results import Outcome
@@ -95,8 +96,9 @@ def comparison_table(summaries: dict[str, Summary]) -> str:
     for name, summary in summaries.items():
         if summary.gauc_advantage is None:
             continue
+        verdict = "— (a ceiling)" if is_ceiling(name) else "yes" if summary.ours_beats else "no"
         lines.append(f"| {name} | {summary.gauc_advantage.format()} | {summary.loss_advantage.format()} | "
-                     f"{'yes' if summary.ours_beats else 'no'} |")
+                     f"{verdict} |")
     return "\n".join(lines)
 
 

@@ -588,6 +588,27 @@ def click_probability(affinity: np.ndarray, positions: np.ndarray) -> np.ndarray
     return POSITION_BIAS[positions] * _sigmoid(-2.6 + 1.1 * affinity)
 
 
+# The watched fraction's noise: its logit is `watch_fraction_logit` plus N(0, this).
+WATCH_FRACTION_NOISE = 0.7
+
+
+def watch_fraction_logit(affinity: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    """The mean logit of the fraction of a clicked video watched: longer videos are finished less
+    often; affinity drives the watched fraction."""
+    return -0.3 + 1.3 * affinity - 0.25 * np.log(duration / 300.0)
+
+
+def expected_watch_seconds(affinity: np.ndarray, duration: np.ndarray) -> np.ndarray:
+    """What an impression is worth in watch seconds, by the behaviour model, at the top position:
+    P(click | affinity) × E[seconds watched | click], the noise of the watched fraction integrated
+    out by Gauss-Hermite quadrature. It orders a request's candidates as a scorer that knew the
+    ground truth but not the position would: the ceiling row of bench/ranking.py."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(32)
+    logits = np.asarray(watch_fraction_logit(affinity, duration), dtype=np.float64)
+    fraction = _sigmoid(logits[..., None] + WATCH_FRACTION_NOISE * nodes) @ (weights / weights.sum())
+    return _sigmoid(-2.6 + 1.1 * np.asarray(affinity, dtype=np.float64)) * duration * fraction
+
+
 def _record_watches(
     world: World,
     rng: np.random.Generator,
@@ -613,8 +634,7 @@ def watch_outcomes(
     """What each click became (0-based `users`, `videos`): watch rows in the raw log's ids, with
     the seconds watched, like, share and dislike drawn from the true affinity."""
     duration = world.video_duration[videos]
-    # Longer videos are finished less often; affinity drives the watched fraction.
-    fraction = _sigmoid(-0.3 + 1.3 * affinity - 0.25 * np.log(duration / 300.0) + rng.normal(0, 0.7, len(users)))
+    fraction = _sigmoid(watch_fraction_logit(affinity, duration) + rng.normal(0, WATCH_FRACTION_NOISE, len(users)))
     watch_seconds = np.maximum(1.0, np.round(duration * fraction, 1))
     liked = rng.random(len(users)) < _sigmoid(-3.8 + 1.5 * affinity)
     shared = rng.random(len(users)) < _sigmoid(-5.0 + 1.5 * affinity)
@@ -840,6 +860,38 @@ def ground_truth_frames(world: World) -> dict[str, pd.DataFrame]:
         }
     )
     return {"user_latents": users, "video_latents": videos}
+
+
+def affinity_terms_of_pairs(ground_truth_dir: Path, user_ids: np.ndarray, video_ids: np.ndarray
+                            ) -> dict[str, np.ndarray]:
+    """The three terms of each (user_ids[i], video_ids[i]) pair's true affinity, from the stored
+    ground truth: `taste` (the user's liking of the video's category), `style` (the latent
+    user × video match) and `quality` (the video's own); the affinity is their sum. Kept apart so
+    a benchmark can ask what knowing only some of them is worth."""
+    users = pd.read_parquet(ground_truth_dir / "user_latents.parquet").set_index("user_id")
+    videos = pd.read_parquet(ground_truth_dir / "video_latents.parquet").set_index("video_id")
+    missing_users = np.setdiff1d(np.unique(user_ids), users.index.to_numpy())
+    missing_videos = np.setdiff1d(np.unique(video_ids), videos.index.to_numpy())
+    if len(missing_users) or len(missing_videos):
+        raise ValueError(f"the ground truth in {ground_truth_dir} lacks {len(missing_users)} user(s) "
+                         f"(e.g. {missing_users[:3].tolist()}) and {len(missing_videos)} video(s) "
+                         f"(e.g. {missing_videos[:3].tolist()}): it is another world's")
+    taste = np.stack(users.loc[user_ids, "taste"].to_numpy())
+    category = videos.loc[video_ids, "category_index"].to_numpy()
+    user_style = np.stack(users.loc[user_ids, "style"].to_numpy())
+    video_style = np.stack(videos.loc[video_ids, "style"].to_numpy())
+    return {
+        "taste": 0.9 * np.log(taste[np.arange(len(category)), category] * len(CATEGORIES) + 1e-3),
+        "style": 0.6 * np.einsum("ik,ik->i", user_style, video_style),
+        "quality": videos.loc[video_ids, "quality"].to_numpy(),
+    }
+
+
+def true_affinity_of_pairs(ground_truth_dir: Path, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
+    """True affinity of each (user_ids[i], video_ids[i]) pair: the diagonal of `true_affinity`
+    without its matrix (a ranking frame holds 10^5 pairs)."""
+    terms = affinity_terms_of_pairs(ground_truth_dir, user_ids, video_ids)
+    return terms["taste"] + terms["style"] + terms["quality"]
 
 
 def true_affinity(ground_truth_dir: Path, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:

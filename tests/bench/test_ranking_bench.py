@@ -189,6 +189,100 @@ def test_an_export_reads_back_as_the_homes_frame_and_ranker_inputs(data, feature
     assert (config.categorical_features, config.bag_features) == (["surface", "video_id"], ["recent_watch_video_ids"])
 
 
+def _write_ground_truth(directory: Path, users: int = 40, videos: int = 30, seed: int = 0) -> None:
+    """Latents for `_labelled_frame`'s users (0..39) and videos (0..29), as `vidrec simulate` stores them."""
+    from vidrec.schema import CATEGORIES
+
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    taste = rng.dirichlet(np.ones(len(CATEGORIES)), users).astype(np.float32)
+    pd.DataFrame({"user_id": np.arange(users), "taste": list(taste),
+                  "style": list(rng.normal(0, 0.5, (users, 4)).astype(np.float32))}
+                 ).to_parquet(directory / "user_latents.parquet", index=False)
+    pd.DataFrame({"video_id": np.arange(videos), "category_index": rng.integers(0, len(CATEGORIES), videos),
+                  "style": list(rng.normal(0, 0.5, (videos, 4)).astype(np.float32)),
+                  "quality": rng.normal(0, 0.5, videos).astype(np.float32)}
+                 ).to_parquet(directory / "video_latents.parquet", index=False)
+
+
+def _home_with_frame(tmp_path: Path, source: str):
+    from vidrec.rawlog import RawManifest
+    from vidrec.settings import VidrecSettings
+
+    settings = VidrecSettings(home=tmp_path / "home")
+    settings.artifacts_dir.mkdir(parents=True)
+    settings.raw_dir.mkdir(parents=True)
+    _labelled_frame(200).to_parquet(settings.artifacts_dir / "ranking_training_frame.parquet", index=False)
+    RawManifest(source=source, parameters={}, row_counts={}, notes=[]).write(settings.raw_dir)
+    _write_ground_truth(settings.ground_truth_dir)
+    return settings
+
+
+def test_an_export_carries_the_ground_truth_of_simulated_data_only(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "pipeline_inputs", lambda _: INPUTS)
+    simulated = _home_with_frame(tmp_path / "simulated", "simulator")
+    data.export_frame(simulated, None, tmp_path / "export")
+    copied = data.exported_ground_truth(tmp_path / "export")
+    assert copied == tmp_path / "export" / "ground_truth"
+    pd.testing.assert_frame_equal(pd.read_parquet(copied / "video_latents.parquet"),
+                                  pd.read_parquet(simulated.ground_truth_dir / "video_latents.parquet"))
+
+    # an import over a simulated home leaves the old world's latents: they are not this data's truth
+    imported = _home_with_frame(tmp_path / "imported", "movielens")
+    assert data.home_ground_truth(imported) is None
+    data.export_frame(imported, None, tmp_path / "export")  # the same directory: the stale copy goes
+    assert data.exported_ground_truth(tmp_path / "export") is None
+
+
+@pytest.fixture(scope="module")
+def ceiling(bench_on_path):
+    return importlib.import_module("ranking_ceiling")
+
+
+def test_the_ceilings_score_each_row_by_its_own_users_and_videos_truth(ceiling, tmp_path):
+    from vidrec.simulator import expected_watch_seconds
+
+    _write_ground_truth(tmp_path / "truth")
+    frame = _labelled_frame(80).assign(duration_seconds=np.linspace(30.0, 3000.0, 80))
+    users = pd.read_parquet(tmp_path / "truth" / "user_latents.parquet").set_index("user_id")
+    videos = pd.read_parquet(tmp_path / "truth" / "video_latents.parquet").set_index("video_id")
+    row = frame.iloc[17]
+    user, video = users.loc[row["user_id"]], videos.loc[row["video_id"]]
+    taste = 0.9 * np.log(user["taste"][video["category_index"]] * len(user["taste"]) + 1e-3)
+    style = 0.6 * float(np.dot(user["style"], video["style"]))
+    scores = ceiling.ceiling_scores(frame, tmp_path / "truth")
+    assert scores[ceiling.AFFINITY][17] == pytest.approx(taste + style + video["quality"], rel=1e-5)
+    assert scores[ceiling.EXPECTED_WATCH][17] == pytest.approx(
+        expected_watch_seconds(np.array([taste + style + video["quality"]]), np.array([row["duration_seconds"]]))[0],
+        rel=1e-5)
+    assert set(scores) == set(ceiling.CEILINGS)
+    with pytest.raises(ValueError, match="duration_seconds must be positive"):
+        ceiling.ceiling_scores(frame.assign(duration_seconds=0.0), tmp_path / "truth")
+
+
+def test_the_ceiling_script_reads_the_validation_rows_only(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    frame = _labelled_frame(600)
+    frame.loc[frame["split"] == "holdout", "video_id"] = 10_000  # no truth: reading a holdout row would fail
+    frame.to_parquet(export / "ranking_frame.parquet", index=False)
+    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    script = BENCH_DIR / "ranking_ceiling.py"
+    common = dict(capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300,
+                  env={**os.environ, "PYTHONPATH": str(BENCH.parents[1])})
+    completed = subprocess.run([sys.executable, str(script), "--frame-dir", str(export)], **common)
+    assert completed.returncode == 1 and "holds no ground truth" in completed.stderr
+
+    _write_ground_truth(export / "ground_truth")
+    completed = subprocess.run([sys.executable, str(script), "--frame-dir", str(export), "--resamples", "50"],
+                               **common)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    validation_rows = int(completed.stdout.split("validation: ")[1].split(" rows")[0])
+    assert 0 < validation_rows <= 0.1 * (frame["split"] == "train").sum()  # the last 10 % of train, by time
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| ground truth")]
+    assert len(rows) == 3 and all(line.count("[") == 2 for line in rows)
+
+
 RUN_FROM_EXPORT = """
 import json, runpy, sys
 sys.argv = ["ranking.py", *json.loads(sys.argv[1])]
@@ -230,6 +324,30 @@ def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_
     assert all(pd.Timestamp(touch["at"]).tzname() == "UTC" for touch in saved["touches"])
     rebuilt = _run_bench(["--from-results", str(results), *common])
     assert rebuilt[rebuilt.index("### tuning"):rebuilt.index("\nbundle.score")] == report
+
+
+@pytest.mark.trains
+def test_a_run_on_simulated_data_reports_the_ceilings_as_holdout_reads_never_as_baselines(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
+    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    _write_ground_truth(export / "ground_truth")
+    results = tmp_path / "results.json"
+    printed = _run_bench(["--frame-dir", str(export), "--models", "ranker", "--trials", "1", "--seeds", "1",
+                          "--max-widenings", "0", "--results-json", str(results), "--resamples", "50", "--no-mlflow"])
+    assert "IMPORTED []" in printed and "holdout read 4 times" in printed
+    comparison = printed[printed.index("### paired differences"):printed.index("### spread")]
+    for name in ("ground truth: expected watch seconds", "ground truth without the style term: expected watch seconds",
+                 "ground truth: affinity"):
+        assert f"| {name} | 1 |" in printed
+        assert next(line for line in comparison.splitlines() if line.startswith(f"| {name} |")).endswith(
+            "| — (a ceiling) |")
+    saved = json.loads(results.read_text())
+    assert [touch["model"] for touch in saved["touches"]][1:] == [
+        "ground truth: expected watch seconds", "ground truth without the style term: expected watch seconds",
+        "ground truth: affinity"]
+    assert saved["setup"]["ground_truth"] == str(export / "ground_truth")
 
 
 @pytest.mark.trains

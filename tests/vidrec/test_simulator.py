@@ -9,7 +9,17 @@ import pytest
 from vidrec.rawlog import RawManifest, read_raw_table
 from vidrec.schema import RAW_TABLES, SURFACES
 from vidrec.settings import VidrecSettings
-from vidrec.simulator import SimulationConfig, simulate, simulate_world, true_affinity
+from vidrec.simulator import (
+    SimulationConfig,
+    affinity_terms_of_pairs,
+    click_probability,
+    expected_watch_seconds,
+    simulate,
+    simulate_world,
+    true_affinity,
+    true_affinity_of_pairs,
+    watch_outcomes,
+)
 
 SMALL = SimulationConfig(users=120, videos=200, days=6, seed=3)
 
@@ -112,3 +122,34 @@ def test_simulate_writes_day_partitions_manifest_and_ground_truth(tmp_path):
     affinity = true_affinity(settings.ground_truth_dir, np.array([1, 2]), np.array([1, 2, 3]))
     _, world = simulate_world(SMALL)
     np.testing.assert_allclose(affinity, world.affinity_matrix(np.array([0, 1]), np.array([0, 1, 2])), rtol=1e-5)
+
+
+def test_the_expected_watch_seconds_is_what_the_behaviour_model_draws_on_average(small_world):
+    """The ranking ceiling's worth of an impression: P(click at the top) × the mean seconds
+    `watch_outcomes` draws for a click, for short and long videos, liked and disliked."""
+    _, world = small_world
+    rng = np.random.default_rng(0)
+    draws = 40_000
+    videos = np.argsort(world.video_duration)[[0, len(world.video_duration) // 2, -1]]
+    for video in videos:
+        for affinity in (-1.0, 0.5, 2.0):
+            outcomes = watch_outcomes(world, rng, np.zeros(draws, dtype=np.int64), np.full(draws, video),
+                                      np.zeros(draws, dtype="datetime64[us]"), np.full(draws, affinity))
+            drawn = click_probability(np.array([affinity]), np.array([0]))[0] * outcomes["watch_seconds"].mean()
+            expected = expected_watch_seconds(np.array([affinity]), world.video_duration[[video]])[0]
+            assert expected == pytest.approx(drawn, rel=0.01), (world.video_duration[video], affinity)
+
+
+def test_the_affinity_of_pairs_is_the_matrix_diagonal_split_in_its_three_terms(tmp_path):
+    settings = VidrecSettings(home=tmp_path)
+    simulate(settings, SMALL)
+    users, videos = np.array([1, 5, 5, 120]), np.array([3, 3, 200, 1])
+    pairs = true_affinity_of_pairs(settings.ground_truth_dir, users, videos)
+    matrix = true_affinity(settings.ground_truth_dir, users, videos)
+    np.testing.assert_allclose(pairs, np.diag(matrix), rtol=1e-6)
+    terms = affinity_terms_of_pairs(settings.ground_truth_dir, users, videos)
+    assert sorted(terms) == ["quality", "style", "taste"]
+    np.testing.assert_allclose(terms["taste"] + terms["style"] + terms["quality"], pairs)
+
+    with pytest.raises(ValueError, match=r"lacks 1 user\(s\) \(e.g. \[121\]\) and 0 video"):
+        true_affinity_of_pairs(settings.ground_truth_dir, np.array([121]), np.array([1]))
