@@ -97,6 +97,7 @@ in bench/, has a module of its own:
 - ranking_tables.py: the bootstrap intervals and the report's Markdown tables;
 - ranking_results.py: what a report is built from (`Outcome`) and its `--results-json` file;
 - ranking_mlflow.py: the MLflow run;
+- ranking_ceiling.py (also a script): the ground-truth ceiling rows of simulated data;
 - ranking_variants.py (a script of its own): which ranker variant to benchmark, chosen on the
   validation rows with the holdout dropped.
 They import each other as top-level modules: `python bench/ranking.py` puts bench/ first on

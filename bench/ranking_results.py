@@ -87,8 +87,9 @@ def merge_outcomes(outcomes: list[Outcome], ours: str) -> Outcome:
     setup = {**with_ours[0].setup, "models": [ours, *(name for name in models if name != ours)],
              "wall_seconds": max(outcome.setup["wall_seconds"] for outcome in outcomes),
              "parts": len(outcomes)}
+    order = setup["models"]  # then rows no part was asked for (the ceilings of simulated data), as they came
     results = sorted((scored for outcome in outcomes for scored in outcome.results),
-                     key=lambda scored: setup["models"].index(scored.model))
+                     key=lambda scored: order.index(scored.model) if scored.model in order else len(order))
     tunings = {model: tuning for outcome in outcomes for model, tuning in outcome.tunings.items()}
     touches = [touch for outcome in outcomes for touch in outcome.touches]
     return Outcome(setup, tunings, results, touches)

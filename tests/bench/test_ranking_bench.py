@@ -205,6 +205,17 @@ def _write_ground_truth(directory: Path, users: int = 40, videos: int = 30, seed
                  ).to_parquet(directory / "video_latents.parquet", index=False)
 
 
+def _export(tmp_path: Path, frame: pd.DataFrame | None = None, with_ground_truth: bool = False) -> Path:
+    """What `bench/ranking.py --export` writes, for `frame` (default: 600 labelled rows)."""
+    export = tmp_path / "export"
+    export.mkdir()
+    (_labelled_frame(600) if frame is None else frame).to_parquet(export / "ranking_frame.parquet", index=False)
+    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    if with_ground_truth:
+        _write_ground_truth(export / "ground_truth")
+    return export
+
+
 def _home_with_frame(tmp_path: Path, source: str):
     from vidrec.rawlog import RawManifest
     from vidrec.settings import VidrecSettings
@@ -261,12 +272,9 @@ def test_the_ceilings_score_each_row_by_its_own_users_and_videos_truth(ceiling, 
 
 
 def test_the_ceiling_script_reads_the_validation_rows_only(tmp_path):
-    export = tmp_path / "export"
-    export.mkdir()
     frame = _labelled_frame(600)
     frame.loc[frame["split"] == "holdout", "video_id"] = 10_000  # no truth: reading a holdout row would fail
-    frame.to_parquet(export / "ranking_frame.parquet", index=False)
-    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    export = _export(tmp_path, frame)
     script = BENCH_DIR / "ranking_ceiling.py"
     common = dict(capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300,
                   env={**os.environ, "PYTHONPATH": str(BENCH.parents[1])})
@@ -303,10 +311,7 @@ def _run_bench(arguments: list[str]) -> str:
 
 @pytest.mark.trains
 def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_the_report(tmp_path):
-    export = tmp_path / "export"
-    export.mkdir()
-    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
-    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    export = _export(tmp_path)
     results = tmp_path / "results.json"
     common = ["--dataset", "toy", "--resamples", "50", "--no-mlflow"]
     printed = _run_bench(["--frame-dir", str(export), "--models", "ranker,popularity (train clickers)",
@@ -328,11 +333,7 @@ def test_a_run_from_an_export_imports_no_pipeline_stack_and_its_results_rebuild_
 
 @pytest.mark.trains
 def test_a_run_on_simulated_data_reports_the_ceilings_as_holdout_reads_never_as_baselines(tmp_path):
-    export = tmp_path / "export"
-    export.mkdir()
-    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
-    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
-    _write_ground_truth(export / "ground_truth")
+    export = _export(tmp_path, with_ground_truth=True)
     results = tmp_path / "results.json"
     printed = _run_bench(["--frame-dir", str(export), "--models", "ranker", "--trials", "1", "--seeds", "1",
                           "--max-widenings", "0", "--results-json", str(results), "--resamples", "50", "--no-mlflow"])
@@ -352,10 +353,7 @@ def test_a_run_on_simulated_data_reports_the_ceilings_as_holdout_reads_never_as_
 
 @pytest.mark.trains
 def test_a_run_in_parts_merges_into_one_report_and_parts_of_different_runs_are_refused(tmp_path):
-    export = tmp_path / "export"
-    export.mkdir()
-    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
-    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    export = _export(tmp_path, with_ground_truth=True)  # our part scores the ceilings too
     common = ["--frame-dir", str(export), "--dataset", "toy", "--resamples", "50", "--no-mlflow", "--trials", "1",
               "--seeds", "2", "--max-widenings", "0"]
     ours, baseline = tmp_path / "ours.json", tmp_path / "baseline.json"
@@ -363,8 +361,11 @@ def test_a_run_in_parts_merges_into_one_report_and_parts_of_different_runs_are_r
     printed = _run_bench([*common, "--models", "popularity (train clickers)", "--results-json", str(baseline)])
     assert "part of a run" in printed and "### tuning" not in printed
     merged = _run_bench(["--from-results", str(ours), str(baseline), "--no-mlflow"])
-    assert "| ranker | 2 |" in merged and "| popularity (train clickers) | 1 |" in merged
-    assert "holdout read 3 times" in merged
+    holdout_table = merged[merged.index("### holdout"):merged.index("### paired")]
+    rows = [line.split(" | ")[0].strip("| ") for line in holdout_table.splitlines() if line.startswith("| ")][1:]
+    assert rows == ["ranker", "popularity (train clickers)", "ground truth: expected watch seconds",
+                    "ground truth without the style term: expected watch seconds", "ground truth: affinity"]
+    assert "holdout read 6 times" in merged
 
     other = tmp_path / "other.json"
     _run_bench([*common[:-6], "--trials", "2", "--seeds", "2", "--max-widenings", "0",
@@ -423,10 +424,7 @@ def test_an_ablation_scores_the_given_hyper_parameters_untuned(features, variant
 
 @pytest.mark.trains
 def test_the_variant_study_reports_each_variant_paired_against_each_baseline(tmp_path):
-    export = tmp_path / "export"
-    export.mkdir()
-    _labelled_frame(600).to_parquet(export / "ranking_frame.parquet", index=False)
-    (export / "ranker_inputs.json").write_text(json.dumps(INPUTS))
+    export = _export(tmp_path)
     script = BENCH_DIR / "ranking_variants.py"
     common = dict(capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300,
                   env={**os.environ, "PYTHONPATH": str(BENCH.parents[1])})
