@@ -52,10 +52,10 @@ the fitters are in bench/ranking_models.py):
   the numerics' CDF and missing flag, and the train-click features; no bag (a tree has no use
   for a set of ids: `history_cowatch_*` is its summary of the bag against the candidate);
 - popularity: `candidate_train_clickers` alone.
-On simulated data (a home `vidrec simulate` wrote, or its export) two ceiling rows follow the
+On simulated data (a home `vidrec simulate` wrote, or its export) three ceiling rows follow the
 models: the holdout scored by the simulator's ground truth (bench/ranking_ceiling.py: expected
-watch seconds, and true affinity). They are fit on nothing and compared with nothing: they say
-how much of what is knowable the models reach.
+watch seconds, the same without the latent style term, and true affinity). They are fit on
+nothing and compared with nothing: they say how much of what is knowable the models reach.
 The train-click features (bench/ranking_features.py::`train_click_features`) come from the
 frame's train-split clicks only, and a click counts only for rows on days after it settled (its
 request start + 1 hour): how many users clicked the candidate, and how often the candidate was

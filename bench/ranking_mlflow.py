@@ -5,6 +5,7 @@ diagrams. MLflow is imported only when a run is logged."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def log_to_mlflow(mlflow_uri: str | None, settings: VidrecSettings, outcome: Out
                           "trials": trial_records(tuning.trials)} for model, tuning in outcome.tunings.items()],
                         "tuning_trials.json")
         for scored in outcome.results:
-            slug = scored.model.split(" (")[0].replace(" ", "_").replace("-", "_")
+            slug = metric_slug(scored.model)
             keys = sorted({key for seed_report in scored.reports for key in seed_report})
             means = {key: float(np.nanmean([seed_report.get(key, np.nan) for seed_report in scored.reports]))
                      for key in keys}
@@ -82,3 +83,9 @@ def _png_to_array(png: bytes) -> np.ndarray:
     import matplotlib.image
 
     return matplotlib.image.imread(io.BytesIO(png), format="png")
+
+
+def metric_slug(model: str) -> str:
+    """The prefix of a model's MLflow metric names: its name before any parenthesis, with every run
+    of characters MLflow refuses in a name (the ceilings' colon, say) as one underscore."""
+    return re.sub(r"[^0-9A-Za-z_.]+", "_", model.split(" (")[0]).strip("_")

@@ -350,6 +350,18 @@ def test_a_run_on_simulated_data_reports_the_ceilings_as_holdout_reads_never_as_
         "ground truth: affinity"]
     assert saved["setup"]["ground_truth"] == str(export / "ground_truth")
 
+    # logged to MLflow like the models, under names MLflow accepts
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _run_bench(["--from-results", str(results), "--mlflow-uri", uri])
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("vidrec-benchmarks").experiment_id])
+    metrics = runs[0].data.metrics
+    assert 0.0 <= metrics["ground_truth_affinity.gauc_clicked"] <= 1.0
+    assert "ground_truth_without_the_style_term_expected_watch_seconds.pairwise_loss_watch_weighted" in metrics
+    assert "ranker.gauc_clicked" in metrics
+
 
 @pytest.mark.trains
 def test_a_run_in_parts_merges_into_one_report_and_parts_of_different_runs_are_refused(tmp_path):
