@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from models.evaluation.bootstrap import DEFAULT_RESAMPLES, bootstrap_interval
-from models.ranking.evaluate import ranking_report, user_components
+from models.ranking.evaluate import user_components
 from vidrec.simulator import affinity_terms_of_pairs, expected_watch_seconds
 
-from ranking_protocol import Scored, touch
+from ranking_protocol import Scored, score_fixed
 
 EXPECTED_WATCH = "ground truth: expected watch seconds"
 EXPECTED_WATCH_WITHOUT_STYLE = "ground truth without the style term: expected watch seconds"
@@ -65,12 +65,8 @@ def ceiling_scores(frame: pd.DataFrame, ground_truth_dir: Path) -> dict[str, np.
 def score_ceilings(holdout: pd.DataFrame, ground_truth_dir: Path, touches: list[dict]) -> list[Scored]:
     """Each ceiling scored on the holdout, as a deterministic model (one seed); each read is a
     holdout touch like a model's."""
-    scored = []
-    for name, scores in ceiling_scores(holdout, ground_truth_dir).items():
-        touches.append(touch(name, "deterministic", {}))
-        scored.append(Scored(name, [0], [ranking_report(holdout, scores)], [user_components(holdout, scores)],
-                             {}, [0.0]))
-    return scored
+    return [score_fixed(name, holdout, scores, touches)
+            for name, scores in ceiling_scores(holdout, ground_truth_dir).items()]
 
 
 def ceiling_table(frame: pd.DataFrame, ground_truth_dir: Path, resamples: int) -> str:

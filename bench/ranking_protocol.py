@@ -117,11 +117,15 @@ def reliability_diagrams(bundle, holdout: pd.DataFrame) -> dict[str, bytes]:
     return diagrams
 
 
+def score_fixed(name: str, holdout: pd.DataFrame, scores: np.ndarray, touches: list[dict]) -> Scored:
+    """A scorer with nothing to fit (popularity, the ceilings): its holdout report, read once."""
+    touches.append(touch(name, "deterministic", {}))
+    return Scored(name, [0], [ranking_report(holdout, scores)], [user_components(holdout, scores)], {}, [0.0])
+
+
 def score_popularity(splits: Splits, touches: list[dict]) -> Scored:
-    final = splits.holdout["candidate_train_clickers"].to_numpy(np.float64)
-    touches.append(touch(POPULARITY, "deterministic", {}))
-    return Scored(POPULARITY, [0], [ranking_report(splits.holdout, final)], [user_components(splits.holdout, final)],
-                  {}, [0.0])
+    return score_fixed(POPULARITY, splits.holdout, splits.holdout["candidate_train_clickers"].to_numpy(np.float64),
+                       touches)
 
 
 def run(frame: pd.DataFrame, config: RankerConfig, models: Sequence[str], seeds: Sequence[int], trials: int,

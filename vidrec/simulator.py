@@ -862,14 +862,19 @@ def ground_truth_frames(world: World) -> dict[str, pd.DataFrame]:
     return {"user_latents": users, "video_latents": videos}
 
 
+def _stored_latents(ground_truth_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The latents `simulate` wrote, users indexed by user_id and videos by video_id."""
+    return (pd.read_parquet(ground_truth_dir / "user_latents.parquet").set_index("user_id"),
+            pd.read_parquet(ground_truth_dir / "video_latents.parquet").set_index("video_id"))
+
+
 def affinity_terms_of_pairs(ground_truth_dir: Path, user_ids: np.ndarray, video_ids: np.ndarray
                             ) -> dict[str, np.ndarray]:
     """The three terms of each (user_ids[i], video_ids[i]) pair's true affinity, from the stored
     ground truth: `taste` (the user's liking of the video's category), `style` (the latent
     user × video match) and `quality` (the video's own); the affinity is their sum. Kept apart so
     a benchmark can ask what knowing only some of them is worth."""
-    users = pd.read_parquet(ground_truth_dir / "user_latents.parquet").set_index("user_id")
-    videos = pd.read_parquet(ground_truth_dir / "video_latents.parquet").set_index("video_id")
+    users, videos = _stored_latents(ground_truth_dir)
     missing_users = np.setdiff1d(np.unique(user_ids), users.index.to_numpy())
     missing_videos = np.setdiff1d(np.unique(video_ids), videos.index.to_numpy())
     if len(missing_users) or len(missing_videos):
@@ -896,8 +901,7 @@ def true_affinity_of_pairs(ground_truth_dir: Path, user_ids: np.ndarray, video_i
 
 def true_affinity(ground_truth_dir: Path, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
     """True affinity matrix (users × videos) from the stored ground truth."""
-    users = pd.read_parquet(ground_truth_dir / "user_latents.parquet").set_index("user_id")
-    videos = pd.read_parquet(ground_truth_dir / "video_latents.parquet").set_index("video_id")
+    users, videos = _stored_latents(ground_truth_dir)
     taste = np.stack(users.loc[user_ids, "taste"].to_numpy())
     user_style = np.stack(users.loc[user_ids, "style"].to_numpy())
     category = videos.loc[video_ids, "category_index"].to_numpy()
