@@ -1,5 +1,9 @@
 """Running `vidrec pipeline` under observation: wall time, peak memory of the process tree, and the
-same two per Dagster step (asset or check), read from the run's own log.
+same two per Dagster step (asset or check), read from the run's own log; per step also the CPU
+seconds the pipeline's processes spent, the CPU seconds the rest of the machine spent, and the
+seconds the hypervisor stole from this machine (`/proc/stat`'s steal). The last two say whether a
+slow step did more work or got less of the machine, which wall time alone cannot tell on a
+shared machine.
 
 Dagster logs a STEP_START and a STEP_SUCCESS (or STEP_FAILURE) line per step, each stamped to the
 second, and the success line says how long the step ran to the millisecond. Memory is sampled from
@@ -37,6 +41,28 @@ class StepProfile:
     seconds: float  # Dagster's own duration when it printed one, else ended - started
     succeeded: bool
     peak_rss_bytes: int = 0
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at the machine: when, the pipeline's memory and CPU seconds so far (its process tree,
+    exited children included), and the machine's busy and stolen CPU seconds so far (all cores)."""
+
+    stamp: float
+    rss_bytes: int
+    tree_cpu_seconds: float
+    machine_busy_seconds: float
+    machine_steal_seconds: float
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds over a window: the pipeline's, the rest of the machine's, and stolen ones."""
+
+    cpu_seconds: float
+    other_cpu_seconds: float
+    steal_seconds: float
 
 
 @dataclass
@@ -54,6 +80,38 @@ def tree_rss_bytes(process: psutil.Process) -> int:
         with contextlib.suppress(psutil.Error):  # it exited between the listing and the read
             total += member.memory_info().rss
     return total
+
+
+def tree_cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU seconds of `process`, of its exited children it waited for, and of its
+    living descendants."""
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return total
+
+
+def take_sample(process: psutil.Process) -> Sample:
+    machine = psutil.cpu_times()
+    busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+    return Sample(time.time(), tree_rss_bytes(process), tree_cpu_seconds(process), busy, machine.steal)
+
+
+def window_usage(samples: list[Sample], start: float, end: float) -> Usage | None:
+    """Usage between the last sample at or before `start` and the first at or after `end` (the
+    samples nearest a step's second-stamped start and end); None without samples on both sides."""
+    before = [sample for sample in samples if sample.stamp <= start]
+    after = [sample for sample in samples if sample.stamp >= end]
+    if not before or not after:
+        return None
+    first, last = before[-1], after[0]
+    mine = last.tree_cpu_seconds - first.tree_cpu_seconds
+    busy = last.machine_busy_seconds - first.machine_busy_seconds
+    return Usage(cpu_seconds=mine, other_cpu_seconds=max(busy - mine, 0.0),
+                 steal_seconds=last.machine_steal_seconds - first.machine_steal_seconds)
 
 
 def parse_steps(log_text: str) -> list[StepProfile]:
@@ -86,32 +144,39 @@ def run_pipeline(home: Path, log_path: Path, extra_env: dict[str, str] | None = 
     """Run `vidrec pipeline [--job job]` with VIDREC_HOME=home, its output to `log_path`, and profile it."""
     environment = {**os.environ, **(extra_env or {}), "VIDREC_HOME": str(home)}
     command = [str(Path(sys.executable).parent / "vidrec"), "pipeline", *(["--job", job] if job else [])]
-    samples: list[tuple[float, int]] = []
+    samples: list[Sample] = []
     started = time.perf_counter()
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
         watcher = psutil.Process(process.pid)
         while process.poll() is None:
-            samples.append((time.time(), tree_rss_bytes(watcher)))
+            with contextlib.suppress(psutil.NoSuchProcess):  # it ended between the poll and the look
+                samples.append(take_sample(watcher))
             time.sleep(interval)
     wall = time.perf_counter() - started
     steps = parse_steps(log_path.read_text(errors="replace"))
     for step in steps:
-        window = [rss for stamp, rss in samples if step.started <= stamp < step.ended + 1.0]
+        window = [sample.rss_bytes for sample in samples if step.started <= sample.stamp < step.ended + 1.0]
         step.peak_rss_bytes = max(window, default=0)
-    peak = max((rss for _, rss in samples), default=0)
+        step.usage = window_usage(samples, step.started, step.ended + 1.0)  # stamps are to the second
+    peak = max((sample.rss_bytes for sample in samples), default=0)
     return PipelineProfile(process.returncode, wall, peak, steps, log_path)
 
 
 def step_table(profile: PipelineProfile, top: int | None = None) -> str:
-    """Markdown: each step's seconds, share of the wall time and peak RSS, slowest first."""
+    """Markdown: each step's seconds, share of the wall time, peak RSS and CPU usage, slowest first.
+    CPU s: the pipeline's processes (up to the cores × seconds); other CPU s: the rest of the
+    machine in the same window; steal s: taken by the hypervisor."""
     steps = sorted(profile.steps, key=lambda step: step.seconds, reverse=True)[:top]
-    lines = ["| step | seconds | share of wall | peak RSS (MiB) |", "|---|---|---|---|"]
+    lines = ["| step | seconds | share of wall | peak RSS (MiB) | CPU s | other CPU s | steal s |",
+             "|---|---|---|---|---|---|---|"]
     for step in steps:
         status = "" if step.succeeded else " (failed)"
+        usage = (f"{step.usage.cpu_seconds:.1f} | {step.usage.other_cpu_seconds:.1f} | {step.usage.steal_seconds:.1f}"
+                 if step.usage else "— | — | —")
         lines.append(f"| {step.step}{status} | {step.seconds:.1f} | {step.seconds / profile.wall_seconds:.0%} | "
-                     f"{step.peak_rss_bytes / 2**20:.0f} |")
+                     f"{step.peak_rss_bytes / 2**20:.0f} | {usage} |")
     accounted = sum(step.seconds for step in profile.steps)
     lines.append(f"| (outside steps: start-up, dbt parse, between steps) | {profile.wall_seconds - accounted:.1f} | "
-                 f"{(profile.wall_seconds - accounted) / profile.wall_seconds:.0%} | |")
+                 f"{(profile.wall_seconds - accounted) / profile.wall_seconds:.0%} | | | | |")
     return "\n".join(lines)

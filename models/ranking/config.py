@@ -128,6 +128,10 @@ class RankerConfig:
     # "cuda:1"): the model and batches live there during training only; the returned bundle is
     # always on the CPU, where serving scores.
     device: str = "auto"
+    # On a GPU, record one training step as a CUDA graph and replay it for every full batch
+    # (models/graphed_step.py): the step is hundreds of small kernels, and launching them one by
+    # one bounded GPU training. No effect on the CPU or with a listwise term (its batches vary).
+    cuda_graph: bool = True
 
     def __post_init__(self) -> None:
         self.categorical_features = list(self.categorical_features)

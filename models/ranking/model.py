@@ -190,8 +190,10 @@ class Ranker(nn.Module):
         bagged = []
         for index, (table, partner) in enumerate(zip(self.bag_embeddings, self.bag_partners)):
             ids = inputs.bags[:, index]  # (batch, bag length), 0 = unknown or padding
-            if len(ids) > 1 and torch.equal(ids, ids[:1].expand_as(ids)):
-                ids = ids[:1]  # one user's request: every candidate has the same bag, average it once
+            if not self.training and len(ids) > 1 and torch.equal(ids, ids[:1].expand_as(ids)):
+                # one user's request at serving: every candidate has the same bag, average it once
+                # (not in training: shuffled batches mix users, and the check would stop a CUDA graph)
+                ids = ids[:1]
             known = (ids > 0).sum(dim=1, keepdim=True).clamp(min=1)
             average = table(ids).sum(dim=1) / known  # padding rows of the table are zero
             average = average.expand(len(inputs), -1)

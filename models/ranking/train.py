@@ -10,10 +10,14 @@ weighted BCE, each head's weights divided by their training mean (leaves each op
 keeps losses near 1); the watch_time head's positive weights are further divided by their mean
 (see `_watch_seconds_scale`). The bias tower sees the impression's position in training only.
 Training runs on `config.device` ("auto": the GPU when torch sees one); the bundle is on the CPU.
+On a GPU each full batch's step is replayed as one CUDA graph (`config.cuda_graph`,
+models/graphed_step.py), and `cuda_graph_replays` says how many steps were.
 
 Training metrics: `train_loss` (the last epoch's), `epochs_run`, `best_epoch` (whose weights the
 bundle holds), and with calibration rows `validation_loss` (the objective on them, of the weights
-kept) and `validation_loss_epoch_<n>` (its curve, on a fixed schedule too).
+kept) and `validation_loss_epoch_<n>` (its curve, on a fixed schedule too). Where the time went:
+`train_seconds` in all, of it `encode_seconds` (features and labels to tensors), `epochs_seconds`,
+`calibrate_seconds` and `holdout_seconds` (the holdout report).
 
 Holdout metrics (`holdout_` + the keys of models/ranking/evaluate.py::ranking_report on the final
 score and the calibrated heads; `holdout_ece_constant_<head>` is the ECE of a constant predictor
@@ -51,6 +55,7 @@ from models.evaluation.ranking_metrics import (
     reliability_bins,
     roc_auc,
 )
+from models.graphed_step import GraphedStep, Step
 from models.ranking.bundle import RankerBundle
 from models.ranking.config import PROBABILITY_HEADS, RankerConfig
 from models.ranking.evaluate import base_rates, ranking_report
@@ -119,6 +124,7 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None,
                                   watch_scale, fitting.weight_means, device)
                   if not calibration_rows.empty else None)
 
+    encoded = time.perf_counter()
     # built on the CPU, so a seed gives the same initial weights on every device
     model = Ranker(config, preprocessor.vocabulary_sizes, preprocessor.numeric_width,
                    bag_vocabulary_sizes=preprocessor.bag_vocabulary_sizes)
@@ -128,12 +134,17 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None,
         metrics.update(_start_from(model, preprocessor, warm_start, config, watch_scale))
         epochs = config.warm_start_epochs
     model = model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     listwise = _listwise_inputs(fit_rows, device) if config.listwise_weight > 0 else None
+    graphed = config.cuda_graph and device.type == "cuda" and listwise is None  # listwise batches vary in size
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                                 capturable=graphed)
+    step = _training_step(model, optimizer, fitting, listwise, config)
+    if graphed:
+        step = GraphedStep(step, config.batch_size, device)
     selection = EpochSelection(epochs, config.early_stopping_patience, config.early_stopping_min_delta)
     for epoch in range(epochs):
-        metrics["train_loss"] = _train_one_epoch(model, optimizer, fitting, listwise, generator, config, epoch,
-                                                 len(fit_rows), device)
+        metrics["train_loss"] = _train_one_epoch(model, step, listwise, generator, config, epoch, len(fit_rows),
+                                                 device)
         logger.info("ranker epoch %d/%d: train loss %.4f", epoch + 1, epochs, metrics["train_loss"])
         validation_loss = None if validation is None else (lambda: validation.evaluate(model, config))
         if selection.end_epoch(model, validation_loss):
@@ -142,6 +153,9 @@ def train_ranker(frame: pd.DataFrame, config: RankerConfig | None = None,
             break
     selection.restore_best(model)
     metrics.update(selection.metrics())
+    metrics["encode_seconds"], metrics["epochs_seconds"] = encoded - started, time.perf_counter() - encoded
+    if isinstance(step, GraphedStep):
+        metrics["cuda_graph_replays"] = float(step.replays)
     return _finish(model, preprocessor, config, watch_scale, frame, train, calibration_rows, metrics, started)
 
 
@@ -180,17 +194,11 @@ def ranker_table_rows(model: Ranker, config: RankerConfig, new: FeaturePreproces
     return tables
 
 
-def _train_one_epoch(model: Ranker, optimizer: torch.optim.Optimizer, fitting: ObjectiveRows, listwise: tuple | None,
-                     generator: torch.Generator, config: RankerConfig, epoch: int, num_rows: int,
-                     device: torch.device) -> float:
-    """One pass over the fit rows in shuffled batches (whole requests with a listwise term); the
-    mean training loss."""
-    model.train()
-    batches = _epoch_batches(num_rows, config.batch_size, generator, listwise, device)
-    total_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
-    progress = tqdm(batches, desc=f"ranker epoch {epoch + 1}/{config.epochs}",
-                    disable=not config.show_progress, leave=False)
-    for rows in progress:
+def _training_step(model: Ranker, optimizer: torch.optim.Optimizer, fitting: ObjectiveRows,
+                   listwise: tuple | None, config: RankerConfig) -> Step:
+    """One optimizer update on the fit rows a batch's indices name; returns the batch's loss.
+    No host synchronisation inside, so that models/graphed_step.py can record it."""
+    def step(rows: torch.Tensor) -> torch.Tensor:
         logits = model(fitting.inputs.select(rows), fitting.positions[rows])  # head → (batch,)
         loss = fitting.loss(logits, rows, config)
         if listwise is not None:
@@ -200,7 +208,21 @@ def _train_one_epoch(model: Ranker, optimizer: torch.optim.Optimizer, fitting: O
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total_loss += loss.detach()
+        return loss.detach()
+    return step
+
+
+def _train_one_epoch(model: Ranker, step: Step, listwise: tuple | None, generator: torch.Generator,
+                     config: RankerConfig, epoch: int, num_rows: int, device: torch.device) -> float:
+    """One pass over the fit rows in shuffled batches (whole requests with a listwise term); the
+    mean training loss."""
+    model.train()
+    batches = _epoch_batches(num_rows, config.batch_size, generator, listwise, device)
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device: no sync per step
+    progress = tqdm(batches, desc=f"ranker epoch {epoch + 1}/{config.epochs}",
+                    disable=not config.show_progress, leave=False)
+    for rows in progress:
+        total_loss += step(rows)
     return total_loss.item() / len(batches)
 
 
@@ -217,9 +239,13 @@ def _finish(model: Ranker, preprocessor: FeaturePreprocessor, config: RankerConf
     if flushed:
         logger.info("ranker: %d denormal weights set to zero (they slow CPU scoring)", flushed)
     bundle = RankerBundle(model=model.eval(), preprocessor=preprocessor, config=config)
+    calibrating = time.perf_counter()
     calibrate(bundle, calibration_rows)
+    reporting = time.perf_counter()
     metrics.update(holdout_metrics(bundle, frame[frame["split"] == "holdout"], base_rates(train, config)))
-    metrics["train_seconds"] = time.perf_counter() - started
+    finished = time.perf_counter()
+    metrics.update(calibrate_seconds=reporting - calibrating, holdout_seconds=finished - reporting,
+                   train_seconds=finished - started)
     bundle.metrics = metrics
     logger.info("ranker training done: %s", metrics)
     return bundle

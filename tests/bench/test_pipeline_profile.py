@@ -57,3 +57,26 @@ def test_the_scaling_fit_reads_a_linear_cost_as_exponent_one(bench_modules):
     quadratic = [_run(bench_modules.scaling, bench_modules.profile, n, (n / 1e5) ** 2) for n in (1e5, 1e6)]
     assert "exponent 2.00" in bench_modules.scaling.fit_line(quadratic)
     assert "no fit" in bench_modules.scaling.fit_line(runs[:1])
+
+
+def test_a_steps_usage_splits_the_machines_cpu_into_the_pipelines_the_others_and_stolen(bench_modules):
+    profile = bench_modules.profile
+    # two cores for 10 s: the pipeline used 12 CPU s of the 20, something else 5, the hypervisor took 3
+    samples = [profile.Sample(100.0, 2**30, 50.0, 400.0, 7.0), profile.Sample(105.0, 2**30, 56.0, 408.0, 8.0),
+               profile.Sample(110.0, 2**30, 62.0, 417.0, 10.0)]
+    usage = profile.window_usage(samples, 100.0, 110.0)
+    assert (usage.cpu_seconds, usage.other_cpu_seconds, usage.steal_seconds) == pytest.approx((12.0, 5.0, 3.0))
+    # a step between samples is measured from the sample before its start to the one after its end
+    assert profile.window_usage(samples, 101.0, 104.0).cpu_seconds == pytest.approx(6.0)
+    assert profile.window_usage(samples, 99.0, 104.0) is None  # nothing was sampled before it began
+
+
+def test_the_step_table_shows_each_steps_cpu_and_says_when_it_was_not_sampled(bench_modules):
+    profile = bench_modules.profile
+    steps = profile.parse_steps(LOG)
+    steps[1].usage = profile.Usage(cpu_seconds=170.0, other_cpu_seconds=2.5, steal_seconds=0.0)
+    run = profile.PipelineProfile(returncode=1, wall_seconds=110.0, peak_rss_bytes=2**30, steps=steps)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in profile.step_table(run).splitlines()[2:]}
+    assert rows["ranking_training_frame"].endswith("| 170.0 | 2.5 | 0.0 |")
+    assert rows["raw_event_logs"].endswith("| — | — | — |")
+    assert rows["ranking_model (failed)"]
