@@ -83,14 +83,14 @@ def tree_rss_bytes(process: psutil.Process) -> int:
 
 
 def tree_cpu_seconds(process: psutil.Process) -> float:
-    """User and system CPU seconds of `process`, of its exited children it waited for, and of its
-    living descendants."""
-    times = process.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
-    for child in process.children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            child_times = child.cpu_times()
-            total += child_times.user + child_times.system
+    """User and system CPU seconds of `process` and its living descendants, each with the exited
+    children it waited for: dbt, say, runs as a child of the Dagster process, and once it exits
+    its seconds live on only in that process's children_user and children_system."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # it exited between the listing and the read
+            times = member.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
     return total
 
 

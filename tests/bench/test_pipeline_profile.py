@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
@@ -80,3 +82,24 @@ def test_the_step_table_shows_each_steps_cpu_and_says_when_it_was_not_sampled(be
     assert rows["ranking_training_frame"].endswith("| 170.0 | 2.5 | 0.0 |")
     assert rows["raw_event_logs"].endswith("| — | — | — |")
     assert rows["ranking_model (failed)"]
+
+
+def test_the_cpu_of_a_grandchild_that_has_exited_still_counts(bench_modules, tmp_path):
+    """As dbt under Dagster under `vidrec pipeline`: the watched process starts a child, which runs
+    a grandchild that burns CPU and exits; the child waits for it and lives on."""
+    done = tmp_path / "grandchild-done"
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    child = (f"import pathlib, subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {burn!r}])\n"
+             f"pathlib.Path({str(done)!r}).touch()\ntime.sleep(60)")
+    top = f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', {child!r}])\ntime.sleep(60)"
+    watched = psutil.Popen([sys.executable, "-c", top])
+    try:
+        deadline = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done.exists(), "the grandchild did not finish"
+        assert bench_modules.profile.tree_cpu_seconds(watched) >= 0.4
+    finally:
+        for process in [*watched.children(recursive=True), watched]:
+            process.kill()
+        watched.wait()
