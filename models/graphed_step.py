@@ -46,16 +46,13 @@ class GraphedStep:
         self._loss: torch.Tensor | None = None  # the graph's output, overwritten by each replay
         self._warm_steps = 0
         self.replays = 0
-        self.eager_steps = 0
 
     def __call__(self, rows: torch.Tensor) -> torch.Tensor:
         """The batch's loss, valid until the next call (read it, or add it up, on the stream first)."""
         if len(rows) != self.batch_size:
-            self.eager_steps += 1
             return self._step(rows)
         if self._graph is None and self._warm_steps < WARMUP_STEPS:
             self._warm_steps += 1
-            self.eager_steps += 1
             return self._warm_up(rows)
         if self._graph is None:
             self._record()
