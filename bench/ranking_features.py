@@ -1,6 +1,18 @@
 """The frame the ranking benchmark runs on: the pipeline's ranking frame with the train-click
 features added (what the baselines and our ranker see beyond the feature service), and the
-ranker config over the feature service's inputs plus those features."""
+ranker config over the feature service's inputs plus those features.
+
+Two kinds of train-click features, both from the frame's train-split clicks that settled before
+the row's UTC day began (a row's own label never counts):
+- counts (`TRAIN_CLICK_FEATURES`): the candidate's clickers, and its co-clicks with the user's
+  recent-watch bag;
+- click factors (`click_factor_features`, optional: `benchmark_frame(click_factors=True)`): a
+  low-rank factorization of who clicked what, refit per day. Why: the ground-truth ceilings
+  (bench/ranking_ceiling.py) put most of the models' distance from what simulated data allows in
+  the latent user × video match, which the counts hardly describe (on the default world's
+  validation rows the three correlate 0.04 to 0.07 with it, the factor score 0.15). Factorizing the click matrix is the
+  classic way to recover such a match from logs (PureSVD: Cremonesi et al., 2010).
+"""
 
 from __future__ import annotations
 
@@ -73,15 +85,105 @@ def train_click_features(frame: pd.DataFrame, max_bag_length: int = 50,
     return pd.DataFrame({"candidate_train_clickers": clickers, "history_cowatch_count": cowatch,
                          "history_cowatch_share": share}, index=frame.index)
 
+CLICK_FACTOR_RANK = 16  # fixed before any run: style (4 dims) plus category taste and popularity
+CLICK_FACTOR_SCORE = "click_factor_score"
 
-def benchmark_frame(frame: pd.DataFrame, inputs: dict[str, list[str]]) -> tuple[pd.DataFrame, RankerConfig]:
-    """`frame` with the train-click features, and the ranker config the pipeline trains on
-    `inputs` (the feature service's columns by kind, `ranking_data.INPUT_KINDS`) with those
-    features added. Epochs are a tuned hyper-parameter here, every one of them run (no early
-    stopping), as when docs/benchmarks.md's tables were made."""
+
+def factor_columns(rank: int = CLICK_FACTOR_RANK) -> tuple[list[str], list[str]]:
+    """The user-factor and video-factor column names, `rank` of each."""
+    return ([f"user_click_factor_{i}" for i in range(rank)], [f"video_click_factor_{i}" for i in range(rank)])
+
+
+def _top_right_vectors(clicked, rank: int) -> np.ndarray:
+    """(videos, rank): the top `rank` right singular vectors of `clicked`, zero columns where the
+    matrix has fewer than `rank` nonzero singular values."""
+    from scipy.sparse.linalg import svds
+
+    videos = clicked.shape[1]
+    usable = min(rank, min(clicked.shape) - 1)
+    vectors = np.zeros((videos, rank))
+    if clicked.nnz == 0 or usable < 1:
+        return vectors
+    _, values, right = svds(clicked, k=usable, random_state=0)
+    order = np.argsort(values)[::-1]
+    vectors[:, :usable] = right[order].T * (values[order] > 1e-9)
+    return vectors
+
+
+def _aligned(vectors: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """`vectors` rotated (orthogonal Procrustes) to lie closest to `previous` (unrotated when there
+    is none yet)."""
+    if previous is None or not previous.any():
+        return vectors
+    left, _, right = np.linalg.svd(vectors.T @ previous)
+    return vectors @ (left @ right)
+
+
+def click_factor_features(frame: pd.DataFrame, rank: int = CLICK_FACTOR_RANK) -> pd.DataFrame:
+    """`click_factor_score` and the `rank`-wide user and video factors per row of `frame` (indexed
+    like it); NaN score and zero factors where the user or the candidate has no known click.
+
+    Per UTC day d of the frame, from the train-split clicks that settled before d began: X, the
+    users × videos 0/1 matrix of those clicks, and its top `rank` right singular vectors V. The
+    user's factor is x_u V (their clicks projected on the factors), the candidate's V[c], and the
+    score their dot product x_u V V[c]ᵀ, PureSVD's score of the candidate.
+
+    Every model gets all three. A linear model or a tree can use the score; the ranker's DCN-v2
+    cross layers can also weigh the factors' products one by one, which a number does not allow.
+    For the factors to mean the same thing on every day, each day's V is rotated onto the day
+    before's (orthogonal Procrustes): the rotation uses nothing later than the day it aligns, and
+    leaves the score unchanged."""
+    from scipy import sparse
+
+    user_columns, video_columns = factor_columns(rank)
+    row_day = pd.to_datetime(frame["event_timestamp"], utc=True).dt.floor("D").to_numpy()
+    clicks = frame[(frame["split"] == "train") & frame["clicked"].fillna(False).astype(bool)]
+    settled_day = (pd.to_datetime(clicks["event_timestamp"], utc=True) + CLICK_SETTLES_AFTER).dt.floor("D").to_numpy()
+    videos, click_columns = np.unique(clicks["video_id"].to_numpy(np.int64), return_inverse=True)
+    users, click_rows = np.unique(clicks["user_id"].to_numpy(), return_inverse=True)
+    video_position = {int(video): column for column, video in enumerate(videos)}
+    user_position = {user: row for row, user in enumerate(users)}
+    candidates = np.array([video_position.get(int(video), -1) for video in frame["video_id"]], dtype=np.int64)
+    row_users = np.array([user_position.get(user, -1) for user in frame["user_id"]], dtype=np.int64)
+    user_factors, video_factors = np.zeros((len(frame), rank)), np.zeros((len(frame), rank))
+    score = np.full(len(frame), np.nan)
+    previous = None
+    for day in np.unique(row_day):
+        known = settled_day < day
+        clicked = sparse.csr_matrix((np.ones(known.sum()), (click_rows[known], click_columns[known])),
+                                    shape=(len(users), len(videos)))
+        clicked.data[:] = 1.0  # users, not clicks: a repeat click counts once
+        vectors = _aligned(_top_right_vectors(clicked, rank), previous)
+        previous = vectors
+        rows = np.flatnonzero(row_day == day)
+        with_user, with_video = rows[row_users[rows] >= 0], rows[candidates[rows] >= 0]
+        user_factors[with_user] = clicked[row_users[with_user]] @ vectors
+        video_factors[with_video] = vectors[candidates[with_video]]
+        clicks_known = np.asarray(clicked.sum(axis=1)).ravel()
+        scored = rows[(row_users[rows] >= 0) & (candidates[rows] >= 0)]
+        scored = scored[(clicks_known[row_users[scored]] > 0)
+                        & (np.abs(video_factors[scored]).sum(axis=1) > 0)]
+        score[scored] = np.einsum("ik,ik->i", user_factors[scored], video_factors[scored])
+    columns = {CLICK_FACTOR_SCORE: score}
+    columns.update(zip(user_columns, user_factors.T, strict=True))
+    columns.update(zip(video_columns, video_factors.T, strict=True))
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def benchmark_frame(frame: pd.DataFrame, inputs: dict[str, list[str]],
+                    click_factors: bool = False) -> tuple[pd.DataFrame, RankerConfig]:
+    """`frame` with the train-click features (and, with `click_factors`, the click factors), and
+    the ranker config the pipeline trains on `inputs` (the feature service's columns by kind,
+    `ranking_data.INPUT_KINDS`) with those features added. Epochs are a tuned hyper-parameter
+    here, every one of them run (no early stopping), as when docs/benchmarks.md's tables were made."""
+    user_factors, video_factors = factor_columns()
+    factor_names = [CLICK_FACTOR_SCORE, *user_factors, *video_factors] if click_factors else []
     config = RankerConfig(categorical_features=list(inputs["categorical"]),
-                          numeric_features=[*inputs["numeric"], *TRAIN_CLICK_FEATURES],
+                          numeric_features=[*inputs["numeric"], *TRAIN_CLICK_FEATURES, *factor_names],
                           bag_features=list(inputs["lists"]), show_progress=False,
                           early_stopping_patience=None)
     bag = next(iter(inputs["lists"]), "recent_watch_video_ids")
-    return pd.concat([frame, train_click_features(frame, config.max_bag_length, bag)], axis=1), config
+    added = [train_click_features(frame, config.max_bag_length, bag)]
+    if click_factors:
+        added.append(click_factor_features(frame))
+    return pd.concat([frame, *added], axis=1), config

@@ -167,6 +167,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--params", type=json.loads, metavar="JSON",
                         help="hyper-parameters to score as chosen, untuned (one ranker variant; an ablation)")
     parser.add_argument("--label", help="the name results are reported under (default: the model's)")
+    parser.add_argument("--click-factors", action="store_true",
+                        help="add the per-day click factors (bench/ranking_features.py) to every model's inputs")
     args = parser.parse_args()
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in args.models if name not in VARIANTS and name not in BASELINES]
@@ -188,8 +190,8 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     frame, inputs = exported_frame(args.frame_dir)
-    frame, config = benchmark_frame(frame, inputs)
     frame = frame[frame["split"] == "train"]  # the holdout goes before anything is fit or scored
+    frame, config = benchmark_frame(frame, inputs, args.click_factors)
     config = replace(config, device=args.device)
     splits = validation_splits(frame, config)
     seeds = list(range(args.seeds))
@@ -204,7 +206,7 @@ def main() -> None:
         print(f"{name}: validation GAUC per seed {[round(r['gauc_clicked'], 4) for r in scored.reports]}", flush=True)
     setup = {"source": str(args.frame_dir), "validation_rows": len(splits.validation), "seeds": seeds,
              "trials": args.trials, "max_widenings": args.max_widenings, "selection_metric": args.selection_metric,
-             "models": args.models}
+             "models": args.models, "click_factors": args.click_factors}
     write_results(Outcome(setup, tunings, results, touches=[]), args.results_json)
 
 

@@ -97,6 +97,71 @@ def test_train_click_features_ignore_future_rows_entirely(features):
     pd.testing.assert_frame_equal(alone, with_future)
 
 
+def _two_taste_clicks(days: int = 3) -> pd.DataFrame:
+    """Users 0-5 click videos 0-2 and users 6-11 videos 3-5, one click a day each (train)."""
+    rows = []
+    for day in range(days):
+        for user in range(12):
+            video = (user + day) % 3 + (0 if user < 6 else 3)
+            rows.append(_row(user, video, f"2026-01-{day + 1:02d} 09:00", clicked=True))
+    return pd.DataFrame(rows)
+
+
+def test_click_factor_score_is_puresvd_of_the_clicks_known_before_the_rows_day(features):
+    from scipy.sparse.linalg import svds
+
+    clicks = _two_taste_clicks()
+    shown = pd.DataFrame([_row(0, 1, "2026-01-04 12:00"), _row(0, 4, "2026-01-04 12:00"),
+                          _row(7, 4, "2026-01-04 12:00"), _row(7, 1, "2026-01-04 12:00")])
+    frame = pd.concat([clicks, shown], ignore_index=True)
+    computed = features.click_factor_features(frame, rank=2).iloc[len(clicks):]
+    score = computed["click_factor_score"].to_numpy()
+    # each user prefers their own taste's video, by PureSVD's own numbers
+    matrix = np.zeros((12, 6))
+    for user, video in zip(clicks["user_id"], clicks["video_id"]):
+        matrix[user, video] = 1.0
+    _, _, right = svds(matrix, k=2)
+    expected = [matrix[user] @ right.T @ right[:, video] for user, video in [(0, 1), (0, 4), (7, 4), (7, 1)]]
+    np.testing.assert_allclose(score, expected, atol=1e-9)
+    assert score[0] > score[1] and score[2] > score[3]
+    # the factors' dot product is the score, whatever rotation aligned them
+    user_columns, video_columns = features.factor_columns(2)
+    products = np.einsum("ik,ik->i", computed[user_columns].to_numpy(), computed[video_columns].to_numpy())
+    np.testing.assert_allclose(products, score, atol=1e-9)
+
+
+def test_click_factors_see_no_click_of_the_rows_day_or_later(features):
+    clicks = _two_taste_clicks()
+    shown = [_row(0, 1, "2026-01-03 12:00"), _row(9, 2, "2026-01-03 12:00")]  # day 3: days 1-2 known
+    later = pd.DataFrame([_row(9, 2, "2026-01-03 13:00", clicked=True), _row(0, 4, "2026-01-05 09:00", clicked=True),
+                          _row(0, 5, "2026-01-05 10:00", clicked=True, split="holdout")])
+    past = pd.concat([clicks[clicks["event_timestamp"] < pd.Timestamp("2026-01-03", tz="UTC")], pd.DataFrame(shown)],
+                     ignore_index=True)
+    alone = features.click_factor_features(past, rank=2).iloc[-2:]
+    with_later = features.click_factor_features(pd.concat([past, later], ignore_index=True), rank=2)
+    with_later = with_later.iloc[len(past) - 2 : len(past)]
+    np.testing.assert_allclose(alone["click_factor_score"], with_later["click_factor_score"], atol=1e-9)
+    # user 9 clicked nothing of videos 0-2, so a video of the other taste scores 0 for them
+    assert alone["click_factor_score"].iloc[1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_click_factors_are_missing_where_nothing_is_known_yet(features):
+    frame = pd.concat([pd.DataFrame([_row(0, 1, "2026-01-01 08:00"), _row(99, 1, "2026-01-02 08:00")]),
+                       _two_taste_clicks(days=1)], ignore_index=True)
+    computed = features.click_factor_features(frame, rank=2)
+    assert math.isnan(computed["click_factor_score"].iloc[0])  # day 1: no click settled yet
+    assert math.isnan(computed["click_factor_score"].iloc[1])  # user 99 never clicked
+    assert not computed[features.factor_columns(2)[0]].iloc[1].any()
+
+
+def test_benchmark_frame_gives_the_click_factors_to_the_config_only_when_asked(features):
+    without, plain = features.benchmark_frame(_labelled_frame(800), INPUTS)
+    with_factors, config = features.benchmark_frame(_labelled_frame(800), INPUTS, click_factors=True)
+    added = [name for name in config.numeric_features if name not in plain.numeric_features]
+    assert added[0] == "click_factor_score" and len(added) == 1 + 2 * features.CLICK_FACTOR_RANK
+    assert set(added) <= set(with_factors.columns) and not set(added) & set(without.columns)
+
+
 def _labelled_frame(rows: int, seed: int = 0) -> pd.DataFrame:
     """Requests of 4 impressions over 10 days, the last 3 days holdout; clicks likelier with quality."""
     rng = np.random.default_rng(seed)
