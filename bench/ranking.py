@@ -52,6 +52,9 @@ the fitters are in bench/ranking_models.py):
   the numerics' CDF and missing flag, and the train-click features; no bag (a tree has no use
   for a set of ids: `history_cowatch_*` is its summary of the bag against the candidate);
 - popularity: `candidate_train_clickers` alone.
+With `--click-factors` every model also gets the click factors as numerics (a per-day PureSVD of
+the train clicks known before the row's day: the user's and the candidate's 16-wide factors and
+their dot product; bench/ranking_features.py::`click_factor_features`).
 On simulated data (a home `vidrec simulate` wrote, or its export) three ceiling rows follow the
 models: the holdout scored by the simulator's ground truth (bench/ranking_ceiling.py: expected
 watch seconds, the same without the latent style term, and true affinity). They are fit on
@@ -147,14 +150,15 @@ def benchmark(args: argparse.Namespace) -> Outcome:
         settings = _settings(args.home)
         frame, inputs = pd.read_parquet(pipeline_frame_path(settings, args.frame)), pipeline_inputs(settings)
         source, ground_truth = str(settings.home), home_ground_truth(settings)
-    frame, config = benchmark_frame(frame, inputs)
+    frame, config = benchmark_frame(frame, inputs, args.click_factors)
     config = replace(config, device=args.device)
     holdout = frame[frame["split"] == "holdout"]
     setup = {"dataset": args.dataset, "source": source, "rows": len(frame), "holdout_rows": len(holdout),
              "holdout_users": int(holdout["user_id"].nunique()), "seeds": list(range(args.seeds)),
              "trials": args.trials, "max_widenings": args.max_widenings, "selection_metric": args.selection_metric,
              "resamples": args.resamples or DEFAULT_RESAMPLES, "models": args.models, "threads": args.threads,
-             "device": args.device, "ground_truth": str(ground_truth) if ground_truth else None}
+             "device": args.device, "ground_truth": str(ground_truth) if ground_truth else None,
+             "click_factors": args.click_factors}
     print(report_header(setup))
     if args.seeds < 5:
         print(f"note: {args.seeds} seeds; reported numbers need at least 5")
@@ -203,6 +207,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--resamples", type=int, default=None,
                         help=f"bootstrap resamples of users (default {DEFAULT_RESAMPLES}; "
                              "with --from-results, the file's)")
+    parser.add_argument("--click-factors", action="store_true",
+                        help="add the per-day click factors (bench/ranking_features.py) to every model's inputs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the latency budget assumes ≤ 2)")
     parser.add_argument("--device", default="cpu", help="where our ranker trains: cpu, cuda, cuda:1, ...")
     parser.add_argument("--results-json", type=Path, metavar="PATH",

@@ -62,7 +62,7 @@ def read_results(path: Path) -> Outcome:
 
 # What every part of one benchmark must share to be reported as one run.
 SHARED_SETUP = ("dataset", "rows", "holdout_rows", "holdout_users", "seeds", "trials", "max_widenings",
-                "selection_metric", "resamples")
+                "selection_metric", "resamples", "click_factors")
 
 
 def merge_outcomes(outcomes: list[Outcome], ours: str) -> Outcome:

@@ -179,7 +179,8 @@ def report_header(setup: dict) -> str:
     return (f"dataset: {setup['dataset']} from {setup['source']}; {setup['rows']} rows, {setup['holdout_rows']} "
             f"holdout ({setup['holdout_users']} users); seeds {setup['seeds']}; {setup['trials']} trials per search "
             f"round, every model's trial picked by validation {selection_label(selection_of(setup))}; "
-            f"torch threads {setup['threads']}; ranker trained on {setup['device']}")
+            f"torch threads {setup['threads']}; ranker trained on {setup['device']}"
+            + ("; every model given the click factors" if setup.get("click_factors") else ""))
 
 
 def report_footer(setup: dict, touches: Sequence[dict]) -> str:

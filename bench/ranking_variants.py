@@ -124,6 +124,9 @@ def combine(paths: list[Path], resamples: int) -> str:
     if len(selections) > 1:
         raise SystemExit(f"these results were tuned by different selection metrics {selections}; "
                          "combine one metric's results at a time")
+    if len({bool(outcome.setup.get("click_factors")) for outcome in outcomes}) > 1:
+        raise SystemExit("some of these results had the click factors and some did not; "
+                         "combine one set of inputs at a time")
     results = {scored.model: scored for outcome in outcomes for scored in outcome.results}
     tunings = {model: tuning for outcome in outcomes for model, tuning in outcome.tunings.items()}
     baselines = [results[name] for name in BASELINES if name in results]
