@@ -41,8 +41,8 @@ fits on them), the rest the fit rows. Every model fits on the fit rows with the 
 watch-time-weighted objective (positives weigh their watch seconds), is tuned on validation, and
 is scored on `split == 'holdout'` (the pipeline's temporal holdout).
 
-What each model sees (`ranker_inputs` of the feature service, plus `TRAIN_CLICK_FEATURES`;
-the fitters are in bench/ranking_models.py):
+What each model sees (`ranker_inputs` of the feature service, plus `TRAIN_CLICK_FEATURES` and
+the click factors; the fitters are in bench/ranking_models.py):
 - the ranker: every categorical (embedded; the candidate's id and the last watched video share a
   table), every numeric (quantile-normalised), the recent-watch bag (averaged embeddings and
   their dot product with the candidate's), and the train-click features;
@@ -52,9 +52,11 @@ the fitters are in bench/ranking_models.py):
   the numerics' CDF and missing flag, and the train-click features; no bag (a tree has no use
   for a set of ids: `history_cowatch_*` is its summary of the bag against the candidate);
 - popularity: `candidate_train_clickers` alone.
-With `--click-factors` every model also gets the click factors as numerics (a per-day PureSVD of
-the train clicks known before the row's day: the user's and the candidate's 16-wide factors and
-their dot product; bench/ranking_features.py::`click_factor_features`).
+Every model also gets the click factors as numerics (`--no-click-factors` leaves them out): a
+per-day PureSVD of the train clicks known before the row's day, the user's and the candidate's
+16-wide factors and their dot product (bench/ranking_features.py::`click_factor_features`). The
+factors are the baselines' form of what the ranker's embeddings learn (who clicked what); HGB
+gains from them on both datasets and LR on simulated data, the ranker on neither.
 On simulated data (a home `vidrec simulate` wrote, or its export) three ceiling rows follow the
 models: the holdout scored by the simulator's ground truth (bench/ranking_ceiling.py: expected
 watch seconds, the same without the latent style term, and true affinity). They are fit on
@@ -207,8 +209,9 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--resamples", type=int, default=None,
                         help=f"bootstrap resamples of users (default {DEFAULT_RESAMPLES}; "
                              "with --from-results, the file's)")
-    parser.add_argument("--click-factors", action="store_true",
-                        help="add the per-day click factors (bench/ranking_features.py) to every model's inputs")
+    parser.add_argument("--click-factors", action=argparse.BooleanOptionalAction, default=True,
+                        help="give every model the per-day click factors (bench/ranking_features.py); on by "
+                             "default since 2026-12-06: HGB and LR use them (docs/benchmarks.md)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the latency budget assumes ≤ 2)")
     parser.add_argument("--device", default="cpu", help="where our ranker trains: cpu, cuda, cuda:1, ...")
     parser.add_argument("--results-json", type=Path, metavar="PATH",

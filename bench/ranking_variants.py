@@ -170,8 +170,9 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--params", type=json.loads, metavar="JSON",
                         help="hyper-parameters to score as chosen, untuned (one ranker variant; an ablation)")
     parser.add_argument("--label", help="the name results are reported under (default: the model's)")
-    parser.add_argument("--click-factors", action="store_true",
-                        help="add the per-day click factors (bench/ranking_features.py) to every model's inputs")
+    parser.add_argument("--click-factors", action=argparse.BooleanOptionalAction, default=True,
+                        help="give every model the per-day click factors (bench/ranking_features.py); on by "
+                             "default since 2026-12-06: HGB and LR use them (docs/benchmarks.md)")
     args = parser.parse_args()
     args.models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = [name for name in args.models if name not in VARIANTS and name not in BASELINES]

@@ -526,12 +526,13 @@ def test_the_variant_study_takes_the_click_factors_and_never_combines_them_with_
     script = BENCH_DIR / "ranking_variants.py"
     common = dict(capture_output=True, text=True, cwd=BENCH.parents[1], timeout=300,
                   env={**os.environ, "PYTHONPATH": str(BENCH.parents[1])})
-    for name, extra in (("with", ["--click-factors"]), ("without", [])):
+    for name, extra in (("with", []), ("without", ["--no-click-factors"])):  # on by default
         completed = subprocess.run([sys.executable, str(script), "--frame-dir", str(export), "--models",
                                     "logistic regression", "--trials", "1", "--max-widenings", "0", "--seeds", "1",
                                     "--results-json", str(tmp_path / f"{name}.json"), *extra], **common)
         assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads((tmp_path / "with.json").read_text())["setup"]["click_factors"] is True
+    assert json.loads((tmp_path / "without.json").read_text())["setup"]["click_factors"] is False
     completed = subprocess.run([sys.executable, str(script), "--combine", str(tmp_path / "with.json"),
                                 str(tmp_path / "without.json"), "--resamples", "50"], **common)
     assert completed.returncode != 0 and "some of these results had the click factors" in completed.stderr
