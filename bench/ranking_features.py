@@ -17,6 +17,7 @@ the row's UTC day began (a row's own label never counts):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,47 @@ from models.ranking.config import RankerConfig
 
 TRAIN_CLICK_FEATURES = ("candidate_train_clickers", "history_cowatch_count", "history_cowatch_share")
 CLICK_SETTLES_AFTER = pd.Timedelta(hours=1)  # a click is a watch within 30 min of its impression
+
+
+def _row_days(frame: pd.DataFrame) -> np.ndarray:
+    return pd.to_datetime(frame["event_timestamp"], utc=True).dt.floor("D").to_numpy()
+
+
+@dataclass(frozen=True)
+class _TrainClicks:
+    """The frame's train-split clicks, indexed so that the users × videos matrix of those known
+    on a day is one call: the one rule (settled before the day began) every train-click feature
+    shares."""
+
+    settled_day: np.ndarray  # per click: the UTC day its settling time falls in
+    users: np.ndarray  # distinct user ids; a click's matrix row is its index here
+    rows: np.ndarray
+    videos: np.ndarray  # distinct video ids; a click's matrix column
+    columns: np.ndarray
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _TrainClicks:
+        clicks = frame[(frame["split"] == "train") & frame["clicked"].fillna(False).astype(bool)]
+        settled = (pd.to_datetime(clicks["event_timestamp"], utc=True) + CLICK_SETTLES_AFTER).dt.floor("D")
+        videos, columns = np.unique(clicks["video_id"].to_numpy(np.int64), return_inverse=True)
+        users, rows = np.unique(clicks["user_id"].to_numpy(), return_inverse=True)
+        return cls(settled.to_numpy(), users, rows, videos, columns)
+
+    def video_columns(self, video_ids) -> np.ndarray:
+        """Each id's matrix column, -1 for a video with no train click."""
+        position = {int(video): column for column, video in enumerate(self.videos)}
+        return np.array([position.get(int(video), -1) for video in video_ids], dtype=np.int64)
+
+    def known_before(self, day):
+        """(users, videos) 0/1 CSR: who clicked what, of the clicks settled before `day` began;
+        a repeat click counts once."""
+        from scipy import sparse
+
+        known = self.settled_day < day
+        clicked = sparse.csr_matrix((np.ones(known.sum()), (self.rows[known], self.columns[known])),
+                                    shape=(len(self.users), len(self.videos)))
+        clicked.data[:] = 1.0
+        return clicked
 
 
 def _bag_matrix(frame: pd.DataFrame, bag_column: str, position: dict[int, int], candidates: np.ndarray,
@@ -59,23 +101,15 @@ def train_click_features(frame: pd.DataFrame, max_bag_length: int = 50,
       clickers), NaN when either is 0: the mean share of the candidate's clickers who also
       clicked a bag video.
     """
-    from scipy import sparse
-
-    row_day = pd.to_datetime(frame["event_timestamp"], utc=True).dt.floor("D").to_numpy()
-    clicks = frame[(frame["split"] == "train") & frame["clicked"].fillna(False).astype(bool)]
-    settled_day = (pd.to_datetime(clicks["event_timestamp"], utc=True) + CLICK_SETTLES_AFTER).dt.floor("D").to_numpy()
-    videos, click_columns = np.unique(clicks["video_id"].to_numpy(np.int64), return_inverse=True)
-    users, click_rows = np.unique(clicks["user_id"].to_numpy(), return_inverse=True)
-    position = {int(video): column for column, video in enumerate(videos)}
-    candidates = np.array([position.get(int(video), -1) for video in frame["video_id"]], dtype=np.int64)
+    row_day = _row_days(frame)
+    clicks = _TrainClicks.of(frame)
+    position = {int(video): column for column, video in enumerate(clicks.videos)}
+    candidates = clicks.video_columns(frame["video_id"])
     bags = _bag_matrix(frame, bag_column, position, candidates, max_bag_length)
     clickers, cowatch = np.zeros(len(frame)), np.zeros(len(frame))
     for day in np.unique(row_day):
         rows = np.flatnonzero((row_day == day) & (candidates >= 0))
-        known = settled_day < day  # settled on a day before this one began
-        clicked = sparse.csr_matrix((np.ones(known.sum()), (click_rows[known], click_columns[known])),
-                                    shape=(len(users), len(videos)))
-        clicked.data[:] = 1.0  # users, not clicks: a repeat click counts once
+        clicked = clicks.known_before(day)  # users, not clicks: a repeat click counts once
         together = (clicked.T @ clicked).tocsr()  # (videos, videos): users who clicked both
         clickers[rows] = together.diagonal()[candidates[rows]]
         cowatch[rows] = np.asarray(together[candidates[rows]].multiply(bags[rows]).sum(axis=1)).ravel()
@@ -133,26 +167,17 @@ def click_factor_features(frame: pd.DataFrame, rank: int = CLICK_FACTOR_RANK) ->
     For the factors to mean the same thing on every day, each day's V is rotated onto the day
     before's (orthogonal Procrustes): the rotation uses nothing later than the day it aligns, and
     leaves the score unchanged."""
-    from scipy import sparse
-
     user_columns, video_columns = factor_columns(rank)
-    row_day = pd.to_datetime(frame["event_timestamp"], utc=True).dt.floor("D").to_numpy()
-    clicks = frame[(frame["split"] == "train") & frame["clicked"].fillna(False).astype(bool)]
-    settled_day = (pd.to_datetime(clicks["event_timestamp"], utc=True) + CLICK_SETTLES_AFTER).dt.floor("D").to_numpy()
-    videos, click_columns = np.unique(clicks["video_id"].to_numpy(np.int64), return_inverse=True)
-    users, click_rows = np.unique(clicks["user_id"].to_numpy(), return_inverse=True)
-    video_position = {int(video): column for column, video in enumerate(videos)}
-    user_position = {user: row for row, user in enumerate(users)}
-    candidates = np.array([video_position.get(int(video), -1) for video in frame["video_id"]], dtype=np.int64)
+    row_day = _row_days(frame)
+    clicks = _TrainClicks.of(frame)
+    user_position = {user: row for row, user in enumerate(clicks.users)}
+    candidates = clicks.video_columns(frame["video_id"])
     row_users = np.array([user_position.get(user, -1) for user in frame["user_id"]], dtype=np.int64)
     user_factors, video_factors = np.zeros((len(frame), rank)), np.zeros((len(frame), rank))
     score = np.full(len(frame), np.nan)
     previous = None
     for day in np.unique(row_day):
-        known = settled_day < day
-        clicked = sparse.csr_matrix((np.ones(known.sum()), (click_rows[known], click_columns[known])),
-                                    shape=(len(users), len(videos)))
-        clicked.data[:] = 1.0  # users, not clicks: a repeat click counts once
+        clicked = clicks.known_before(day)
         vectors = _aligned(_top_right_vectors(clicked, rank), previous)
         previous = vectors
         rows = np.flatnonzero(row_day == day)
