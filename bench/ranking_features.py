@@ -6,12 +6,14 @@ Two kinds of train-click features, both from the frame's train-split clicks that
 the row's UTC day began (a row's own label never counts):
 - counts (`TRAIN_CLICK_FEATURES`): the candidate's clickers, and its co-clicks with the user's
   recent-watch bag;
-- click factors (`click_factor_features`, optional: `benchmark_frame(click_factors=True)`): a
-  low-rank factorization of who clicked what, refit per day. Why: the ground-truth ceilings
+- click factors (`click_factor_features`; `benchmark_frame(click_factors=True)`, which
+  bench/ranking.py and bench/ranking_variants.py ask for unless `--no-click-factors`): a low-rank
+  factorization of who clicked what, refit per day. Why: the ground-truth ceilings
   (bench/ranking_ceiling.py) put most of the models' distance from what simulated data allows in
   the latent user × video match, which the counts hardly describe (on the default world's
-  validation rows the three correlate 0.04 to 0.07 with it, the factor score 0.15). Factorizing the click matrix is the
-  classic way to recover such a match from logs (PureSVD: Cremonesi et al., 2010).
+  validation rows the three correlate 0.04 to 0.07 with it, the factor score 0.15).
+  Factorizing the click matrix is the classic way to recover such a match from logs (PureSVD:
+  Cremonesi et al., 2010).
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def train_click_features(frame: pd.DataFrame, max_bag_length: int = 50,
         share = np.where(pairs > 0, cowatch / pairs, np.nan)
     return pd.DataFrame({"candidate_train_clickers": clickers, "history_cowatch_count": cowatch,
                          "history_cowatch_share": share}, index=frame.index)
+
 
 CLICK_FACTOR_RANK = 16  # fixed before any run: style (4 dims) plus category taste and popularity
 CLICK_FACTOR_SCORE = "click_factor_score"
