@@ -54,9 +54,13 @@ class _TrainClicks:
         users, rows = np.unique(clicks["user_id"].to_numpy(), return_inverse=True)
         return cls(settled.to_numpy(), users, rows, videos, columns)
 
-    def video_columns(self, video_ids) -> np.ndarray:
+    def video_position(self) -> dict[int, int]:
+        """Video id → its matrix column."""
+        return {int(video): column for column, video in enumerate(self.videos)}
+
+    def video_columns(self, video_ids, position: dict[int, int] | None = None) -> np.ndarray:
         """Each id's matrix column, -1 for a video with no train click."""
-        position = {int(video): column for column, video in enumerate(self.videos)}
+        position = self.video_position() if position is None else position
         return np.array([position.get(int(video), -1) for video in video_ids], dtype=np.int64)
 
     def known_before(self, day):
@@ -105,8 +109,8 @@ def train_click_features(frame: pd.DataFrame, max_bag_length: int = 50,
     """
     row_day = _row_days(frame)
     clicks = _TrainClicks.of(frame)
-    position = {int(video): column for column, video in enumerate(clicks.videos)}
-    candidates = clicks.video_columns(frame["video_id"])
+    position = clicks.video_position()
+    candidates = clicks.video_columns(frame["video_id"], position)
     bags = _bag_matrix(frame, bag_column, position, candidates, max_bag_length)
     clickers, cowatch = np.zeros(len(frame)), np.zeros(len(frame))
     for day in np.unique(row_day):
