@@ -22,6 +22,11 @@ close to each other cannot.
 the validation rows (the holdout is dropped before anything is scored); `--split holdout` scores
 the holdout instead, a read of it by these fixed scorers only, which chooses nothing.
 bench/ranking.py adds them to its holdout table.
+
+After them the script prints two scorers *fit* on the true terms (bench/ranking_true_terms.py: LR
+and HGB given the behaviour model's own inputs), fit on the fit rows (validation) or on all train
+rows (`--split holdout`), with their paired differences: whether a non-linear form beats a linear
+one once the inputs are right.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.evaluation.bootstrap import DEFAULT_RESAMPLES, bootstrap_interval
+from models.evaluation.bootstrap import DEFAULT_RESAMPLES, bootstrap_interval, mean_over_seeds, paired_difference
 from models.ranking.evaluate import user_components
 from vidrec.simulator import affinity_terms_of_pairs, expected_watch_seconds
 
 from ranking_protocol import Scored, score_fixed
+from ranking_true_terms import BOOSTED, LINEAR, fit_on_true_terms
 
 EXPECTED_WATCH = "ground truth: expected watch seconds"
 EXPECTED_WATCH_WITHOUT_STYLE = "ground truth without the style term: expected watch seconds"
@@ -80,6 +86,38 @@ def ceiling_table(frame: pd.DataFrame, ground_truth_dir: Path, resamples: int) -
     return "\n".join(lines)
 
 
+def _seed_mean_components(frame: pd.DataFrame, per_seed_scores: list[np.ndarray]) -> pd.DataFrame:
+    """User components averaged over seeds (every seed scores the same rows, so the same users)."""
+    per_seed = [user_components(frame, scores) for scores in per_seed_scores]
+    return pd.DataFrame({column: mean_over_seeds([components[column] for components in per_seed])
+                         for column in per_seed[0].columns}, index=per_seed[0].index)
+
+
+def true_term_tables(fit_rows: pd.DataFrame, rows: pd.DataFrame, ground_truth_dir: Path, resamples: int) -> str:
+    """LR and HGB fit on `fit_rows`' true terms, scored on `rows` (user-bootstrap 95 % intervals,
+    HGB's user terms averaged over its seeds), then their paired differences: HGB − LR, and
+    LR − the expected-watch ceiling (pairwise loss: < 0 means the first orders better)."""
+    fitted = fit_on_true_terms(fit_rows, rows, ground_truth_dir)
+    components = {name: _seed_mean_components(rows, scores) for name, scores in fitted.items()}
+    components[EXPECTED_WATCH] = user_components(rows, ceiling_scores(rows, ground_truth_dir)[EXPECTED_WATCH])
+    lines = ["| scorer fit on the true terms | fits (seeds) | GAUC [95% CI] | pairwise loss ↓ [95% CI] |",
+             "|---|---|---|---|"]
+    for name, scores in fitted.items():
+        gauc = bootstrap_interval(components[name]["gauc_numerator"], components[name]["gauc_weight"], resamples)
+        loss = bootstrap_interval(components[name]["pairwise_wrong_weight"], components[name]["pairwise_pair_weight"],
+                                  resamples)
+        lines.append(f"| {name} | {len(scores)} | {gauc.format()} | {loss.format()} |")
+    lines += ["", "| paired difference | GAUC [95% CI] | pairwise loss [95% CI] |", "|---|---|---|"]
+    for first, second in ((BOOSTED, LINEAR), (LINEAR, EXPECTED_WATCH)):
+        a, b = components[first], components[second]
+        gauc = paired_difference(a["gauc_numerator"], b["gauc_numerator"], a["gauc_weight"], b["gauc_weight"],
+                                 resamples)
+        loss = paired_difference(a["pairwise_wrong_weight"], b["pairwise_wrong_weight"], a["pairwise_pair_weight"],
+                                 b["pairwise_pair_weight"], resamples)
+        lines.append(f"| {first} − {second} | {gauc.format()} | {loss.format()} |")
+    return "\n".join(lines)
+
+
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--frame-dir", type=Path, required=True,
@@ -106,12 +144,15 @@ def main() -> None:
     frame, inputs = exported_frame(args.frame_dir)
     frame, config = benchmark_frame(frame, inputs)
     if args.split == "holdout":
+        fit_rows = frame[frame["split"] == "train"]
         rows, note = frame[frame["split"] == "holdout"], "a read of the holdout by the ground truth alone"
     else:
-        rows = validation_splits(frame[frame["split"] == "train"], config).validation
-        note = "the holdout was dropped before scoring"
+        splits = validation_splits(frame[frame["split"] == "train"], config)
+        fit_rows, rows, note = splits.fit, splits.validation, "the holdout was dropped before scoring"
     print(f"{args.split}: {len(rows)} rows of {rows['user_id'].nunique()} users ({note})\n")
     print(ceiling_table(rows, ground_truth, args.resamples))
+    print(f"\nfit on {len(fit_rows)} rows before them:\n")
+    print(true_term_tables(fit_rows, rows, ground_truth, args.resamples))
 
 if __name__ == "__main__":
     main()

@@ -336,6 +336,42 @@ def test_the_ceilings_score_each_row_by_its_own_users_and_videos_truth(ceiling, 
         ceiling.ceiling_scores(frame.assign(duration_seconds=0.0), tmp_path / "truth")
 
 
+@pytest.fixture(scope="module")
+def true_terms(bench_on_path):
+    return importlib.import_module("ranking_true_terms")
+
+
+def test_the_true_term_design_holds_each_rows_own_terms_and_log_duration(true_terms, ceiling, tmp_path):
+    _write_ground_truth(tmp_path / "truth")
+    frame = _labelled_frame(80).assign(duration_seconds=np.linspace(30.0, 3000.0, 80))
+    design = true_terms.true_term_design(frame, tmp_path / "truth")
+    affinity = ceiling.ceiling_scores(frame, tmp_path / "truth")[ceiling.AFFINITY]
+    np.testing.assert_allclose(design[:, :3].sum(axis=1), affinity, rtol=1e-5)  # taste + style + quality
+    np.testing.assert_allclose(design[:, 3], np.log(frame["duration_seconds"]))
+    with pytest.raises(ValueError, match="duration_seconds must be positive"):
+        true_terms.true_term_design(frame.assign(duration_seconds=np.nan), tmp_path / "truth")
+
+
+def test_scorers_fit_on_the_true_terms_learn_the_term_that_decides_the_click(true_terms, tmp_path):
+    """Clicks decided by the style term alone: both fits separate unseen rows' clicks by style,
+    and neither reads the scored rows' labels (flipping them changes no score)."""
+    from sklearn.metrics import roc_auc_score
+
+    _write_ground_truth(tmp_path / "truth")
+    frame = _labelled_frame(2000, seed=3).assign(duration_seconds=300.0)
+    style = true_terms.true_term_design(frame, tmp_path / "truth")[:, 1]
+    frame["clicked"] = style > np.median(style)
+    frame["watch_seconds"] = np.where(frame["clicked"], 60.0, 0.0)
+    fit_rows, rows = frame.iloc[:1500], frame.iloc[1500:]
+    fitted = true_terms.fit_on_true_terms(fit_rows, rows, tmp_path / "truth")
+    assert [len(fitted[true_terms.LINEAR]), len(fitted[true_terms.BOOSTED])] == [1, 3]
+    for scores in fitted[true_terms.LINEAR] + fitted[true_terms.BOOSTED]:
+        assert roc_auc_score(rows["clicked"], scores) > 0.95
+    flipped = rows.assign(clicked=~rows["clicked"], watch_seconds=60.0 - rows["watch_seconds"])
+    again = true_terms.fit_on_true_terms(fit_rows, flipped, tmp_path / "truth")
+    np.testing.assert_array_equal(again[true_terms.LINEAR][0], fitted[true_terms.LINEAR][0])
+
+
 def test_the_ceiling_script_reads_the_validation_rows_only(tmp_path):
     frame = _labelled_frame(600)
     frame.loc[frame["split"] == "holdout", "video_id"] = 10_000  # no truth: reading a holdout row would fail
@@ -354,6 +390,12 @@ def test_the_ceiling_script_reads_the_validation_rows_only(tmp_path):
     assert 0 < validation_rows <= 0.1 * (frame["split"] == "train").sum()  # the last 10 % of train, by time
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| ground truth")]
     assert len(rows) == 3 and all(line.count("[") == 2 for line in rows)
+    fitted = [line.split(" | ") for line in completed.stdout.splitlines() if line.startswith(("| LR fit", "| HGB fit"))]
+    assert [cells[1] for cells in fitted if " − " not in cells[0]] == ["1", "3"]  # LR once, HGB per seed
+    paired = [line for line in completed.stdout.splitlines() if " − " in line and line.count("[") == 2]
+    assert len(paired) == 2
+    fit_rows = int(completed.stdout.split("fit on ")[1].split(" rows")[0])
+    assert fit_rows + validation_rows == (frame["split"] == "train").sum()  # fit on the rows before validation
 
 
 RUN_FROM_EXPORT = """
