@@ -9,6 +9,7 @@ from dagster import Definitions, load_assets_from_modules
 from orchestration.assets import deployment, features, models, raw, served_skew, transform, validated
 from orchestration.assets.experiments import closed_loop_experiment, run_closed_loop_experiment
 from orchestration.checks import all_checks
+from orchestration.housekeeping import daily_served_feature_pruning, prune_served_feature_log
 from orchestration.jobs import refresh_everything, refresh_everything_parallel
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_retrain
@@ -21,8 +22,8 @@ def build_definitions(settings: VidrecSettings | None = None) -> Definitions:
         assets=[*load_assets_from_modules([raw, validated, transform, features, models, served_skew, deployment]),
                 closed_loop_experiment],
         asset_checks=all_checks,
-        jobs=[refresh_everything, refresh_everything_parallel, run_closed_loop_experiment],
-        schedules=[daily_retrain],
+        jobs=[refresh_everything, refresh_everything_parallel, run_closed_loop_experiment, prune_served_feature_log],
+        schedules=[daily_retrain, daily_served_feature_pruning],
         sensors=[raw_logs_changed],
         resources=build_resources(settings or VidrecSettings()),
     )

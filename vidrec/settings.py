@@ -9,12 +9,13 @@ other code knowing.
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -139,6 +140,10 @@ class VidrecSettings(BaseSettings):
     # (one directory per request day). 0 switches it off.
     served_features_sample_share: float = Field(0.1, ge=0, le=1)
     served_features_dir_override: Path | None = Field(None, alias="VIDREC_SERVED_FEATURES_DIR")
+    # Days of the served-feature log kept, counted back from its newest day: the Dagster job
+    # `prune_served_feature_log` (daily at 04:00 UTC) removes older `day=` directories. At least
+    # the skew checks' window (below), which reads nothing older.
+    served_features_retention_days: int = Field(30, ge=1)
 
     # Skew on served features, the promotion gate (orchestration/assets/served_skew.py): the
     # served-feature log of the last `served_skew_window_days` days (counted back from its newest
@@ -235,6 +240,16 @@ class VidrecSettings(BaseSettings):
                 f"expected postgresql://user[:password]@host[:port]/database, got {postgres_url!r}"
             )
         return postgres_url
+
+    @model_validator(mode="after")
+    def _served_feature_retention_covers_the_skew_window(self) -> VidrecSettings:
+        if self.served_features_retention_days < math.ceil(self.served_skew_window_days):
+            raise ValueError(
+                f"served_features_retention_days ({self.served_features_retention_days}) is shorter than "
+                f"served_skew_window_days ({self.served_skew_window_days:g}): pruning would delete days the "
+                "served-feature skew checks read; keep at least the window"
+            )
+        return self
 
     @field_validator("home")
     @classmethod

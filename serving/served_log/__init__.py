@@ -7,7 +7,7 @@ holds) then `log` (the writer).
 
 The served-feature log: for a sampled share of ranked requests, the ranker's inputs of each served
 item, as it was fed them, for the skew checks that gate promotion. Read `feature_files` (the
-files) then `feature_log` (the writer).
+files) then `feature_log` (the writer); `feature_retention` says how long a day is kept.
 
 Both writers share `background`: bounded, written by a thread, never waited for.
 """

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 
 import pandas as pd
+import pytest
 from dagster import (
     DagsterInstance,
     DagsterRunStatus,
@@ -14,6 +17,7 @@ from dagster import (
     build_sensor_context,
     instance_for_test,
 )
+from pydantic import ValidationError
 
 from orchestration.definitions import build_definitions
 from orchestration.resources import VidrecResource
@@ -163,3 +167,35 @@ def test_the_daily_retrain_waits_for_a_first_pipeline_run(tmp_path):
         result = definitions.resolve_schedule_def("daily_retrain").evaluate_tick(context)
 
     assert not result.run_requests and "vidrec pipeline" in result.skip_message
+
+
+def test_a_retention_shorter_than_the_skew_window_is_refused_naming_both(tmp_path):
+    with pytest.raises(ValidationError, match=re.escape("served_features_retention_days (6) is shorter than "
+                                                        "served_skew_window_days (6.5)")):
+        VidrecSettings(home=tmp_path, served_features_retention_days=6, served_skew_window_days=6.5)
+    assert VidrecSettings(home=tmp_path, served_features_retention_days=7,
+                          served_skew_window_days=6.5).served_features_retention_days == 7
+
+
+def test_the_daily_pruning_keeps_the_served_feature_log_to_the_settings_retention(tmp_path):
+    from serving.served_log.feature_files import write_day_file
+
+    settings = VidrecSettings(home=tmp_path, served_features_retention_days=10)
+    for day in ("2026-03-01", "2026-03-05", "2026-03-20"):
+        when = datetime.fromisoformat(day)
+        write_day_file(settings.served_features_dir, when,
+                       [{"request_id": day, "user_id": 1, "video_id": 2, "position": 0, "request_time": when,
+                         "ranker_version": "1", "degraded": "", "watch_seconds_28d": 1.0}],
+                       {"watch_seconds_28d": "numeric"})
+    definitions = build_definitions(settings)
+    schedule = definitions.resolve_schedule_def("daily_served_feature_pruning")
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 4 * * *", "prune_served_feature_log")
+
+    with instance_for_test() as instance:
+        result = definitions.resolve_job_def("prune_served_feature_log").execute_in_process(instance=instance)
+
+    assert result.success
+    assert sorted(path.name for path in settings.served_features_dir.iterdir()) == ["day=2026-03-20"]
+    [output] = [event for event in result.all_node_events if event.event_type_value == "STEP_OUTPUT"]
+    metadata = output.event_specific_data.metadata
+    assert metadata["removed_days"].value == 2 and metadata["first_kept_day"].value == "2026-03-10"
