@@ -85,7 +85,14 @@ def _redis_online_store_config(redis_url: str) -> FeastConfigBaseModel:
             "profile 'production' keeps online features in Redis and needs the redis client: "
             "pip install 'feast[redis]'"
         ) from error
-    return RedisOnlineStoreConfig(connection_string=redis_connection_string(redis_url))
+    # skip_dedup: write every materialized row as it comes. By default Feast's Redis store skips a
+    # row no newer than the one it holds, so after a corrected or removed raw file a whole load
+    # could never replace an entity's vanished newest row with its new latest one. Nothing here
+    # needs the check: only `materialize` writes (one process at a time, one latest row per
+    # entity in its range), a whole load writes every entity's latest row, and an incremental
+    # load's range starts where rows can only have been added, so its rows are never older than
+    # the stored ones (orchestration/incremental_online.py).
+    return RedisOnlineStoreConfig(connection_string=redis_connection_string(redis_url), skip_dedup=True)
 
 
 def build_repo_config(settings: VidrecSettings) -> RepoConfig:

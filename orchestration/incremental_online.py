@@ -19,9 +19,10 @@ switched), and a registry without an earlier load of every view (a registry dele
 The record is written after a load succeeded.
 
 Not seen: an online store emptied behind the registry's back (a Redis flushed without its
-registry): load it whole once with VIDREC_INCREMENTAL_MARTS=false, or delete the record. On Redis
-even a whole load cannot repair a vanished row: Feast's Redis store skips writing a row no newer
-than the one it holds.
+registry): load it whole once with VIDREC_INCREMENTAL_MARTS=false, or delete the record. A whole
+load replaces a vanished newest row with the entity's new latest one on Redis too (its store
+writes without Feast's newer-than-stored check: feature_repo/store.py); an entity whose rows all
+vanished keeps its last value in either store until it has a row again.
 """
 
 from __future__ import annotations

@@ -77,3 +77,20 @@ def test_materialized_features_are_served_from_redis(production_settings):
     assert json.loads(logs["watch_log"][0])["categories"] == ["news", "music"]
     assert json.loads(logs["impression_log"][0])["unix_seconds"] == [0.5]
     assert not (production_settings.feast_dir / "online_store.db").exists()
+
+
+def test_a_whole_load_replaces_a_vanished_newest_row_in_redis(production_settings):
+    """A corrected raw file took user 7's newest row away: the next whole load serves the row
+    that is now the latest, though it is older than the one Redis holds."""
+    store = apply_feature_definitions(production_settings)
+    store.materialize(start_date=datetime(2026, 1, 1), end_date=datetime(2026, 1, 4))
+    daily = production_settings.marts_dir / "user_features_daily.parquet"
+    corrected = pq.read_table(daily).to_pylist()[0] | {"event_timestamp": datetime(2026, 1, 2), "country": "US",
+                                                        "watch_count_28d": 1}
+    pq.write_table(pa.Table.from_pylist([corrected]), daily)
+
+    store.materialize(start_date=datetime(2026, 1, 1), end_date=datetime(2026, 1, 4))
+
+    values = store.get_online_features(features=store.get_feature_service(RETRIEVAL_USER_FEATURES),
+                                       entity_rows=[{"user_id": 7}]).to_dict()
+    assert values["country"] == ["US"]
