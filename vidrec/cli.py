@@ -36,15 +36,21 @@ SERVICE_TARGET = "serving.service:RecommendationService"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _setting_problem(issue: dict) -> str:
+    """One variable's problem as `VIDREC_NAME='value': why`; a rule between settings (no one
+    variable to blame) as its message alone, which names the settings it relates."""
+    if not issue["loc"]:
+        return issue["msg"].removeprefix("Value error, ")
+    name = "_".join(str(part) for part in issue["loc"]).upper()
+    return f"VIDREC_{name}={issue.get('input')!r}: {issue['msg']}"
+
+
 def _settings() -> VidrecSettings:
     """The settings from the environment; a bad VIDREC_* value is a usage error naming the variable."""
     try:
         return VidrecSettings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"VIDREC_{'_'.join(str(part) for part in issue['loc']).upper()}={issue.get('input')!r}: {issue['msg']}"
-            for issue in error.errors()
-        )
+        problems = "; ".join(_setting_problem(issue) for issue in error.errors())
         raise click.UsageError(f"invalid setting(s): {problems}") from None
 
 

@@ -245,8 +245,8 @@ class VidrecSettings(BaseSettings):
     def _served_feature_retention_covers_the_skew_window(self) -> VidrecSettings:
         if self.served_features_retention_days < math.ceil(self.served_skew_window_days):
             raise ValueError(
-                f"served_features_retention_days ({self.served_features_retention_days}) is shorter than "
-                f"served_skew_window_days ({self.served_skew_window_days:g}): pruning would delete days the "
+                f"VIDREC_SERVED_FEATURES_RETENTION_DAYS ({self.served_features_retention_days}) is shorter than "
+                f"VIDREC_SERVED_SKEW_WINDOW_DAYS ({self.served_skew_window_days:g}): pruning would delete days the "
                 "served-feature skew checks read; keep at least the window"
             )
         return self

@@ -170,8 +170,8 @@ def test_the_daily_retrain_waits_for_a_first_pipeline_run(tmp_path):
 
 
 def test_a_retention_shorter_than_the_skew_window_is_refused_naming_both(tmp_path):
-    with pytest.raises(ValidationError, match=re.escape("served_features_retention_days (6) is shorter than "
-                                                        "served_skew_window_days (6.5)")):
+    with pytest.raises(ValidationError, match=re.escape("VIDREC_SERVED_FEATURES_RETENTION_DAYS (6) is shorter than "
+                                                        "VIDREC_SERVED_SKEW_WINDOW_DAYS (6.5)")):
         VidrecSettings(home=tmp_path, served_features_retention_days=6, served_skew_window_days=6.5)
     assert VidrecSettings(home=tmp_path, served_features_retention_days=7,
                           served_skew_window_days=6.5).served_features_retention_days == 7

@@ -50,3 +50,12 @@ def test_a_bad_setting_is_a_usage_error_naming_the_variable(tmp_path):
     assert result.exit_code == 2
     assert "VIDREC_SIM_USERS='many'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_settings_that_contradict_each_other_are_a_usage_error_naming_both(tmp_path):
+    result = CliRunner().invoke(main, ["simulate"], env={"VIDREC_HOME": str(tmp_path),
+                                                         "VIDREC_SERVED_FEATURES_RETENTION_DAYS": "3"})
+    assert result.exit_code == 2
+    assert ("invalid setting(s): VIDREC_SERVED_FEATURES_RETENTION_DAYS (3) is shorter than "
+            "VIDREC_SERVED_SKEW_WINDOW_DAYS (7)") in " ".join(result.output.split())
+    assert "Traceback" not in result.output
