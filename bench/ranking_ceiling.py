@@ -20,7 +20,7 @@ close to each other cannot.
 
 `python bench/ranking_ceiling.py --frame-dir EXPORT` prints them with user-bootstrap intervals on
 the validation rows (the holdout is dropped before anything is scored); `--split holdout` scores
-the holdout instead, a read of it by these fixed scorers only, which chooses nothing.
+the holdout instead, a read of it by these scorers only (and the two below), which chooses nothing.
 bench/ranking.py adds them to its holdout table.
 
 After them the script prints two scorers *fit* on the true terms (bench/ranking_true_terms.py: LR
@@ -145,7 +145,7 @@ def main() -> None:
     frame, config = benchmark_frame(frame, inputs)
     if args.split == "holdout":
         fit_rows = frame[frame["split"] == "train"]
-        rows, note = frame[frame["split"] == "holdout"], "a read of the holdout by the ground truth alone"
+        rows, note = frame[frame["split"] == "holdout"], "a read of the holdout by the ground truth and the scorers fit on it"
     else:
         splits = validation_splits(frame[frame["split"] == "train"], config)
         fit_rows, rows, note = splits.fit, splits.validation, "the holdout was dropped before scoring"
