@@ -145,7 +145,8 @@ def main() -> None:
     frame, config = benchmark_frame(frame, inputs)
     if args.split == "holdout":
         fit_rows = frame[frame["split"] == "train"]
-        rows, note = frame[frame["split"] == "holdout"], "a read of the holdout by the ground truth and the scorers fit on it"
+        rows = frame[frame["split"] == "holdout"]
+        note = "a read of the holdout by the ground truth and the scorers fit on it"
     else:
         splits = validation_splits(frame[frame["split"] == "train"], config)
         fit_rows, rows, note = splits.fit, splits.validation, "the holdout was dropped before scoring"
