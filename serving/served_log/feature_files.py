@@ -117,12 +117,12 @@ def read_recent(directory: Path, window_days: float) -> tuple[pd.DataFrame, dict
     log, and the kinds of its feature columns (a column any file has, by the newest file's kind);
     an empty frame (key columns only) when nothing was logged. Days older than the window's first
     day are not opened."""
-    days = sorted(path for path in directory.glob(f"{DAY_PREFIX}*") if path.is_dir())
+    days = logged_days(directory)
     if not days:
         return empty_frame(), {}
-    newest_day = _day(days[-1])
+    newest_day = days[-1][0]
     first_day = newest_day - timedelta(days=math.ceil(window_days))
-    paths = [path for day in days if _day(day) >= first_day for path in sorted(day.glob("part-*.parquet"))]
+    paths = [path for day, folder in days if day >= first_day for path in sorted(folder.glob("part-*.parquet"))]
     if not paths:
         return empty_frame(), {}
     kinds: dict[str, str] = {}
@@ -136,8 +136,21 @@ def read_recent(directory: Path, window_days: float) -> tuple[pd.DataFrame, dict
     return recent.sort_values([REQUEST_TIME, REQUEST_ID, POSITION], kind="stable").reset_index(drop=True), kinds
 
 
-def _day(path: Path) -> datetime:
-    return datetime.strptime(path.name.removeprefix(DAY_PREFIX), "%Y-%m-%d")
+def logged_days(directory: Path) -> list[tuple[datetime, Path]]:
+    """(day, directory) of every `day=YYYY-MM-DD` directory of the log, oldest first; anything
+    else there (a note, a stray `day=` name that is no date) is not part of the log."""
+    days = [(day, entry) for entry in directory.glob(f"{DAY_PREFIX}*") if (day := day_of(entry)) is not None]
+    return sorted(days)
+
+
+def day_of(entry: Path) -> datetime | None:
+    """The day a `day=YYYY-MM-DD` directory holds; None for anything else."""
+    if not entry.is_dir() or not entry.name.startswith(DAY_PREFIX):
+        return None
+    try:
+        return datetime.strptime(entry.name.removeprefix(DAY_PREFIX), "%Y-%m-%d")
+    except ValueError:
+        return None
 
 
 def empty_frame(columns: Iterable[str] = KEY_COLUMNS) -> pd.DataFrame:

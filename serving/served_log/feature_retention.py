@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from serving.served_log.feature_files import DAY_PREFIX
+from serving.served_log.feature_files import day_of
 
 
 @dataclass
@@ -48,7 +48,7 @@ def prune_served_feature_log(directory: Path, retention_days: int) -> PrunedLog:
         return result
     days: list[tuple[datetime, Path]] = []
     for entry in sorted(directory.iterdir()):
-        day = _day_of(entry)
+        day = day_of(entry)
         if day is None:
             result.unrecognised.append(entry.name)
         else:
@@ -68,13 +68,3 @@ def prune_served_feature_log(directory: Path, retention_days: int) -> PrunedLog:
         shutil.rmtree(path)
         result.removed_days.append(f"{day:%Y-%m-%d}")
     return result
-
-
-def _day_of(entry: Path) -> datetime | None:
-    """The day a `day=YYYY-MM-DD` directory holds; None for anything else."""
-    if not entry.is_dir() or not entry.name.startswith(DAY_PREFIX):
-        return None
-    try:
-        return datetime.strptime(entry.name.removeprefix(DAY_PREFIX), "%Y-%m-%d")
-    except ValueError:
-        return None

@@ -80,6 +80,8 @@ def test_entries_that_are_not_day_directories_are_left_alone_and_named(tmp_path)
 
     assert pruned.unrecognised == ["README.txt", "day=not-a-date"]
     assert _days(tmp_path) == ["README.txt", "day=2026-03-10", "day=not-a-date"]
+    frame, _ = read_recent(tmp_path, window_days=7)  # the skew checks' reader passes over them too
+    assert frame["request_id"].unique().tolist() == ["r0"]
 
 
 def test_nothing_logged_yet_is_an_empty_log(tmp_path):
