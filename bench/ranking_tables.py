@@ -119,11 +119,12 @@ def seed_table(results: Sequence[Scored]) -> str:
 
 
 def calibration_table(scored: Scored) -> str:
-    """Our heads' ECE (over seeds) beside the base rate, a constant predictor at the training
-    rows' base rate, and whether the head has enough holdout positives to count."""
-    lines = ["| head | holdout positives | base rate | ECE | ECE / base rate | constant (train rate) ECE "
-             "| counts toward a bar |",
-             "|---|---|---|---|---|---|---|"]
+    """Our heads' ECE (over seeds) beside the base rate, their calibration in the large (the
+    figure a constant's ECE measures), a constant predictor at the training rows' base rate, and
+    whether the head has enough holdout positives to count."""
+    lines = ["| head | holdout positives | base rate | ECE | ECE / base rate "
+             "| in the large: abs(mean prediction − base rate) | constant (train rate) ECE | counts toward a bar |",
+             "|---|---|---|---|---|---|---|---|"]
     first = scored.reports[0]
     for head in PROBABILITY_HEADS:
         if f"ece_{head}" not in first:
@@ -132,8 +133,10 @@ def calibration_table(scored: Scored) -> str:
         base = first[f"base_rate_{head}"]
         relative = statistics.mean(eces) / base if base > 0 else float("nan")
         counts = "yes" if first[f"ece_counts_toward_bar_{head}"] else "no (fewer than 200 positives)"
+        # (results written before the figure existed lack it: shown as "—")
+        in_the_large = [report.get(f"calibration_in_the_large_{head}", float("nan")) for report in scored.reports]
         lines.append(f"| {head} | {first[f'positives_{head}']:.0f} | {base:.4f} | {_spread(eces)} | {relative:.2f} | "
-                     f"{first[f'ece_constant_{head}']:.4f} | {counts} |")
+                     f"{_spread(in_the_large)} | {first[f'ece_constant_{head}']:.4f} | {counts} |")
     return "\n".join(lines)
 
 

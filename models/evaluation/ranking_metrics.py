@@ -30,7 +30,10 @@ models/evaluation/bootstrap.py; the scalar metrics are computed from the same co
 `calibration_report` puts each probabilistic head's ECE next to what makes it readable: the base
 rate (an ECE of 0.02 is large for a 3 % head and small for a 40 % one), the ECE of a constant
 predictor, and whether the scored rows hold enough positives (`MIN_CALIBRATION_POSITIVES`) for
-the head's ECE to count toward any bar.
+the head's ECE to count toward any bar. Its calibration in the large, |weighted mean prediction −
+base rate|, is the one figure measured as a constant's ECE is: the ECE of a model with 15 bins
+also holds each bin's sampling noise, which a constant's single bin barely has, so a model's ECE
+above a constant's is not on its own proof of worse calibration.
 """
 
 from __future__ import annotations
@@ -163,6 +166,8 @@ def calibration_report(
     pass the training rows' weighted base rate: a constant a model could actually ship, so its
     ECE is |train rate − scored rate|), else "scored" (the scored rows' own base rate, whose ECE
     is 0 by construction: any model's ECE is then read against a trivial 0); `ece_over_base_rate`;
+    `mean_prediction` (weighted) and `calibration_in_the_large`, |mean_prediction − base_rate|,
+    which a constant's ECE equals for the constant (one bin): the comparable figure;
     `counts_toward_bar`: False when the head has fewer than `min_positives` positive rows, in
     which case its ECE is reported but no bar may use it.
     """
@@ -174,6 +179,8 @@ def calibration_report(
         from_train = constant_rates is not None and head in constant_rates
         constant = float(constant_rates[head]) if from_train else base_rate
         ece = expected_calibration_error(labels, probabilities, weights, bins)
+        predicted = np.asarray(probabilities, dtype=np.float64).ravel()
+        mean_prediction = float((weights * predicted).sum() / weights.sum()) if weights.sum() > 0 else float("nan")
         rows.append({
             "head": head,
             "positives": int((labels > 0).sum()),
@@ -183,10 +190,13 @@ def calibration_report(
             "constant_ece": expected_calibration_error(labels, np.full(labels.size, constant), weights, bins),
             "constant_from": "train" if from_train else "scored",
             "ece_over_base_rate": ece / base_rate if base_rate > 0 else float("nan"),
+            "mean_prediction": mean_prediction,
+            "calibration_in_the_large": abs(mean_prediction - base_rate),
             "counts_toward_bar": bool((labels > 0).sum() >= min_positives),
         })
     return pd.DataFrame(rows, columns=["head", "positives", "base_rate", "ece", "constant_rate", "constant_ece",
-                                       "constant_from", "ece_over_base_rate", "counts_toward_bar"])
+                                       "constant_from", "ece_over_base_rate", "mean_prediction",
+                                       "calibration_in_the_large", "counts_toward_bar"])
 
 
 # --- NDCG ---------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ given: `auc_<head>`, `log_loss_<head>`, `ece_<head>`, and beside the ECE what it
 against (`calibration_report`): `base_rate_<head>` and `positives_<head>` of the scored rows,
 `ece_constant_<head>` (a constant predictor's ECE: the constant is `constant_rates[head]` when
 given, the training rows' base rate in bench/ranking.py, else the scored rows' own base rate,
-whose ECE is 0) and `ece_counts_toward_bar_<head>` (1.0, or 0.0 when the scored rows hold fewer
-than MIN_CALIBRATION_POSITIVES positives: the ECE is then reported but no bar may use it).
+whose ECE is 0), `calibration_in_the_large_<head>` (|weighted mean prediction − base rate|, the
+figure measured as the constant's ECE is) and `ece_counts_toward_bar_<head>` (1.0, or 0.0 when
+the scored rows hold fewer than MIN_CALIBRATION_POSITIVES positives: the ECE is then reported but
+no bar may use it).
 
 `user_components` gives the per-user terms of GAUC and of the pairwise loss, for bootstrap
 intervals over users (models/evaluation/bootstrap.py).
@@ -82,6 +84,7 @@ def ranking_report(frame: pd.DataFrame, final_score: np.ndarray,
             report[f"base_rate_{head}"] = float(row["base_rate"])
             report[f"positives_{head}"] = float(row["positives"])
             report[f"ece_constant_{head}"] = float(row["constant_ece"])
+            report[f"calibration_in_the_large_{head}"] = float(row["calibration_in_the_large"])
             report[f"ece_counts_toward_bar_{head}"] = float(row["counts_toward_bar"])
     return report
 

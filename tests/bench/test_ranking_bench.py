@@ -578,3 +578,17 @@ def test_the_variant_study_takes_the_click_factors_and_never_combines_them_with_
     completed = subprocess.run([sys.executable, str(script), "--combine", str(tmp_path / "with.json"),
                                 str(tmp_path / "without.json"), "--resamples", "50"], **common)
     assert completed.returncode != 0 and "some of these results had the click factors" in completed.stderr
+
+
+def test_the_calibration_table_sets_the_calibration_in_the_large_beside_the_constants_ece(protocol):
+    tables = importlib.import_module("ranking_tables")
+    report = {"ece_click": 0.02, "base_rate_click": 0.27, "ece_counts_toward_bar_click": 1.0, "positives_click": 900,
+              "ece_constant_click": 0.005}
+    seeds = [dict(report, calibration_in_the_large_click=value) for value in (0.003, 0.005)]
+    header, _, row = tables.calibration_table(protocol.Scored("ranker", [0, 1], seeds, [], {}, [0.0, 0.0])).splitlines()
+    cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
+    assert cells["in the large: abs(mean prediction − base rate)"] == "0.0040 ± 0.0014"
+    assert cells["constant (train rate) ECE"] == "0.0050"
+    # results written before the figure existed still print, with a dash
+    older = tables.calibration_table(protocol.Scored("ranker", [0], [report], [], {}, [0.0])).splitlines()[2]
+    assert " | — | 0.0050 | " in older

@@ -51,6 +51,7 @@ def test_report_keeps_its_keys_and_sets_ece_beside_base_rate_and_a_constant_pred
     assert report["base_rate_like"] == pytest.approx(base_rate)
     assert report["ece_like"] == pytest.approx(abs(0.1 - base_rate))
     assert report["ece_constant_like"] == pytest.approx(abs(0.08 - base_rate))
+    assert report["calibration_in_the_large_like"] == pytest.approx(abs(0.1 - base_rate))
     assert report["positives_like"] == labels.sum() < 200
     assert report["ece_counts_toward_bar_like"] == 0.0
 

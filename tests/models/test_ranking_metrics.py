@@ -161,3 +161,18 @@ def test_calibration_report_sets_each_head_beside_its_base_rate_and_a_constant_p
     assert report.loc["like", "positives"] == int(like.sum()) < MIN_CALIBRATION_POSITIVES
     assert not bool(report.loc["like", "counts_toward_bar"])
     assert report.loc["like", "ece_over_base_rate"] == pytest.approx((0.2 - like.mean()) / like.mean())
+    # a constant is one bin: its calibration in the large is its ECE
+    assert report.loc["click", "calibration_in_the_large"] == pytest.approx(report.loc["click", "ece"])
+
+
+def test_calibration_in_the_large_tells_a_shift_from_a_wrong_shape():
+    """Right on average but too flat: a large ECE, nothing in the large. Shifted up by 0.05: the
+    shift, whatever the shape."""
+    rng = np.random.default_rng(5)
+    predicted = rng.uniform(0.15, 0.45, 200_000)
+    truth = 0.3 + 2 * (predicted - 0.3)  # twice as steep, in [0, 0.6], the same mean
+    labels = (rng.random(predicted.size) < truth).astype(float)
+    report = calibration_report({"flat": (labels, predicted), "shifted": (labels, truth + 0.05)}).set_index("head")
+    assert report.loc["flat", "ece"] > 0.06 and report.loc["flat", "calibration_in_the_large"] < 0.005
+    assert report.loc["flat", "mean_prediction"] == pytest.approx(predicted.mean())
+    assert report.loc["shifted", "calibration_in_the_large"] == pytest.approx(0.05, abs=0.005)
