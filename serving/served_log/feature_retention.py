@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from serving.served_log.feature_files import day_of
+from serving.served_log.feature_files import day_of, logged_days
 
 
 @dataclass
@@ -46,19 +46,14 @@ def prune_served_feature_log(directory: Path, retention_days: int) -> PrunedLog:
     result = PrunedLog()
     if not directory.is_dir():
         return result
-    days: list[tuple[datetime, Path]] = []
-    for entry in sorted(directory.iterdir()):
-        day = day_of(entry)
-        if day is None:
-            result.unrecognised.append(entry.name)
-        else:
-            days.append((day, entry))
+    result.unrecognised = sorted(entry.name for entry in directory.iterdir() if day_of(entry) is None)
+    days = logged_days(directory)
     if not days:
         return result
-    newest = max(day for day, _ in days)
+    newest = days[-1][0]
     first_kept = newest - timedelta(days=retention_days)
     result.newest_day, result.first_kept_day = f"{newest:%Y-%m-%d}", f"{first_kept:%Y-%m-%d}"
-    for day, path in sorted(days):
+    for day, path in days:
         if day >= first_kept:
             result.kept_days += 1
             continue
