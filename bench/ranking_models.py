@@ -86,7 +86,8 @@ def _bag_matrices(preprocessor: FeaturePreprocessor, frame: pd.DataFrame) -> lis
     return matrices
 
 
-def _normalised_weights(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def normalised_watch_time_weights(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(clicked 0/1 ints, watch-time weights scaled to mean 1): what LR and HGB are fit with."""
     labels, weights = watch_time_labels(frame)
     return labels.astype(int), weights / weights.mean()
 
@@ -107,7 +108,7 @@ def fit_logistic_regression(fit_rows: pd.DataFrame, config: RankerConfig, params
                                     shape=(len(frame), int(sizes.sum())))
         return sparse.hstack([one_hot, sparse.csr_matrix(numeric), *_bag_matrices(preprocessor, frame)]).tocsr()
 
-    labels, weights = _normalised_weights(fit_rows)
+    labels, weights = normalised_watch_time_weights(fit_rows)
     model = LogisticRegression(C=params["inverse_regularization"], max_iter=2000)
     model.fit(matrix(fit_rows), labels, sample_weight=weights)
     def scorer(frame):
@@ -128,7 +129,7 @@ def fit_gradient_boosting(fit_rows: pd.DataFrame, config: RankerConfig, params: 
         categorical, numeric = _design(preprocessor, frame)
         return np.hstack([categorical, numeric[:, 0::4], numeric[:, 3::4]])
 
-    labels, weights = _normalised_weights(fit_rows)
+    labels, weights = normalised_watch_time_weights(fit_rows)
     mask = is_categorical + [False] * (2 * len(preprocessor.numeric))
     model = HistGradientBoostingClassifier(
         max_iter=300, learning_rate=params["learning_rate"], max_leaf_nodes=int(params["max_leaf_nodes"]),

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.ranking.labels import watch_time_labels
 from vidrec.simulator import affinity_terms_of_pairs
+
+from ranking_models import normalised_watch_time_weights
 
 LINEAR = "LR fit on the true terms"
 BOOSTED = "HGB fit on the true terms"
@@ -51,8 +52,7 @@ def fit_on_true_terms(fit_rows: pd.DataFrame, rows: pd.DataFrame, ground_truth_d
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    labels, weights = watch_time_labels(fit_rows)
-    weights = weights / weights.mean()
+    labels, weights = normalised_watch_time_weights(fit_rows)  # as the benchmark's LR and HGB are fit
     fit_design, design = true_term_design(fit_rows, ground_truth_dir), true_term_design(rows, ground_truth_dir)
     # Four inputs against tens of thousands of rows: regularisation would only bias the fit.
     linear = LogisticRegression(C=1e4, max_iter=1000).fit(fit_design, labels, sample_weight=weights)
